@@ -1,0 +1,70 @@
+/* err.h - the one error value every module returns through.
+ *
+ * A failure has a kind (transient: worth retrying; permanent: not), a code
+ * from the layer that failed (HTTP status, CURLcode, libssh2 rc, errno), a
+ * one-line message, and, once a flow gives up on a message, the dead-letter
+ * class and step of contract section 4.
+ *
+ * Functions return 0 or -1 and take `struct err *err` last. The first failure
+ * recorded wins, so the message names the root cause.
+ */
+#ifndef THOPTER_ERR_H
+#define THOPTER_ERR_H
+
+#include <stddef.h>
+
+enum err_kind {
+        ERR_NONE = 0,
+        ERR_TRANSIENT, /* retry with backoff; do not commit */
+        ERR_PERMANENT, /* dead-letter, then commit */
+};
+
+/* The dead-letter classes of contract section 4, in its order. */
+enum err_class {
+        ERRC_NONE = 0,
+        ERRC_INVALID_REQUEST,
+        ERRC_UNKNOWN_REPOSITORY,
+        ERRC_FORBIDDEN_TARGET,
+        ERRC_FLY_REJECTED,
+        ERRC_FLY_UNAVAILABLE,
+        ERRC_CAPACITY,
+        ERRC_SSH,
+        ERRC_TIMEOUT,
+        ERRC_INTERNAL,
+};
+
+#define ERR_MSG_LEN 256
+
+struct err {
+        enum err_kind kind;
+        enum err_class cls; /* set when a flow classifies the failure */
+        int code;           /* HTTP status, CURLcode, libssh2 rc or errno */
+        char step[32];      /* contract step name, e.g. "delete" */
+        char msg[ERR_MSG_LEN]; /* one line, no '\n'; first failure wins */
+        long retry_after_ms;   /* >0: the peer asked us to wait (Retry-After) */
+};
+
+/**
+ * @brief Record a failure unless one is already recorded.
+ *
+ * Newlines in the formatted message are replaced by spaces.
+ * @returns -1 always, so `return err_set(...)` reads naturally.
+ */
+int err_set(struct err *err, enum err_kind kind, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/** @brief Attach the dead-letter class and step (overwrites). */
+void err_classify(struct err *err, enum err_class cls, const char *step);
+
+/** @brief Forget any recorded failure (start of a new attempt). */
+void err_clear(struct err *err);
+
+/** @brief Contract name of a class ("fly_unavailable"); "" for ERRC_NONE. */
+const char *err_class_name(enum err_class cls);
+
+/** @brief Parse a contract class name; ERRC_NONE when unknown. */
+enum err_class err_class_parse(const char *name);
+
+const char *err_kind_name(enum err_kind kind);
+
+#endif

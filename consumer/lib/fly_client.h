@@ -1,0 +1,153 @@
+/* fly_client.h - the fly.io Machines API (REST over libcurl, JSON via cJSON).
+ *
+ * Each call is ONE attempt: it classifies the outcome into struct err (408,
+ * 429, 5xx and connection errors are ERR_TRANSIENT; other 4xx and bad bodies
+ * are ERR_PERMANENT; err->code is the HTTP status, or 0 for a transport
+ * failure; err->retry_after_ms is set from a Retry-After header). Retrying,
+ * backoff and the circuit breaker belong to the caller (retry.h).
+ *
+ * The token never appears in an error message or a log line.
+ *
+ * @locality any thread: a client may be shared by every worker thread; it
+ * keeps a pool of libcurl handles so that connections are reused.
+ */
+#ifndef THOPTER_FLY_CLIENT_H
+#define THOPTER_FLY_CLIENT_H
+
+#include "err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct fly_client;
+
+struct fly_client_opts {
+        const char *base_url; /* e.g. https://api.machines.dev (no /v1) */
+        const char *app;
+        const char *token;    /* FLY_DEPLOY_KEY as configured */
+        long timeout_ms;      /* per HTTP request; 0 = 30000 */
+};
+
+/* The fields of a Machine the consumer uses. Strings are "" when absent. */
+struct fly_machine {
+        char id[64];
+        char name[128];
+        char state[32];
+        char region[32];
+        char private_ip[64];
+        char instance_id[64];
+        char request_id[160]; /* config.metadata.thopter_request_id */
+        char role[32];        /* config.metadata.thopter_role */
+        char volume_id[64];   /* config.mounts[0].volume */
+        char image[256];      /* config.image */
+};
+
+struct fly_volume {
+        char id[64];
+        char name[128];
+        char state[32];
+        char region[32];
+        int size_gb;
+        char attached_machine_id[64];
+};
+
+struct fly_kv {
+        const char *key;
+        const char *value;
+};
+
+/* Everything a create sends. NULL / 0 members are left out of the body. */
+struct fly_create_spec {
+        const char *name;
+        const char *region;
+        const char *image;
+        const char *cpu_kind; /* "shared" | "performance" */
+        int cpus;
+        int memory_mb;
+        const struct fly_kv *env; /* config.env */
+        size_t n_env;
+        const struct fly_kv *metadata; /* config.metadata */
+        size_t n_metadata;
+        const char *volume_id; /* mounts[0].volume, path "/data" */
+        const char *mount_path;
+};
+
+/**
+ * @brief The Authorization header value for @p token (contract section 7):
+ * kept as is when it starts with "FlyV1 " or "Bearer "; "FlyV1 <t>" when it
+ * starts with fm1, fm2 or m2.; "Bearer <t>" otherwise.
+ * @returns a malloc'd string, or NULL on OOM.
+ */
+char *fly_auth_header(const char *token);
+
+struct fly_client *fly_client_new(const struct fly_client_opts *opts,
+                                  struct err *err);
+void fly_client_destroy(struct fly_client *fly); /* NULL is a no-op */
+
+/** @brief GET /v1/apps/{app}/machines/{id}. 404: -1 with err->code 404. */
+int fly_machine_get(struct fly_client *fly,
+                    const char *id,
+                    struct fly_machine *out,
+                    struct err *err);
+
+/**
+ * @brief GET /v1/apps/{app}/machines, optionally ?metadata.KEY=VALUE.
+ * @param meta_key optional (NULL: no filter)
+ * @param out receives a malloc'd array of *n machines; free() it.
+ * Machines in state destroyed or destroying are left out.
+ */
+int fly_machine_list(struct fly_client *fly,
+                     const char *meta_key,
+                     const char *meta_value,
+                     struct fly_machine **out,
+                     size_t *n,
+                     struct err *err);
+
+/** @brief POST /v1/apps/{app}/machines/{id}/stop. */
+int fly_machine_stop(struct fly_client *fly, const char *id, struct err *err);
+
+/**
+ * @brief DELETE /v1/apps/{app}/machines/{id}[?force=true].
+ * 404 is -1 with err->code 404: callers that treat "gone" as done check it.
+ */
+int fly_machine_delete(struct fly_client *fly,
+                       const char *id,
+                       bool force,
+                       struct err *err);
+
+/** @brief POST /v1/apps/{app}/machines; fills @p out from the response. */
+int fly_machine_create(struct fly_client *fly,
+                       const struct fly_create_spec *spec,
+                       struct fly_machine *out,
+                       struct err *err);
+
+/**
+ * @brief GET /v1/apps/{app}/machines/{id}/wait?state=S&timeout=T.
+ * @param instance_id optional; sent as instance_id= when set.
+ * @param timeout_s clamped to [1, 60]. A 408 is ERR_TRANSIENT, code 408.
+ */
+int fly_machine_wait(struct fly_client *fly,
+                     const char *id,
+                     const char *state,
+                     const char *instance_id,
+                     int timeout_s,
+                     struct err *err);
+
+/** @brief GET /v1/apps/{app}/volumes; malloc'd array in *out. */
+int fly_volume_list(struct fly_client *fly,
+                    struct fly_volume **out,
+                    size_t *n,
+                    struct err *err);
+
+/** @brief POST /v1/apps/{app}/volumes {name, size_gb, region}. */
+int fly_volume_create(struct fly_client *fly,
+                      const char *name,
+                      int size_gb,
+                      const char *region,
+                      struct fly_volume *out,
+                      struct err *err);
+
+/** @brief DELETE /v1/apps/{app}/volumes/{id}. */
+int fly_volume_delete(struct fly_client *fly, const char *id, struct err *err);
+
+#endif

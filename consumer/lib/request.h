@@ -1,0 +1,62 @@
+/* request.h - Kafka payload -> validated request (contract section 2).
+ *
+ * cJSON only, no I/O. Unknown fields are ignored; known fields are strictly
+ * typed. A failure is ERR_PERMANENT with class ERRC_INVALID_REQUEST and step
+ * "parse" (not JSON, or not an object) or "validate" (breaks section 2); the
+ * message names the field, e.g. "thopterId: must be 14 lowercase hex
+ * characters".
+ */
+#ifndef THOPTER_REQUEST_H
+#define THOPTER_REQUEST_H
+
+#include "err.h"
+
+#include <stddef.h>
+
+#define REQUEST_ID_MAX 128
+
+struct destroy_request {
+        char request_id[REQUEST_ID_MAX + 1]; /* "" when absent */
+        char thopter_id[15];
+        char *reason; /* NULL when absent */
+};
+
+struct provision_request {
+        char request_id[REQUEST_ID_MAX + 1];
+        char repository[204]; /* owner/name */
+        char owner[101];
+        char repo_name[101];
+        char issue_number[11]; /* digits, as a string */
+        char gc[41];           /* default "default" */
+        char prompt[65];       /* default "default" */
+        char *issue_title;
+        char *issue_body;
+        char *issue_url;        /* NULL when absent */
+        char *issue_author;     /* NULL when absent */
+        char *mention_author;   /* NULL when absent */
+        char *mention_location; /* NULL when absent */
+        long long mention_comment_id; /* 0 when absent */
+        char *comments_json; /* the github.comments array as JSON, or NULL */
+        char *github_json;   /* the whole github object as JSON */
+};
+
+/** @brief Parse and validate a destroy request. Free with _free(). */
+int request_parse_destroy(const void *buf,
+                          size_t len,
+                          struct destroy_request *out,
+                          struct err *err);
+void request_destroy_free(struct destroy_request *req);
+
+/** @brief Parse and validate a provision request. Free with _free(). */
+int request_parse_provision(const void *buf,
+                            size_t len,
+                            struct provision_request *out,
+                            struct err *err);
+void request_provision_free(struct provision_request *req);
+
+/** @brief true when @p s is 1-128 chars of [A-Za-z0-9._:-]. */
+int request_id_is_valid(const char *s);
+/** @brief true when @p s is a fly machine id: 14 lowercase hex chars. */
+int request_thopter_id_is_valid(const char *s);
+
+#endif

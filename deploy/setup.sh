@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs everything this project needs to build, run and test on Debian 12.
+# Safe to run twice. Run as root (or with sudo available).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+packages=(
+    build-essential cmake pkg-config git ca-certificates
+    librdkafka-dev kcat libcjson-dev libssh2-1-dev libcurl4-openssl-dev
+    libcriterion-dev libmicrohttpd-dev
+    openssh-server openssh-client tmux procps
+    python3 python3-confluent-kafka
+    shellcheck valgrind clang
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+    echo "setup: all Debian packages present"
+fi
+
+# Node.js and npm run the JSON Schema validator of the tests. Some images ship
+# a Node.js whose package already contains npm (and conflicts with Debian's).
+if ! command -v npm >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+
+# sshd refuses to start without its privilege separation directory, which
+# systemd would normally create.
+$SUDO mkdir -p /run/sshd
+
+# Test tools from npm (the JSON Schema validator), pinned by package-lock.json.
+if [ -f "$here/tests/tools/package.json" ] && [ ! -d "$here/tests/tools/node_modules" ]; then
+    echo "setup: npm install in tests/tools"
+    (cd "$here/tests/tools" && npm install --no-audit --no-fund --loglevel=error)
+fi
+echo "setup: done"
