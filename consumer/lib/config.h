@@ -1,0 +1,88 @@
+/* config.h - every setting of the consumer, from the environment and flags.
+ *
+ * The only module that calls getenv(). Each setting of contract section 7 is
+ * an environment variable and also a flag: the variable's name in lower case
+ * with '_' turned into '-' (KAFKA_BROKERS -> --kafka-brokers VALUE or
+ * --kafka-brokers=VALUE). Flags win over the environment. A missing or
+ * malformed setting fails config_load() with one line that names it.
+ */
+#ifndef THOPTER_CONFIG_H
+#define THOPTER_CONFIG_H
+
+#include "err.h"
+
+#include <stdio.h>
+
+enum config_role { ROLE_ALL = 0, ROLE_PROVISION, ROLE_DESTROY };
+
+/* One entry of GITHUB_INTEGRATION_JSON's "repositories". */
+struct repo_cred {
+        char *repository; /* owner/name */
+        char *pat;        /* agentCoderPAT: a secret */
+        char *user_name;
+        char *user_email;
+};
+
+struct config {
+        enum config_role role;
+        int show_help;
+        int show_version;
+
+        /* Kafka */
+        char *kafka_brokers;
+        char **kafka_props; /* "key=value" from -X, in order */
+        int n_kafka_props;
+        char *provision_topic, *destroy_topic, *dlq_topic, *events_topic;
+        char *provision_group, *destroy_group;
+
+        /* fly */
+        char *app_name, *region, *fly_deploy_key, *fly_api_base;
+        int max_thopters, max_concurrent_destroys;
+        char *vm_size;
+        int volume_size_gb;
+        char *image;
+        char *github_integration_json;
+        struct repo_cred *repos;
+        int n_repos;
+        char *web_terminal_port, *hub_status_port, *metadata_service_host;
+        char *dangerously_skip_firewall, *allowed_domains;
+
+        /* ssh and the machine */
+        char *ssh_key, *ssh_known_hosts, *ssh_host, *ssh_user;
+        int ssh_insecure, ssh_port;
+        char *remote_home, *remote_user, *remote_log, *tmux_session;
+        char *agent_command, *git_url, *prompts_dir;
+        int ready_timeout_s;
+        int keep_failed;
+
+        /* operations */
+        char *metrics_addr;
+        char *log_level;
+        int drain_timeout_s;
+        int fly_timeout_s;
+        int fly_retries;
+        int retry_base_ms, retry_max_ms;
+        int breaker_threshold, breaker_probe_ms;
+        int capacity_recheck_max_s;
+        int ssh_timeout_s;
+};
+
+/**
+ * @brief Read the environment, then @p argv (flags override), validate.
+ * @returns 0, or -1 with err->msg the one line to print (usage errors).
+ * On -1 the config may be partly filled: config_free() it anyway.
+ */
+int config_load(struct config *cfg, int argc, char **argv, struct err *err);
+void config_free(struct config *cfg);
+
+/** @brief The --help text. */
+void config_print_help(FILE *out, const char *prog);
+
+/** @brief Credentials of @p repository, or NULL when none is configured. */
+const struct repo_cred *config_repo(const struct config *cfg,
+                                    const char *repository);
+
+/** @brief Every setting name config_load() reads (NULL-terminated). */
+const char *const *config_setting_names(void);
+
+#endif
