@@ -5,6 +5,11 @@
  * "parse" (not JSON, or not an object) or "validate" (breaks section 2); the
  * message names the field, e.g. "thopterId: must be 14 lowercase hex
  * characters".
+ *
+ * Beyond the JSON Schemas of schemas/ (which say the same field rules), the
+ * payload must be at most REQUEST_PAYLOAD_MAX bytes, strict RFC 8259 JSON in
+ * UTF-8, with no duplicate key anywhere and no \u0000 in a string; see
+ * schemas/README.md. Out of memory is ERR_TRANSIENT with class ERRC_INTERNAL.
  */
 #ifndef THOPTER_REQUEST_H
 #define THOPTER_REQUEST_H
@@ -14,6 +19,8 @@
 #include <stddef.h>
 
 #define REQUEST_ID_MAX 128
+/* The largest payload accepted, in bytes (see schemas/README.md). */
+#define REQUEST_PAYLOAD_MAX (512 * 1024)
 
 struct destroy_request {
         char request_id[REQUEST_ID_MAX + 1]; /* "" when absent */

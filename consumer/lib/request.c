@@ -1,0 +1,837 @@
+/* request.c - Kafka payload -> validated request (contract section 2).
+ *
+ * cJSON only, no I/O. The JSON Schemas in schemas/ are the normative form of
+ * the same rules; tests/unit/test_request_examples.c and
+ * test_schema_agreement.py hold this file and ajv to the same verdict on
+ * every example in schemas/examples.
+ *
+ * DESIGN
+ * ------
+ * size cap -> strict syntax scan -> cJSON parse -> object? -> no U+0000 ->
+ * no duplicate key -> the fields, in the order of the contract's tables.
+ *
+ * cJSON is lenient where a JSON Schema validator (behind JSON.parse) is not:
+ * it takes "01", "+1", raw control characters in strings and bytes that are
+ * not UTF-8, and it keeps the first of two equal keys where JavaScript keeps
+ * the last. So before cJSON sees a payload, scan_value() checks it against
+ * the RFC 8259 grammar, requires UTF-8 (RFC 8259 section 8.1) and paired
+ * surrogate escapes (RFC 7493 I-JSON 2.1). Payloads that fail it are "not
+ * JSON": step "parse". What cJSON then builds is walked once for duplicate
+ * keys anywhere (I-JSON 2.3 "MUST be unique"): a message that means two
+ * things to two parsers is refused, not guessed at.
+ *
+ * Optional fields whose value is JSON null count as absent (the schemas say
+ * the same with "type": [..., "null"]); a required field that is null is
+ * invalid. Length limits count bytes of UTF-8, as "1 KiB" says.
+ *
+ * Every rejection is ERR_PERMANENT, class ERRC_INVALID_REQUEST; out of memory
+ * is ERR_TRANSIENT, class ERRC_INTERNAL (retrying may succeed).
+ */
+#include "request.h"
+
+#include <cjson/cJSON.h>
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TITLE_MAX  1024
+#define BODY_MAX   (256 * 1024)
+#define REASON_MAX 1024
+#define DEPTH_MAX  64
+/* The largest integer an IEEE double (JavaScript's number) holds exactly:
+ * GitHub comment ids must survive the hub's JSON.parse/stringify unchanged. */
+#define SAFE_INT_MAX     9007199254740991.0
+#define ISSUE_NUMBER_MAX 9999999999.0
+
+/* ------------------------------------------------------------------------ */
+/* Errors */
+
+static int reject(struct err *err, const char *step, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Records an invalid_request failure at @p step; always returns -1. */
+static int reject(struct err *err, const char *step, const char *fmt, ...) {
+        char msg[ERR_MSG_LEN];
+        va_list ap;
+
+        if (!err || err->kind != ERR_NONE)
+                return -1;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        err_set(err, ERR_PERMANENT, 0, "%s", msg);
+        err_classify(err, ERRC_INVALID_REQUEST, step);
+        return -1;
+}
+
+static int oom(struct err *err, const char *step) {
+        if (!err || err->kind != ERR_NONE)
+                return -1;
+        err_set(err, ERR_TRANSIENT, 0, "request: out of memory");
+        err_classify(err, ERRC_INTERNAL, step);
+        return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Strict syntax scan (RFC 8259 + UTF-8 + paired surrogates) */
+
+struct scan {
+        const unsigned char *start;
+        const unsigned char *p;
+        const unsigned char *end;
+        const char *why; /* set on failure */
+        size_t nul_at;   /* offset of the first \u0000 escape, or SIZE_MAX */
+};
+
+static int scan_fail(struct scan *s, const char *why) {
+        s->why = why;
+        return -1;
+}
+
+static void scan_ws(struct scan *s) {
+        while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' ||
+                                 *s->p == '\n' || *s->p == '\r'))
+                s->p++;
+}
+
+/* Length of the well-formed UTF-8 sequence at @p p (Unicode 15, table 3-7:
+ * no overlong forms, no surrogates, nothing past U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end) {
+        unsigned char lo = 0x80, hi = 0xBF;
+        size_t n;
+
+        if (p[0] >= 0xC2 && p[0] <= 0xDF)
+                n = 2;
+        else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+                n = 3;
+        else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+                n = 4;
+        else
+                return 0;
+        if (p[0] == 0xE0)
+                lo = 0xA0;
+        else if (p[0] == 0xED)
+                hi = 0x9F;
+        else if (p[0] == 0xF0)
+                lo = 0x90;
+        else if (p[0] == 0xF4)
+                hi = 0x8F;
+        if ((size_t)(end - p) < n)
+                return 0;
+        if (p[1] < lo || p[1] > hi)
+                return 0;
+        for (size_t i = 2; i < n; i++)
+                if (p[i] < 0x80 || p[i] > 0xBF)
+                        return 0;
+        return n;
+}
+
+/* Four hex digits after "\u"; -1 when they are not there. */
+static long scan_hex4(struct scan *s) {
+        long v = 0;
+
+        if (s->end - s->p < 4)
+                return -1;
+        for (int i = 0; i < 4; i++) {
+                int c = s->p[i];
+                v <<= 4;
+                if (c >= '0' && c <= '9')
+                        v |= c - '0';
+                else if (c >= 'a' && c <= 'f')
+                        v |= c - 'a' + 10;
+                else if (c >= 'A' && c <= 'F')
+                        v |= c - 'A' + 10;
+                else
+                        return -1;
+        }
+        s->p += 4;
+        return v;
+}
+
+static int scan_escape(struct scan *s) {
+        const unsigned char *at = s->p; /* the backslash */
+        long cp, lo;
+
+        s->p++;
+        if (s->p >= s->end)
+                return scan_fail(s, "unterminated string");
+        if (*s->p && strchr("\"\\/bfnrt", *s->p)) {
+                s->p++;
+                return 0;
+        }
+        if (*s->p != 'u')
+                return scan_fail(s, "invalid escape in a string");
+        s->p++;
+        cp = scan_hex4(s);
+        if (cp < 0)
+                return scan_fail(s, "invalid \\u escape in a string");
+        if (cp == 0 && s->nul_at == SIZE_MAX)
+                s->nul_at = (size_t)(at - s->start);
+        if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                s->p = at;
+                return scan_fail(s, "unpaired surrogate escape in a string");
+        }
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (s->end - s->p < 2 || s->p[0] != '\\' || s->p[1] != 'u') {
+                        s->p = at;
+                        return scan_fail(
+                            s, "unpaired surrogate escape in a string");
+                }
+                s->p += 2;
+                lo = scan_hex4(s);
+                if (lo < 0xDC00 || lo > 0xDFFF) {
+                        s->p = at;
+                        return scan_fail(
+                            s, "unpaired surrogate escape in a string");
+                }
+        }
+        return 0;
+}
+
+static int scan_string(struct scan *s) {
+        s->p++; /* the opening quote */
+        while (s->p < s->end) {
+                unsigned char c = *s->p;
+                size_t n;
+
+                if (c == '"') {
+                        s->p++;
+                        return 0;
+                }
+                if (c < 0x20)
+                        return scan_fail(
+                            s, "unescaped control character in a string");
+                if (c == '\\') {
+                        if (scan_escape(s) == -1)
+                                return -1;
+                        continue;
+                }
+                if (c < 0x80) {
+                        s->p++;
+                        continue;
+                }
+                n = utf8_len(s->p, s->end);
+                if (n == 0)
+                        return scan_fail(s, "not valid UTF-8");
+                s->p += n;
+        }
+        return scan_fail(s, "unterminated string");
+}
+
+static int scan_digits(struct scan *s) {
+        const unsigned char *from = s->p;
+
+        while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+                s->p++;
+        return s->p > from ? 0 : scan_fail(s, "invalid number");
+}
+
+/* number = [ "-" ] ( "0" / [1-9] *DIGIT ) [ "." 1*DIGIT ]
+ *          [ ( "e" / "E" ) [ "+" / "-" ] 1*DIGIT ]          (RFC 8259 6) */
+static int scan_number(struct scan *s) {
+        if (*s->p == '-')
+                s->p++;
+        if (s->p < s->end && *s->p == '0') {
+                s->p++;
+                if (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+                        return scan_fail(s, "number with a leading zero");
+        } else if (scan_digits(s) == -1) {
+                return -1;
+        }
+        if (s->p < s->end && *s->p == '.') {
+                s->p++;
+                if (scan_digits(s) == -1)
+                        return -1;
+        }
+        if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+                s->p++;
+                if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+                        s->p++;
+                if (scan_digits(s) == -1)
+                        return -1;
+        }
+        return 0;
+}
+
+static int scan_literal(struct scan *s, const char *word) {
+        size_t n = strlen(word);
+
+        if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+                return scan_fail(s, "unexpected character");
+        s->p += n;
+        return 0;
+}
+
+static int scan_value(struct scan *s, int depth);
+
+/* Object or array, after its opening bracket. */
+static int scan_container(struct scan *s, int depth, int is_object) {
+        unsigned char close = is_object ? '}' : ']';
+
+        if (depth >= DEPTH_MAX)
+                return scan_fail(s, "nested deeper than 64 levels");
+        s->p++;
+        scan_ws(s);
+        if (s->p < s->end && *s->p == close) {
+                s->p++;
+                return 0;
+        }
+        for (;;) {
+                scan_ws(s);
+                if (is_object) {
+                        if (s->p >= s->end || *s->p != '"')
+                                return scan_fail(s, "expected a member name");
+                        if (scan_string(s) == -1)
+                                return -1;
+                        scan_ws(s);
+                        if (s->p >= s->end || *s->p != ':')
+                                return scan_fail(s, "expected ':'");
+                        s->p++;
+                }
+                if (scan_value(s, depth + 1) == -1)
+                        return -1;
+                scan_ws(s);
+                if (s->p < s->end && *s->p == ',') {
+                        s->p++;
+                        continue;
+                }
+                if (s->p < s->end && *s->p == close) {
+                        s->p++;
+                        return 0;
+                }
+                return scan_fail(s, is_object ? "expected ',' or '}'"
+                                              : "expected ',' or ']'");
+        }
+}
+
+static int scan_value(struct scan *s, int depth) {
+        scan_ws(s);
+        if (s->p >= s->end)
+                return scan_fail(s, "unexpected end");
+        switch (*s->p) {
+        case '{':
+                return scan_container(s, depth, 1);
+        case '[':
+                return scan_container(s, depth, 0);
+        case '"':
+                return scan_string(s);
+        case 't':
+                return scan_literal(s, "true");
+        case 'f':
+                return scan_literal(s, "false");
+        case 'n':
+                return scan_literal(s, "null");
+        default:
+                if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
+                        return scan_number(s);
+                return scan_fail(s, "unexpected character");
+        }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parse: bytes -> cJSON object */
+
+static int cmp_keys(const void *a, const void *b) {
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void path_join(char *out, size_t n, const char *path, const char *key) {
+        if (*path)
+                snprintf(out, n, "%s.%s", path, key);
+        else
+                snprintf(out, n, "%s", key);
+}
+
+/* Rejects the first duplicate key found in @p item or below it. Sorting the
+ * keys keeps a hostile object of 50000 members at O(n log n). */
+static int
+check_duplicates(const cJSON *item, const char *path, struct err *err) {
+        char sub[ERR_MSG_LEN];
+        const cJSON *c;
+        size_t n = 0, i = 0;
+        const char **keys = NULL;
+        int rc = -1;
+
+        for (c = item->child; c; c = c->next)
+                n++;
+        if (cJSON_IsObject(item) && n > 1) {
+                keys = malloc(n * sizeof(*keys));
+                if (!keys)
+                        return oom(err, "validate");
+                for (c = item->child; c; c = c->next)
+                        keys[i++] = c->string;
+                qsort(keys, n, sizeof(*keys), cmp_keys);
+                for (i = 1; i < n; i++) {
+                        if (strcmp(keys[i - 1], keys[i]) == 0) {
+                                path_join(sub, sizeof(sub), path, keys[i]);
+                                reject(err, "validate", "%s: duplicate key",
+                                       sub);
+                                goto out;
+                        }
+                }
+        }
+        i = 0;
+        for (c = item->child; c; c = c->next, i++) {
+                if (cJSON_IsObject(item))
+                        path_join(sub, sizeof(sub), path, c->string);
+                else
+                        snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+                if (check_duplicates(c, sub, err) == -1)
+                        goto out;
+        }
+        rc = 0;
+out:
+        free(keys);
+        return rc;
+}
+
+static const char *json_type_name(const cJSON *v) {
+        if (cJSON_IsArray(v))
+                return "an array";
+        if (cJSON_IsString(v))
+                return "a string";
+        if (cJSON_IsNumber(v))
+                return "a number";
+        if (cJSON_IsBool(v))
+                return "a boolean";
+        return "null";
+}
+
+/* The steps every request shares. Returns the root object (to free with
+ * cJSON_Delete) or NULL with @p err set. */
+static cJSON *parse_object(const void *buf, size_t len, struct err *err) {
+        struct scan s;
+        char *copy = NULL;
+        cJSON *root = NULL;
+
+        if (len > REQUEST_PAYLOAD_MAX) {
+                reject(err, "validate",
+                       "payload: %zu bytes, more than the %d allowed", len,
+                       REQUEST_PAYLOAD_MAX);
+                return NULL;
+        }
+        if (!buf || len == 0) {
+                reject(err, "parse", "payload: not JSON: empty");
+                return NULL;
+        }
+        s.start = s.p = buf;
+        s.end = s.start + len;
+        s.why = NULL;
+        s.nul_at = SIZE_MAX;
+        if (scan_value(&s, 0) == 0) {
+                scan_ws(&s);
+                if (s.p != s.end)
+                        scan_fail(&s, "more after the JSON value");
+        }
+        if (s.why) {
+                reject(err, "parse", "payload: not JSON: %s at byte %zu", s.why,
+                       (size_t)(s.p - s.start));
+                return NULL;
+        }
+
+        /* The scan proved there is no NUL byte, so a terminated copy is the
+         * same text, and cJSON needs no length bookkeeping. */
+        copy = malloc(len + 1);
+        if (!copy) {
+                oom(err, "parse");
+                return NULL;
+        }
+        memcpy(copy, buf, len);
+        copy[len] = '\0';
+        root = cJSON_ParseWithOpts(copy, NULL, 1);
+        free(copy);
+        if (!root) {
+                /* The text is valid JSON, so only allocation can fail. */
+                oom(err, "parse");
+                return NULL;
+        }
+        if (!cJSON_IsObject(root)) {
+                reject(err, "parse", "payload: must be a JSON object, not %s",
+                       json_type_name(root));
+                goto fail;
+        }
+        /* cJSON would silently end the string at the NUL; a file name or a
+         * shell argument made from it would not be what the author sent. */
+        if (s.nul_at != SIZE_MAX) {
+                reject(err, "validate",
+                       "payload: a string contains \\u0000 (byte %zu)",
+                       s.nul_at);
+                goto fail;
+        }
+        if (check_duplicates(root, "", err) == -1)
+                goto fail;
+        return root;
+fail:
+        cJSON_Delete(root);
+        return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Field rules */
+
+/* Member @p key of @p obj; NULL when absent or JSON null. */
+static const cJSON *optional(const cJSON *obj, const char *key) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+        return cJSON_IsNull(v) ? NULL : v;
+}
+
+static int is_positive_int(const cJSON *v, double max) {
+        double d;
+
+        if (!cJSON_IsNumber(v))
+                return 0;
+        d = v->valuedouble;
+        return isfinite(d) && d >= 1 && d <= max && floor(d) == d;
+}
+
+static int all_in(const char *s, const char *set) {
+        for (; *s; s++)
+                if (!strchr(set, *s))
+                        return 0;
+        return 1;
+}
+
+#define DIGITS "0123456789"
+#define LOWER  "abcdefghijklmnopqrstuvwxyz"
+#define UPPER  "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+/* [first][rest]{0,max-1} */
+static int
+is_name(const char *s, size_t max, const char *first, const char *rest) {
+        size_t n = strlen(s);
+
+        return n >= 1 && n <= max && strchr(first, s[0]) && all_in(s + 1, rest);
+}
+
+int request_id_is_valid(const char *s) {
+        return s && is_name(s, REQUEST_ID_MAX, LOWER UPPER DIGITS "._:-",
+                            LOWER UPPER DIGITS "._:-");
+}
+
+int request_thopter_id_is_valid(const char *s) {
+        return s && strlen(s) == 14 && all_in(s, DIGITS "abcdef");
+}
+
+static int repo_part_is_valid(const char *s, size_t n) {
+        if (n < 1 || n > 100)
+                return 0;
+        if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+                return 0;
+        for (size_t i = 0; i < n; i++)
+                if (!strchr(LOWER UPPER DIGITS "_.-", s[i]))
+                        return 0;
+        return 1;
+}
+
+/* A required string, or an optional one (NULL when absent or null), of at
+ * most @p max bytes (0: no limit but the payload's). */
+static int get_string(const cJSON *obj,
+                      const char *key,
+                      const char *path,
+                      int required,
+                      size_t max,
+                      const char **out,
+                      struct err *err) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+        size_t n;
+
+        *out = NULL;
+        if (!v || (!required && cJSON_IsNull(v))) {
+                if (required)
+                        return reject(err, "validate", "%s: is required", path);
+                return 0;
+        }
+        if (!cJSON_IsString(v))
+                return reject(err, "validate", "%s: must be a string", path);
+        n = strlen(v->valuestring);
+        if (max && n > max)
+                return reject(err, "validate",
+                              "%s: must be at most %zu bytes (is %zu)", path,
+                              max, n);
+        *out = v->valuestring;
+        return 0;
+}
+
+static int dup_into(char **dst, const char *src, struct err *err) {
+        *dst = NULL;
+        if (!src)
+                return 0;
+        *dst = strdup(src);
+        return *dst ? 0 : oom(err, "validate");
+}
+
+static int check_comments(const cJSON *arr, struct err *err) {
+        static const char *const strs[] = {"author", "body", "createdAt",
+                                           "updatedAt", "url"};
+        char path[64];
+        const cJSON *c;
+        const char *s;
+        size_t i = 0;
+
+        if (!cJSON_IsArray(arr))
+                return reject(err, "validate",
+                              "github.comments: must be an array");
+        for (c = arr->child; c; c = c->next, i++) {
+                const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "id");
+
+                if (!cJSON_IsObject(c))
+                        return reject(err, "validate",
+                                      "github.comments[%zu]: must be an object",
+                                      i);
+                if (!id)
+                        return reject(err, "validate",
+                                      "github.comments[%zu].id: is required",
+                                      i);
+                if (!is_positive_int(id, SAFE_INT_MAX))
+                        return reject(err, "validate",
+                                      "github.comments[%zu].id: must be a "
+                                      "positive integer of at most 2^53-1",
+                                      i);
+                for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++) {
+                        snprintf(path, sizeof(path), "github.comments[%zu].%s",
+                                 i, strs[k]);
+                        if (get_string(c, strs[k], path, 1, 0, &s, err) == -1)
+                                return -1;
+                }
+        }
+        return 0;
+}
+
+static int
+check_github(const cJSON *gh, struct provision_request *out, struct err *err) {
+        const char *title, *body, *url, *author, *mention, *loc;
+        const cJSON *num = cJSON_GetObjectItemCaseSensitive(gh, "issueNumber");
+        const cJSON *v;
+
+        if (!num)
+                return reject(err, "validate",
+                              "github.issueNumber: is required");
+        if (cJSON_IsString(num) &&
+            is_name(num->valuestring, 10, DIGITS, DIGITS))
+                snprintf(out->issue_number, sizeof(out->issue_number), "%s",
+                         num->valuestring);
+        else if (is_positive_int(num, ISSUE_NUMBER_MAX))
+                snprintf(out->issue_number, sizeof(out->issue_number), "%lld",
+                         (long long)num->valuedouble);
+        else
+                return reject(err, "validate",
+                              "github.issueNumber: must be a string of 1-10 "
+                              "digits or a positive integer of at most 10 "
+                              "digits");
+
+        if (get_string(gh, "issueTitle", "github.issueTitle", 1, TITLE_MAX,
+                       &title, err) == -1 ||
+            get_string(gh, "issueBody", "github.issueBody", 1, BODY_MAX, &body,
+                       err) == -1 ||
+            get_string(gh, "issueUrl", "github.issueUrl", 0, 0, &url, err) ==
+                -1 ||
+            get_string(gh, "issueAuthor", "github.issueAuthor", 0, 0, &author,
+                       err) == -1 ||
+            get_string(gh, "mentionAuthor", "github.mentionAuthor", 0, 0,
+                       &mention, err) == -1)
+                return -1;
+
+        v = optional(gh, "mentionLocation");
+        loc = cJSON_IsString(v) ? v->valuestring : NULL;
+        if (v &&
+            (!loc || (strcmp(loc, "body") != 0 && strcmp(loc, "comment") != 0)))
+                return reject(err, "validate",
+                              "github.mentionLocation: must be \"body\" or "
+                              "\"comment\"");
+
+        v = optional(gh, "mentionCommentId");
+        if (v && !is_positive_int(v, SAFE_INT_MAX))
+                return reject(err, "validate",
+                              "github.mentionCommentId: must be a positive "
+                              "integer of at most 2^53-1");
+        out->mention_comment_id = v ? (long long)v->valuedouble : 0;
+
+        v = optional(gh, "comments");
+        if (v && check_comments(v, err) == -1)
+                return -1;
+
+        if (dup_into(&out->issue_title, title, err) == -1 ||
+            dup_into(&out->issue_body, body, err) == -1 ||
+            dup_into(&out->issue_url, url, err) == -1 ||
+            dup_into(&out->issue_author, author, err) == -1 ||
+            dup_into(&out->mention_author, mention, err) == -1 ||
+            dup_into(&out->mention_location, loc, err) == -1)
+                return -1;
+        if (v) {
+                out->comments_json = cJSON_PrintUnformatted(v);
+                if (!out->comments_json)
+                        return oom(err, "validate");
+        }
+        out->github_json = cJSON_PrintUnformatted(gh);
+        if (!out->github_json)
+                return oom(err, "validate");
+        return 0;
+}
+
+/* An optional name with a default: gc and prompt. */
+static int get_name(const cJSON *root,
+                    const char *key,
+                    size_t max,
+                    const char *rest,
+                    const char *what,
+                    char *dst,
+                    size_t dstlen,
+                    struct err *err) {
+        const cJSON *v = optional(root, key);
+
+        if (!v) {
+                snprintf(dst, dstlen, "default");
+                return 0;
+        }
+        if (!cJSON_IsString(v) ||
+            !is_name(v->valuestring, max, LOWER DIGITS, rest))
+                return reject(err, "validate", "%s: must be %s", key, what);
+        snprintf(dst, dstlen, "%s", v->valuestring);
+        return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public */
+
+int request_parse_provision(const void *buf,
+                            size_t len,
+                            struct provision_request *out,
+                            struct err *err) {
+        const cJSON *v, *gh;
+        const char *slash, *s;
+        cJSON *root;
+        size_t n;
+
+        memset(out, 0, sizeof(*out));
+        root = parse_object(buf, len, err);
+        if (!root)
+                return -1;
+
+        if (get_string(root, "requestId", "requestId", 1, 0, &s, err) == -1)
+                goto fail;
+        if (!request_id_is_valid(s)) {
+                reject(err, "validate",
+                       "requestId: must be 1-128 characters of "
+                       "[A-Za-z0-9._:-]");
+                goto fail;
+        }
+        snprintf(out->request_id, sizeof(out->request_id), "%s", s);
+
+        if (get_string(root, "repository", "repository", 1, 0, &s, err) == -1)
+                goto fail;
+        slash = strchr(s, '/');
+        n = strlen(s);
+        if (!slash || !repo_part_is_valid(s, (size_t)(slash - s)) ||
+            !repo_part_is_valid(slash + 1, n - (size_t)(slash - s) - 1)) {
+                reject(err, "validate",
+                       "repository: must be owner/name, each part 1-100 "
+                       "characters of [A-Za-z0-9_.-], neither . nor ..");
+                goto fail;
+        }
+        snprintf(out->repository, sizeof(out->repository), "%s", s);
+        snprintf(out->owner, sizeof(out->owner), "%.*s", (int)(slash - s), s);
+        snprintf(out->repo_name, sizeof(out->repo_name), "%s", slash + 1);
+
+        v = cJSON_GetObjectItemCaseSensitive(root, "github");
+        if (!v) {
+                reject(err, "validate", "github: is required");
+                goto fail;
+        }
+        if (!cJSON_IsObject(v)) {
+                reject(err, "validate", "github: must be an object");
+                goto fail;
+        }
+        gh = v;
+        if (check_github(gh, out, err) == -1)
+                goto fail;
+
+        if (get_name(root, "gc", 40, LOWER DIGITS "-",
+                     "a Golden Claude name: [a-z0-9][a-z0-9-]{0,39}", out->gc,
+                     sizeof(out->gc), err) == -1 ||
+            get_name(root, "prompt", 64, LOWER DIGITS "_-",
+                     "a prompt name: [a-z0-9][a-z0-9_-]{0,63}", out->prompt,
+                     sizeof(out->prompt), err) == -1)
+                goto fail;
+
+        cJSON_Delete(root);
+        return 0;
+fail:
+        cJSON_Delete(root);
+        request_provision_free(out);
+        return -1;
+}
+
+void request_provision_free(struct provision_request *req) {
+        if (!req)
+                return;
+        free(req->issue_title);
+        free(req->issue_body);
+        free(req->issue_url);
+        free(req->issue_author);
+        free(req->mention_author);
+        free(req->mention_location);
+        /* cJSON_PrintUnformatted allocates with cJSON's hooks: the default
+         * ones are malloc/free, which this project does not change. */
+        cJSON_free(req->comments_json);
+        cJSON_free(req->github_json);
+        memset(req, 0, sizeof(*req));
+}
+
+int request_parse_destroy(const void *buf,
+                          size_t len,
+                          struct destroy_request *out,
+                          struct err *err) {
+        const char *s;
+        cJSON *root;
+
+        memset(out, 0, sizeof(*out));
+        root = parse_object(buf, len, err);
+        if (!root)
+                return -1;
+
+        if (get_string(root, "thopterId", "thopterId", 1, 0, &s, err) == -1)
+                goto fail;
+        if (!request_thopter_id_is_valid(s)) {
+                reject(err, "validate",
+                       "thopterId: must be 14 lowercase hex characters");
+                goto fail;
+        }
+        snprintf(out->thopter_id, sizeof(out->thopter_id), "%s", s);
+
+        if (get_string(root, "requestId", "requestId", 0, 0, &s, err) == -1)
+                goto fail;
+        if (s && !request_id_is_valid(s)) {
+                reject(err, "validate",
+                       "requestId: must be 1-128 characters of "
+                       "[A-Za-z0-9._:-]");
+                goto fail;
+        }
+        snprintf(out->request_id, sizeof(out->request_id), "%s", s ? s : "");
+
+        if (get_string(root, "reason", "reason", 0, REASON_MAX, &s, err) == -1)
+                goto fail;
+        if (dup_into(&out->reason, s, err) == -1)
+                goto fail;
+        if (get_string(root, "source", "source", 0, 0, &s, err) == -1 ||
+            get_string(root, "createdAt", "createdAt", 0, 0, &s, err) == -1)
+                goto fail;
+
+        cJSON_Delete(root);
+        return 0;
+fail:
+        cJSON_Delete(root);
+        request_destroy_free(out);
+        return -1;
+}
+
+void request_destroy_free(struct destroy_request *req) {
+        if (!req)
+                return;
+        free(req->reason);
+        memset(req, 0, sizeof(*req));
+}
