@@ -3,10 +3,9 @@
  * DESIGN
  * ------
  * Handles. A struct http keeps a mutex-protected stack of idle easy handles.
- * A call pops one (or makes one), resets it, sets every option it needs, runs
+ * A call pops one (or makes one), sets every option it needs, runs
  * curl_easy_perform() and pushes it back. An easy handle keeps its own
- * connection cache across curl_easy_reset(), so a reused handle reuses its
- * keep-alive connection: with N worker threads there are at most N handles
+ * connection cache, so a reused handle reuses its keep-alive connection: with N worker threads there are at most N handles
  * and N connections. We do not put connections in the share handle instead
  * (one easy handle per call + CURL_LOCK_DATA_CONNECT): libcurl documents that
  * sharing connections between concurrent threads is not supported
@@ -298,15 +297,30 @@ static CURL *pool_get(struct http *http) {
         if (http->n_idle > 0)
                 h = http->idle[--http->n_idle];
         pthread_mutex_unlock(&http->lock);
-        return h ? h : curl_easy_init();
+        if (h)
+                return h;
+        h = curl_easy_init();
+        /* The in-memory cookie engine, no file (see DESIGN); once per
+         * handle, which keeps it for its life. */
+        if (h && curl_easy_setopt(h, CURLOPT_COOKIEFILE, "") != CURLE_OK) {
+                curl_easy_cleanup(h);
+                h = NULL;
+        }
+        return h;
 }
 
 static void pool_put(struct http *http, CURL *h) {
         if (!h)
                 return;
-        /* Drop pointers to this call's buffers; connections, DNS and cookies
-         * stay with the handle (curl_easy_reset(3)). */
-        curl_easy_reset(h);
+        /* Drop pointers to this call's buffers. Not curl_easy_reset():
+         * libcurl 7.88 leaks the handle's COOKIEFILE list on a reset, and
+         * set_options() sets every option we use on each call anyway.
+         * Connections, DNS and cookies stay with the handle. */
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
         pthread_mutex_lock(&http->lock);
         if (http->n_idle < POOL_MAX) {
                 http->idle[http->n_idle++] = h;
@@ -453,31 +467,29 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userp) {
         return size * nitems;
 }
 
-/* Method and body options; returns the first setopt failure. */
+/* Method and body options. A pooled handle is not reset, so each branch
+ * also undoes what another method may have left (CUSTOMREQUEST, POST). */
 static CURLcode set_method(CURL *h, const struct http_req *req) {
-        CURLcode rc = CURLE_OK;
         int is_post = strcmp(req->method, "POST") == 0;
+        int is_get = strcmp(req->method, "GET") == 0;
+        const char *body = req->json_body;
+        CURLcode rc;
 
-        if (req->json_body) {
+        if (!body && is_post)
+                body = ""; /* an empty POST still sends Content-Length: 0 */
+        if (body) {
                 rc = curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-                                      (curl_off_t)strlen(req->json_body));
+                                      (curl_off_t)strlen(body));
                 if (!rc)
-                        rc = curl_easy_setopt(h, CURLOPT_POSTFIELDS,
-                                              req->json_body);
-                if (!rc && !is_post)
-                        rc = curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST,
-                                              req->method);
-        } else if (is_post) {
-                /* An empty POST still needs Content-Length: 0. */
-                rc = curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-                                      (curl_off_t)0);
-                if (!rc)
-                        rc = curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-        } else if (strcmp(req->method, "GET") == 0) {
-                rc = curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+                        rc = curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
         } else {
-                rc = curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+                rc = curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
         }
+        if (!rc)
+                rc = curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST,
+                                      is_post || (is_get && !body)
+                                          ? NULL
+                                          : req->method);
         return rc;
 }
 
@@ -551,8 +563,6 @@ static CURLcode set_options(struct http *http,
         SET(CURLOPT_WRITEDATA, sink);
         SET(CURLOPT_HEADERFUNCTION, on_header);
         SET(CURLOPT_HEADERDATA, sink->resp);
-        /* The in-memory cookie engine, no file (see DESIGN). */
-        SET(CURLOPT_COOKIEFILE, "");
 #undef SET
         return set_method(h, req);
 }
