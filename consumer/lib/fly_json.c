@@ -1,0 +1,485 @@
+/* fly_json.c - Machines API JSON mapping; see fly_json.h.
+ *
+ * Parsers call cJSON_Delete before they return and copy what they keep into
+ * the caller's fixed-size structs, so nothing cJSON owns escapes.
+ */
+#include "fly_json.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MOUNT_PATH "/data"
+
+/* Copy member @p key of @p obj into dst. Absent or null: "". */
+static int copy_str(const cJSON *obj,
+                    const char *key,
+                    char *dst,
+                    size_t cap,
+                    struct err *err) {
+        const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key)
+                              : NULL;
+        size_t n;
+
+        dst[0] = '\0';
+        if (!it || cJSON_IsNull(it))
+                return 0;
+        if (!cJSON_IsString(it) || !it->valuestring)
+                return err_set(err, ERR_PERMANENT, 0,
+                               "field %s is not a string", key);
+        n = strlen(it->valuestring);
+        if (n >= cap)
+                return err_set(err, ERR_PERMANENT, 0,
+                               "field %s too long (%zu bytes, max %zu)", key,
+                               n, cap - 1);
+        memcpy(dst, it->valuestring, n + 1);
+        return 0;
+}
+
+static const cJSON *member_object(const cJSON *obj,
+                                  const char *key,
+                                  struct err *err,
+                                  int *bad) {
+        const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key)
+                              : NULL;
+        if (!it || cJSON_IsNull(it))
+                return NULL;
+        if (!cJSON_IsObject(it)) {
+                err_set(err, ERR_PERMANENT, 0, "field %s is not an object",
+                        key);
+                *bad = 1;
+                return NULL;
+        }
+        return it;
+}
+
+static cJSON *parse(const char *body, size_t len, struct err *err) {
+        cJSON *root = NULL;
+
+        if (!body || len == 0) {
+                err_set(err, ERR_PERMANENT, 0, "empty response body");
+                return NULL;
+        }
+        root = cJSON_ParseWithLength(body, len);
+        if (!root)
+                err_set(err, ERR_PERMANENT, 0, "response is not JSON");
+        return root;
+}
+
+static int machine_from(const cJSON *obj,
+                        struct fly_machine *m,
+                        struct err *err) {
+        const cJSON *config, *meta, *mounts;
+        int bad = 0;
+
+        memset(m, 0, sizeof(*m));
+        if (!cJSON_IsObject(obj))
+                return err_set(err, ERR_PERMANENT, 0,
+                               "machine is not an object");
+        if (copy_str(obj, "id", m->id, sizeof(m->id), err) == -1 ||
+            copy_str(obj, "name", m->name, sizeof(m->name), err) == -1 ||
+            copy_str(obj, "state", m->state, sizeof(m->state), err) == -1 ||
+            copy_str(obj, "region", m->region, sizeof(m->region), err) == -1 ||
+            copy_str(obj, "private_ip", m->private_ip, sizeof(m->private_ip),
+                     err) == -1 ||
+            copy_str(obj, "instance_id", m->instance_id,
+                     sizeof(m->instance_id), err) == -1)
+                return -1;
+        if (!m->id[0])
+                return err_set(err, ERR_PERMANENT, 0, "machine without id");
+        /* Newer servers name the version "version"; same value. */
+        if (!m->instance_id[0] &&
+            copy_str(obj, "version", m->instance_id, sizeof(m->instance_id),
+                     err) == -1)
+                return -1;
+
+        config = member_object(obj, "config", err, &bad);
+        meta = member_object(config, "metadata", err, &bad);
+        if (bad)
+                return -1;
+        if (copy_str(config, "image", m->image, sizeof(m->image), err) == -1 ||
+            copy_str(meta, "thopter_request_id", m->request_id,
+                     sizeof(m->request_id), err) == -1 ||
+            copy_str(meta, "thopter_role", m->role, sizeof(m->role), err) ==
+                -1)
+                return -1;
+
+        mounts = config ? cJSON_GetObjectItemCaseSensitive(config, "mounts")
+                        : NULL;
+        if (mounts && !cJSON_IsNull(mounts)) {
+                if (!cJSON_IsArray(mounts))
+                        return err_set(err, ERR_PERMANENT, 0,
+                                       "field mounts is not an array");
+                const cJSON *first = cJSON_GetArrayItem(mounts, 0);
+                if (first && copy_str(first, "volume", m->volume_id,
+                                      sizeof(m->volume_id), err) == -1)
+                        return -1;
+        }
+        return 0;
+}
+
+bool fly_json_machine_state_active(const char *state) {
+        return !state || (strcmp(state, "destroyed") != 0 &&
+                          strcmp(state, "destroying") != 0);
+}
+
+int fly_json_machine_parse(const char *body,
+                           size_t len,
+                           struct fly_machine *out,
+                           struct err *err) {
+        cJSON *root = parse(body, len, err);
+        int rc;
+
+        if (!root)
+                return -1;
+        rc = machine_from(root, out, err);
+        cJSON_Delete(root);
+        return rc;
+}
+
+int fly_json_machines_parse(const char *body,
+                            size_t len,
+                            struct fly_machine **out,
+                            size_t *n,
+                            struct err *err) {
+        struct fly_machine *list = NULL;
+        cJSON *root = NULL;
+        const cJSON *it;
+        size_t count = 0;
+        int rc = -1;
+
+        *out = NULL;
+        *n = 0;
+        root = parse(body, len, err);
+        if (!root)
+                goto out;
+        if (!cJSON_IsArray(root)) {
+                err_set(err, ERR_PERMANENT, 0, "machine list is not an array");
+                goto out;
+        }
+        int total = cJSON_GetArraySize(root);
+        if (total > 0) {
+                list = calloc((size_t)total, sizeof(*list));
+                if (!list) {
+                        err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                        goto out;
+                }
+        }
+        cJSON_ArrayForEach(it, root) {
+                if (machine_from(it, &list[count], err) == -1)
+                        goto out;
+                if (fly_json_machine_state_active(list[count].state))
+                        count++;
+        }
+        if (count == 0) {
+                free(list);
+                list = NULL;
+        }
+        *out = list;
+        *n = count;
+        list = NULL;
+        rc = 0;
+out:
+        free(list);
+        cJSON_Delete(root);
+        return rc;
+}
+
+static int volume_from(const cJSON *obj, struct fly_volume *v, struct err *err) {
+        const cJSON *size;
+
+        memset(v, 0, sizeof(*v));
+        if (!cJSON_IsObject(obj))
+                return err_set(err, ERR_PERMANENT, 0,
+                               "volume is not an object");
+        if (copy_str(obj, "id", v->id, sizeof(v->id), err) == -1 ||
+            copy_str(obj, "name", v->name, sizeof(v->name), err) == -1 ||
+            copy_str(obj, "state", v->state, sizeof(v->state), err) == -1 ||
+            copy_str(obj, "region", v->region, sizeof(v->region), err) == -1 ||
+            copy_str(obj, "attached_machine_id", v->attached_machine_id,
+                     sizeof(v->attached_machine_id), err) == -1)
+                return -1;
+        if (!v->id[0])
+                return err_set(err, ERR_PERMANENT, 0, "volume without id");
+        size = cJSON_GetObjectItemCaseSensitive(obj, "size_gb");
+        if (size && !cJSON_IsNull(size)) {
+                if (!cJSON_IsNumber(size) || size->valuedouble < 0 ||
+                    size->valuedouble > 1e6)
+                        return err_set(err, ERR_PERMANENT, 0,
+                                       "field size_gb is not a size");
+                v->size_gb = (int)size->valuedouble;
+        }
+        return 0;
+}
+
+static bool volume_state_listed(const char *state) {
+        static const char *const gone[] = {
+            "scheduling_destroy", "fork_cleanup", "waiting_for_detach",
+            "pending_destroy",    "destroying",   "destroyed",
+        };
+        for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
+                if (strcmp(state, gone[i]) == 0)
+                        return false;
+        return true;
+}
+
+int fly_json_volume_parse(const char *body,
+                          size_t len,
+                          struct fly_volume *out,
+                          struct err *err) {
+        cJSON *root = parse(body, len, err);
+        int rc;
+
+        if (!root)
+                return -1;
+        rc = volume_from(root, out, err);
+        cJSON_Delete(root);
+        return rc;
+}
+
+int fly_json_volumes_parse(const char *body,
+                           size_t len,
+                           struct fly_volume **out,
+                           size_t *n,
+                           struct err *err) {
+        struct fly_volume *list = NULL;
+        cJSON *root = NULL;
+        const cJSON *it;
+        size_t count = 0;
+        int rc = -1;
+
+        *out = NULL;
+        *n = 0;
+        root = parse(body, len, err);
+        if (!root)
+                goto out;
+        if (!cJSON_IsArray(root)) {
+                err_set(err, ERR_PERMANENT, 0, "volume list is not an array");
+                goto out;
+        }
+        int total = cJSON_GetArraySize(root);
+        if (total > 0) {
+                list = calloc((size_t)total, sizeof(*list));
+                if (!list) {
+                        err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                        goto out;
+                }
+        }
+        cJSON_ArrayForEach(it, root) {
+                if (volume_from(it, &list[count], err) == -1)
+                        goto out;
+                if (volume_state_listed(list[count].state))
+                        count++;
+        }
+        if (count == 0) {
+                free(list);
+                list = NULL;
+        }
+        *out = list;
+        *n = count;
+        list = NULL;
+        rc = 0;
+out:
+        free(list);
+        cJSON_Delete(root);
+        return rc;
+}
+
+/* ---- request bodies ----------------------------------------------------- */
+
+static int add_map(cJSON *parent,
+                   const char *name,
+                   const struct fly_kv *kv,
+                   size_t n,
+                   struct err *err) {
+        cJSON *map;
+
+        if (n == 0)
+                return 0;
+        map = cJSON_AddObjectToObject(parent, name);
+        if (!map)
+                return err_set(err, ERR_TRANSIENT, 0, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+                if (!kv[i].key || !kv[i].key[0] || !kv[i].value)
+                        return err_set(err, ERR_PERMANENT, 0,
+                                       "%s entry %zu has no key or value",
+                                       name, i);
+                if (!cJSON_AddStringToObject(map, kv[i].key, kv[i].value))
+                        return err_set(err, ERR_TRANSIENT, 0, "out of memory");
+        }
+        return 0;
+}
+
+static int add_guest(cJSON *config,
+                     const struct fly_create_spec *spec,
+                     struct err *err) {
+        cJSON *guest;
+
+        if (!spec->cpu_kind && spec->cpus <= 0 && spec->memory_mb <= 0)
+                return 0;
+        guest = cJSON_AddObjectToObject(config, "guest");
+        if (!guest ||
+            (spec->cpu_kind &&
+             !cJSON_AddStringToObject(guest, "cpu_kind", spec->cpu_kind)) ||
+            (spec->cpus > 0 &&
+             !cJSON_AddNumberToObject(guest, "cpus", spec->cpus)) ||
+            (spec->memory_mb > 0 &&
+             !cJSON_AddNumberToObject(guest, "memory_mb", spec->memory_mb)))
+                return err_set(err, ERR_TRANSIENT, 0, "out of memory");
+        return 0;
+}
+
+static int add_mount(cJSON *config,
+                     const struct fly_create_spec *spec,
+                     struct err *err) {
+        cJSON *mounts, *mount;
+
+        if (!spec->volume_id)
+                return 0;
+        mounts = cJSON_AddArrayToObject(config, "mounts");
+        mount = cJSON_CreateObject();
+        if (!mounts || !mount) {
+                cJSON_Delete(mount);
+                return err_set(err, ERR_TRANSIENT, 0, "out of memory");
+        }
+        /* cJSON 1.7.15's AddItemToArray returns cJSON_bool; on failure the
+         * item is still ours. */
+        if (!cJSON_AddItemToArray(mounts, mount)) {
+                cJSON_Delete(mount);
+                return err_set(err, ERR_TRANSIENT, 0, "out of memory");
+        }
+        if (!cJSON_AddStringToObject(mount, "volume", spec->volume_id) ||
+            !cJSON_AddStringToObject(mount, "path",
+                                     spec->mount_path ? spec->mount_path
+                                                      : DEFAULT_MOUNT_PATH))
+                return err_set(err, ERR_TRANSIENT, 0, "out of memory");
+        return 0;
+}
+
+/* Print and hand back memory the caller can free(). */
+static char *print(cJSON *root, struct err *err) {
+        char *s = cJSON_PrintUnformatted(root);
+        char *copy = s ? strdup(s) : NULL;
+
+        cJSON_free(s);
+        if (!copy)
+                err_set(err, ERR_TRANSIENT, 0, "out of memory");
+        return copy;
+}
+
+char *fly_json_create_body(const struct fly_create_spec *spec,
+                           struct err *err) {
+        cJSON *root = NULL, *config, *restart;
+        char *body = NULL;
+
+        if (!spec || !spec->image || !spec->image[0]) {
+                err_set(err, ERR_PERMANENT, 0, "create spec without image");
+                goto out;
+        }
+        root = cJSON_CreateObject();
+        if (!root ||
+            (spec->name && !cJSON_AddStringToObject(root, "name", spec->name)) ||
+            (spec->region &&
+             !cJSON_AddStringToObject(root, "region", spec->region))) {
+                err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                goto out;
+        }
+        config = cJSON_AddObjectToObject(root, "config");
+        if (!config || !cJSON_AddStringToObject(config, "image", spec->image)) {
+                err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                goto out;
+        }
+        if (add_map(config, "env", spec->env, spec->n_env, err) == -1 ||
+            add_guest(config, spec, err) == -1 ||
+            add_map(config, "metadata", spec->metadata, spec->n_metadata,
+                    err) == -1 ||
+            add_mount(config, spec, err) == -1)
+                goto out;
+        /* Why "no" and auto_destroy false: see fly_json.h. */
+        restart = cJSON_AddObjectToObject(config, "restart");
+        if (!restart || !cJSON_AddStringToObject(restart, "policy", "no") ||
+            !cJSON_AddFalseToObject(config, "auto_destroy")) {
+                err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                goto out;
+        }
+        body = print(root, err);
+out:
+        cJSON_Delete(root);
+        return body;
+}
+
+char *fly_json_volume_create_body(const char *name,
+                                  int size_gb,
+                                  const char *region,
+                                  struct err *err) {
+        cJSON *root = NULL;
+        char *body = NULL;
+
+        if (!name || !name[0]) {
+                err_set(err, ERR_PERMANENT, 0, "volume without name");
+                goto out;
+        }
+        root = cJSON_CreateObject();
+        if (!root || !cJSON_AddStringToObject(root, "name", name) ||
+            (size_gb > 0 && !cJSON_AddNumberToObject(root, "size_gb", size_gb)) ||
+            (region && !cJSON_AddStringToObject(root, "region", region))) {
+                err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                goto out;
+        }
+        body = print(root, err);
+out:
+        cJSON_Delete(root);
+        return body;
+}
+
+/* ---- error bodies ------------------------------------------------------- */
+
+static void put_text(char *buf, size_t cap, const char *s, size_t n) {
+        size_t used = strlen(buf);
+
+        for (size_t i = 0; i < n && used + 1 < cap; i++) {
+                unsigned char c = (unsigned char)s[i];
+                buf[used++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+        }
+        buf[used] = '\0';
+}
+
+static const char *str_member(const cJSON *obj, const char *key) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+        return cJSON_IsString(it) && it->valuestring[0] ? it->valuestring
+                                                        : NULL;
+}
+
+void fly_json_error_text(const char *body, size_t len, char *buf, size_t cap) {
+        cJSON *root = NULL;
+
+        if (!buf || cap == 0)
+                return;
+        buf[0] = '\0';
+        if (!body || len == 0)
+                return;
+        root = cJSON_ParseWithLength(body, len);
+        if (cJSON_IsObject(root)) {
+                const char *text = str_member(root, "error");
+                const char *status = str_member(root, "status");
+                if (!text)
+                        text = str_member(root, "message");
+                if (text)
+                        put_text(buf, cap, text, strlen(text));
+                /* "status":"error" in the old lease shape says nothing. */
+                if (status && strcmp(status, "error") != 0) {
+                        put_text(buf, cap, text ? " (" : "(", text ? 2 : 1);
+                        put_text(buf, cap, status, strlen(status));
+                        put_text(buf, cap, ")", 1);
+                }
+        }
+        if (!buf[0] && !root) {
+                /* Not JSON (a proxy's HTML, plain text): use it as text. */
+                while (len > 0 && (body[len - 1] == '\n' || body[len - 1] == '\r' ||
+                                   body[len - 1] == ' '))
+                        len--;
+                put_text(buf, cap, body, len);
+        }
+        cJSON_Delete(root);
+}
