@@ -42,21 +42,21 @@
 
 struct fly_client {
         struct http *http;
-        char *base;     /* no trailing '/' */
-        char *app;      /* for messages */
-        char *app_esc;  /* for URLs */
-        char *auth;     /* "Authorization: <scheme> <token>" */
+        char *base;    /* no trailing '/' */
+        char *app;     /* for messages */
+        char *app_esc; /* for URLs */
+        char *auth;    /* "Authorization: <scheme> <token>" */
         long timeout_ms;
 };
 
 /* One request as call() sends it. */
 struct call {
-        const char *route;  /* metrics label, e.g. "machines.delete" */
-        const char *what;   /* message object, e.g. "delete machine 148e…" */
+        const char *route; /* metrics label, e.g. "machines.delete" */
+        const char *what;  /* message object, e.g. "delete machine 148e…" */
         const char *method;
-        const char *path;   /* after /v1/apps/{app}; segments escaped */
-        const char *body;   /* optional JSON */
-        long timeout_ms;    /* 0: the client's */
+        const char *path; /* after /v1/apps/{app}; segments escaped */
+        const char *body; /* optional JSON */
+        long timeout_ms;  /* 0: the client's */
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -118,9 +118,8 @@ static int fail(struct err *err,
 }
 
 /* " [fly-request-id X]" or "" (into a caller buffer). */
-static const char *req_id_note(const struct http_resp *resp,
-                               char *buf,
-                               size_t cap) {
+static const char *
+req_id_note(const struct http_resp *resp, char *buf, size_t cap) {
         buf[0] = '\0';
         if (resp->request_id[0])
                 snprintf(buf, cap, " [fly-request-id %s]", resp->request_id);
@@ -185,8 +184,8 @@ static int call(struct fly_client *fly,
                   c->method, status, secs,
                   req_id_note(resp, note, sizeof(note)));
 
-        long retry_after = http_retry_after_ms(resp->retry_after,
-                                               clock_wall_ms());
+        long retry_after =
+            http_retry_after_ms(resp->retry_after, clock_wall_ms());
         if (hrc == -1) {
                 /* Transport failure or oversized body: code is the status,
                  * 0 when none arrived (fly_client.h). */
@@ -316,8 +315,8 @@ struct fly_client *fly_client_new(const struct fly_client_opts *opts,
         fly = calloc(1, sizeof(*fly));
         if (!fly)
                 goto oom;
-        fly->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms
-                                               : TIMEOUT_DEFAULT_MS;
+        fly->timeout_ms =
+            opts->timeout_ms > 0 ? opts->timeout_ms : TIMEOUT_DEFAULT_MS;
         fly->base = strdup(opts->base_url);
         fly->app = strdup(opts->app);
         fly->app_esc = http_escape(opts->app);
@@ -439,8 +438,7 @@ int fly_machine_list(struct fly_client *fly,
         struct call c = {"machines.list", what, "GET", path, NULL, 0};
         if (call(fly, &c, &resp, err) == -1)
                 goto out;
-        if (fly_json_machines_parse(resp.body, resp.len, out, n, &jerr) ==
-            -1) {
+        if (fly_json_machines_parse(resp.body, resp.len, out, n, &jerr) == -1) {
                 bad_body(what, &resp, &jerr, err);
                 goto out;
         }
@@ -533,8 +531,7 @@ int fly_machine_create(struct fly_client *fly,
         /* Not idempotent: a 408/5xx here is ambiguous (the machine may
          * exist). The caller looks it up by metadata before retrying
          * (reference section 9). */
-        struct call c = {"machines.create", what, "POST", "/machines", body,
-                         0};
+        struct call c = {"machines.create", what, "POST", "/machines", body, 0};
         if (call(fly, &c, &resp, err) == -1)
                 goto out;
         if (fly_json_machine_parse(resp.body, resp.len, out, &jerr) == -1) {
@@ -563,8 +560,7 @@ int fly_machine_wait(struct fly_client *fly,
                 state = "started";
         if (check_id("wait for machine", id, err) == -1)
                 goto out;
-        snprintf(what, sizeof(what), "wait for machine %s to be %s", id,
-                 state);
+        snprintf(what, sizeof(what), "wait for machine %s to be %s", id, state);
         /* The server enforces [1, 60] s and rejects more with 400
          * invalid_argument (reference section 4.5). */
         if (timeout_s < 1)
@@ -619,8 +615,7 @@ int fly_volume_list(struct fly_client *fly,
         struct call c = {"volumes.list", what, "GET", "/volumes", NULL, 0};
         if (call(fly, &c, &resp, err) == -1)
                 goto out;
-        if (fly_json_volumes_parse(resp.body, resp.len, out, n, &jerr) ==
-            -1) {
+        if (fly_json_volumes_parse(resp.body, resp.len, out, n, &jerr) == -1) {
                 bad_body(what, &resp, &jerr, err);
                 goto out;
         }

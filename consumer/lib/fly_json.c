@@ -13,13 +13,10 @@
 #define DEFAULT_MOUNT_PATH "/data"
 
 /* Copy member @p key of @p obj into dst. Absent or null: "". */
-static int copy_str(const cJSON *obj,
-                    const char *key,
-                    char *dst,
-                    size_t cap,
-                    struct err *err) {
-        const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key)
-                              : NULL;
+static int copy_str(
+    const cJSON *obj, const char *key, char *dst, size_t cap, struct err *err) {
+        const cJSON *it =
+            obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
         size_t n;
 
         dst[0] = '\0';
@@ -31,18 +28,16 @@ static int copy_str(const cJSON *obj,
         n = strlen(it->valuestring);
         if (n >= cap)
                 return err_set(err, ERR_PERMANENT, 0,
-                               "field %s too long (%zu bytes, max %zu)", key,
-                               n, cap - 1);
+                               "field %s too long (%zu bytes, max %zu)", key, n,
+                               cap - 1);
         memcpy(dst, it->valuestring, n + 1);
         return 0;
 }
 
-static const cJSON *member_object(const cJSON *obj,
-                                  const char *key,
-                                  struct err *err,
-                                  int *bad) {
-        const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key)
-                              : NULL;
+static const cJSON *
+member_object(const cJSON *obj, const char *key, struct err *err, int *bad) {
+        const cJSON *it =
+            obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
         if (!it || cJSON_IsNull(it))
                 return NULL;
         if (!cJSON_IsObject(it)) {
@@ -67,9 +62,8 @@ static cJSON *parse(const char *body, size_t len, struct err *err) {
         return root;
 }
 
-static int machine_from(const cJSON *obj,
-                        struct fly_machine *m,
-                        struct err *err) {
+static int
+machine_from(const cJSON *obj, struct fly_machine *m, struct err *err) {
         const cJSON *config, *meta, *mounts;
         int bad = 0;
 
@@ -83,15 +77,14 @@ static int machine_from(const cJSON *obj,
             copy_str(obj, "region", m->region, sizeof(m->region), err) == -1 ||
             copy_str(obj, "private_ip", m->private_ip, sizeof(m->private_ip),
                      err) == -1 ||
-            copy_str(obj, "instance_id", m->instance_id,
-                     sizeof(m->instance_id), err) == -1)
+            copy_str(obj, "instance_id", m->instance_id, sizeof(m->instance_id),
+                     err) == -1)
                 return -1;
         if (!m->id[0])
                 return err_set(err, ERR_PERMANENT, 0, "machine without id");
         /* Newer servers name the version "version"; same value. */
-        if (!m->instance_id[0] &&
-            copy_str(obj, "version", m->instance_id, sizeof(m->instance_id),
-                     err) == -1)
+        if (!m->instance_id[0] && copy_str(obj, "version", m->instance_id,
+                                           sizeof(m->instance_id), err) == -1)
                 return -1;
 
         config = member_object(obj, "config", err, &bad);
@@ -101,12 +94,11 @@ static int machine_from(const cJSON *obj,
         if (copy_str(config, "image", m->image, sizeof(m->image), err) == -1 ||
             copy_str(meta, "thopter_request_id", m->request_id,
                      sizeof(m->request_id), err) == -1 ||
-            copy_str(meta, "thopter_role", m->role, sizeof(m->role), err) ==
-                -1)
+            copy_str(meta, "thopter_role", m->role, sizeof(m->role), err) == -1)
                 return -1;
 
-        mounts = config ? cJSON_GetObjectItemCaseSensitive(config, "mounts")
-                        : NULL;
+        mounts =
+            config ? cJSON_GetObjectItemCaseSensitive(config, "mounts") : NULL;
         if (mounts && !cJSON_IsNull(mounts)) {
                 if (!cJSON_IsArray(mounts))
                         return err_set(err, ERR_PERMANENT, 0,
@@ -186,7 +178,8 @@ out:
         return rc;
 }
 
-static int volume_from(const cJSON *obj, struct fly_volume *v, struct err *err) {
+static int
+volume_from(const cJSON *obj, struct fly_volume *v, struct err *err) {
         const cJSON *size;
 
         memset(v, 0, sizeof(*v));
@@ -303,17 +296,16 @@ static int add_map(cJSON *parent,
         for (size_t i = 0; i < n; i++) {
                 if (!kv[i].key || !kv[i].key[0] || !kv[i].value)
                         return err_set(err, ERR_PERMANENT, 0,
-                                       "%s entry %zu has no key or value",
-                                       name, i);
+                                       "%s entry %zu has no key or value", name,
+                                       i);
                 if (!cJSON_AddStringToObject(map, kv[i].key, kv[i].value))
                         return err_set(err, ERR_TRANSIENT, 0, "out of memory");
         }
         return 0;
 }
 
-static int add_guest(cJSON *config,
-                     const struct fly_create_spec *spec,
-                     struct err *err) {
+static int
+add_guest(cJSON *config, const struct fly_create_spec *spec, struct err *err) {
         cJSON *guest;
 
         if (!spec->cpu_kind && spec->cpus <= 0 && spec->memory_mb <= 0)
@@ -330,9 +322,8 @@ static int add_guest(cJSON *config,
         return 0;
 }
 
-static int add_mount(cJSON *config,
-                     const struct fly_create_spec *spec,
-                     struct err *err) {
+static int
+add_mount(cJSON *config, const struct fly_create_spec *spec, struct err *err) {
         cJSON *mounts, *mount;
 
         if (!spec->volume_id)
@@ -379,7 +370,8 @@ char *fly_json_create_body(const struct fly_create_spec *spec,
         }
         root = cJSON_CreateObject();
         if (!root ||
-            (spec->name && !cJSON_AddStringToObject(root, "name", spec->name)) ||
+            (spec->name &&
+             !cJSON_AddStringToObject(root, "name", spec->name)) ||
             (spec->region &&
              !cJSON_AddStringToObject(root, "region", spec->region))) {
                 err_set(err, ERR_TRANSIENT, 0, "out of memory");
@@ -422,7 +414,8 @@ char *fly_json_volume_create_body(const char *name,
         }
         root = cJSON_CreateObject();
         if (!root || !cJSON_AddStringToObject(root, "name", name) ||
-            (size_gb > 0 && !cJSON_AddNumberToObject(root, "size_gb", size_gb)) ||
+            (size_gb > 0 &&
+             !cJSON_AddNumberToObject(root, "size_gb", size_gb)) ||
             (region && !cJSON_AddStringToObject(root, "region", region))) {
                 err_set(err, ERR_TRANSIENT, 0, "out of memory");
                 goto out;
@@ -476,8 +469,9 @@ void fly_json_error_text(const char *body, size_t len, char *buf, size_t cap) {
         }
         if (!buf[0] && !root) {
                 /* Not JSON (a proxy's HTML, plain text): use it as text. */
-                while (len > 0 && (body[len - 1] == '\n' || body[len - 1] == '\r' ||
-                                   body[len - 1] == ' '))
+                while (len > 0 &&
+                       (body[len - 1] == '\n' || body[len - 1] == '\r' ||
+                        body[len - 1] == ' '))
                         len--;
                 put_text(buf, cap, body, len);
         }

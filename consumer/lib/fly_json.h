@@ -77,8 +77,7 @@ bool fly_json_machine_state_active(const char *state);
  * volume) outlives its process until a destroy request says otherwise.
  * @returns a malloc'd string to free(), or NULL (see @p err).
  */
-char *fly_json_create_body(const struct fly_create_spec *spec,
-                           struct err *err);
+char *fly_json_create_body(const struct fly_create_spec *spec, struct err *err);
 
 /**
  * @brief The CreateVolumeRequest body {"name","size_gb","region"};

@@ -5,11 +5,12 @@
  * Handles. A struct http keeps a mutex-protected stack of idle easy handles.
  * A call pops one (or makes one), sets every option it needs, runs
  * curl_easy_perform() and pushes it back. An easy handle keeps its own
- * connection cache, so a reused handle reuses its keep-alive connection: with N worker threads there are at most N handles
- * and N connections. We do not put connections in the share handle instead
- * (one easy handle per call + CURL_LOCK_DATA_CONNECT): libcurl documents that
- * sharing connections between concurrent threads is not supported
- * (CURLSHOPT_SHARE(3); curl issues #4544, #5802).
+ * connection cache, so a reused handle reuses its keep-alive connection: with N
+ * worker threads there are at most N handles and N connections. We do not put
+ * connections in the share handle instead (one easy handle per call +
+ * CURL_LOCK_DATA_CONNECT): libcurl documents that sharing connections between
+ * concurrent threads is not supported (CURLSHOPT_SHARE(3); curl issues #4544,
+ * #5802).
  *
  * Share handle. DNS and TLS sessions are shared through one CURLSH with a
  * mutex per curl_lock_data, which libcurl supports across threads.
@@ -36,11 +37,11 @@
 #include <string.h>
 #include <strings.h>
 
-#define POOL_MAX             16   /* idle handles kept; extra ones are freed */
-#define JAR_MAX              64   /* cookies kept; fly sets one per app */
-#define CONNECT_TIMEOUT_MAX  10000L
-#define TIMEOUT_DEFAULT_MS   30000L
-#define RETRY_AFTER_MAX_S    86400L
+#define POOL_MAX            16 /* idle handles kept; extra ones are freed */
+#define JAR_MAX             64 /* cookies kept; fly sets one per app */
+#define CONNECT_TIMEOUT_MAX 10000L
+#define TIMEOUT_DEFAULT_MS  30000L
+#define RETRY_AFTER_MAX_S   86400L
 
 struct http {
         CURLSH *share;
@@ -165,11 +166,8 @@ long http_retry_after_ms(const char *value, int64_t now_wall_ms) {
 }
 
 /* Copy the trimmed value of "Name: value" into out when the name matches. */
-static int header_value(const char *line,
-                        size_t len,
-                        const char *name,
-                        char *out,
-                        size_t cap) {
+static int header_value(
+    const char *line, size_t len, const char *name, char *out, size_t cap) {
         size_t nlen = strlen(name);
 
         if (len <= nlen || line[nlen] != ':' ||
@@ -224,10 +222,8 @@ void http_resp_free(struct http_resp *resp) {
 
 /* ---- share handle locks ------------------------------------------------ */
 
-static void share_lock(CURL *h,
-                       curl_lock_data data,
-                       curl_lock_access access,
-                       void *userp) {
+static void
+share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *userp) {
         struct http *http = userp;
         (void)h;
         (void)access;
@@ -486,10 +482,9 @@ static CURLcode set_method(CURL *h, const struct http_req *req) {
                 rc = curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
         }
         if (!rc)
-                rc = curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST,
-                                      is_post || (is_get && !body)
-                                          ? NULL
-                                          : req->method);
+                rc = curl_easy_setopt(
+                    h, CURLOPT_CUSTOMREQUEST,
+                    is_post || (is_get && !body) ? NULL : req->method);
         return rc;
 }
 
@@ -499,7 +494,9 @@ static struct curl_slist *build_headers(const struct http_req *req) {
             "Accept: application/json",
             /* No 100-continue round trip before a body. */
             "Expect:",
-            req->json_body ? "Content-Type: application/json" : NULL,
+            /* No body: suppress libcurl's form content type on an empty
+             * POST. */
+            req->json_body ? "Content-Type: application/json" : "Content-Type:",
         };
 
         for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
@@ -528,10 +525,10 @@ static CURLcode set_options(struct http *http,
                             struct curl_slist *headers,
                             struct sink *sink,
                             char *errbuf) {
-        long timeout = req->timeout_ms > 0 ? req->timeout_ms
-                                           : TIMEOUT_DEFAULT_MS;
-        long connect = timeout < CONNECT_TIMEOUT_MAX ? timeout
-                                                     : CONNECT_TIMEOUT_MAX;
+        long timeout =
+            req->timeout_ms > 0 ? req->timeout_ms : TIMEOUT_DEFAULT_MS;
+        long connect =
+            timeout < CONNECT_TIMEOUT_MAX ? timeout : CONNECT_TIMEOUT_MAX;
         CURLcode rc;
 
 #define SET(opt, val)                                                          \
@@ -623,8 +620,8 @@ int http_request(struct http *http,
         }
         if (rc != CURLE_OK) {
                 err_set(err, http_classify(0, rc), rc, "http: %s: %s",
-                        req->method, errbuf[0] ? errbuf
-                                               : curl_easy_strerror(rc));
+                        req->method,
+                        errbuf[0] ? errbuf : curl_easy_strerror(rc));
                 goto out;
         }
         ret = 0;

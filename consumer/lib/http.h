@@ -21,11 +21,11 @@ struct http;
 
 /* One response. Embed it zeroed ({0}) and release it with http_resp_free(). */
 struct http_resp {
-        long status;           /* 0 until a status line arrived */
-        char *body;            /* malloc'd, NUL-terminated; NULL when empty */
-        size_t len;            /* bytes in body, without the NUL */
-        char retry_after[32];  /* raw Retry-After value, "" when absent */
-        char request_id[64];   /* fly-request-id response header, or "" */
+        long status;          /* 0 until a status line arrived */
+        char *body;           /* malloc'd, NUL-terminated; NULL when empty */
+        size_t len;           /* bytes in body, without the NUL */
+        char retry_after[32]; /* raw Retry-After value, "" when absent */
+        char request_id[64];  /* fly-request-id response header, or "" */
 };
 
 struct http_req {

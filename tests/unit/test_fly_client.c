@@ -71,7 +71,8 @@ Test(fly_client, new_checks_options) {
                 cr_assert_eq(err.kind, ERR_PERMANENT, "row %zu", i);
                 cr_assert_eq(strncmp(err.msg, "fly: client: ", 13), 0, "%s",
                              err.msg);
-                cr_assert_null(strstr(err.msg, "ab"), "row %zu: %s", i, err.msg);
+                cr_assert_null(strstr(err.msg, "ab"), "row %zu: %s", i,
+                               err.msg);
         }
         cr_assert_null(fly_client_new(NULL, &(struct err){0}));
         fly_client_destroy(NULL);
@@ -143,19 +144,22 @@ Test(fly_client, transport_failure_is_classified_counted_and_named) {
         cr_assert_eq(fly_machine_delete(fly, ID, true, &err), -1);
         cr_assert_eq(err.kind, ERR_PERMANENT); /* unsupported protocol */
         cr_assert_eq(err.code, 0);             /* no HTTP status */
-        cr_assert_eq(strncmp(err.msg, "fly: delete machine " ID ": http: DELETE: ",
-                             strlen("fly: delete machine " ID ": http: DELETE: ")),
-                     0, "%s", err.msg);
+        cr_assert_eq(
+            strncmp(err.msg, "fly: delete machine " ID ": http: DELETE: ",
+                    strlen("fly: delete machine " ID ": http: DELETE: ")),
+            0, "%s", err.msg);
         cr_assert_null(strstr(err.msg, "fm2_"), "%s", err.msg);
         cr_assert_eq(metrics_get("thopter_fly_requests_total",
                                  "route=\"machines.delete\",status=\"error\""),
                      1);
 
         char *text = metrics_render();
-        cr_assert_not_null(strstr(text, "# TYPE thopter_fly_requests_total counter"),
-                           "%s", text);
-        cr_assert_not_null(strstr(text, "thopter_fly_request_duration_seconds_count"
-                                        "{route=\"machines.delete\"} 1"),
+        cr_assert_not_null(
+            strstr(text, "# TYPE thopter_fly_requests_total counter"), "%s",
+            text);
+        cr_assert_not_null(strstr(text,
+                                  "thopter_fly_request_duration_seconds_count"
+                                  "{route=\"machines.delete\"} 1"),
                            "%s", text);
         free(text);
         fly_client_destroy(fly);
@@ -184,16 +188,16 @@ Test(fly_client, every_route_is_counted_under_its_name) {
         fly_volume_delete(fly, "vol_9vw681egy1jj5xm4", &(struct err){0});
 
         static const char *const routes[] = {
-            "machines.create", "machines.get",  "machines.list",
+            "machines.create", "machines.get",    "machines.list",
             "machines.stop",   "machines.delete", "machines.wait",
             "volumes.list",    "volumes.create",  "volumes.delete",
         };
         for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
                 char labels[96];
-                snprintf(labels, sizeof(labels), "route=\"%s\",status=\"error\"",
-                         routes[i]);
-                cr_assert_eq(metrics_get("thopter_fly_requests_total", labels), 1,
-                             "%s", routes[i]);
+                snprintf(labels, sizeof(labels),
+                         "route=\"%s\",status=\"error\"", routes[i]);
+                cr_assert_eq(metrics_get("thopter_fly_requests_total", labels),
+                             1, "%s", routes[i]);
         }
         cr_assert_null(ms);
         cr_assert_null(vs);

@@ -31,7 +31,8 @@ static char *slurp(const char *name, size_t *len) {
         return buf;
 }
 
-static int parse_machine(const char *file, struct fly_machine *m, struct err *err) {
+static int
+parse_machine(const char *file, struct fly_machine *m, struct err *err) {
         size_t len;
         char *body = slurp(file, &len);
         int rc = fly_json_machine_parse(body, len, m, err);
@@ -53,8 +54,9 @@ Test(fly_json, create_response_maps_every_field) {
         cr_assert_str_eq(m.request_id, "req-0001");
         cr_assert_str_eq(m.role, "thopter");
         cr_assert_str_eq(m.volume_id, "vol_9vw681egy1jj5xm4");
-        cr_assert_str_eq(m.image,
-                         "registry.fly.io/thopter:deployment-01HEPA2YQ8Q5ZGQ7F8RWK0Y1K9");
+        cr_assert_str_eq(
+            m.image,
+            "registry.fly.io/thopter:deployment-01HEPA2YQ8Q5ZGQ7F8RWK0Y1K9");
 }
 
 Test(fly_json, body_need_not_be_nul_terminated) {
@@ -87,7 +89,8 @@ Test(fly_json, null_private_ip_and_config_are_absent) {
         struct fly_machine m;
         struct err err = {0};
 
-        assert_ok(parse_machine("machine_private_ip_null.json", &m, &err), &err);
+        assert_ok(parse_machine("machine_private_ip_null.json", &m, &err),
+                  &err);
         cr_assert_str_eq(m.private_ip, "");
         cr_assert_str_eq(m.image, "");
         cr_assert_str_eq(m.state, "starting");
@@ -124,10 +127,12 @@ Test(fly_json, bad_machine_bodies_are_permanent_errors) {
 
                 cr_assert_eq(parse_machine(bad_machines[i].file, &m, &err), -1,
                              "%s parsed", bad_machines[i].file);
-                cr_assert_eq(err.kind, ERR_PERMANENT, "%s", bad_machines[i].file);
+                cr_assert_eq(err.kind, ERR_PERMANENT, "%s",
+                             bad_machines[i].file);
                 cr_assert_not_null(strstr(err.msg, bad_machines[i].needle),
-                                   "%s: \"%s\" lacks \"%s\"", bad_machines[i].file,
-                                   err.msg, bad_machines[i].needle);
+                                   "%s: \"%s\" lacks \"%s\"",
+                                   bad_machines[i].file, err.msg,
+                                   bad_machines[i].needle);
         }
 }
 
@@ -165,7 +170,8 @@ Test(fly_json, empty_and_all_destroyed_lists_are_empty) {
                 size_t n = 99, len;
                 char *body = slurp(files[i], &len);
 
-                assert_ok(fly_json_machines_parse(body, len, &ms, &n, &err), &err);
+                assert_ok(fly_json_machines_parse(body, len, &ms, &n, &err),
+                          &err);
                 cr_assert_eq(n, 0, "%s", files[i]);
                 cr_assert_null(ms, "%s", files[i]);
                 free(body);
@@ -182,8 +188,8 @@ Test(fly_json, bad_lists_fail_whole) {
                 size_t n = 99, len;
                 char *body = slurp(files[i], &len);
 
-                cr_assert_eq(fly_json_machines_parse(body, len, &ms, &n, &err), -1,
-                             "%s", files[i]);
+                cr_assert_eq(fly_json_machines_parse(body, len, &ms, &n, &err),
+                             -1, "%s", files[i]);
                 cr_assert_eq(err.kind, ERR_PERMANENT, "%s", files[i]);
                 cr_assert_null(ms, "%s", files[i]);
                 cr_assert_eq(n, 0, "%s", files[i]);
@@ -253,7 +259,8 @@ static void assert_json_eq_file(const char *got, const char *file) {
 
         cr_assert_not_null(a, "produced body is not JSON: %s", got);
         cr_assert_not_null(b, "%s is not JSON", file);
-        cr_assert(cJSON_Compare(a, b, 1), "body differs from %s: %s", file, got);
+        cr_assert(cJSON_Compare(a, b, 1), "body differs from %s: %s", file,
+                  got);
         cJSON_Delete(a);
         cJSON_Delete(b);
         free(want);
@@ -310,7 +317,8 @@ Test(fly_json, create_body_requires_image) {
 
 Test(fly_json, create_body_rejects_kv_without_key) {
         const struct fly_kv env[] = {{NULL, "v"}};
-        const struct fly_create_spec spec = {.image = "i", .env = env, .n_env = 1};
+        const struct fly_create_spec spec = {
+            .image = "i", .env = env, .n_env = 1};
         struct err err = {0};
 
         cr_assert_null(fly_json_create_body(&spec, &err));
@@ -319,7 +327,8 @@ Test(fly_json, create_body_rejects_kv_without_key) {
 
 Test(fly_json, volume_create_body) {
         struct err err = {0};
-        char *body = fly_json_volume_create_body("thopter_data", 10, "ord", &err);
+        char *body =
+            fly_json_volume_create_body("thopter_data", 10, "ord", &err);
 
         cr_assert_not_null(body, "%s", err.msg);
         assert_json_eq_file(body, "volume_create_body.json");
@@ -338,18 +347,21 @@ static const struct {
     {"error_message_field.json",
      "machine ID 148e21a3c96989 lease currently held by ops@tokens.fly.io"},
     {"error_multiline.json", "invalid_argument: line two"},
-    {"bad_body_html.json", "<html><body><h1>502 Bad Gateway</h1></body></html>"},
+    {"bad_body_html.json",
+     "<html><body><h1>502 Bad Gateway</h1></body></html>"},
     {"machines_list_not_array.json", ""},
 };
 
 Test(fly_json, error_text_table) {
-        for (size_t i = 0; i < sizeof(error_texts) / sizeof(error_texts[0]); i++) {
+        for (size_t i = 0; i < sizeof(error_texts) / sizeof(error_texts[0]);
+             i++) {
                 char buf[256];
                 size_t len;
                 char *body = slurp(error_texts[i].file, &len);
 
                 fly_json_error_text(body, len, buf, sizeof(buf));
-                cr_assert_str_eq(buf, error_texts[i].want, "%s", error_texts[i].file);
+                cr_assert_str_eq(buf, error_texts[i].want, "%s",
+                                 error_texts[i].file);
                 free(body);
         }
 }

@@ -52,11 +52,10 @@ static const struct {
 Test(http, classify_table) {
         for (size_t i = 0; i < sizeof(classify_rows) / sizeof(classify_rows[0]);
              i++)
-                cr_assert_eq(http_classify(classify_rows[i].status,
-                                           classify_rows[i].rc),
-                             classify_rows[i].want, "row %zu: status %ld rc %d",
-                             i, classify_rows[i].status,
-                             (int)classify_rows[i].rc);
+                cr_assert_eq(
+                    http_classify(classify_rows[i].status, classify_rows[i].rc),
+                    classify_rows[i].want, "row %zu: status %ld rc %d", i,
+                    classify_rows[i].status, (int)classify_rows[i].rc);
 }
 
 /* Sun, 06 Nov 1994 08:49:37 GMT */
@@ -195,7 +194,8 @@ Test(http, refused_protocol_is_a_permanent_transport_error) {
                 cr_assert_eq(e.kind, ERR_PERMANENT);
                 cr_assert_eq(e.code, CURLE_UNSUPPORTED_PROTOCOL);
                 cr_assert_eq(resp.status, 0);
-                cr_assert_eq(strncmp(e.msg, "http: POST: ", 12), 0, "%s", e.msg);
+                cr_assert_eq(strncmp(e.msg, "http: POST: ", 12), 0, "%s",
+                             e.msg);
                 http_resp_free(&resp);
         }
         http_destroy(http);
