@@ -1,7 +1,259 @@
-/* main.c - thopter-consumer: wiring and signals only. */
-#include <stdio.h>
+/* main.c - thopter-consumer: wiring and signals only.
+ *
+ * Reads the settings, builds the shared parts (fly client, circuit breaker,
+ * producer for dead letters and events) and one Kafka loop per role, runs
+ * each loop on its own thread, and turns SIGTERM/SIGINT into a graceful stop:
+ * the first signal drains, a second one exits at once.
+ */
+#include "breaker.h"
+#include "config.h"
+#include "destroy_steps.h"
+#include "fly_client.h"
+#include "health_server.h"
+#include "kafka_conf.h"
+#include "kafka_loop.h"
+#include "log.h"
+#include "producer.h"
+#include "provision_steps.h"
 
-int main(void) {
-        puts("thopter-consumer " THOPTER_VERSION);
-        return 0;
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROG "thopter-consumer"
+
+struct loop_thread {
+        struct kafka_loop *loop;
+        pthread_t thread;
+        int started;
+        int rc;
+        volatile int done;
+};
+
+static void *loop_main(void *arg) {
+        struct loop_thread *lt = arg;
+        lt->rc = kafka_loop_run(lt->loop);
+        lt->done = 1;
+        return NULL;
+}
+
+static int probe_fly(void *arg, struct err *err) {
+        struct fly_machine *machines = NULL;
+        size_t n = 0;
+        int rc = fly_machine_list(arg, NULL, NULL, &machines, &n, err);
+        free(machines);
+        return rc;
+}
+
+static rd_kafka_conf_t *loop_conf(const struct config *cfg, const char *client_id, struct err *err) {
+        rd_kafka_conf_t *conf = kafka_conf_new(cfg->kafka_brokers, cfg->kafka_props, cfg->n_kafka_props, err);
+        if (!conf)
+                return NULL;
+        if (kafka_conf_default(conf, cfg->kafka_props, cfg->n_kafka_props, "client.id", client_id, err) == -1) {
+                rd_kafka_conf_destroy(conf);
+                return NULL;
+        }
+        return conf;
+}
+
+int main(int argc, char **argv) {
+        struct config cfg;
+        struct err err = {0};
+        struct fly_client *fly = NULL;
+        struct breaker *breaker = NULL;
+        struct producer *producer = NULL;
+        struct health_server *health = NULL;
+        struct job_services destroy_svc = {0}, provision_svc = {0};
+        struct provision_ctx *provision = NULL;
+        struct loop_thread loops[2] = {{0}};
+        int nloops = 0, status = 1;
+        sigset_t sigs;
+
+        if (config_load(&cfg, argc, argv, &err) == -1) {
+                fprintf(stderr, PROG ": %s\n", err.msg);
+                config_free(&cfg);
+                return 2;
+        }
+        if (cfg.show_help) {
+                config_print_help(stdout, PROG);
+                config_free(&cfg);
+                return 0;
+        }
+        if (cfg.show_version) {
+                printf(PROG " %s (librdkafka %s)\n", THOPTER_VERSION, rd_kafka_version_str());
+                config_free(&cfg);
+                return 0;
+        }
+        enum log_level lvl = LOG_INFO;
+        log_level_parse(cfg.log_level, &lvl);
+        log_set_level(lvl);
+
+        /* Signals go to the main thread only: block them before any thread. */
+        sigemptyset(&sigs);
+        sigaddset(&sigs, SIGTERM);
+        sigaddset(&sigs, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        struct fly_client_opts fo = {
+            .base_url = cfg.fly_api_base,
+            .app = cfg.app_name,
+            .token = cfg.fly_deploy_key,
+            .timeout_ms = cfg.fly_timeout_s * 1000L,
+        };
+        fly = fly_client_new(&fo, &err);
+        if (!fly)
+                goto out;
+        breaker = breaker_new(cfg.breaker_threshold, cfg.breaker_probe_ms, probe_fly, fly, &err);
+        if (!breaker)
+                goto out;
+        rd_kafka_conf_t *pconf = loop_conf(&cfg, PROG "-producer", &err);
+        if (!pconf || kafka_conf_default(pconf, cfg.kafka_props, cfg.n_kafka_props, "linger.ms", "1", &err) == -1) {
+                if (pconf)
+                        rd_kafka_conf_destroy(pconf);
+                goto out;
+        }
+        producer = producer_new(pconf, &err);
+        if (!producer)
+                goto out;
+
+        struct retry_policy policy = {cfg.fly_retries, cfg.retry_base_ms, cfg.retry_max_ms};
+        destroy_svc = (struct job_services){&cfg, fly, breaker, policy, NULL};
+        provision_svc = destroy_svc;
+
+        if (cfg.role != ROLE_DESTROY) {
+                provision = provision_ctx_new(&provision_svc, &err);
+                if (!provision)
+                        goto out;
+                struct job_handler h = provision_steps_handler(provision);
+                struct kafka_loop_opts o = {
+                    .name = "provision",
+                    .topic = cfg.provision_topic,
+                    .group = cfg.provision_group,
+                    .max_in_flight = 1,
+                    .conf = loop_conf(&cfg, PROG "-provision", &err),
+                    .producer = producer,
+                    .dlq_topic = cfg.dlq_topic,
+                    .events_topic = cfg.events_topic,
+                    .breaker = breaker,
+                    .drain_timeout_ms = cfg.drain_timeout_s * 1000L,
+                };
+                if (!o.conf)
+                        goto out;
+                loops[nloops].loop = kafka_loop_new(&o, &h, &err);
+                if (!loops[nloops].loop)
+                        goto out;
+                provision_svc.loop = loops[nloops].loop;
+                nloops++;
+        }
+        if (cfg.role != ROLE_PROVISION) {
+                struct job_handler h = destroy_steps_handler(&destroy_svc);
+                struct kafka_loop_opts o = {
+                    .name = "destroy",
+                    .topic = cfg.destroy_topic,
+                    .group = cfg.destroy_group,
+                    .max_in_flight = cfg.max_concurrent_destroys,
+                    .conf = loop_conf(&cfg, PROG "-destroy", &err),
+                    .producer = producer,
+                    .dlq_topic = cfg.dlq_topic,
+                    .events_topic = cfg.events_topic,
+                    .breaker = breaker,
+                    .drain_timeout_ms = cfg.drain_timeout_s * 1000L,
+                };
+                if (!o.conf)
+                        goto out;
+                loops[nloops].loop = kafka_loop_new(&o, &h, &err);
+                if (!loops[nloops].loop)
+                        goto out;
+                destroy_svc.loop = loops[nloops].loop;
+                nloops++;
+        }
+
+        if (strcmp(cfg.metrics_addr, "off") != 0) {
+                struct kafka_loop *ls[2] = {loops[0].loop, loops[1].loop};
+                health = health_server_start(cfg.metrics_addr, ls, nloops, &err);
+                if (!health)
+                        goto out;
+        }
+
+        for (int i = 0; i < nloops; i++) {
+                if (pthread_create(&loops[i].thread, NULL, loop_main, &loops[i]) != 0) {
+                        err_set(&err, ERR_PERMANENT, 0, "cannot start the %s loop thread",
+                                kafka_loop_name(loops[i].loop));
+                        goto stop;
+                }
+                loops[i].started = 1;
+        }
+        log_info("main", PROG " %s started: role %s, brokers %s, fly API %s, app %s", THOPTER_VERSION,
+                 cfg.role == ROLE_ALL ? "all" : cfg.role == ROLE_PROVISION ? "provision" : "destroy",
+                 cfg.kafka_brokers, cfg.fly_api_base, cfg.app_name);
+
+        /* Wait for a signal, or for every loop to end on its own. */
+        for (;;) {
+                struct timespec ts = {1, 0};
+                int sig = sigtimedwait(&sigs, NULL, &ts);
+                int running = 0;
+                for (int i = 0; i < nloops; i++)
+                        running += loops[i].started && !loops[i].done;
+                if (!running)
+                        break;
+                if (sig == SIGTERM || sig == SIGINT) {
+                        log_info("main", "%s: stopping gracefully (again to exit at once)",
+                                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                        break;
+                }
+        }
+stop:
+        for (int i = 0; i < nloops; i++)
+                kafka_loop_stop(loops[i].loop);
+        {
+                /* A second signal, or a drain that overruns, exits at once:
+                 * what was not committed is redelivered later. */
+                time_t give_up = time(NULL) + cfg.drain_timeout_s + 20;
+                for (;;) {
+                        int running = 0;
+                        for (int i = 0; i < nloops; i++)
+                                running += loops[i].started && !loops[i].done;
+                        if (!running)
+                                break;
+                        struct timespec ts = {0, 200 * 1000000L};
+                        int sig = sigtimedwait(&sigs, NULL, &ts);
+                        if (sig == SIGTERM || sig == SIGINT || time(NULL) > give_up) {
+                                log_warn("main", "%s: exiting now; uncommitted work will be redelivered",
+                                         sig > 0 ? "second signal" : "shutdown took too long");
+                                _exit(1);
+                        }
+                }
+        }
+        status = 0;
+        for (int i = 0; i < nloops; i++) {
+                if (loops[i].started) {
+                        pthread_join(loops[i].thread, NULL);
+                        if (loops[i].rc != 0)
+                                status = 1;
+                }
+        }
+out:
+        if (err.kind != ERR_NONE) {
+                fprintf(stderr, PROG ": %s\n", err.msg);
+                status = 1;
+        }
+        health_server_stop(health);
+        /* The producer goes first: its last delivery reports still reach the
+         * loops, which free those jobs. */
+        producer_destroy(producer);
+        for (int i = 0; i < nloops; i++)
+                kafka_loop_destroy(loops[i].loop);
+        provision_ctx_destroy(provision);
+        breaker_destroy(breaker);
+        fly_client_destroy(fly);
+        config_free(&cfg);
+        if (status == 0)
+                log_info("main", "stopped cleanly");
+        return status;
 }

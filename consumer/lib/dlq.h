@@ -1,0 +1,35 @@
+/* dlq.h - dead-letter records (contract section 4).
+ *
+ * A dead letter is the original record byte for byte (key, value, headers)
+ * plus the thopter.dlq.* string headers that say where it came from and why
+ * it failed. Earlier thopter.dlq.* headers (from a replayed record) are
+ * replaced, so headers never pile up; thopter.replay.count is kept.
+ */
+#ifndef THOPTER_DLQ_H
+#define THOPTER_DLQ_H
+
+#include "err.h"
+#include "job.h"
+#include "producer.h"
+
+/**
+ * @brief Send @p job's record to @p topic as a dead letter for @p failure.
+ * @param done called once the broker acknowledged it (or failed); the
+ * caller treats the job as finished only on an acknowledgement.
+ */
+int dlq_publish(struct producer *p,
+                const char *topic,
+                const struct job *job,
+                const struct err *failure,
+                int attempts,
+                producer_done_fn *done,
+                void *arg,
+                struct err *err);
+
+/** @brief The headers dlq_publish() would send (tests); caller destroys. */
+rd_kafka_headers_t *dlq_headers(const struct job *job,
+                                const struct err *failure,
+                                int attempts,
+                                int64_t failed_at_ms);
+
+#endif

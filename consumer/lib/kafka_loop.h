@@ -1,0 +1,97 @@
+/* kafka_loop.h - one consumer group's loop: poll, dispatch to workers,
+ * commit only what is finished.
+ *
+ * The poll thread (the caller of kafka_loop_run) owns the librdkafka handle
+ * and the offset tracker. It hands valid records to max_in_flight worker
+ * threads, never two with the same exclusive key at once, pauses the
+ * assignment while the loop is full (and keeps polling, so the group
+ * membership and max.poll.interval.ms stay healthy), and commits a
+ * partition's contiguous finished prefix. A record is finished when its work
+ * completed or its dead letter was acknowledged by the broker.
+ *
+ * Rebalances are eager (range): on revoke, queued records are dropped (they
+ * are redelivered to the new owner), running ones get up to the drain
+ * timeout to finish and commit. Stopping works the same way, then closes.
+ */
+#ifndef THOPTER_KAFKA_LOOP_H
+#define THOPTER_KAFKA_LOOP_H
+
+#include "breaker.h"
+#include "err.h"
+#include "job.h"
+#include "producer.h"
+
+#include <librdkafka/rdkafka.h>
+
+struct kafka_loop;
+
+/* What a consumer group does with its records. */
+struct job_handler {
+        /**
+         * Parse and validate (poll thread; no I/O). Sets job->request_id
+         * (preset to <topic>-<partition>-<offset>), job->exclusive_key and
+         * job->request. -1: invalid, err classified; the record is
+         * dead-lettered at once with one "failed" event.
+         */
+        int (*prepare)(struct job *job, void *opaque, struct err *err);
+        /**
+         * Do the work (worker thread). The loop emits "started" before and
+         * "completed" or "failed" after. -1: err classified (class, step);
+         * set job->abandoned instead when kafka_loop_cancelled() made it stop.
+         */
+        int (*run)(struct job *job, void *opaque, struct err *err);
+        /* Free job->request (any thread). */
+        void (*release)(struct job *job, void *opaque);
+        void *opaque;
+};
+
+struct kafka_loop_opts {
+        const char *name;  /* "provision" | "destroy": logs, events, metrics */
+        const char *topic;
+        const char *group;
+        int max_in_flight;
+        rd_kafka_conf_t *conf; /* taken, also on failure */
+        struct producer *producer;
+        const char *dlq_topic;
+        const char *events_topic;
+        struct breaker *breaker; /* optional: paused while open */
+        long drain_timeout_ms;
+};
+
+struct kafka_loop *kafka_loop_new(const struct kafka_loop_opts *opts,
+                                  const struct job_handler *handler,
+                                  struct err *err);
+
+/** @brief Poll until stopped and drained. @returns 0 after a graceful stop. */
+int kafka_loop_run(struct kafka_loop *loop);
+
+/** @brief Ask for a graceful stop (any thread, not a signal handler). */
+void kafka_loop_stop(struct kafka_loop *loop);
+
+/** @brief Hold intake (provision capacity wait); any thread. */
+void kafka_loop_hold(struct kafka_loop *loop, int on);
+
+/** @brief Non-zero once running jobs must give up (drain deadline passed). */
+const volatile int *kafka_loop_cancelled(struct kafka_loop *loop);
+
+/** @brief Publish a status event for @p job (worker threads). */
+void kafka_loop_emit(struct kafka_loop *loop,
+                     struct job *job,
+                     const char *state,
+                     const char *step,
+                     const struct err *failure);
+
+/**
+ * @brief Ready = joined its group and the brokers answer a metadata request
+ * within @p timeout_ms. @p why gets the reason when not ready.
+ */
+int kafka_loop_ready(struct kafka_loop *loop, int timeout_ms, char *why, size_t cap);
+
+/** @brief Milliseconds since the poll thread last ticked (liveness). */
+long kafka_loop_poll_age_ms(struct kafka_loop *loop);
+
+const char *kafka_loop_name(const struct kafka_loop *loop);
+
+void kafka_loop_destroy(struct kafka_loop *loop); /* NULL is a no-op */
+
+#endif

@@ -1,0 +1,138 @@
+/* producer.c - the shared producer and its delivery-report thread. */
+#include "producer.h"
+#include "log.h"
+#include "metrics.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+struct producer {
+        rd_kafka_t *rk;
+        pthread_t thread;
+        atomic_int stop;
+};
+
+struct pending_done {
+        producer_done_fn *done;
+        void *arg;
+};
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
+        struct pending_done *pd = rkm->_private;
+        (void)rk;
+        (void)opaque;
+        if (rkm->err)
+                metrics_inc("thopter_produce_errors_total", "", 1);
+        if (pd) {
+                if (pd->done)
+                        pd->done(pd->arg, rkm->err);
+                free(pd);
+        }
+}
+
+static void *delivery_thread(void *arg) {
+        struct producer *p = arg;
+        while (!atomic_load(&p->stop))
+                rd_kafka_poll(p->rk, 100);
+        return NULL;
+}
+
+struct producer *producer_new(rd_kafka_conf_t *conf, struct err *err) {
+        char errstr[512];
+        struct producer *p = calloc(1, sizeof(*p));
+
+        if (!p) {
+                rd_kafka_conf_destroy(conf);
+                err_set(err, ERR_PERMANENT, 0, "producer: out of memory");
+                return NULL;
+        }
+        metrics_describe("thopter_produce_errors_total", METRICS_COUNTER,
+                         "Records the broker did not acknowledge (they are retried or redelivered)");
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+        if (rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) ||
+            rd_kafka_conf_set(conf, "acks", "all", errstr, sizeof(errstr))) {
+                rd_kafka_conf_destroy(conf);
+                free(p);
+                err_set(err, ERR_PERMANENT, 0, "producer: %s", errstr);
+                return NULL;
+        }
+        p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+        if (!p->rk) {
+                rd_kafka_conf_destroy(conf);
+                free(p);
+                err_set(err, ERR_PERMANENT, 0, "producer: %s", errstr);
+                return NULL;
+        }
+        if (pthread_create(&p->thread, NULL, delivery_thread, p) != 0) {
+                rd_kafka_destroy(p->rk);
+                free(p);
+                err_set(err, ERR_PERMANENT, 0, "producer: cannot start its thread");
+                return NULL;
+        }
+        return p;
+}
+
+int producer_send(struct producer *p,
+                  const char *topic,
+                  const void *key,
+                  size_t key_len,
+                  const void *value,
+                  size_t value_len,
+                  rd_kafka_headers_t *headers,
+                  producer_done_fn *done,
+                  void *arg,
+                  struct err *err) {
+        struct pending_done *pd = malloc(sizeof(*pd));
+        rd_kafka_resp_err_t e;
+
+        if (!pd) {
+                if (headers)
+                        rd_kafka_headers_destroy(headers);
+                return err_set(err, ERR_TRANSIENT, 0, "produce to %s: out of memory", topic);
+        }
+        pd->done = done;
+        pd->arg = arg;
+        for (int tries = 0;; tries++) {
+                e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_KEY(key, key_len),
+                                      RD_KAFKA_V_VALUE((void *)value, value_len),
+                                      RD_KAFKA_V_HEADERS(headers),
+                                      RD_KAFKA_V_OPAQUE(pd), RD_KAFKA_V_END);
+                if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || tries > 100)
+                        break;
+                /* The delivery thread drains the queue; give it a moment. */
+                rd_kafka_poll(p->rk, 10);
+        }
+        if (e) {
+                free(pd);
+                if (headers)
+                        rd_kafka_headers_destroy(headers);
+                return err_set(err, ERR_TRANSIENT, e, "produce to %s: %s", topic, rd_kafka_err2str(e));
+        }
+        return 0;
+}
+
+int producer_flush(struct producer *p, int timeout_ms) {
+        return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+rd_kafka_t *producer_handle(struct producer *p) {
+        return p->rk;
+}
+
+void producer_destroy(struct producer *p) {
+        if (!p)
+                return;
+        if (rd_kafka_flush(p->rk, 5000))
+                log_warn("producer", "%d record(s) not acknowledged at shutdown",
+                         rd_kafka_outq_len(p->rk));
+        atomic_store(&p->stop, 1);
+        pthread_join(p->thread, NULL);
+        /* Fail what is left so every done callback runs exactly once. */
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(p->rk, 0);
+        rd_kafka_destroy(p->rk);
+        free(p);
+}

@@ -1,0 +1,47 @@
+/* producer.h - the one Kafka producer of the consumer process, shared by
+ * the dead-letter and event publishers of every loop.
+ *
+ * A background thread serves delivery reports, so a caller learns that the
+ * broker acknowledged a record through its callback, on that thread.
+ */
+#ifndef THOPTER_PRODUCER_H
+#define THOPTER_PRODUCER_H
+
+#include "err.h"
+
+#include <librdkafka/rdkafka.h>
+
+struct producer;
+
+/* Called once per record, from the delivery thread; err 0 = acknowledged. */
+typedef void(producer_done_fn)(void *arg, rd_kafka_resp_err_t err);
+
+/** @brief Takes @p conf (also on failure). Idempotent, acks=all. */
+struct producer *producer_new(rd_kafka_conf_t *conf, struct err *err);
+
+/**
+ * @brief Queue a record. Takes @p headers (also on failure).
+ * @param done optional; called exactly once when 0 is returned.
+ * Blocks briefly while the local queue is full.
+ */
+int producer_send(struct producer *p,
+                  const char *topic,
+                  const void *key,
+                  size_t key_len,
+                  const void *value,
+                  size_t value_len,
+                  rd_kafka_headers_t *headers,
+                  producer_done_fn *done,
+                  void *arg,
+                  struct err *err);
+
+/** @brief Wait up to @p timeout_ms for every queued record. 0 when done. */
+int producer_flush(struct producer *p, int timeout_ms);
+
+/** @brief The librdkafka handle (for metadata queries). */
+rd_kafka_t *producer_handle(struct producer *p);
+
+/** @brief Flush (bounded), stop the delivery thread, free. NULL is a no-op. */
+void producer_destroy(struct producer *p);
+
+#endif
