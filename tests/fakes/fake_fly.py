@@ -87,6 +87,7 @@ import struct
 import sys
 import threading
 import time
+import traceback
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -114,6 +115,7 @@ DEFAULT_CONFIG = {
     "unique_names": True,
     "strict_scheme": True,
     "wait_requires_instance_id": False,
+    "max_calls": 100000,
 }
 MERGED_KEYS = {"timings", "rate_limits"}  # dict-valued keys merged, not replaced
 
@@ -154,6 +156,7 @@ ROUTES = [
     (None, r"^/v1/apps/([^/]+)/volumes/([^/]+)(?:/extend)?$", "volumes.update"),
 ]
 ROUTES = [(m, re.compile(rx), name) for m, rx, name in ROUTES]
+ROUTE_NAMES = {name for _, _, name in ROUTES} | {"unknown"}
 NOT_IMPLEMENTED = {"machines.update", "machines.lease", "machines.other", "volumes.update"}
 
 
@@ -227,11 +230,11 @@ class ApiError(Exception):
 
 
 class CallCtx:
-    __slots__ = ("call", "route", "machine", "latency_ms", "body", "raw")
+    __slots__ = ("call", "route", "machine", "latency_ms", "body", "raw", "epoch")
 
-    def __init__(self, call, route, machine, latency_ms, body, raw):
+    def __init__(self, call, route, machine, latency_ms, body, raw, epoch):
         self.call, self.route, self.machine = call, route, machine
-        self.latency_ms, self.body, self.raw = latency_ms, body, raw
+        self.latency_ms, self.body, self.raw, self.epoch = latency_ms, body, raw, epoch
 
 
 class Machine:
@@ -317,6 +320,7 @@ class FakeFly:
         self.in_flight = 0
         self.in_flight_by_route = {}
         self.in_flight_by_machine = {}
+        self.epoch = 0  # bumped by reset: calls begun earlier no longer count in stats
         self._clear_state()
 
     # ---- helpers (call with the lock held) ----------------------------------------------
@@ -332,9 +336,10 @@ class FakeFly:
         self.buckets = {}
         self.stats_calls = 0
         self.by_route_status = {}
-        self.max_in_flight = self.in_flight
-        self.max_by_route = {k: v for k, v in self.in_flight_by_route.items() if v}
-        self.max_by_machine = {k: v for k, v in self.in_flight_by_machine.items() if v}
+        self.max_in_flight = 0
+        self.max_by_route = {}
+        self.max_by_machine = {}
+        self.epoch += 1
 
     @staticmethod
     def _merge(cfg, updates):
@@ -456,6 +461,8 @@ class FakeFly:
             if raw is not None:
                 call["raw_body"] = raw
             self.calls.append(call)
+            if len(self.calls) > self.cfg["max_calls"] * 5 // 4:
+                del self.calls[:len(self.calls) - self.cfg["max_calls"]]
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             n = self.in_flight_by_route.get(route, 0) + 1
@@ -466,15 +473,21 @@ class FakeFly:
                 self.in_flight_by_machine[machine] = n
                 self.max_by_machine[machine] = max(self.max_by_machine.get(machine, 0), n)
             latency = self.cfg["latency_by_route"].get(route, self.cfg["latency_ms"])
-        return CallCtx(call, route, machine, latency, body, raw)
+        return CallCtx(call, route, machine, latency, body, raw, self.epoch)
 
-    def end_call(self, ctx, status):
+    def record_status(self, ctx, status):
+        """Called just before the response is written (0 = dropped connection)."""
         with self.cond:
             ctx.call["status"] = status
             ctx.call["ended"] = time.time()
-            self.stats_calls += 1
-            key = "%s %s" % (ctx.route, status)
-            self.by_route_status[key] = self.by_route_status.get(key, 0) + 1
+            if ctx.epoch == self.epoch:
+                self.stats_calls += 1
+                key = "%s %s" % (ctx.route, status)
+                self.by_route_status[key] = self.by_route_status.get(key, 0) + 1
+
+    def end_call(self, ctx):
+        """Called once the response is written: the call is no longer in flight."""
+        with self.cond:
             self.in_flight -= 1
             self.in_flight_by_route[ctx.route] -= 1
             if ctx.machine:
@@ -909,6 +922,10 @@ class FakeFly:
             raise ApiError(400, "unknown fault key(s): %s" % ", ".join(sorted(unknown)))
         if not (rule.get("status") or rule.get("drop") or rule.get("delay_ms")):
             raise ApiError(400, "a fault needs status, drop or delay_ms")
+        if rule.get("route") and not any(fnmatch.fnmatchcase(name, rule["route"])
+                                         for name in ROUTE_NAMES):
+            raise ApiError(400, "route %r matches no route; routes: %s"
+                           % (rule["route"], ", ".join(sorted(ROUTE_NAMES))))
         if rule.get("drop") not in (None, False, True, "close", "reset"):
             raise ApiError(400, "drop must be true, \"close\" or \"reset\"")
         if rule.get("path_regex"):
@@ -1043,19 +1060,20 @@ class Handler(BaseHTTPRequestHandler):
             self._send(err(404, "not found"))
             return
         ctx = self.fake.begin_call(method, path, query, self.headers, body_bytes)
-        status = 0
         try:
-            resp = self.fake.handle_api(ctx, self.headers)
-            status = self._send(resp)
-        except Exception as e:  # keep the server alive, but make the bug visible
-            sys.stderr.write("fake_fly: internal error on %s %s: %r\n" % (method, path, e))
-            status = self._send(err(500, "fake internal error: %r" % e))
-            raise
+            try:
+                resp = self.fake.handle_api(ctx, self.headers)
+            except Exception as e:  # keep serving, but make the bug visible
+                sys.stderr.write("fake_fly: internal error on %s %s:\n%s"
+                                 % (method, path, traceback.format_exc()))
+                resp = err(500, "fake internal error: %r" % e)
+            self.fake.record_status(ctx, 0 if resp.drop else resp.status)
+            self._send(resp)
         finally:
-            self.fake.end_call(ctx, status)
+            self.fake.end_call(ctx)
 
     def _send(self, resp):
-        """Writes resp; returns the status recorded for the call (0 = dropped)."""
+        """Writes resp, or drops the connection when resp.drop is set."""
         if resp.drop:
             self.close_connection = True
             try:
@@ -1067,7 +1085,7 @@ class Handler(BaseHTTPRequestHandler):
                     self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            return 0
+            return
         if isinstance(resp.body, str):
             data, ctype = resp.body.encode("utf-8"), "text/plain; charset=utf-8"
         else:
@@ -1080,7 +1098,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
-        return resp.status
 
 
 class Server(ThreadingHTTPServer):
