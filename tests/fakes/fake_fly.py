@@ -70,8 +70,55 @@ that tests do not mistake them for facts about fly):
 * Not modelled: leases, update, metadata endpoints, cordon, apps API, volume
   extend/update (501 ``not implemented in fake``), events beyond a short list.
 
-Control API (no auth) under /_fake: see ``FakeFly.control`` and the README of
-the harness (tests/harness/flyfake.py).
+Control API (no auth, JSON in and out) under /_fake; tests/harness/flyfake.py wraps it:
+  POST   /_fake/reset            {"config": bool}: clear machines, volumes, calls, faults,
+                                 stats, rate buckets; with config=true also restore the
+                                 startup config. Calls still in flight keep running but no
+                                 longer count in stats.
+  GET    /_fake/config           the config; POST merges keys (unknown keys: 400):
+      app, token, latency_ms, latency_by_route {route: ms} (replaces latency_ms for that
+      route), rate_limit (bool), rate_limits {"default"|route: {"rate": r/s, "burst": n}},
+      retry_after (bool: 429 carries "Retry-After: 1"), outage (null | {"status": 503,
+      "error"?, "retry_after"?} | {"mode": "drop", "reset"?: bool}), timings {create_ms,
+      start_ms, stop_ms, destroy_ms}, destroyed_visible_ms, volume_unbind_ms,
+      private_ip_by_prefix {prefix: ip}, list_includes_destroyed, capacity_error
+      {region|"*": {"status", "error"?, "count"?}}, default_region, unique_names,
+      strict_scheme, wait_requires_instance_id, max_calls (call log cap, default 100000).
+  POST   /_fake/faults           push a rule; GET lists them (with id, remaining, hits);
+                                 DELETE clears. Rule keys: method, route (glob over route
+                                 names; must match one), path_regex, machine, skip (let N
+                                 matches pass first), count (default 1, -1 = forever),
+                                 status, body (object, or a string sent as text/plain),
+                                 headers, retry_after, delay_ms (alone: only slows the
+                                 call), drop (true = close, "reset" = RST), after_commit
+                                 (do the operation, then answer with the fault).
+                                 Order per call: latency, outage, auth, faults, app, route,
+                                 rate limit, operation.
+  GET    /_fake/machines         every machine ever made (gone ones too), internal view:
+                                 public fields + gone, internal_state, deleted_at, gone_at,
+                                 destroy_requested_at, launch_pending, volume, seeded, metadata
+  POST   /_fake/machines         seed {name, state (default started), region, metadata, id,
+                                 image, private_ip, config, volume}; seeded machines rest in
+                                 that state (a transient one stays stuck; destroyed -> gone
+                                 after destroyed_visible_ms)
+  GET    /_fake/machines/ID      one machine; POST /_fake/machines/ID/state {"state": S}
+                                 forces a state now ("gone" = vanished, volume unbound)
+  GET    /_fake/volumes          all volumes (+ "deleted"); POST seeds {name, region,
+                                 size_gb, id, attached_machine_id}
+  GET    /_fake/calls[?since=SEQ&route=R]  /v1 calls: seq, method, path, query (dict of
+                                 lists), route, app, machine, volume, auth, body, raw_body
+                                 (only when not JSON), status (0 = dropped, null while in
+                                 flight), started, ended (epoch seconds; ended = response
+                                 about to be written), fault (rule id, when one fired).
+                                 DELETE clears the log.
+  GET    /_fake/stats            max_in_flight, max_in_flight_by_route,
+                                 max_in_flight_by_machine, in_flight, calls, by_route_status
+                                 {"<route> <status>": n}. In flight = from the request's
+                                 headers being read until its response is written
+                                 (latency and fault delays included).
+
+Route names: machines.{create,list,get,update,delete,start,stop,suspend,wait,lease,other},
+volumes.{list,create,get,delete,update}, unknown.
 """
 
 import argparse
@@ -796,6 +843,8 @@ class FakeFly:
         while True:
             now = time.monotonic()
             self._advance(now)
+            if self.machines.get(mid) is not m:  # reset while waiting
+                raise ApiError(404, "machine not found")
             if m.gone:
                 if "destroyed" in states:
                     return Response(200, {"ok": True, "state": "destroyed"})
