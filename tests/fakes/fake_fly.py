@@ -70,8 +70,55 @@ that tests do not mistake them for facts about fly):
 * Not modelled: leases, update, metadata endpoints, cordon, apps API, volume
   extend/update (501 ``not implemented in fake``), events beyond a short list.
 
-Control API (no auth) under /_fake: see ``FakeFly.control`` and the README of
-the harness (tests/harness/flyfake.py).
+Control API (no auth, JSON in and out) under /_fake; tests/harness/flyfake.py wraps it:
+  POST   /_fake/reset            {"config": bool}: clear machines, volumes, calls, faults,
+                                 stats, rate buckets; with config=true also restore the
+                                 startup config. Calls still in flight keep running but no
+                                 longer count in stats.
+  GET    /_fake/config           the config; POST merges keys (unknown keys: 400):
+      app, token, latency_ms, latency_by_route {route: ms} (replaces latency_ms for that
+      route), rate_limit (bool), rate_limits {"default"|route: {"rate": r/s, "burst": n}},
+      retry_after (bool: 429 carries "Retry-After: 1"), outage (null | {"status": 503,
+      "error"?, "retry_after"?} | {"mode": "drop", "reset"?: bool}), timings {create_ms,
+      start_ms, stop_ms, destroy_ms}, destroyed_visible_ms, volume_unbind_ms,
+      private_ip_by_prefix {prefix: ip}, list_includes_destroyed, capacity_error
+      {region|"*": {"status", "error"?, "count"?}}, default_region, unique_names,
+      strict_scheme, wait_requires_instance_id, max_calls (call log cap, default 100000).
+  POST   /_fake/faults           push a rule; GET lists them (with id, remaining, hits);
+                                 DELETE clears. Rule keys: method, route (glob over route
+                                 names; must match one), path_regex, machine, skip (let N
+                                 matches pass first), count (default 1, -1 = forever),
+                                 status, body (object, or a string sent as text/plain),
+                                 headers, retry_after, delay_ms (alone: only slows the
+                                 call), drop (true = close, "reset" = RST), after_commit
+                                 (do the operation, then answer with the fault).
+                                 Order per call: latency, outage, auth, faults, app, route,
+                                 rate limit, operation.
+  GET    /_fake/machines         every machine ever made (gone ones too), internal view:
+                                 public fields + gone, internal_state, deleted_at, gone_at,
+                                 destroy_requested_at, launch_pending, volume, seeded, metadata
+  POST   /_fake/machines         seed {name, state (default started), region, metadata, id,
+                                 image, private_ip, config, volume}; seeded machines rest in
+                                 that state (a transient one stays stuck; destroyed -> gone
+                                 after destroyed_visible_ms)
+  GET    /_fake/machines/ID      one machine; POST /_fake/machines/ID/state {"state": S}
+                                 forces a state now ("gone" = vanished, volume unbound)
+  GET    /_fake/volumes          all volumes (+ "deleted"); POST seeds {name, region,
+                                 size_gb, id, attached_machine_id}
+  GET    /_fake/calls[?since=SEQ&route=R]  /v1 calls: seq, method, path, query (dict of
+                                 lists), route, app, machine, volume, auth, body, raw_body
+                                 (only when not JSON), status (0 = dropped, null while in
+                                 flight), started, ended (epoch seconds; ended = response
+                                 about to be written), fault (rule id, when one fired).
+                                 DELETE clears the log.
+  GET    /_fake/stats            max_in_flight, max_in_flight_by_route,
+                                 max_in_flight_by_machine, in_flight, calls, by_route_status
+                                 {"<route> <status>": n}. In flight = from the request's
+                                 headers being read until its response is written
+                                 (latency and fault delays included).
+
+Route names: machines.{create,list,get,update,delete,start,stop,suspend,wait,lease,other},
+volumes.{list,create,get,delete,update}, unknown.
 """
 
 import argparse
@@ -87,6 +134,7 @@ import struct
 import sys
 import threading
 import time
+import traceback
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -114,6 +162,7 @@ DEFAULT_CONFIG = {
     "unique_names": True,
     "strict_scheme": True,
     "wait_requires_instance_id": False,
+    "max_calls": 100000,
 }
 MERGED_KEYS = {"timings", "rate_limits"}  # dict-valued keys merged, not replaced
 
@@ -154,6 +203,7 @@ ROUTES = [
     (None, r"^/v1/apps/([^/]+)/volumes/([^/]+)(?:/extend)?$", "volumes.update"),
 ]
 ROUTES = [(m, re.compile(rx), name) for m, rx, name in ROUTES]
+ROUTE_NAMES = {name for _, _, name in ROUTES} | {"unknown"}
 NOT_IMPLEMENTED = {"machines.update", "machines.lease", "machines.other", "volumes.update"}
 
 
@@ -227,11 +277,11 @@ class ApiError(Exception):
 
 
 class CallCtx:
-    __slots__ = ("call", "route", "machine", "latency_ms", "body", "raw")
+    __slots__ = ("call", "route", "machine", "latency_ms", "body", "raw", "epoch")
 
-    def __init__(self, call, route, machine, latency_ms, body, raw):
+    def __init__(self, call, route, machine, latency_ms, body, raw, epoch):
         self.call, self.route, self.machine = call, route, machine
-        self.latency_ms, self.body, self.raw = latency_ms, body, raw
+        self.latency_ms, self.body, self.raw, self.epoch = latency_ms, body, raw, epoch
 
 
 class Machine:
@@ -317,6 +367,7 @@ class FakeFly:
         self.in_flight = 0
         self.in_flight_by_route = {}
         self.in_flight_by_machine = {}
+        self.epoch = 0  # bumped by reset: calls begun earlier no longer count in stats
         self._clear_state()
 
     # ---- helpers (call with the lock held) ----------------------------------------------
@@ -332,9 +383,10 @@ class FakeFly:
         self.buckets = {}
         self.stats_calls = 0
         self.by_route_status = {}
-        self.max_in_flight = self.in_flight
-        self.max_by_route = {k: v for k, v in self.in_flight_by_route.items() if v}
-        self.max_by_machine = {k: v for k, v in self.in_flight_by_machine.items() if v}
+        self.max_in_flight = 0
+        self.max_by_route = {}
+        self.max_by_machine = {}
+        self.epoch += 1
 
     @staticmethod
     def _merge(cfg, updates):
@@ -456,6 +508,8 @@ class FakeFly:
             if raw is not None:
                 call["raw_body"] = raw
             self.calls.append(call)
+            if len(self.calls) > self.cfg["max_calls"] * 5 // 4:
+                del self.calls[:len(self.calls) - self.cfg["max_calls"]]
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             n = self.in_flight_by_route.get(route, 0) + 1
@@ -466,15 +520,21 @@ class FakeFly:
                 self.in_flight_by_machine[machine] = n
                 self.max_by_machine[machine] = max(self.max_by_machine.get(machine, 0), n)
             latency = self.cfg["latency_by_route"].get(route, self.cfg["latency_ms"])
-        return CallCtx(call, route, machine, latency, body, raw)
+        return CallCtx(call, route, machine, latency, body, raw, self.epoch)
 
-    def end_call(self, ctx, status):
+    def record_status(self, ctx, status):
+        """Called just before the response is written (0 = dropped connection)."""
         with self.cond:
             ctx.call["status"] = status
             ctx.call["ended"] = time.time()
-            self.stats_calls += 1
-            key = "%s %s" % (ctx.route, status)
-            self.by_route_status[key] = self.by_route_status.get(key, 0) + 1
+            if ctx.epoch == self.epoch:
+                self.stats_calls += 1
+                key = "%s %s" % (ctx.route, status)
+                self.by_route_status[key] = self.by_route_status.get(key, 0) + 1
+
+    def end_call(self, ctx):
+        """Called once the response is written: the call is no longer in flight."""
+        with self.cond:
             self.in_flight -= 1
             self.in_flight_by_route[ctx.route] -= 1
             if ctx.machine:
@@ -783,6 +843,8 @@ class FakeFly:
         while True:
             now = time.monotonic()
             self._advance(now)
+            if self.machines.get(mid) is not m:  # reset while waiting
+                raise ApiError(404, "machine not found")
             if m.gone:
                 if "destroyed" in states:
                     return Response(200, {"ok": True, "state": "destroyed"})
@@ -909,6 +971,10 @@ class FakeFly:
             raise ApiError(400, "unknown fault key(s): %s" % ", ".join(sorted(unknown)))
         if not (rule.get("status") or rule.get("drop") or rule.get("delay_ms")):
             raise ApiError(400, "a fault needs status, drop or delay_ms")
+        if rule.get("route") and not any(fnmatch.fnmatchcase(name, rule["route"])
+                                         for name in ROUTE_NAMES):
+            raise ApiError(400, "route %r matches no route; routes: %s"
+                           % (rule["route"], ", ".join(sorted(ROUTE_NAMES))))
         if rule.get("drop") not in (None, False, True, "close", "reset"):
             raise ApiError(400, "drop must be true, \"close\" or \"reset\"")
         if rule.get("path_regex"):
@@ -1043,19 +1109,20 @@ class Handler(BaseHTTPRequestHandler):
             self._send(err(404, "not found"))
             return
         ctx = self.fake.begin_call(method, path, query, self.headers, body_bytes)
-        status = 0
         try:
-            resp = self.fake.handle_api(ctx, self.headers)
-            status = self._send(resp)
-        except Exception as e:  # keep the server alive, but make the bug visible
-            sys.stderr.write("fake_fly: internal error on %s %s: %r\n" % (method, path, e))
-            status = self._send(err(500, "fake internal error: %r" % e))
-            raise
+            try:
+                resp = self.fake.handle_api(ctx, self.headers)
+            except Exception as e:  # keep serving, but make the bug visible
+                sys.stderr.write("fake_fly: internal error on %s %s:\n%s"
+                                 % (method, path, traceback.format_exc()))
+                resp = err(500, "fake internal error: %r" % e)
+            self.fake.record_status(ctx, 0 if resp.drop else resp.status)
+            self._send(resp)
         finally:
-            self.fake.end_call(ctx, status)
+            self.fake.end_call(ctx)
 
     def _send(self, resp):
-        """Writes resp; returns the status recorded for the call (0 = dropped)."""
+        """Writes resp, or drops the connection when resp.drop is set."""
         if resp.drop:
             self.close_connection = True
             try:
@@ -1067,7 +1134,7 @@ class Handler(BaseHTTPRequestHandler):
                     self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            return 0
+            return
         if isinstance(resp.body, str):
             data, ctype = resp.body.encode("utf-8"), "text/plain; charset=utf-8"
         else:
@@ -1080,7 +1147,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
-        return resp.status
 
 
 class Server(ThreadingHTTPServer):

@@ -289,6 +289,8 @@ class FakeFlyTest(unittest.TestCase):
         self.assertEqual((rules[0]["remaining"], rules[0]["hits"]), (0, 2))
         self.fly.clear_faults()
         self.assertEqual(self.fly.faults(), [])
+        with self.assertRaisesRegex(Exception, "matches no route"):
+            self.fly.push_fault(route="machine", status=503)  # a typo must not pass silently
 
     def test_fault_forever_skip_path_regex_and_raw_body(self):
         self.fly.push_fault(path_regex=r"/machines$", method="GET", status=502, count=-1, skip=1,
