@@ -158,6 +158,7 @@ int main(int argc, char **argv) {
                     .topic = cfg.destroy_topic,
                     .group = cfg.destroy_group,
                     .max_in_flight = cfg.max_concurrent_destroys,
+                    .prefetch = cfg.max_concurrent_destroys,
                     .conf = loop_conf(&cfg, PROG "-destroy", &err),
                     .producer = producer,
                     .dlq_topic = cfg.dlq_topic,

@@ -15,7 +15,7 @@
  *                                                        \--fail--> dead letter --ack--> done
  *   done -> offset_tracker_finish -> commit the contiguous prefix
  *
- * Intake is paused while pending+running reaches max_in_flight, while the
+ * Intake is paused while pending+running reaches max_in_flight + prefetch, while the
  * fly circuit is open, while the provision capacity hold is on, and while
  * stopping. Pausing purges librdkafka's prefetch, so a record seen here is a
  * record the tracker knows; none is skipped.
@@ -43,6 +43,7 @@
 struct kafka_loop {
         char *name, *topic, *group, *dlq_topic, *events_topic;
         int max_in_flight;
+        int prefetch;
         long drain_timeout_ms;
         struct job_handler handler;
         struct producer *producer;
@@ -394,7 +395,7 @@ static void apply_pause(struct kafka_loop *loop, rd_kafka_topic_partition_list_t
 static int want_pause(struct kafka_loop *loop) {
         int full;
         pthread_mutex_lock(&loop->lock);
-        full = loop->n_pending + loop->n_running >= loop->max_in_flight ||
+        full = loop->n_pending + loop->n_running >= loop->max_in_flight + loop->prefetch ||
                loop->n_dlq_waiting >= DLQ_WAITING_MAX;
         pthread_mutex_unlock(&loop->lock);
         return full || atomic_load(&loop->stopping) || atomic_load(&loop->hold) ||
@@ -533,6 +534,7 @@ struct kafka_loop *kafka_loop_new(const struct kafka_loop_opts *opts,
         loop->dlq_topic = strdup(opts->dlq_topic);
         loop->events_topic = strdup(opts->events_topic);
         loop->max_in_flight = opts->max_in_flight < 1 ? 1 : opts->max_in_flight;
+        loop->prefetch = opts->prefetch < 0 ? 0 : opts->prefetch;
         loop->drain_timeout_ms = opts->drain_timeout_ms;
         loop->handler = *handler;
         loop->producer = opts->producer;

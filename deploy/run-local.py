@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""Run the consumer on the embedded default: thopter-devbroker (Kafka),
+the fake fly Machines API and, for provisioning, sshd on loopback.
+
+Publishes a few sample requests, shows what happened (status events, dead
+letters, the fake fly API's machines), then stops everything. Build first:
+    cmake --preset dev && cmake --build --preset dev -j2
+Options: --build-dir DIR (default build/dev), --keep (leave it running
+until Ctrl-C so you can poke at it with kcat; the broker address is printed).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "harness"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build-dir", default=os.path.join(HERE, "..", "build", "dev"))
+    ap.add_argument("--keep", action="store_true", help="keep running until Ctrl-C")
+    args = ap.parse_args()
+    os.environ["THOPTER_BUILD_DIR"] = os.path.abspath(args.build_dir)
+    if not os.path.exists(os.path.join(args.build_dir, "thopter-consumer")):
+        sys.exit("run-local: %s has no thopter-consumer; build first: "
+                 "cmake --preset dev && cmake --build --preset dev -j2" % args.build_dir)
+
+    import thopter_harness as h
+    from flyfake import FlyFake
+
+    broker = h.Devbroker()
+    fly = FlyFake()
+    fly.start(token=h.TOKEN, latency_ms=50)
+    kafka = h.Kafka(broker.bootstrap)
+    consumer = None
+    try:
+        print("== thopter-devbroker on %s, fake fly API on %s" % (broker.bootstrap, fly.base_url))
+        ids = [fly.seed_machine(id=h.machine_id(0x148e21a3c96980 + i), name="thopter-%d-demo" % i,
+                                state="started")["id"] for i in range(5)]
+        hub = fly.seed_machine(id=h.machine_id(0x9999), name="hub-1700000000", state="started")["id"]
+        print("== seeded 5 thopter machines and the hub (%s)" % hub)
+
+        consumer = h.ThopterConsumer(broker.bootstrap, fly.base_url, role="destroy")
+        consumer.wait_assigned(timeout=30)
+        print("== thopter-consumer joined its group; publishing 5 destroys, 1 for the hub, 1 invalid")
+        for i in ids:
+            kafka.produce("thopter.destroy", {"thopterId": i, "reason": "demo"}, key=i)
+        kafka.produce("thopter.destroy", {"thopterId": hub, "requestId": "demo-kill-hub"}, key=hub)
+        kafka.produce("thopter.destroy", b"not json", key=b"oops")
+        kafka.flush()
+
+        h.wait_until(lambda: len([e for e in kafka.read_json("thopter.events")
+                                  if e["state"] in ("completed", "failed")]) >= 7, timeout=30,
+                     what="all 7 requests to finish")
+        print("\n== status events (thopter.events)")
+        for e in sorted(kafka.read_json("thopter.events"), key=lambda e: e["at"]):
+            extra = (" error=%s: %s" % (e["error"]["class"], e["error"]["message"])) if "error" in e else ""
+            print("  %s %-10s %-24s %s%s" % (e["at"], e["state"], e["requestId"], e.get("thopterId", ""), extra))
+        print("\n== dead letters (thopter.dlq)")
+        for m in kafka.read_all("thopter.dlq"):
+            hd = h.headers_dict(m)
+            print("  key=%s class=%s step=%s: %s" % (m.key().decode(errors="replace"), hd["thopter.dlq.error.class"],
+                                                    hd["thopter.dlq.error.step"], hd["thopter.dlq.error.message"]))
+        print("\n== machines in the fake fly API")
+        for m in fly.machines():
+            print("  %s %-18s %s" % (m["id"], m["name"], m["state"]))
+        if args.keep:
+            print("\nRunning. Try: kcat -b %s -C -t thopter.events -o beginning -e" % broker.bootstrap)
+            print("Publish: echo '{\"thopterId\":\"%s\"}' | kcat -b %s -P -t thopter.destroy" % (ids[0], broker.bootstrap))
+            print("Ctrl-C to stop.")
+            while True:
+                time.sleep(1)
+        rc = consumer.stop()
+        print("\n== thopter-consumer stopped on SIGTERM with exit status %d" % rc)
+        return 0 if rc == 0 else 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if consumer:
+            consumer.close()
+        kafka.close()
+        fly.stop()
+        broker.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
