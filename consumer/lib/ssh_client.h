@@ -46,15 +46,15 @@
 struct ssh_conn;
 
 struct ssh_opts {
-        const char *host;     /* name or address; also the known_hosts key */
-        int port;             /* 0 = 22 */
+        const char *host; /* name or address; also the known_hosts key */
+        int port;         /* 0 = 22 */
         const char *user;
         const char *key_path; /* private key (ed25519 or ECDSA), no passphrase;
                                  KEY.pub is used too when it exists */
         const char *known_hosts_path; /* optional; when set it is always
                                          checked, whatever insecure says */
-        int insecure;            /* with known_hosts_path NULL: accept any
-                                    host key; otherwise refuse to connect */
+        int insecure;                 /* with known_hosts_path NULL: accept any
+                                         host key; otherwise refuse to connect */
         long connect_timeout_ms; /* TCP + handshake + login; <= 0: default */
 };
 
@@ -79,9 +79,9 @@ struct ssh_result {
         int exit_status; /* 128+N when killed by signal N (255: unknown) */
         char *out;       /* stdout tail, NUL-terminated (never NULL on rc 0) */
         size_t out_len;
-        char *errout;    /* stderr tail, NUL-terminated (never NULL on rc 0) */
+        char *errout; /* stderr tail, NUL-terminated (never NULL on rc 0) */
         size_t err_len;
-        int truncated;   /* 1 if either stream went over SSH_OUTPUT_CAP */
+        int truncated; /* 1 if either stream went over SSH_OUTPUT_CAP */
 };
 
 /** @brief Free out/errout and zero @p r; safe on a zeroed or freed result. */
