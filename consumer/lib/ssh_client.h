@@ -94,7 +94,10 @@ void ssh_result_free(struct ssh_result *r);
  * stdin, then EOF is sent (also when there is no data). stdout and stderr are
  * collected up to SSH_OUTPUT_CAP each, keeping the tail.
  * A timeout leaves the remote command running until it finishes on its own
- * (libssh2 1.10 cannot send signals); its channel is closed.
+ * (libssh2 1.10 cannot send signals). OpenSSH confirms closing the channel
+ * of a still-running command only when it exits, so after 250 ms the
+ * connection is given up: later calls on it fail at once with
+ * ERR_TRANSIENT ("unusable … reconnect"); ssh_close() it and reconnect.
  * @param timeout_ms for the whole command; <= 0: SSH_OP_TIMEOUT_DEFAULT_MS.
  * @returns 0 when the command ran to completion, whatever its exit status
  * (in @p res, which the caller frees with ssh_result_free()); -1 on a
@@ -146,7 +149,8 @@ int ssh_pipe(struct ssh_conn *src,
 /**
  * @brief Try ssh_connect() until it succeeds or @p deadline_ms_monotonic
  * (clock_mono_ms()) passes, with backoff from 250 ms up to 2 s; the session
- * is closed again before returning.
+ * is closed again before returning. Each attempt's connect timeout is the
+ * smaller of opts->connect_timeout_ms and the time left.
  *
  * Transient failures and refused logins (sshd may be up before the key is
  * installed) are retried; a host key mismatch or an unreadable local file
