@@ -46,12 +46,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define GRACE_MS      1000 /* SFTP cleanup after a failure or timeout */
+#define GRACE_MS 1000 /* SFTP cleanup after a failure or timeout */
 /* Closing a channel whose command still runs: OpenSSH answers our CLOSE
  * only when the command has exited, so do not wait long for it. */
 #define CHAN_GRACE_MS 250
-#define CLOSE_MS      500  /* polite disconnect in ssh_close() */
-#define POLL_SLICE_MS 250  /* re-check state at least this often */
+#define CLOSE_MS      500 /* polite disconnect in ssh_close() */
+#define POLL_SLICE_MS 250 /* re-check state at least this often */
 #define IO_CHUNK      32768
 #define PIPE_ERR_CAP  (16 * 1024) /* stderr kept per command in ssh_pipe */
 #define RC_DEADLINE   (-1000)     /* our own "deadline passed" rc */
@@ -61,7 +61,7 @@
 struct ssh_conn {
         LIBSSH2_SESSION *session;
         int sock;
-        int broken; /* transport failed or cleanup did not finish */
+        int broken;     /* transport failed or cleanup did not finish */
         char name[300]; /* HOST:PORT, for messages */
 };
 
@@ -309,8 +309,8 @@ static int tcp_connect(struct ssh_conn *c,
          * locally, so this is accepted. */
         gai = getaddrinfo(host, portstr, &hints, &res);
         if (gai != 0)
-                return err_set(err, ERR_TRANSIENT, gai,
-                               "ssh: resolve %s: %s", host, gai_strerror(gai));
+                return err_set(err, ERR_TRANSIENT, gai, "ssh: resolve %s: %s",
+                               host, gai_strerror(gai));
         for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
                 int one = 1, soerr = 0;
                 socklen_t sl = sizeof(soerr);
@@ -426,11 +426,11 @@ static int check_host_key(struct ssh_conn *c,
                 goto out;
         }
         /* checkp looks up "[host]:port" first, then plain "host". */
-        check = libssh2_knownhost_checkp(
-            kh, opts->host, port, key, klen,
-            LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
-                knownhost_keytype(ktype),
-            &found);
+        check = libssh2_knownhost_checkp(kh, opts->host, port, key, klen,
+                                         LIBSSH2_KNOWNHOST_TYPE_PLAIN |
+                                             LIBSSH2_KNOWNHOST_KEYENC_RAW |
+                                             knownhost_keytype(ktype),
+                                         &found);
         if (check != LIBSSH2_KNOWNHOST_CHECK_MATCH) {
                 err_set(err, ERR_PERMANENT, check,
                         "ssh: host key for %s does not match "
@@ -438,9 +438,9 @@ static int check_host_key(struct ssh_conn *c,
                         c->name,
                         check == LIBSSH2_KNOWNHOST_CHECK_MISMATCH
                             ? "different key"
-                            : check == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND
-                                  ? "no entry for the host"
-                                  : "check failed");
+                        : check == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND
+                            ? "no entry for the host"
+                            : "check failed");
                 goto out;
         }
         rc = 0;
@@ -474,7 +474,8 @@ static struct ssh_conn *connect_once(const struct ssh_opts *opts,
         *why = ATTEMPT_FATAL;
         pthread_once(&init_once, init_lib);
         if (init_rc != 0) {
-                err_set(err, ERR_PERMANENT, init_rc, "ssh: libssh2_init failed");
+                err_set(err, ERR_PERMANENT, init_rc,
+                        "ssh: libssh2_init failed");
                 goto fail;
         }
         if (!opts->host || !*opts->host || !opts->user || !opts->key_path) {
@@ -515,7 +516,8 @@ static struct ssh_conn *connect_once(const struct ssh_opts *opts,
                 goto fail;
         }
         libssh2_session_set_blocking(c->session, 0);
-        NB_CALL(rc, c, deadline, libssh2_session_handshake(c->session, c->sock));
+        NB_CALL(rc, c, deadline,
+                libssh2_session_handshake(c->session, c->sock));
         if (rc != 0) {
                 /* Anything in the handshake is the connection's fault until
                  * proven otherwise: a half-started sshd drops connections. */
@@ -595,9 +597,9 @@ static void conn_free(struct ssh_conn *c) {
         if (c->session) {
                 if (!c->broken) {
                         dl = clock_mono_ms() + CLOSE_MS;
-                        NB_CALL(rc, c, dl,
-                                libssh2_session_disconnect(c->session,
-                                                           "closing"));
+                        NB_CALL(
+                            rc, c, dl,
+                            libssh2_session_disconnect(c->session, "closing"));
                 }
                 mark_broken(c);
                 dl = clock_mono_ms() + GRACE_MS;
@@ -633,9 +635,8 @@ void ssh_result_free(struct ssh_result *r) {
         memset(r, 0, sizeof(*r));
 }
 
-static LIBSSH2_CHANNEL *channel_open(struct ssh_conn *c,
-                                     int64_t deadline,
-                                     int *rc) {
+static LIBSSH2_CHANNEL *
+channel_open(struct ssh_conn *c, int64_t deadline, int *rc) {
         for (;;) {
                 LIBSSH2_CHANNEL *ch = libssh2_channel_open_session(c->session);
 
@@ -698,8 +699,8 @@ static int channel_exit_status(struct ssh_conn *c, LIBSSH2_CHANNEL *ch) {
         size_t siglen = 0;
         int status = libssh2_channel_get_exit_status(ch);
 
-        if (libssh2_channel_get_exit_signal(ch, &sig, &siglen, NULL, NULL,
-                                            NULL, NULL) == 0 &&
+        if (libssh2_channel_get_exit_signal(ch, &sig, &siglen, NULL, NULL, NULL,
+                                            NULL) == 0 &&
             sig) {
                 int n = signal_number(sig);
                 status = n > 0 ? 128 + n : 255;
@@ -753,8 +754,8 @@ static int drain(LIBSSH2_CHANNEL *ch, int stream, struct capbuf *b) {
         int moved = 0;
 
         for (;;) {
-                ssize_t n = libssh2_channel_read_ex(ch, stream, buf,
-                                                    sizeof(buf));
+                ssize_t n =
+                    libssh2_channel_read_ex(ch, stream, buf, sizeof(buf));
                 if (n > 0) {
                         if (b)
                                 capbuf_add(b, buf, (size_t)n);
@@ -1173,6 +1174,7 @@ static int rename_with_mv(struct ssh_conn *c,
                 err_set(err, ERR_PERMANENT, res.exit_status,
                         "ssh: upload %s on %s: mv exited %d: %.120s", to,
                         c->name, res.exit_status, res.errout);
+                log_redact(err->msg, sizeof(err->msg));
                 goto out;
         }
         ret = 0;
@@ -1234,8 +1236,7 @@ int ssh_upload(struct ssh_conn *c,
                 if (rc == LIBSSH2_ERROR_EAGAIN && !wait_io(c, NULL, deadline))
                         rc = RC_DEADLINE;
                 if (rc != LIBSSH2_ERROR_EAGAIN) {
-                        fail_sftp(c, sftp, err, rc, "create", remote_path,
-                                  tmo);
+                        fail_sftp(c, sftp, err, rc, "create", remote_path, tmo);
                         goto out;
                 }
         }
@@ -1275,12 +1276,11 @@ int ssh_upload(struct ssh_conn *c,
          * libssh2 1.10 cannot send posix-rename@openssh.com; when the target
          * exists, rename(2) through `mv -f` keeps the replacement atomic. */
         NB_CALL(rc, c, deadline,
-                libssh2_sftp_rename_ex(sftp, tmp, (unsigned)strlen(tmp),
-                                       remote_path,
-                                       (unsigned)strlen(remote_path),
-                                       LIBSSH2_SFTP_RENAME_OVERWRITE |
-                                           LIBSSH2_SFTP_RENAME_ATOMIC |
-                                           LIBSSH2_SFTP_RENAME_NATIVE));
+                libssh2_sftp_rename_ex(
+                    sftp, tmp, (unsigned)strlen(tmp), remote_path,
+                    (unsigned)strlen(remote_path),
+                    LIBSSH2_SFTP_RENAME_OVERWRITE | LIBSSH2_SFTP_RENAME_ATOMIC |
+                        LIBSSH2_SFTP_RENAME_NATIVE));
         if (rc == LIBSSH2_ERROR_SFTP_PROTOCOL &&
             (libssh2_sftp_last_error(sftp) == LIBSSH2_FX_FAILURE ||
              libssh2_sftp_last_error(sftp) == LIBSSH2_FX_FILE_ALREADY_EXISTS)) {
@@ -1354,8 +1354,10 @@ int ssh_wait_ready(const struct ssh_opts *opts,
                 c = connect_once(&o, &last, &why);
                 if (c) {
                         ssh_close(c);
-                        log_debug(COMPONENT, "%s:%d ready after %d attempts "
-                                  "in %lld ms", opts->host, port, attempts,
+                        log_debug(COMPONENT,
+                                  "%s:%d ready after %d attempts "
+                                  "in %lld ms",
+                                  opts->host, port, attempts,
                                   (long long)(clock_mono_ms() - start));
                         return 0;
                 }

@@ -46,15 +46,15 @@
 struct ssh_conn;
 
 struct ssh_opts {
-        const char *host;     /* name or address; also the known_hosts key */
-        int port;             /* 0 = 22 */
+        const char *host; /* name or address; also the known_hosts key */
+        int port;         /* 0 = 22 */
         const char *user;
         const char *key_path; /* private key (ed25519 or ECDSA), no passphrase;
                                  KEY.pub is used too when it exists */
         const char *known_hosts_path; /* optional; when set it is always
                                          checked, whatever insecure says */
-        int insecure;            /* with known_hosts_path NULL: accept any
-                                    host key; otherwise refuse to connect */
+        int insecure;                 /* with known_hosts_path NULL: accept any
+                                         host key; otherwise refuse to connect */
         long connect_timeout_ms; /* TCP + handshake + login; <= 0: default */
 };
 
@@ -79,9 +79,9 @@ struct ssh_result {
         int exit_status; /* 128+N when killed by signal N (255: unknown) */
         char *out;       /* stdout tail, NUL-terminated (never NULL on rc 0) */
         size_t out_len;
-        char *errout;    /* stderr tail, NUL-terminated (never NULL on rc 0) */
+        char *errout; /* stderr tail, NUL-terminated (never NULL on rc 0) */
         size_t err_len;
-        int truncated;   /* 1 if either stream went over SSH_OUTPUT_CAP */
+        int truncated; /* 1 if either stream went over SSH_OUTPUT_CAP */
 };
 
 /** @brief Free out/errout and zero @p r; safe on a zeroed or freed result. */
@@ -94,7 +94,10 @@ void ssh_result_free(struct ssh_result *r);
  * stdin, then EOF is sent (also when there is no data). stdout and stderr are
  * collected up to SSH_OUTPUT_CAP each, keeping the tail.
  * A timeout leaves the remote command running until it finishes on its own
- * (libssh2 1.10 cannot send signals); its channel is closed.
+ * (libssh2 1.10 cannot send signals). OpenSSH confirms closing the channel
+ * of a still-running command only when it exits, so after 250 ms the
+ * connection is given up: later calls on it fail at once with
+ * ERR_TRANSIENT ("unusable … reconnect"); ssh_close() it and reconnect.
  * @param timeout_ms for the whole command; <= 0: SSH_OP_TIMEOUT_DEFAULT_MS.
  * @returns 0 when the command ran to completion, whatever its exit status
  * (in @p res, which the caller frees with ssh_result_free()); -1 on a
@@ -146,7 +149,8 @@ int ssh_pipe(struct ssh_conn *src,
 /**
  * @brief Try ssh_connect() until it succeeds or @p deadline_ms_monotonic
  * (clock_mono_ms()) passes, with backoff from 250 ms up to 2 s; the session
- * is closed again before returning.
+ * is closed again before returning. Each attempt's connect timeout is the
+ * smaller of opts->connect_timeout_ms and the time left.
  *
  * Transient failures and refused logins (sshd may be up before the key is
  * installed) are retried; a host key mismatch or an unreadable local file

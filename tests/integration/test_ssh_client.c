@@ -36,8 +36,7 @@
 #error "HARNESS_DIR must point at tests/harness"
 #endif
 
-#define assert_ok(call, err)                                                   \
-        cr_assert((call) == 0, "%s: %s", #call, (err)->msg)
+#define assert_ok(call, err) cr_assert((call) == 0, "%s: %s", #call, (err)->msg)
 
 struct harness {
         pid_t pid;
@@ -60,10 +59,8 @@ static long tmo(long ms) {
         return ms * (k > 0 ? k : 1);
 }
 
-static int rm_entry(const char *path,
-                    const struct stat *sb,
-                    int type,
-                    struct FTW *ftw) {
+static int
+rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
         (void)sb;
         (void)type;
         (void)ftw;
@@ -76,7 +73,8 @@ static void rm_rf(const char *dir) {
                 nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static void copy_field(const char *line, const char *name, char *out, size_t cap) {
+static void
+copy_field(const char *line, const char *name, char *out, size_t cap) {
         const char *p = strstr(line, name);
         size_t n = 0;
 
@@ -296,15 +294,13 @@ Test(ssh_client, run_returns_output_and_exit_status, .init = setup_one) {
                 ssh_result_free(&res);
         }
         /* A command killed by a signal reports 128+N. */
-        assert_ok(ssh_run(c, "kill -TERM $$", NULL, 0, tmo(10000), &res,
-                          &err),
+        assert_ok(ssh_run(c, "kill -TERM $$", NULL, 0, tmo(10000), &res, &err),
                   &err);
         cr_expect_eq(res.exit_status, 128 + 15);
         ssh_result_free(&res);
 
-        cr_expect_eq(metrics_get("thopter_ssh_connections_total",
-                                 "result=\"ok\""),
-                     1);
+        cr_expect_eq(
+            metrics_get("thopter_ssh_connections_total", "result=\"ok\""), 1);
         cr_expect_eq(metrics_get("thopter_ssh_commands_total", ""), 22);
         ssh_close(c);
 }
@@ -337,15 +333,14 @@ Test(ssh_client, stdin_data_reaches_the_command, .init = setup_one) {
         ssh_result_free(&res);
 
         /* No stdin at all: EOF is still sent, so cat ends. */
-        assert_ok(ssh_run(c, "cat; echo done", NULL, 0, tmo(10000), &res,
-                          &err),
+        assert_ok(ssh_run(c, "cat; echo done", NULL, 0, tmo(10000), &res, &err),
                   &err);
         cr_expect_str_eq(res.out, "done\n");
         ssh_result_free(&res);
 
         /* The command ignores its input and exits: not an error. */
-        assert_ok(ssh_run(c, "exec 0<&-; echo early", data, n, tmo(10000),
-                          &res, &err),
+        assert_ok(ssh_run(c, "exec 0<&-; echo early", data, n, tmo(10000), &res,
+                          &err),
                   &err);
         cr_expect_str_eq(res.out, "early\n");
         ssh_result_free(&res);
@@ -366,8 +361,9 @@ Test(ssh_client, command_timeout_fails_fast, .init = setup_one) {
         cr_expect(took >= 450 && took < tmo(1200), "took %lld ms",
                   (long long)took);
         cr_expect_null(res.out);
-        fprintf(stderr, "ssh_client: 500 ms command timeout returned after "
-                        "%lld ms\n",
+        fprintf(stderr,
+                "ssh_client: 500 ms command timeout returned after "
+                "%lld ms\n",
                 (long long)took);
 
         /* The connection either still works or says at once that it does
@@ -435,8 +431,7 @@ Test(ssh_client, upload_is_atomic_with_mode, .init = setup_one) {
         /* And the connection is still fine. */
         struct ssh_result res = {0};
         err_clear(&err);
-        assert_ok(ssh_run(c, "echo ok", NULL, 0, tmo(10000), &res, &err),
-                  &err);
+        assert_ok(ssh_run(c, "echo ok", NULL, 0, tmo(10000), &res, &err), &err);
         cr_expect_str_eq(res.out, "ok\n");
         ssh_result_free(&res);
         free(path);
@@ -503,9 +498,9 @@ Test(ssh_client, pipe_streams_tar_between_hosts, .init = setup_two) {
 
         /* Same connection at both ends works too. */
         err_clear(&err);
-        assert_ok(ssh_pipe(a, "printf abc", a, "cat > /dev/null", tmo(10000),
-                           &err),
-                  &err);
+        assert_ok(
+            ssh_pipe(a, "printf abc", a, "cat > /dev/null", tmo(10000), &err),
+            &err);
 
         free(cmd_src);
         free(cmd_dst);
@@ -528,12 +523,14 @@ Test(ssh_client, pipe_times_out, .init = setup_two) {
         ssh_close(b);
 }
 
-static void write_wrong_known_hosts(const struct harness *h, char *out,
-                                    size_t cap, int other_host) {
+static void write_wrong_known_hosts(const struct harness *h,
+                                    char *out,
+                                    size_t cap,
+                                    int other_host) {
         /* A valid ed25519 key that is not the harness's host key. */
-        static const char other_key[] =
-            "ssh-ed25519 "
-            "AAAAC3NzaC1lZDI1NTE5AAAAIPcij14mcRQFLLgT/rJ9jR2qiZXddSJS5orNeYDnoRZm";
+        static const char other_key[] = "ssh-ed25519 "
+                                        "AAAAC3NzaC1lZDI1NTE5AAAAIPcij14mcRQFLL"
+                                        "gT/rJ9jR2qiZXddSJS5orNeYDnoRZm";
         char line[600];
 
         snprintf(out, cap, "%s/wrong_known_hosts", h->dir);
@@ -580,17 +577,19 @@ static void assert_refused_before_auth(int other_host) {
         cr_expect_null(strstr(log, "Failed publickey"), "log:\n%s", log);
         free(log);
         free(cmd);
-        cr_expect_eq(metrics_get("thopter_ssh_connections_total",
-                                 "result=\"error\""),
-                     1);
+        cr_expect_eq(
+            metrics_get("thopter_ssh_connections_total", "result=\"error\""),
+            1);
 }
 
-Test(ssh_client, wrong_host_key_is_permanent_and_runs_nothing,
+Test(ssh_client,
+     wrong_host_key_is_permanent_and_runs_nothing,
      .init = setup_one) {
         assert_refused_before_auth(0);
 }
 
-Test(ssh_client, unknown_host_is_permanent_and_runs_nothing,
+Test(ssh_client,
+     unknown_host_is_permanent_and_runs_nothing,
      .init = setup_one) {
         assert_refused_before_auth(1);
 }
@@ -646,9 +645,9 @@ Test(ssh_client, connection_refused_is_transient) {
         cr_expect_eq(err.kind, ERR_TRANSIENT);
         cr_expect(strstr(err.msg, "refused"), "msg: %s", err.msg);
         cr_expect(clock_mono_ms() - t0 < tmo(1000));
-        cr_expect_eq(metrics_get("thopter_ssh_connections_total",
-                                 "result=\"error\""),
-                     1);
+        cr_expect_eq(
+            metrics_get("thopter_ssh_connections_total", "result=\"error\""),
+            1);
 }
 
 /* A peer that accepts TCP but never says a word: the handshake times out. */
@@ -679,7 +678,8 @@ Test(ssh_client, silent_peer_times_out_transient) {
         close(fd);
 }
 
-Test(ssh_client, wait_ready_succeeds_once_sshd_starts_late,
+Test(ssh_client,
+     wait_ready_succeeds_once_sshd_starts_late,
      .init = setup_late) {
         struct ssh_opts o = opts_for(&h1);
         struct err err = {0};
@@ -689,14 +689,14 @@ Test(ssh_client, wait_ready_succeeds_once_sshd_starts_late,
         took = clock_mono_ms() - t0;
         cr_expect(took >= 1000, "ready after %lld ms: too early?",
                   (long long)took);
-        fprintf(stderr, "ssh_client: sshd started after 1500 ms; ready after "
-                        "%lld ms\n",
+        fprintf(stderr,
+                "ssh_client: sshd started after 1500 ms; ready after "
+                "%lld ms\n",
                 (long long)took);
         cr_expect(metrics_get("thopter_ssh_connections_total",
                               "result=\"error\"") >= 1);
-        cr_expect_eq(metrics_get("thopter_ssh_connections_total",
-                                 "result=\"ok\""),
-                     1);
+        cr_expect_eq(
+            metrics_get("thopter_ssh_connections_total", "result=\"ok\""), 1);
 }
 
 Test(ssh_client, wait_ready_gives_up_at_the_deadline) {
@@ -717,7 +717,8 @@ Test(ssh_client, wait_ready_gives_up_at_the_deadline) {
                   (long long)took);
 }
 
-Test(ssh_client, wait_ready_stops_at_once_on_host_key_mismatch,
+Test(ssh_client,
+     wait_ready_stops_at_once_on_host_key_mismatch,
      .init = setup_one) {
         struct ssh_opts o = opts_for(&h1);
         struct err err = {0};
@@ -748,8 +749,56 @@ Test(ssh_client, connect_time, .init = setup_one) {
                 total += dt;
                 worst = dt > worst ? dt : worst;
         }
-        fprintf(stderr, "ssh_client: connect+auth: mean %lld ms, worst %lld ms "
-                        "over %d connections\n",
+        fprintf(stderr,
+                "ssh_client: connect+auth: mean %lld ms, worst %lld ms "
+                "over %d connections\n",
                 (long long)(total / rounds), (long long)worst, rounds);
         cr_expect(worst < tmo(3000));
+}
+
+Test(ssh_client, hashed_known_hosts_entry_matches, .init = setup_one) {
+        struct ssh_opts o = opts_for(&h1);
+        struct err err = {0};
+        struct ssh_conn *c;
+        char cmd[1200], *text;
+        size_t len;
+
+        /* ssh-keygen -H rewrites entries as |1|salt|hash, as OpenSSH does
+         * with HashKnownHosts. */
+        snprintf(cmd, sizeof(cmd), "ssh-keygen -q -H -f %s >/dev/null 2>&1",
+                 h1.known_hosts);
+        cr_assert(system(cmd) == 0);
+        text = read_file(h1.known_hosts, &len);
+        cr_assert(text);
+        cr_assert(strncmp(text, "|1|", 3) == 0, "not hashed: %s", text);
+        free(text);
+        c = ssh_connect(&o, &err);
+        cr_expect(c, "%s", err.msg);
+        ssh_close(c);
+}
+
+/* sshd can be up before the thopter's authorized key is: a refused login is
+ * retried until the deadline, and then reported as permanent. */
+Test(ssh_client,
+     wait_ready_retries_refused_login_until_the_deadline,
+     .init = setup_one) {
+        struct ssh_opts o = opts_for(&h1);
+        struct err err = {0};
+        char key[600], cmd[800];
+        int64_t t0, took;
+
+        snprintf(key, sizeof(key), "%s/otherkey", h1.dir);
+        snprintf(cmd, sizeof(cmd),
+                 "ssh-keygen -q -t ed25519 -N '' -f %s </dev/null", key);
+        cr_assert(system(cmd) == 0);
+        o.key_path = key;
+        t0 = clock_mono_ms();
+        cr_assert_eq(ssh_wait_ready(&o, t0 + 1200, &err), -1);
+        took = clock_mono_ms() - t0;
+        cr_expect_eq(err.kind, ERR_PERMANENT);
+        cr_expect(strstr(err.msg, "refused"), "msg: %s", err.msg);
+        cr_expect(took >= 1100 && took < tmo(2500), "took %lld ms",
+                  (long long)took);
+        cr_expect(metrics_get("thopter_ssh_connections_total",
+                              "result=\"error\"") >= 3);
 }

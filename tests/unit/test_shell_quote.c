@@ -120,9 +120,9 @@ static void roundtrip_with(const char *shell) {
 
                 cr_assert(q);
                 cr_assert(asprintf(&cmd, "printf %%s %s", q) > 0);
-                out = run_capture((char *const[]){(char *)shell, "-c", cmd,
-                                                  NULL},
-                                  dir, NULL, &len, &status);
+                out =
+                    run_capture((char *const[]){(char *)shell, "-c", cmd, NULL},
+                                dir, NULL, &len, &status);
                 cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                           "%s: case %zu exited %d", shell, i, status);
                 cr_expect(len == strlen(hostile[i]) &&
@@ -258,12 +258,12 @@ Test(shell_quote, name_is_safe_table) {
                 const char *name;
                 int safe;
         } cases[] = {
-            {"thopter", 1},     {"my-repo.v2_x", 1}, {"A9", 1},
-            {".hidden", 1},     {"a..b", 1},         {"", 0},
-            {".", 0},           {"..", 0},           {"-rf", 0},
-            {"a/b", 0},         {"a b", 0},          {"$(id)", 0},
-            {"a'b", 0},         {"a\nb", 0},         {"ünï", 0},
-            {"semi;colon", 0},  {"back\\", 0},       {"`x`", 0},
+            {"thopter", 1},    {"my-repo.v2_x", 1}, {"A9", 1},
+            {".hidden", 1},    {"a..b", 1},         {"", 0},
+            {".", 0},          {"..", 0},           {"-rf", 0},
+            {"a/b", 0},        {"a b", 0},          {"$(id)", 0},
+            {"a'b", 0},        {"a\nb", 0},         {"ünï", 0},
+            {"semi;colon", 0}, {"back\\", 0},       {"`x`", 0},
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
                 cr_expect_eq(shell_name_is_safe(cases[i].name), cases[i].safe,
