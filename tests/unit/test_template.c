@@ -1,0 +1,36 @@
+/* Unit tests of template_render. */
+#include "template.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+
+Test(template, replaces_known_names_and_keeps_unknown_ones) {
+        struct template_var v[] = {{"id", "148e21a3c96989"}, {"app", "thopters"}};
+        char *s = template_render("{id}.vm.{app}.internal:{port}", "{", "}", v, 2);
+        cr_assert_str_eq(s, "148e21a3c96989.vm.thopters.internal:{port}");
+        free(s);
+}
+
+Test(template, double_braces_and_repeats) {
+        struct template_var v[] = {{"issueNumber", "42"}, {"repoName", "r"}};
+        char *s = template_render("#{{issueNumber}} in {{repoName}} ({{issueNumber}}) {x}", "{{", "}}", v, 2);
+        cr_assert_str_eq(s, "#42 in r (42) {x}");
+        free(s);
+}
+
+Test(template, values_are_not_expanded_again) {
+        struct template_var v[] = {{"a", "{{b}}"}, {"b", "no"}};
+        char *s = template_render("{{a}}", "{{", "}}", v, 2);
+        cr_assert_str_eq(s, "{{b}}");
+        free(s);
+}
+
+Test(template, empty_and_unterminated) {
+        struct template_var v[] = {{"a", "x"}};
+        char *s = template_render("", "{", "}", v, 1);
+        cr_assert_str_eq(s, "");
+        free(s);
+        s = template_render("{a", "{", "}", v, 1);
+        cr_assert_str_eq(s, "{a");
+        free(s);
+}
