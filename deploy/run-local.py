@@ -30,10 +30,16 @@ def main():
 
     import thopter_harness as h
     from flyfake import FlyFake
+    hosts = None
+    if os.geteuid() == 0:
+        from provision_harness import ThopterHosts
+        hosts = ThopterHosts()
+    else:
+        print("run-local: not root, so no local SSH target: showing destroys only")
 
     broker = h.Devbroker()
     fly = FlyFake()
-    fly.start(token=h.TOKEN, latency_ms=50)
+    fly.start(token=h.TOKEN, latency_ms=50, **(hosts.fly_config() if hosts else {}))
     kafka = h.Kafka(broker.bootstrap)
     consumer = None
     try:
@@ -43,8 +49,19 @@ def main():
         hub = fly.seed_machine(id=h.machine_id(0x9999), name="hub-1700000000", state="started")["id"]
         print("== seeded 5 thopter machines and the hub (%s)" % hub)
 
-        consumer = h.ThopterConsumer(broker.bootstrap, fly.base_url, role="destroy")
+        if hosts:
+            fly.seed_machine(name="gc-default", state="started")
+        consumer = h.ThopterConsumer(broker.bootstrap, fly.base_url, role="all" if hosts else "destroy",
+                                     env=hosts.env() if hosts else None)
         consumer.wait_assigned(timeout=30)
+        nfinal = 7
+        if hosts:
+            nfinal += 1
+            print("== publishing a provision request for acme/widgets#42 (local sshd stands in for the machine)")
+            kafka.produce("thopter.provision", {
+                "requestId": "demo-provision-1", "repository": "acme/widgets",
+                "github": {"issueNumber": "42", "issueTitle": "Make the widgets spin",
+                           "issueBody": "They should spin clockwise."}}, key="demo-provision-1")
         print("== thopter-consumer joined its group; publishing 5 destroys, 1 for the hub, 1 invalid")
         for i in ids:
             kafka.produce("thopter.destroy", {"thopterId": i, "reason": "demo"}, key=i)
@@ -53,7 +70,7 @@ def main():
         kafka.flush()
 
         h.wait_until(lambda: len([e for e in kafka.read_json("thopter.events")
-                                  if e["state"] in ("completed", "failed")]) >= 7, timeout=30,
+                                  if e["state"] in ("completed", "failed")]) >= nfinal, timeout=60,
                      what="all 7 requests to finish")
         print("\n== status events (thopter.events)")
         for e in sorted(kafka.read_json("thopter.events"), key=lambda e: e["at"]):
@@ -64,6 +81,13 @@ def main():
             hd = h.headers_dict(m)
             print("  key=%s class=%s step=%s: %s" % (m.key().decode(errors="replace"), hd["thopter.dlq.error.class"],
                                                     hd["thopter.dlq.error.step"], hd["thopter.dlq.error.message"]))
+        if hosts:
+            print("\n== on the provisioned machine (%s)" % hosts.home)
+            for root, dirs, files in os.walk(hosts.home):
+                dirs[:] = [d for d in dirs if d != ".git"]
+                for name in sorted(files):
+                    print("  " + os.path.relpath(os.path.join(root, name), hosts.home))
+            print("  agent typed into tmux: %s" % ("yes" if hosts.agent_runs() else "no"))
         print("\n== machines in the fake fly API")
         for m in fly.machines():
             print("  %s %-18s %s" % (m["id"], m["name"], m["state"]))
@@ -84,6 +108,8 @@ def main():
         kafka.close()
         fly.stop()
         broker.stop()
+        if hosts:
+            hosts.close()
 
 
 if __name__ == "__main__":
