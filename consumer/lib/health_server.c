@@ -71,7 +71,9 @@ static int parse_addr(const char *s, struct addr *a, struct err *err) {
                 const char *close = strchr(s, ']');
                 if (!close || close[1] != ':')
                         return err_set(err, ERR_PERMANENT, 0,
-                                       "THOPTER_METRICS_ADDR: expected [IPV6]:PORT (got \"%s\")", s);
+                                       "THOPTER_METRICS_ADDR: expected "
+                                       "[IPV6]:PORT (got \"%s\")",
+                                       s);
                 h = s + 1;
                 hend = close;
                 colon = close + 1;
@@ -79,7 +81,8 @@ static int parse_addr(const char *s, struct addr *a, struct err *err) {
         }
         if (!colon || hend < h || (size_t)(hend - h) >= sizeof(a->host))
                 return err_set(err, ERR_PERMANENT, 0,
-                               "THOPTER_METRICS_ADDR: expected IPV4:PORT or [IPV6]:PORT, or off "
+                               "THOPTER_METRICS_ADDR: expected IPV4:PORT or "
+                               "[IPV6]:PORT, or off "
                                "(got \"%s\")",
                                s);
         memcpy(a->host, h, (size_t)(hend - h));
@@ -87,20 +90,25 @@ static int parse_addr(const char *s, struct addr *a, struct err *err) {
         port = strtol(colon + 1, &end, 10);
         if (!colon[1] || *end || port < 0 || port > 65535)
                 return err_set(err, ERR_PERMANENT, 0,
-                               "THOPTER_METRICS_ADDR: port must be 0 to 65535 (got \"%s\")", s);
+                               "THOPTER_METRICS_ADDR: port must be 0 to 65535 "
+                               "(got \"%s\")",
+                               s);
         a->port = (int)port;
         if (a->v6) {
                 a->u.v6.sin6_family = AF_INET6;
                 a->u.v6.sin6_port = htons((uint16_t)port);
                 if (inet_pton(AF_INET6, a->host, &a->u.v6.sin6_addr) != 1)
                         return err_set(err, ERR_PERMANENT, 0,
-                                       "THOPTER_METRICS_ADDR: \"%s\" is not an IPv6 address", a->host);
+                                       "THOPTER_METRICS_ADDR: \"%s\" is not an "
+                                       "IPv6 address",
+                                       a->host);
         } else {
                 a->u.v4.sin_family = AF_INET;
                 a->u.v4.sin_port = htons((uint16_t)port);
                 if (inet_pton(AF_INET, a->host, &a->u.v4.sin_addr) != 1)
                         return err_set(err, ERR_PERMANENT, 0,
-                                       "THOPTER_METRICS_ADDR: \"%s\" is not an IPv4 address "
+                                       "THOPTER_METRICS_ADDR: \"%s\" is not an "
+                                       "IPv4 address "
                                        "(write IPv6 as [ADDR]:PORT)",
                                        a->host);
         }
@@ -112,9 +120,12 @@ int health_server_check_addr(const char *addr, struct err *err) {
         return parse_addr(addr, &a, err);
 }
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type, char *body) {
-        struct MHD_Response *resp =
-            MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+static enum MHD_Result reply(struct MHD_Connection *conn,
+                             unsigned status,
+                             const char *type,
+                             char *body) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(
+            strlen(body), body, MHD_RESPMEM_MUST_FREE);
         if (!resp) {
                 free(body);
                 return MHD_NO;
@@ -133,9 +144,11 @@ struct lag_ctx {
 };
 
 /* lag_lock held. */
-static struct lag_series *lag_find(struct health_server *hs, const char *topic, int32_t partition) {
+static struct lag_series *
+lag_find(struct health_server *hs, const char *topic, int32_t partition) {
         for (int i = 0; i < hs->nlag; i++)
-                if (hs->lag[i].partition == partition && strcmp(hs->lag[i].topic, topic) == 0)
+                if (hs->lag[i].partition == partition &&
+                    strcmp(hs->lag[i].topic, topic) == 0)
                         return &hs->lag[i];
         if (hs->nlag == MAX_LAG_SERIES)
                 return NULL;
@@ -147,11 +160,13 @@ static struct lag_series *lag_find(struct health_server *hs, const char *topic, 
 
 static void set_lag(const char *topic, int32_t partition, int64_t lag) {
         char labels[192];
-        snprintf(labels, sizeof(labels), "topic=\"%s\",partition=\"%" PRId32 "\"", topic, partition);
+        snprintf(labels, sizeof(labels),
+                 "topic=\"%s\",partition=\"%" PRId32 "\"", topic, partition);
         metrics_set("thopter_consumer_lag", labels, (double)lag);
 }
 
-static void on_lag(const char *topic, int32_t partition, int64_t lag, void *arg) {
+static void
+on_lag(const char *topic, int32_t partition, int64_t lag, void *arg) {
         struct lag_ctx *ctx = arg;
         struct lag_series *l = lag_find(ctx->hs, topic, partition);
         if (l)
@@ -159,18 +174,22 @@ static void on_lag(const char *topic, int32_t partition, int64_t lag, void *arg)
         set_lag(topic, partition, lag);
 }
 
-static void update_loop_metrics(struct health_server *hs, struct kafka_loop *loop) {
+static void update_loop_metrics(struct health_server *hs,
+                                struct kafka_loop *loop) {
         const char *topic = kafka_loop_topic(loop);
         char labels[192];
         struct lag_ctx ctx = {hs};
         double now = (double)clock_wall_ms() / 1000.0;
 
         snprintf(labels, sizeof(labels), "loop=\"%s\"", kafka_loop_name(loop));
-        metrics_set("thopter_poll_age_seconds", labels, (double)kafka_loop_poll_age_ms(loop) / 1000.0);
+        metrics_set("thopter_poll_age_seconds", labels,
+                    (double)kafka_loop_poll_age_ms(loop) / 1000.0);
 
         snprintf(labels, sizeof(labels), "topic=\"%s\"", topic);
-        double last = metrics_get("thopter_last_commit_timestamp_seconds", labels);
-        metrics_set("thopter_seconds_since_last_commit", labels, now - (last > 0 ? last : hs->started_s));
+        double last =
+            metrics_get("thopter_last_commit_timestamp_seconds", labels);
+        metrics_set("thopter_seconds_since_last_commit", labels,
+                    now - (last > 0 ? last : hs->started_s));
 
         pthread_mutex_lock(&hs->lag_lock);
         for (int i = 0; i < hs->nlag; i++)
@@ -179,10 +198,13 @@ static void update_loop_metrics(struct health_server *hs, struct kafka_loop *loo
         int n = kafka_loop_lag(loop, LAG_TIMEOUT_MS, on_lag, &ctx);
         for (int i = 0; n >= 0 && i < hs->nlag; i++)
                 if (!hs->lag[i].seen && strcmp(hs->lag[i].topic, topic) == 0)
-                        set_lag(topic, hs->lag[i].partition, 0); /* no longer ours */
+                        set_lag(topic, hs->lag[i].partition,
+                                0); /* no longer ours */
         pthread_mutex_unlock(&hs->lag_lock);
         if (n < 0)
-                log_debug("health", "%s: lag not available (brokers not answering)", kafka_loop_name(loop));
+                log_debug("health",
+                          "%s: lag not available (brokers not answering)",
+                          kafka_loop_name(loop));
 }
 
 /* ---- handlers ------------------------------------------------------ */
@@ -203,34 +225,42 @@ static enum MHD_Result handle(void *cls,
         (void)con_cls;
 
         if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-                return reply(conn, 405, "text/plain", strdup("method not allowed\n"));
+                return reply(conn, 405, "text/plain",
+                             strdup("method not allowed\n"));
         if (strcmp(url, "/metrics") == 0) {
                 for (int i = 0; i < hs->nloops; i++)
                         update_loop_metrics(hs, hs->loops[i]);
                 char *body = metrics_render();
-                return reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", body ? body : strdup(""));
+                return reply(conn, 200,
+                             "text/plain; version=0.0.4; charset=utf-8",
+                             body ? body : strdup(""));
         }
         if (strcmp(url, "/livez") == 0) {
                 for (int i = 0; i < hs->nloops; i++) {
                         long age = kafka_loop_poll_age_ms(hs->loops[i]);
                         if (age > LIVE_MAX_POLL_AGE_MS) {
-                                snprintf(why, sizeof(why), "%s: poll loop stalled for %ld ms\n",
+                                snprintf(why, sizeof(why),
+                                         "%s: poll loop stalled for %ld ms\n",
                                          kafka_loop_name(hs->loops[i]), age);
-                                return reply(conn, 503, "text/plain", strdup(why));
+                                return reply(conn, 503, "text/plain",
+                                             strdup(why));
                         }
                 }
                 return reply(conn, 200, "text/plain", strdup("ok\n"));
         }
         if (strcmp(url, "/readyz") == 0) {
                 for (int i = 0; i < hs->nloops; i++) {
-                        if (!kafka_loop_ready(hs->loops[i], READY_TIMEOUT_MS, why, sizeof(why) - 1)) {
+                        if (!kafka_loop_ready(hs->loops[i], READY_TIMEOUT_MS,
+                                              why, sizeof(why) - 1)) {
                                 strcat(why, "\n");
-                                return reply(conn, 503, "text/plain", strdup(why));
+                                return reply(conn, 503, "text/plain",
+                                             strdup(why));
                         }
                 }
                 return reply(conn, 200, "text/plain", strdup("ready\n"));
         }
-        return reply(conn, 404, "text/plain", strdup("not found: try /metrics, /livez or /readyz\n"));
+        return reply(conn, 404, "text/plain",
+                     strdup("not found: try /metrics, /livez or /readyz\n"));
 }
 
 struct health_server *health_server_start(const char *addr,
@@ -239,7 +269,8 @@ struct health_server *health_server_start(const char *addr,
                                           struct err *err) {
         struct addr a;
         struct health_server *hs;
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
+                         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 
         if (parse_addr(addr, &a, err) == -1)
                 return NULL;
@@ -256,34 +287,42 @@ struct health_server *health_server_start(const char *addr,
         metrics_describe("thopter_poll_age_seconds", METRICS_GAUGE,
                          "Seconds since each Kafka loop last polled");
         metrics_describe("thopter_consumer_lag", METRICS_GAUGE,
-                         "Records not yet committed per assigned partition (high watermark - committed offset; "
+                         "Records not yet committed per assigned partition "
+                         "(high watermark - committed offset; "
                          "0 for a partition this instance no longer owns)");
         metrics_describe("thopter_seconds_since_last_commit", METRICS_GAUGE,
-                         "Seconds since the broker last confirmed an offset commit of the topic "
+                         "Seconds since the broker last confirmed an offset "
+                         "commit of the topic "
                          "(since start when none yet)");
-        metrics_describe("thopter_build_info", METRICS_GAUGE, "Always 1; labels carry the versions");
+        metrics_describe("thopter_build_info", METRICS_GAUGE,
+                         "Always 1; labels carry the versions");
         metrics_set("thopter_build_info", "version=\"" THOPTER_VERSION "\"", 1);
 
         if (a.v6) {
-                /* "::" also takes IPv4 (fly's checks and scrapes may use either). */
+                /* "::" also takes IPv4 (fly's checks and scrapes may use
+                 * either). */
                 if (IN6_IS_ADDR_UNSPECIFIED(&a.u.v6.sin6_addr))
                         flags |= MHD_USE_DUAL_STACK;
                 else
                         flags |= MHD_USE_IPv6;
         }
-        hs->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handle, hs, MHD_OPTION_SOCK_ADDR, &a.u,
-                                      MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,
-                                      MAX_CONNECTIONS, MHD_OPTION_END);
+        hs->daemon = MHD_start_daemon(
+            flags, 0, NULL, NULL, handle, hs, MHD_OPTION_SOCK_ADDR, &a.u,
+            MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,
+            MAX_CONNECTIONS, MHD_OPTION_END);
         if (!hs->daemon) {
                 pthread_mutex_destroy(&hs->lag_lock);
                 free(hs);
-                err_set(err, ERR_PERMANENT, 0, "THOPTER_METRICS_ADDR: cannot listen on %s (in use?)", addr);
+                err_set(err, ERR_PERMANENT, 0,
+                        "THOPTER_METRICS_ADDR: cannot listen on %s (in use?)",
+                        addr);
                 return NULL;
         }
-        const union MHD_DaemonInfo *info = MHD_get_daemon_info(hs->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(hs->daemon, MHD_DAEMON_INFO_BIND_PORT);
         hs->port = info && info->port ? info->port : a.port;
-        log_info("health", "serving /metrics /livez /readyz on %s%s%s:%d", a.v6 ? "[" : "", a.host,
-                 a.v6 ? "]" : "", hs->port);
+        log_info("health", "serving /metrics /livez /readyz on %s%s%s:%d",
+                 a.v6 ? "[" : "", a.host, a.v6 ? "]" : "", hs->port);
         return hs;
 }
 
