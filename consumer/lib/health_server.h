@@ -3,6 +3,9 @@
  *
  * /livez: every Kafka loop's poll thread ticked within the last 30 s.
  * /readyz: every loop joined its group and its brokers answer.
+ * /metrics: the registry of metrics.h, plus what is computed per scrape:
+ * consumer lag per partition (from the broker's watermarks), seconds since
+ * the last confirmed commit, and each loop's poll age.
  */
 #ifndef THOPTER_HEALTH_SERVER_H
 #define THOPTER_HEALTH_SERVER_H
@@ -13,7 +16,16 @@
 struct health_server;
 
 /**
- * @brief Listen on @p addr ("HOST:PORT"; port 0 picks one) and serve.
+ * @brief Check an address without listening: "IPV4:PORT", "[IPV6]:PORT"
+ * ("[::]:PORT" serves IPv6 and IPv4), port 0-65535. The error names
+ * THOPTER_METRICS_ADDR. @returns 0 or -1.
+ */
+int health_server_check_addr(const char *addr, struct err *err);
+
+/**
+ * @brief Listen on @p addr (see health_server_check_addr; port 0 picks one)
+ * and serve, one thread per connection, so a slow /metrics or /readyz
+ * (they ask the brokers) never holds up /livez.
  * @p loops are borrowed and must outlive the server.
  */
 struct health_server *health_server_start(const char *addr,

@@ -780,3 +780,53 @@ void kafka_loop_destroy(struct kafka_loop *loop) {
         free(loop->events_topic);
         free(loop);
 }
+
+/* ------------------------------------------------------------------ */
+/* Lag (for the health server's /metrics) */
+
+const char *kafka_loop_topic(const struct kafka_loop *loop) {
+        return loop->topic;
+}
+
+/* Lag is computed from the broker, not from librdkafka's statistics: the
+ * statistics' hi_offset is not refreshed for paused partitions (librdkafka
+ * #4996), and a full loop is exactly a paused one. rd_kafka_assignment(),
+ * rd_kafka_committed() and rd_kafka_query_watermark_offsets() are safe from
+ * any thread; they only queue requests for librdkafka's own threads. */
+int kafka_loop_lag(struct kafka_loop *loop, int timeout_ms, kafka_loop_lag_fn *fn, void *arg) {
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        rd_kafka_resp_err_t e;
+        int n = 0;
+
+        if (!atomic_load(&loop->joined))
+                return 0;
+        e = rd_kafka_assignment(loop->rk, &parts);
+        if (e || !parts)
+                return -1;
+        if (parts->cnt == 0) {
+                rd_kafka_topic_partition_list_destroy(parts);
+                return 0;
+        }
+        e = rd_kafka_committed(loop->rk, parts, timeout_ms);
+        if (e) {
+                rd_kafka_topic_partition_list_destroy(parts);
+                return -1;
+        }
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *p = &parts->elems[i];
+                int64_t lo = 0, hi = 0;
+                if (p->err)
+                        continue;
+                e = rd_kafka_query_watermark_offsets(loop->rk, p->topic, p->partition, &lo, &hi,
+                                                     timeout_ms);
+                if (e)
+                        continue;
+                /* Nothing committed yet: the group starts at the earliest
+                 * offset (auto.offset.reset=earliest), so all of it is lag. */
+                int64_t from = p->offset >= 0 ? p->offset : lo;
+                fn(p->topic, p->partition, hi > from ? hi - from : 0, arg);
+                n++;
+        }
+        rd_kafka_topic_partition_list_destroy(parts);
+        return n;
+}

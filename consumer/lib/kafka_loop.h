@@ -101,4 +101,21 @@ const char *kafka_loop_name(const struct kafka_loop *loop);
 
 void kafka_loop_destroy(struct kafka_loop *loop); /* NULL is a no-op */
 
+/** @brief The topic the loop consumes (borrowed; lives as long as the loop). */
+const char *kafka_loop_topic(const struct kafka_loop *loop);
+
+typedef void kafka_loop_lag_fn(const char *topic, int32_t partition, int64_t lag, void *arg);
+
+/**
+ * @brief Consumer lag of each partition assigned to this loop: the broker's
+ * high watermark minus the group's committed offset (the low watermark when
+ * nothing is committed yet), asked of the broker now, so it is also right
+ * for paused partitions. Calls @p fn once per partition that answered.
+ * Blocks up to about (1 + partitions) x @p timeout_ms when brokers are slow.
+ * @returns partitions reported (0 before the first assignment), or -1 when
+ * the assignment or the committed offsets could not be read.
+ * @locality any thread (the health server's).
+ */
+int kafka_loop_lag(struct kafka_loop *loop, int timeout_ms, kafka_loop_lag_fn *fn, void *arg);
+
 #endif
