@@ -656,6 +656,15 @@ def verdict(ok):
     return "—" if ok is None else ("PASS" if ok else "FAIL")
 
 
+def stall_note(x):
+    t = x.get("timeline")
+    if not t:
+        return ""
+    return "idle gaps >100 ms: %d, %.2f s in total (longest %.0f ms); first output %.2f s after assignment" % (
+        t["stalls_over_100ms"], t["stalled_s"], t["longest_stalls"][0]["gap_ms"] if t["longest_stalls"] else 0,
+        t["first_output_s"])
+
+
 def build_rows(R):
     """(section, metric, value, target, verdict, note)"""
     rows = []
@@ -697,14 +706,15 @@ def build_rows(R):
     if d:
         rows.append(("overhead", "dead-letter path throughput", "%.0f msg/s" % d["msgs_per_s"],
                      "≥ %d msg/s" % TARGETS["dlq_msgs_per_s"], verdict(d["msgs_per_s"] >= TARGETS["dlq_msgs_per_s"]),
-                     "%d not-JSON records in %.2f s; %d dead letters" % (d["n"], d["wall_s"], d["dlq_records"])))
+                     "%d not-JSON records in %.2f s; %d dead letters; %s" % (
+                         d["n"], d["wall_s"], d["dlq_records"], stall_note(d))))
         rows.append(("overhead", "dead-letter path CPU", "%.3f CPU s / 1000 msgs" % d["cpu_s_per_1000"], "", "",
                      "consumer utime+stime %.2f s" % d["cpu_s"]))
     x = R.get("destroy")
     if x:
         rows.append(("overhead", "destroy path throughput (0 ms fly)", "%.0f msg/s" % x["msgs_per_s"], "", "",
-                     "%d destroys in %.2f s, %d fly calls (fake is Python, shares the 2 cores)" % (
-                         x["n"], x["wall_s"], x["fly_calls"])))
+                     "%d destroys in %.2f s, %d fly calls; %s" % (
+                         x["n"], x["wall_s"], x["fly_calls"], stall_note(x))))
         rows.append(("overhead", "destroy path CPU", "%.3f CPU s / 1000 msgs" % x["cpu_s_per_1000"], "", "",
                      "consumer utime+stime %.2f s" % x["cpu_s"]))
     P = R.get("provision")
