@@ -1,0 +1,901 @@
+#!/usr/bin/python3
+"""bench/run.py - benchmark the real thopter-consumer against thopter-devbroker and the fake fly API.
+
+Scenarios (each on a fresh devbroker + fresh fake fly API + fresh consumer):
+
+  bulk      N destroys (default 200) at L ms per fly call (default 50), with
+            MAX_CONCURRENT_DESTROYS=1 (the old serial behaviour) and =5, side by side.
+  latency   publish-to-start p50/p99 of destroys sent at a steady rate to an idle
+            consumer, compared with the old TypeScript loop's 100 ms tick.
+  dlq       overhead of the dead-letter path: 20,000 records that are not JSON.
+  destroy   overhead of the destroy path with zero fly latency (2,000 destroys).
+  provision placeholder row; measured only with --provision and a consumer whose
+            provisioning works.
+
+Memory (VmHWM) is read from the consumers of these scenarios. Prints a table and writes
+bench/results/<UTC date-time>.md and .json. See bench/README.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+DESTROY = "thopter.destroy"
+PROVISION = "thopter.provision"
+DLQ = "thopter.dlq"
+EVENTS = "thopter.events"
+DESTROY_GROUP = "thopter-destroyer"
+PROVISION_GROUP = "thopter-provisioner"
+
+# Production defaults for the retry/breaker settings (the harness sets fast test values).
+PROD_ENV = {
+    "THOPTER_RETRY_BASE_MS": "250",
+    "THOPTER_RETRY_MAX_MS": "5000",
+    "THOPTER_BREAKER_PROBE_MS": "3000",
+    "THOPTER_FLY_TIMEOUT": "30",
+    "THOPTER_DRAIN_TIMEOUT": "30",
+    "THOPTER_LOG_LEVEL": "info",
+}
+
+TARGETS = {
+    "efficiency_5": 0.9,        # ideal / actual at 5 in flight
+    "speedup": 4.5,             # serial / parallel
+    "p99_start_ms": 50.0,       # publish-to-start p99
+    "dlq_msgs_per_s": 5000.0,
+    "peak_rss_mb": 30.0,
+}
+
+# ---------------------------------------------------------------------------------------------
+# Process bookkeeping: everything started here is stopped in the end, even on error.
+
+LIVE = []  # objects with a stop()/close() to call at exit
+
+
+def track(obj):
+    LIVE.append(obj)
+    return obj
+
+
+def untrack(obj):
+    if obj in LIVE:
+        LIVE.remove(obj)
+
+
+def stop_all():
+    while LIVE:
+        obj = LIVE.pop()
+        try:
+            if hasattr(obj, "close") and obj.__class__.__name__ == "ThopterConsumer":
+                obj.kill()
+                obj.logfile.close()
+            else:
+                obj.stop()
+        except Exception:  # keep stopping the rest
+            pass
+
+
+def on_signal(signum, frame):
+    stop_all()
+    sys.stderr.write("interrupted (signal %d); stopped everything\n" % signum)
+    os._exit(130)
+
+
+# ---------------------------------------------------------------------------------------------
+# /proc helpers
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        data = f.read()
+    fields = data[data.rindex(")") + 2:].split()
+    # fields[0] is field 3 (state); utime = field 14, stime = field 15
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def status_kb(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return None
+
+
+def mb(kb):
+    return None if kb is None else kb / 1024.0
+
+
+def pct(values, p):
+    """Nearest-rank percentile."""
+    if not values:
+        return None
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, int(-(-p * len(s) // 100)) - 1))
+    return s[k]
+
+
+def iso_ms(s):
+    """'YYYY-MM-DDTHH:MM:SS.mmmZ' -> epoch seconds (float)."""
+    dt = datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    return dt.timestamp()
+
+
+# ---------------------------------------------------------------------------------------------
+# One scenario's world: devbroker + fake + consumer(s)
+
+
+class Stack:
+    def __init__(self, args, fly_latency_ms=0):
+        from flyfake import FlyFake
+        from thopter_harness import Devbroker, Kafka, TOKEN
+        self.args = args
+        self.token = TOKEN
+        self.broker = track(Devbroker())
+        self.fly = track(FlyFake())
+        self.fly.start(token=TOKEN, latency_ms=fly_latency_ms)
+        self.kafka = Kafka(self.broker.bootstrap)
+        self.consumers = []
+        self._reader = None
+        self._group_readers = {}
+
+    def consumer(self, role="destroy", env=None, xprops=()):
+        from thopter_harness import ThopterConsumer
+        e = dict(PROD_ENV)
+        e.update(env or {})
+        for kv in self.args.consumer_env:
+            k, v = kv.split("=", 1)
+            e[k] = v
+        argv = []
+        for p in list(self.args.X) + list(xprops):
+            argv += ["-X", p]
+        c = track(ThopterConsumer(self.broker.bootstrap, self.fly.base_url, role=role, env=e, args=argv,
+                                  token=self.token))
+        self.consumers.append(c)
+        return c
+
+    def wait_assigned(self, c, timeout=30.0):
+        """Waits for the consumer's 'assigned' log line; returns its ts (epoch s) and the
+        moment it was seen here."""
+        rx = re.compile(r'"msg":"assigned (?!nothing)')
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in c.log_text().splitlines():
+                if rx.search(line):
+                    seen = time.time()
+                    try:
+                        ts = iso_ms(json.loads(line)["ts"])
+                    except (ValueError, KeyError):
+                        ts = seen
+                    return ts, seen
+            if c.proc.poll() is not None:
+                raise RuntimeError("consumer exited (%s); log %s" % (c.proc.returncode, c.logfile.name))
+            if time.monotonic() > deadline:
+                raise RuntimeError("consumer not assigned after %.0f s; log %s" % (timeout, c.logfile.name))
+            time.sleep(0.01)
+
+    def reader(self):
+        from confluent_kafka import Consumer
+        if self._reader is None:
+            self._reader = Consumer({"bootstrap.servers": self.broker.bootstrap, "group.id": "bench-reader",
+                                     "enable.auto.commit": False, "log_level": 3})
+        return self._reader
+
+    def end_offsets(self, topic):
+        from confluent_kafka import TopicPartition
+        r = self.reader()
+        md = r.list_topics(topic, timeout=10)
+        return {p: r.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1]
+                for p in md.topics[topic].partitions}
+
+    def committed(self, group, topic, parts):
+        from confluent_kafka import Consumer, TopicPartition
+        c = self._group_readers.get(group)
+        if c is None:
+            c = Consumer({"bootstrap.servers": self.broker.bootstrap, "group.id": group,
+                          "enable.auto.commit": False, "log_level": 3})
+            self._group_readers[group] = c
+        tps = c.committed([TopicPartition(topic, p) for p in parts], timeout=10)
+        return {tp.partition: tp.offset for tp in tps}
+
+    def close(self):
+        for c in [self._reader] + list(self._group_readers.values()):
+            if c is not None:
+                try:
+                    c.close()
+                except Exception:
+                    pass
+        for c in self.consumers:
+            try:
+                if c.proc.poll() is None:
+                    c.stop(timeout=30)
+            except Exception:
+                c.kill()
+            untrack(c)
+            if not self.args.keep_logs:
+                try:
+                    c.close()
+                except Exception:
+                    pass
+            else:
+                c.logfile.close()
+        try:
+            self.kafka.close()
+        except Exception:
+            pass
+        self.fly.stop()
+        untrack(self.fly)
+        self.broker.stop()
+        untrack(self.broker)
+
+
+def seed_machines(fly, n, start=1):
+    from thopter_harness import machine_id
+    ids = []
+    for i in range(start, start + n):
+        ids.append(fly.seed_machine(id=machine_id(i), name="thopter-bench-%d" % i, state="started")["id"])
+    return ids
+
+
+def wait_for(pred, timeout, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise RuntimeError("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def delete_count(fly):
+    st = fly.stats()["by_route_status"]
+    return sum(v for k, v in st.items() if k.startswith("machines.delete ") and k.split()[-1] in ("200", "404"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenario 1: bulk destroy
+
+
+def bulk_once(args, conc, n, latency_ms):
+    st = Stack(args, fly_latency_ms=latency_ms)
+    try:
+        ids = seed_machines(st.fly, n)
+        c = st.consumer(env={"MAX_CONCURRENT_DESTROYS": str(conc)})
+        st.wait_assigned(c)
+        time.sleep(0.3)  # let the first fetch settle
+        pid = c.proc.pid
+        idle_hwm = status_kb(pid, "VmHWM")
+        cpu0 = cpu_seconds(pid)
+        t0 = time.time()
+        for i in ids:
+            st.kafka.produce(DESTROY, {"thopterId": i, "reason": "bench"}, key=i)
+        st.kafka.flush()
+        t_flushed = time.time()
+        ideal_guess = n * 3 * latency_ms / 1000.0 / conc
+        wait_for(lambda: delete_count(st.fly) >= n, timeout=ideal_guess * 4 + 60, interval=0.05,
+                 what="%d deletes" % n)
+        cpu1 = cpu_seconds(pid)
+        load_hwm = status_kb(pid, "VmHWM")
+        calls = st.fly.calls()
+        stats = st.fly.stats()
+        v1 = [x for x in calls if x["route"].startswith(("machines.", "volumes.", "apps."))]
+        deletes = [x for x in v1 if x["route"] == "machines.delete"]
+        t_end = max(x["ended"] for x in deletes)
+        wall = t_end - t0
+        cpd = len(v1) / float(n)
+        ideal = n * cpd * latency_ms / 1000.0 / conc
+        # Where the time goes: per-call duration (fake overhead), per-destroy service time,
+        # gaps between a destroy's calls (client side), first call after the produce.
+        durs = [(x["ended"] - x["started"]) * 1000.0 for x in v1 if x["ended"]]
+        by_machine = {}
+        for x in v1:
+            by_machine.setdefault(x["machine"], []).append(x)
+        service, gaps = [], []
+        for m, xs in by_machine.items():
+            xs.sort(key=lambda x: x["started"])
+            service.append((xs[-1]["ended"] - xs[0]["started"]) * 1000.0)
+            for a, b in zip(xs, xs[1:]):
+                gaps.append((b["started"] - a["ended"]) * 1000.0)
+        first_call = min(x["started"] for x in v1)
+        busy = sum(service) / 1000.0
+        # Time between one destroy's last call and the next destroy's first call on a free slot:
+        # approximated as wall*conc - busy spread over n destroys.
+        idle_per_destroy_ms = (wall * conc - busy) * 1000.0 / n
+        return {
+            "concurrency": conc, "n": n, "latency_ms": latency_ms,
+            "wall_s": wall, "ideal_s": ideal, "efficiency": ideal / wall if wall > 0 else None,
+            "calls_per_destroy": cpd, "calls_by_route_status": stats["by_route_status"],
+            "max_in_flight": stats["max_in_flight"],
+            "produce_s": t_flushed - t0,
+            "first_call_after_produce_ms": (first_call - t0) * 1000.0,
+            "call_ms_mean": statistics.mean(durs), "call_ms_p99": pct(durs, 99),
+            "destroy_service_ms_mean": statistics.mean(service),
+            "gap_between_calls_ms_mean": statistics.mean(gaps) if gaps else 0.0,
+            "slot_idle_per_destroy_ms": idle_per_destroy_ms,
+            "avg_in_flight": busy / wall if wall > 0 else None,
+            "cpu_s": cpu1 - cpu0,
+            "vmhwm_idle_kb": idle_hwm, "vmhwm_load_kb": load_hwm,
+            "xprops": list(args.X),
+            "pause_cycles_seen_in_debug_log": c.log_text().count("Application pausing"),
+        }
+    finally:
+        st.close()
+
+
+def scenario_bulk(args, R):
+    rows = {}
+    for conc in (1, 5):
+        log("bulk destroy: N=%d, %d ms per call, %d in flight ..." % (args.n, args.latency_ms, conc))
+        rows[conc] = bulk_once(args, conc, args.n, args.latency_ms)
+        log("  %.2f s (ideal %.2f s, efficiency %.3f)" % (rows[conc]["wall_s"], rows[conc]["ideal_s"],
+                                                          rows[conc]["efficiency"]))
+    R["bulk"] = {"serial": rows[1], "parallel": rows[5],
+                 "speedup": rows[1]["wall_s"] / rows[5]["wall_s"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenario 2: publish-to-start latency
+
+
+def latency_once(args, xprops=(), label="default"):
+    from confluent_kafka import Producer
+    st = Stack(args, fly_latency_ms=0)
+    try:
+        n, rate = args.lat_n, args.lat_rate
+        ids = seed_machines(st.fly, n, start=0x10000)
+        c = st.consumer(xprops=xprops)
+        st.wait_assigned(c)
+        # A producer like the hub's: send at once (linger.ms=0), acks=all.
+        p = Producer({"bootstrap.servers": st.broker.bootstrap, "partitioner": "murmur2_random",
+                      "linger.ms": 0, "acks": "all", "log_level": 3})
+        sent = {}
+        create_ts = {}
+
+        def dr(err, msg):
+            if err is None:
+                create_ts[msg.key().decode()] = msg.timestamp()[1]
+
+        # Warm up (not measured): this producer's connection and metadata, and the consumer's
+        # producer, whose first event otherwise waits up to 1 s for thopter.events metadata.
+        warm = "%014x" % 0xfffff  # no such machine: GET 404, "already gone", completed
+        p.produce(DESTROY, json.dumps({"thopterId": warm, "requestId": "lat-warmup"}).encode(),
+                  key=b"lat-warmup")
+        p.flush(10)
+        wait_for(lambda: st.fly.stats()["calls"] >= 1, timeout=10, what="the warm-up request")
+        time.sleep(1.5)  # idle again
+        t_start = time.monotonic()
+        for k, mid in enumerate(ids):
+            due = t_start + k / float(rate)
+            while True:
+                now = time.monotonic()
+                if now >= due:
+                    break
+                p.poll(min(0.005, due - now))
+            rid = "lat-%d" % k
+            sent[rid] = time.time()
+            p.produce(DESTROY, json.dumps({"thopterId": mid, "requestId": rid}).encode(), key=rid.encode(),
+                      on_delivery=dr)
+            p.poll(0)
+        p.flush(10)
+        wait_for(lambda: delete_count(st.fly) >= n, timeout=60, what="latency destroys")
+        pid = c.proc.pid
+        hwm = status_kb(pid, "VmHWM")
+        # read the started events
+        from thopter_harness import Kafka
+        events = [e for e in st.kafka.read_json(EVENTS) if e.get("state") == "started"]
+        total, kafka_leg, consumer_leg, ts_based = [], [], [], []
+        key_to_rid = {}
+        for e in events:
+            rid = e["requestId"]
+            if rid not in sent:
+                continue
+            at = iso_ms(e["at"])
+            tot = (at - sent[rid]) * 1000.0 + 0.5  # `at` is truncated to the ms: +0.5 ms unbiases it
+            total.append(tot)
+            consumer_leg.append(float(e["elapsedMs"]))
+            kafka_leg.append(tot - float(e["elapsedMs"]))
+            if rid in create_ts:
+                ts_based.append(at * 1000.0 - create_ts[rid])
+        return {
+            "label": label, "xprops": list(args.X) + list(xprops), "n": n, "rate_per_s": rate,
+            "matched": len(total),
+            "p50_ms": pct(total, 50), "p90_ms": pct(total, 90), "p99_ms": pct(total, 99),
+            "max_ms": max(total) if total else None, "mean_ms": statistics.mean(total) if total else None,
+            "kafka_leg_p50_ms": pct(kafka_leg, 50), "kafka_leg_p99_ms": pct(kafka_leg, 99),
+            "consumer_leg_p50_ms": pct(consumer_leg, 50), "consumer_leg_p99_ms": pct(consumer_leg, 99),
+            "record_ts_p50_ms": pct(ts_based, 50), "record_ts_p99_ms": pct(ts_based, 99),
+            "vmhwm_kb": hwm,
+        }
+    finally:
+        st.close()
+
+
+def scenario_latency(args, R):
+    log("publish-to-start: %d requests at %g/s, default consumer settings ..." % (args.lat_n, args.lat_rate))
+    R["latency"] = latency_once(args)
+    log("  p50 %.1f ms, p99 %.1f ms" % (R["latency"]["p50_ms"], R["latency"]["p99_ms"]))
+    if args.lat_variant:
+        log("publish-to-start: again with -X %s ..." % " -X ".join(args.lat_variant))
+        R["latency_variant"] = latency_once(args, xprops=args.lat_variant, label="variant")
+        log("  p50 %.1f ms, p99 %.1f ms" % (R["latency_variant"]["p50_ms"], R["latency_variant"]["p99_ms"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenario 3: overhead (DLQ path, destroy path at zero fly latency)
+
+
+def overhead_once(args, kind, n):
+    """kind 'dlq': n records that are not JSON; 'destroy': n destroys of seeded machines, no latency.
+    Records are produced before the consumer starts; the clock starts at the consumer's
+    'assigned' log line and stops when the group's committed offsets reach the end."""
+    from confluent_kafka import Producer
+    st = Stack(args, fly_latency_ms=0)
+    try:
+        ids = seed_machines(st.fly, n, start=0x20000) if kind == "destroy" else None
+        p = Producer({"bootstrap.servers": st.broker.bootstrap, "partitioner": "murmur2_random",
+                      "linger.ms": 20, "batch.num.messages": 10000, "queue.buffering.max.messages": 200000,
+                      "log_level": 3})
+        for k in range(n):
+            if kind == "dlq":
+                p.produce(DESTROY, b"this is not json %d {" % k, key=b"k%d" % k)
+            else:
+                p.produce(DESTROY, json.dumps({"thopterId": ids[k]}).encode(), key=ids[k].encode())
+            if k % 5000 == 0:
+                p.poll(0)
+        left = p.flush(30)
+        if left:
+            raise RuntimeError("%d records not delivered" % left)
+        ends = st.end_offsets(DESTROY)
+        assert sum(ends.values()) == n, ends
+        parts = [q for q, e in ends.items() if e > 0]
+        c = st.consumer()
+        pid = c.proc.pid
+        t_assigned, seen = st.wait_assigned(c)
+        cpu0 = cpu_seconds(pid)
+        idle_hwm = status_kb(pid, "VmHWM")
+
+        def done():
+            cm = st.committed(DESTROY_GROUP, DESTROY, parts)
+            return all(cm.get(q, -1) >= ends[q] for q in parts)
+
+        wait_for(done, timeout=max(60, n / 200.0), interval=0.02, what="committed offsets at the end")
+        t_end = time.time()
+        cpu1 = cpu_seconds(pid)
+        load_hwm = status_kb(pid, "VmHWM")
+        dlq_n = sum(st.end_offsets(DLQ).values())
+        wall = t_end - t_assigned
+        # Timeline: when did work happen? (dead letters' own timestamps, or the fake's calls)
+        if kind == "dlq":
+            # (the mock keeps ~5 MB per partition, so early dead letters may be gone from
+            # thopter.dlq by now: use the consumer's own "dead-lettering" log lines instead)
+            stamps = sorted(log_times(c, "dead-lettering "))
+        else:
+            stamps = sorted(x["ended"] for x in st.fly.calls(route="machines.delete") if x["ended"])
+        timeline = stall_summary(stamps, t_assigned, t_end)
+        timeline["pause_cycles_seen_in_debug_log"] = c.log_text().count("Application pausing")
+        return {
+            "kind": kind, "n": n, "wall_s": wall, "msgs_per_s": n / wall,
+            "cpu_s": cpu1 - cpu0, "cpu_s_per_1000": (cpu1 - cpu0) * 1000.0 / n,
+            "cpu_snapshot_lag_ms": (seen - t_assigned) * 1000.0,
+            "dlq_records": dlq_n, "vmhwm_idle_kb": idle_hwm, "vmhwm_load_kb": load_hwm,
+            "fly_calls": st.fly.stats()["calls"], "xprops": list(args.X),
+            "timeline": timeline,
+        }
+    finally:
+        st.close()
+
+
+def log_times(c, needle):
+    out = []
+    for line in c.log_text().splitlines():
+        if needle in line:
+            try:
+                out.append(iso_ms(json.loads(line)["ts"]))
+            except (ValueError, KeyError):
+                pass
+    return out
+
+
+def stall_summary(stamps, t0, t_end, gap_s=0.1):
+    """Where the wall time went: first/last output after t0, and pauses (gaps > gap_s)
+    between consecutive outputs."""
+    if not stamps:
+        return None
+    gaps = [(b - a, a - t0) for a, b in zip(stamps, stamps[1:]) if b - a > gap_s]
+    gaps.sort(reverse=True)
+    return {
+        "first_output_s": stamps[0] - t0,
+        "last_output_s": stamps[-1] - t0,
+        "commit_tail_s": t_end - stamps[-1],
+        "stalls_over_100ms": len(gaps),
+        "stalled_s": sum(g for g, _ in gaps),
+        "longest_stalls": [{"gap_ms": round(g * 1000.0, 1), "at_s": round(at, 3)} for g, at in gaps[:5]],
+    }
+
+
+def scenario_dlq(args, R):
+    log("overhead, dead-letter path: %d records that are not JSON ..." % args.dlq_n)
+    R["dlq"] = overhead_once(args, "dlq", args.dlq_n)
+    log("  %.0f msg/s, %.3f CPU s per 1000" % (R["dlq"]["msgs_per_s"], R["dlq"]["cpu_s_per_1000"]))
+
+
+def scenario_destroy(args, R):
+    log("overhead, destroy path: %d destroys at 0 ms fly latency ..." % args.destroy_n)
+    R["destroy"] = overhead_once(args, "destroy", args.destroy_n)
+    log("  %.0f msg/s, %.3f CPU s per 1000" % (R["destroy"]["msgs_per_s"], R["destroy"]["cpu_s_per_1000"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenario 4: provision (placeholder until the provision consumer works)
+
+
+def scenario_provision(args, R):
+    if not args.provision:
+        R["provision"] = {"status": "not measured yet",
+                          "why": "run with --provision once the provision consumer works"}
+        return
+    log("provision: probing whether this build provisions ...")
+    st = Stack(args, fly_latency_ms=args.latency_ms)
+    try:
+        keydir = tempfile.mkdtemp(prefix="bench-ssh-")
+        key = os.path.join(keydir, "id_ed25519")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+        env = {"REGION": "ord", "THOPTER_IMAGE": "registry.fly.io/thopter:bench",
+               "GITHUB_INTEGRATION_JSON": json.dumps({"repositories": {"bench/repo": {
+                   "agentCoderPAT": "ghp_bench", "userName": "bench", "userEmail": "b@example.com"}}}),
+               "THOPTER_SSH_KEY": key, "THOPTER_SSH_INSECURE": "1", "MAX_THOPTERS": "1000"}
+        for kv in args.provision_env:
+            k, v = kv.split("=", 1)
+            env[k] = v
+        c = st.consumer(role="provision", env=env)
+        st.wait_assigned(c)
+
+        def req(i):
+            return {"requestId": "prov-%d" % i, "repository": "bench/repo",
+                    "github": {"issueNumber": str(i), "issueTitle": "bench %d" % i, "issueBody": "bench"}}
+
+        t0 = time.time()
+        st.kafka.produce(PROVISION, req(0), key="prov-0")
+        st.kafka.flush()
+
+        def outcome():
+            evs = [e for e in st.kafka.read_json(EVENTS) if e.get("requestId") == "prov-0"]
+            return [e for e in evs if e["state"] in ("completed", "failed")]
+
+        ev = wait_for(outcome, timeout=args.provision_timeout, interval=0.5, what="the probe provision")[0]
+        if ev["state"] != "completed":
+            R["provision"] = {"status": "not measured yet",
+                              "why": "probe provision failed: %s: %s" % (
+                                  ev.get("error", {}).get("class"), ev.get("error", {}).get("message"))}
+            return
+        probe_s = iso_ms(ev["at"]) - t0
+        n = args.provision_n
+        sent = {}
+        for i in range(1, n + 1):
+            sent["prov-%d" % i] = time.time()
+            st.kafka.produce(PROVISION, req(i), key="prov-%d" % i)
+        st.kafka.flush()
+
+        def all_done():
+            evs = [e for e in st.kafka.read_json(EVENTS) if e.get("requestId") in sent
+                   and e["state"] in ("completed", "failed")]
+            return evs if len(evs) >= n else None
+
+        evs = wait_for(all_done, timeout=args.provision_timeout * n, interval=1.0, what="provisions")
+        durs = [float(e["elapsedMs"]) for e in evs if e["state"] == "completed"]
+        t_last = max(iso_ms(e["at"]) for e in evs)
+        R["provision"] = {"status": "measured", "n": n, "probe_s": probe_s,
+                          "completed": len(durs), "failed": sum(1 for e in evs if e["state"] == "failed"),
+                          "per_provision_p50_s": (pct(durs, 50) or 0) / 1000.0,
+                          "per_provision_p99_s": (pct(durs, 99) or 0) / 1000.0,
+                          "wall_s": t_last - min(sent.values()),
+                          "fly_calls": st.fly.stats()["calls"]}
+    finally:
+        st.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def log(msg):
+    sys.stderr.write("[%s] %s\n" % (time.strftime("%H:%M:%S"), msg))
+    sys.stderr.flush()
+
+
+def run_cmd(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:
+        return ""
+
+
+def header_info(args):
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    import confluent_kafka
+    consumer = os.path.join(args.build_dir, "thopter-consumer")
+    commit = run_cmd(["git", "-C", ROOT, "rev-parse", "--short=12", "HEAD"])
+    dirty = run_cmd(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"])
+    return {
+        "utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "host_nproc": os.cpu_count(), "cpu_model": cpu, "kernel": platform.release(),
+        "git_commit": commit + ("-dirty" if dirty else ""),
+        "consumer_version": run_cmd([consumer, "--version"]),
+        "librdkafka_python": confluent_kafka.libversion()[0],
+        "build_dir": os.path.relpath(args.build_dir, ROOT),
+        "extra_X": list(args.X),
+        "argv": sys.argv[1:],
+    }
+
+
+def fmt(v, spec="%.2f"):
+    return "—" if v is None else spec % v
+
+
+def verdict(ok):
+    return "—" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def stall_note(x):
+    t = x.get("timeline")
+    if not t:
+        return ""
+    return "idle gaps >100 ms: %d, %.2f s in total (longest %.0f ms); first output %.2f s after assignment" % (
+        t["stalls_over_100ms"], t["stalled_s"], t["longest_stalls"][0]["gap_ms"] if t["longest_stalls"] else 0,
+        t["first_output_s"])
+
+
+def build_rows(R):
+    """(section, metric, value, target, verdict, note)"""
+    rows = []
+    b = R.get("bulk")
+    if b:
+        s, p = b["serial"], b["parallel"]
+        cpd = s["calls_per_destroy"]
+        rows.append(("bulk destroy", "serial (MAX_CONCURRENT_DESTROYS=1) wall",
+                     "%.2f s" % s["wall_s"], "", "",
+                     "ideal %.2f s = %d×%.2f calls×%d ms; efficiency %.3f" % (
+                         s["ideal_s"], s["n"], cpd, s["latency_ms"], s["efficiency"])))
+        rows.append(("bulk destroy", "parallel (MAX_CONCURRENT_DESTROYS=5) wall",
+                     "%.2f s" % p["wall_s"], "", "",
+                     "ideal %.2f s = %d×%.2f calls×%d ms÷5; max in flight %d" % (
+                         p["ideal_s"], p["n"], p["calls_per_destroy"], p["latency_ms"], p["max_in_flight"])))
+        rows.append(("bulk destroy", "efficiency at 5 in flight (ideal÷actual)", "%.3f" % p["efficiency"],
+                     "≥ %.2f" % TARGETS["efficiency_5"], verdict(p["efficiency"] >= TARGETS["efficiency_5"]),
+                     "serial efficiency %.3f" % s["efficiency"]))
+        rows.append(("bulk destroy", "speedup serial÷parallel", "%.2f×" % b["speedup"],
+                     "≥ %.1f×" % TARGETS["speedup"], verdict(b["speedup"] >= TARGETS["speedup"]),
+                     "old TS loop: serial or 5 per 100 ms tick"))
+        rows.append(("bulk destroy", "fake fly call time (mean) / gap between a destroy's calls",
+                     "%.1f / %.1f ms" % (p["call_ms_mean"], p["gap_between_calls_ms_mean"]),
+                     "", "", "slot idle per destroy: serial %.1f ms, parallel %.1f ms" % (
+                         s["slot_idle_per_destroy_ms"], p["slot_idle_per_destroy_ms"])))
+    for key, title in (("latency", "publish→started"), ("latency_variant", "publish→started")):
+        L = R.get(key)
+        if not L:
+            continue
+        extra = "" if key == "latency" else " with -X " + " -X ".join(L["xprops"][len(R["header"]["extra_X"]):])
+        rows.append(("latency", "%s p50 / p99%s" % (title, extra),
+                     "%s / %s ms" % (fmt(L["p50_ms"], "%.1f"), fmt(L["p99_ms"], "%.1f")),
+                     "p99 < %d ms" % TARGETS["p99_start_ms"],
+                     verdict(L["p99_ms"] is not None and L["p99_ms"] < TARGETS["p99_start_ms"]),
+                     "%d req at %g/s; Kafka leg p50/p99 %s/%s ms, in-consumer p99 %s ms; old loop: mean 50, p99 ~99 ms" % (
+                         L["matched"], L["rate_per_s"], fmt(L["kafka_leg_p50_ms"], "%.1f"),
+                         fmt(L["kafka_leg_p99_ms"], "%.1f"), fmt(L["consumer_leg_p99_ms"], "%.0f"))))
+    d = R.get("dlq")
+    if d:
+        rows.append(("overhead", "dead-letter path throughput", "%.0f msg/s" % d["msgs_per_s"],
+                     "≥ %d msg/s" % TARGETS["dlq_msgs_per_s"], verdict(d["msgs_per_s"] >= TARGETS["dlq_msgs_per_s"]),
+                     "%d not-JSON records in %.2f s; %d dead letters; %s" % (
+                         d["n"], d["wall_s"], d["dlq_records"], stall_note(d))))
+        rows.append(("overhead", "dead-letter path CPU", "%.3f CPU s / 1000 msgs" % d["cpu_s_per_1000"], "", "",
+                     "consumer utime+stime %.2f s" % d["cpu_s"]))
+    x = R.get("destroy")
+    if x:
+        rows.append(("overhead", "destroy path throughput (0 ms fly)", "%.0f msg/s" % x["msgs_per_s"], "", "",
+                     "%d destroys in %.2f s, %d fly calls; %s" % (
+                         x["n"], x["wall_s"], x["fly_calls"], stall_note(x))))
+        rows.append(("overhead", "destroy path CPU", "%.3f CPU s / 1000 msgs" % x["cpu_s_per_1000"], "", "",
+                     "consumer utime+stime %.2f s" % x["cpu_s"]))
+    P = R.get("provision")
+    if P:
+        if P.get("status") == "measured":
+            rows.append(("provision", "per provision p50 / p99 (serial, 1 in flight)",
+                         "%.2f / %.2f s" % (P["per_provision_p50_s"], P["per_provision_p99_s"]), "", "",
+                         "%d completed, %d failed, %d fly calls" % (P["completed"], P["failed"], P["fly_calls"])))
+        else:
+            rows.append(("provision", "provision rows", "NOT MEASURED YET", "", "—", P.get("why", "")))
+    M = R.get("memory")
+    if M:
+        rows.append(("memory", "peak RSS (VmHWM) idle, after assignment", fmt(M["idle_mb"], "%.1f MB"),
+                     "< %d MB" % TARGETS["peak_rss_mb"],
+                     verdict(M["idle_mb"] < TARGETS["peak_rss_mb"]) if M["idle_mb"] is not None else "—",
+                     M["idle_from"]))
+        rows.append(("memory", "peak RSS (VmHWM) under load", fmt(M["load_mb"], "%.1f MB"),
+                     "< %d MB" % TARGETS["peak_rss_mb"],
+                     verdict(M["load_mb"] < TARGETS["peak_rss_mb"]) if M["load_mb"] is not None else "—",
+                     M["load_from"]))
+    return rows
+
+
+def memory_summary(R):
+    idle, load = [], []
+    if "bulk" in R:
+        p = R["bulk"]["parallel"]
+        idle.append((p["vmhwm_idle_kb"], "bulk, 5 in flight"))
+        load.append((p["vmhwm_load_kb"], "after bulk destroy (5 in flight)"))
+        load.append((R["bulk"]["serial"]["vmhwm_load_kb"], "after bulk destroy (serial)"))
+    for k in ("dlq", "destroy"):
+        if k in R:
+            idle.append((R[k]["vmhwm_idle_kb"], k))
+            load.append((R[k]["vmhwm_load_kb"], "after %s run" % k))
+    if "latency" in R:
+        load.append((R["latency"]["vmhwm_kb"], "after latency run"))
+    if not idle and not load:
+        return None
+    i = max(idle) if idle else (None, "")
+    l = max(load) if load else (None, "")
+    return {"idle_mb": mb(i[0]), "idle_from": "max over scenarios; highest: %s" % i[1] if idle else "",
+            "load_mb": mb(l[0]), "load_from": "max over scenarios; highest: %s" % l[1] if load else "",
+            "idle_kb_all": idle, "load_kb_all": load}
+
+
+def render(R, rows):
+    h = R["header"]
+    out = []
+    out.append("# thopter-consumer benchmark, %s" % h["utc"])
+    out.append("")
+    out.append("- machine: %s CPUs, %s, Linux %s" % (h["host_nproc"], h["cpu_model"], h["kernel"]))
+    out.append("- commit: %s; %s; librdkafka %s (python client) ; build dir %s" % (
+        h["git_commit"], h["consumer_version"], h["librdkafka_python"], h["build_dir"]))
+    out.append("- command: bench/run.py %s" % " ".join(h["argv"]))
+    if h["extra_X"]:
+        out.append("- consumer -X overrides for every scenario: %s" % ", ".join(h["extra_X"]))
+    out.append("- broker: thopter-devbroker (librdkafka mock cluster, 1 broker); fly: tests/fakes/fake_fly.py; "
+               "consumer -X session.timeout.ms=4000 -X heartbeat.interval.ms=500")
+    out.append("")
+    out.append("| area | metric | value | target | result | notes |")
+    out.append("| --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        out.append("| %s |" % " | ".join(str(c).replace("|", "\\|") for c in r))
+    out.append("")
+    out.append("Total runtime %.0f s." % R.get("runtime_s", 0))
+    if R.get("errors"):
+        out.append("")
+        out.append("Errors:")
+        for e in R["errors"]:
+            out.append("- %s" % e)
+    return "\n".join(out) + "\n"
+
+
+def print_table(rows):
+    cols = list(zip(*rows)) if rows else []
+    heads = ("area", "metric", "value", "target", "result", "notes")
+    widths = [max([len(heads[i])] + [len(str(c)) for c in cols[i]]) if cols else len(heads[i])
+              for i in range(6)]
+    widths[5] = min(widths[5], 100)
+    line = "  ".join(h.ljust(widths[i]) for i, h in enumerate(heads))
+    print(line)
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(r)))
+
+
+# ---------------------------------------------------------------------------------------------
+
+SCENARIOS = ["bulk", "latency", "dlq", "destroy", "provision"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=200, help="bulk destroy: machines (default 200)")
+    ap.add_argument("--latency-ms", type=int, default=50, help="bulk destroy: fake latency per fly call (50)")
+    ap.add_argument("--lat-n", type=int, default=200, help="latency: requests (200)")
+    ap.add_argument("--lat-rate", type=float, default=20.0, help="latency: requests per second (20)")
+    ap.add_argument("--lat-variant", action="append", default=None, metavar="KEY=VALUE",
+                    help="latency: a second run with these consumer -X properties "
+                         "(default fetch.wait.max.ms=10; 'none' to skip)")
+    ap.add_argument("--dlq-n", type=int, default=20000, help="overhead: not-JSON records (20000)")
+    ap.add_argument("--destroy-n", type=int, default=300,
+                    help="overhead: zero-latency destroys (300; 2000 takes ~4 min with the current pause/resume stalls)")
+    ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    ap.add_argument("--only", action="append", choices=SCENARIOS, help="run only this scenario (repeatable)")
+    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build", "release"))
+    ap.add_argument("-X", action="append", default=[], metavar="KEY=VALUE",
+                    help="librdkafka property passed to the consumer in every scenario")
+    ap.add_argument("--consumer-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra consumer environment in every scenario (diagnostics, e.g. THOPTER_LOG_LEVEL=debug "
+                         "with -X debug=consumer to count pause/resume cycles)")
+    ap.add_argument("--provision", action="store_true", help="measure provisioning (needs a working provision consumer)")
+    ap.add_argument("--provision-n", type=int, default=5)
+    ap.add_argument("--provision-timeout", type=float, default=120.0)
+    ap.add_argument("--provision-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra consumer environment for --provision (e.g. THOPTER_SSH_HOST=...)")
+    ap.add_argument("--results-dir", default=os.path.join(HERE, "results"))
+    ap.add_argument("--no-write", action="store_true", help="print only; write no results files")
+    ap.add_argument("--keep-logs", action="store_true", help="keep the consumers' log files")
+    args = ap.parse_args()
+
+    if args.lat_variant is None:
+        args.lat_variant = ["fetch.wait.max.ms=10"]
+    elif args.lat_variant == ["none"]:
+        args.lat_variant = []
+    if args.quick:
+        args.n = min(args.n, 40)
+        args.lat_n = min(args.lat_n, 40)
+        args.dlq_n = min(args.dlq_n, 2000)
+        args.destroy_n = min(args.destroy_n, 200)
+    args.build_dir = os.path.abspath(args.build_dir)
+    for b in ("thopter-consumer", "thopter-devbroker"):
+        if not os.access(os.path.join(args.build_dir, b), os.X_OK):
+            sys.exit("no %s in %s: build first (cmake --preset release && cmake --build --preset release -j2)"
+                     % (b, args.build_dir))
+    os.environ["THOPTER_BUILD_DIR"] = args.build_dir
+    sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    t_begin = time.monotonic()
+    R = {"header": header_info(args), "targets": TARGETS, "errors": []}
+    h = R["header"]
+    print("thopter-consumer benchmark  %s" % h["utc"])
+    print("machine: %s CPUs, %s | commit %s | %s | librdkafka %s" % (
+        h["host_nproc"], h["cpu_model"], h["git_commit"], h["consumer_version"], h["librdkafka_python"]))
+    sys.stdout.flush()
+    funcs = {"bulk": scenario_bulk, "latency": scenario_latency, "dlq": scenario_dlq,
+             "destroy": scenario_destroy, "provision": scenario_provision}
+    try:
+        for name in SCENARIOS:
+            if args.only and name not in args.only:
+                continue
+            try:
+                funcs[name](args, R)
+            except Exception as e:
+                traceback.print_exc()
+                R["errors"].append("%s: %s" % (name, e))
+            finally:
+                stop_all()
+    finally:
+        stop_all()
+    R["memory"] = memory_summary(R)
+    R["runtime_s"] = time.monotonic() - t_begin
+    rows = build_rows(R)
+    print()
+    print_table(rows)
+    print("\nruntime %.0f s" % R["runtime_s"])
+    if not args.no_write:
+        os.makedirs(args.results_dir, exist_ok=True)
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+        base = os.path.join(args.results_dir, stamp)
+        with open(base + ".md", "w") as f:
+            f.write(render(R, rows))
+        with open(base + ".json", "w") as f:
+            json.dump(R, f, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+        print("wrote %s.md and .json" % os.path.relpath(base, os.getcwd()))
+    return 1 if R["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
