@@ -11,6 +11,7 @@
 #include "config.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -310,6 +311,32 @@ out:
         return rc;
 }
 
+/* "off", IPv4:PORT or [IPv6]:PORT, port 0-65535 (0 picks a free one). */
+static int metrics_addr_ok(const char *addr) {
+        char host[64];
+        unsigned char buf[16];
+        const char *colon = strrchr(addr, ':');
+        char *end;
+
+        if (strcmp(addr, "off") == 0)
+                return 1;
+        if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host))
+                return 0;
+        long port = strtol(colon + 1, &end, 10);
+        if (!colon[1] || *end || port < 0 || port > 65535)
+                return 0;
+        if (addr[0] == '[') {
+                if (colon[-1] != ']' || colon - addr < 3)
+                        return 0;
+                memcpy(host, addr + 1, (size_t)(colon - addr - 2));
+                host[colon - addr - 2] = '\0';
+                return inet_pton(AF_INET6, host, buf) == 1;
+        }
+        memcpy(host, addr, (size_t)(colon - addr));
+        host[colon - addr] = '\0';
+        return inet_pton(AF_INET, host, buf) == 1;
+}
+
 static int validate(struct config *cfg, struct err *err) {
         int need = cfg->role == ROLE_PROVISION ? NEED_PROVISION
                    : cfg->role == ROLE_DESTROY ? NEED_DESTROY
@@ -332,6 +359,10 @@ static int validate(struct config *cfg, struct err *err) {
                 return err_set(err, ERR_PERMANENT, EINVAL,
                                "THOPTER_LOG_LEVEL: must be debug, info, warn or error (got \"%s\")",
                                cfg->log_level);
+        if (!metrics_addr_ok(cfg->metrics_addr))
+                return err_set(err, ERR_PERMANENT, EINVAL,
+                               "THOPTER_METRICS_ADDR: expected IPv4:PORT, [IPv6]:PORT or off (got \"%s\")",
+                               cfg->metrics_addr);
         if (strncmp(cfg->fly_api_base, "http://", 7) != 0 &&
             strncmp(cfg->fly_api_base, "https://", 8) != 0)
                 return err_set(err, ERR_PERMANENT, EINVAL,
