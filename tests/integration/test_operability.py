@@ -274,10 +274,10 @@ class TestMetricsCountWhatHappened(OperabilityTestCase):
         self.assertAlmostEqual(value(m, "thopter_last_commit_timestamp_seconds", topic=DESTROY) + since,
                                time.time(), delta=5)
 
-        # Lag while busy: slow lookups keep 5 in flight and 5 queued (the
-        # destroy loop's prefetch), the loop pauses, and the lag of the paused
-        # partitions still counts what is not committed.
-        more = self.seed(12, start=0x200)
+        # Lag while busy: slow lookups keep 5 in flight, the loop fills its
+        # backlog and pauses, and the lag of the paused partitions still counts
+        # everything not committed (more records than in flight + backlog).
+        more = self.seed(14, start=0x200)
         self.fly.config(latency_by_route={"machines.get": 4000})
         for i in more:
             self.kafka.produce(DESTROY, {"thopterId": i}, key=i)
@@ -286,11 +286,11 @@ class TestMetricsCountWhatHappened(OperabilityTestCase):
         def busy():
             s = self.scrape(port)
             return (value(s, "thopter_paused", topic=DESTROY) == 1
-                    and total(s, "thopter_consumer_lag", topic=DESTROY) == 12 and s)
-        s = wait_until(busy, timeout=10, interval=0.2, what="paused with lag 12")
+                    and total(s, "thopter_consumer_lag", topic=DESTROY) == len(more) and s)
+        s = wait_until(busy, timeout=10, interval=0.2, what="paused with lag %d" % len(more))
         self.assertEqual(value(s, "thopter_in_flight", topic=DESTROY), 5)
         self.fly.config(latency_by_route={})
-        wait_until(lambda: self.gone(more), timeout=40, interval=0.3, what="the 12 machines destroyed")
+        wait_until(lambda: self.gone(more), timeout=60, interval=0.3, what="the %d machines destroyed" % len(more))
         wait_until(lambda: total(self.scrape(port), "thopter_consumer_lag", topic=DESTROY) == 0, timeout=15,
                    interval=0.3, what="lag back to 0")
 
