@@ -121,6 +121,8 @@ int main(int argc, char **argv) {
         producer = producer_new(pconf, &err);
         if (!producer)
                 goto out;
+        producer_warm_topic(producer, cfg.dlq_topic, 2000);
+        producer_warm_topic(producer, cfg.events_topic, 2000);
 
         struct retry_policy policy = {cfg.fly_retries, cfg.retry_base_ms, cfg.retry_max_ms};
         destroy_svc = (struct job_services){&cfg, fly, breaker, policy, NULL};
@@ -158,7 +160,9 @@ int main(int argc, char **argv) {
                     .topic = cfg.destroy_topic,
                     .group = cfg.destroy_group,
                     .max_in_flight = cfg.max_concurrent_destroys,
-                    .prefetch = cfg.max_concurrent_destroys,
+                    /* Destroys are tiny and quick: keep a good backlog. */
+                    .prefetch_high = 20 * cfg.max_concurrent_destroys,
+                    .prefetch_low = 8 * cfg.max_concurrent_destroys,
                     .conf = loop_conf(&cfg, PROG "-destroy", &err),
                     .producer = producer,
                     .dlq_topic = cfg.dlq_topic,

@@ -15,7 +15,8 @@
  *                                                        \--fail--> dead letter --ack--> done
  *   done -> offset_tracker_finish -> commit the contiguous prefix
  *
- * Intake is paused while pending+running reaches max_in_flight + prefetch, while the
+ * Intake is paused while the queue is full (hysteresis between prefetch_low
+ * and prefetch_high queued records beyond max_in_flight), while the
  * fly circuit is open, while the provision capacity hold is on, and while
  * stopping. Pausing purges librdkafka's prefetch, so a record seen here is a
  * record the tracker knows; none is skipped.
@@ -36,14 +37,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DLQ_WAITING_MAX   1000 /* unacknowledged dead letters before pausing */
+/* Unacknowledged dead letters: pause at HIGH, resume at LOW. */
+#define DLQ_WAITING_HIGH  10000
+#define DLQ_WAITING_LOW   2500
 #define RECOMMIT_EVERY_MS 1000
 #define DLQ_RESEND_MS     1000
 
 struct kafka_loop {
         char *name, *topic, *group, *dlq_topic, *events_topic;
         int max_in_flight;
-        int prefetch;
+        int prefetch_high, prefetch_low;
         long drain_timeout_ms;
         struct job_handler handler;
         struct producer *producer;
@@ -392,11 +395,18 @@ static void apply_pause(struct kafka_loop *loop, rd_kafka_topic_partition_list_t
                 log_warn(loop->name, "%s partitions: %s", pause ? "pause" : "resume", rd_kafka_err2str(e));
 }
 
+/* With hysteresis: a paused loop stays paused until the queue has drained
+ * to the low mark, so each resume buys a batch of records, not one. */
 static int want_pause(struct kafka_loop *loop) {
         int full;
         pthread_mutex_lock(&loop->lock);
-        full = loop->n_pending + loop->n_running >= loop->max_in_flight + loop->prefetch ||
-               loop->n_dlq_waiting >= DLQ_WAITING_MAX;
+        int taken = loop->n_pending + loop->n_running;
+        if (loop->paused_applied)
+                full = taken > loop->max_in_flight + loop->prefetch_low - (loop->prefetch_high == 0) ||
+                       loop->n_dlq_waiting > DLQ_WAITING_LOW;
+        else
+                full = taken >= loop->max_in_flight + loop->prefetch_high ||
+                       loop->n_dlq_waiting >= DLQ_WAITING_HIGH;
         pthread_mutex_unlock(&loop->lock);
         return full || atomic_load(&loop->stopping) || atomic_load(&loop->hold) ||
                (loop->breaker && breaker_is_open(loop->breaker));
@@ -534,7 +544,10 @@ struct kafka_loop *kafka_loop_new(const struct kafka_loop_opts *opts,
         loop->dlq_topic = strdup(opts->dlq_topic);
         loop->events_topic = strdup(opts->events_topic);
         loop->max_in_flight = opts->max_in_flight < 1 ? 1 : opts->max_in_flight;
-        loop->prefetch = opts->prefetch < 0 ? 0 : opts->prefetch;
+        loop->prefetch_high = opts->prefetch_high < 0 ? 0 : opts->prefetch_high;
+        loop->prefetch_low = opts->prefetch_low < 0                    ? 0
+                             : opts->prefetch_low > loop->prefetch_high ? loop->prefetch_high
+                                                                        : opts->prefetch_low;
         loop->drain_timeout_ms = opts->drain_timeout_ms;
         loop->handler = *handler;
         loop->producer = opts->producer;

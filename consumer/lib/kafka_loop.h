@@ -4,8 +4,8 @@
  * The poll thread (the caller of kafka_loop_run) owns the librdkafka handle
  * and the offset tracker. It hands valid records to max_in_flight worker
  * threads, never two with the same exclusive key at once, pauses the
- * assignment while the loop is full (max_in_flight running plus `prefetch`
- * queued) (and keeps polling, so the group
+ * assignment while the loop is full (max_in_flight running plus a queue
+ * that fills to prefetch_high, with hysteresis down to prefetch_low) (and keeps polling, so the group
  * membership and max.poll.interval.ms stay healthy), and commits a
  * partition's contiguous finished prefix. A record is finished when its work
  * completed or its dead letter was acknowledged by the broker.
@@ -51,12 +51,16 @@ struct kafka_loop_opts {
         const char *topic;
         const char *group;
         int max_in_flight;
-        /* Records received and queued beyond max_in_flight before intake
-         * pauses: a small backlog keeps workers busy across the fetch
-         * round trip that follows a resume. 0 = strict. Queued records are
-         * tracked (never committed before they finish) and go back to Kafka
-         * on revoke or stop. */
-        int prefetch;
+        /* Records received and queued (not started) beyond max_in_flight:
+         * intake pauses when the queue reaches prefetch_high and resumes
+         * when it falls to prefetch_low. The gap keeps workers busy across
+         * the fetch that follows a resume (up to fetch.wait.max.ms, or
+         * librdkafka's one-second wake-up), instead of a stall per record.
+         * 0/0 = strict: pause as soon as max_in_flight are taken. Queued
+         * records are tracked (never committed before they finish) and go
+         * back to Kafka on revoke or stop. */
+        int prefetch_high;
+        int prefetch_low;
         rd_kafka_conf_t *conf; /* taken, also on failure */
         struct producer *producer;
         const char *dlq_topic;

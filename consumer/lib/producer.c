@@ -114,6 +114,24 @@ int producer_send(struct producer *p,
         return 0;
 }
 
+int producer_warm_topic(struct producer *p, const char *topic, int timeout_ms) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+        rd_kafka_resp_err_t e;
+
+        if (!rkt)
+                return -1;
+        e = rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms);
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        if (e) {
+                log_info("producer", "metadata of %s not yet known: %s", topic, rd_kafka_err2str(e));
+                return -1;
+        }
+        return 0;
+}
+
 int producer_flush(struct producer *p, int timeout_ms) {
         return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
 }

@@ -35,6 +35,13 @@ int producer_send(struct producer *p,
                   void *arg,
                   struct err *err);
 
+/**
+ * @brief Look up @p topic's metadata now (bounded by @p timeout_ms), so the
+ * first dead letter or event does not wait for librdkafka's next metadata
+ * refresh. Best effort: 0, or -1 when the brokers did not answer in time.
+ */
+int producer_warm_topic(struct producer *p, const char *topic, int timeout_ms);
+
 /** @brief Wait up to @p timeout_ms for every queued record. 0 when done. */
 int producer_flush(struct producer *p, int timeout_ms);
 

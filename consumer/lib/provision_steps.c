@@ -103,8 +103,69 @@ static char *remote_log_cmd(struct run *r, const char *msg) {
         return out;
 }
 
+static char *host_for(struct run *r, const struct fly_machine *m);
+static struct ssh_opts ssh_opts_for(struct run *r, const char *host);
+
+/* The connection dropped (sshd restarted, a network blip): open a new one,
+ * retrying until @p deadline. Remote steps are safe to repeat, so the caller
+ * then runs the step again. */
+static int reconnect(struct run *r, int64_t deadline, struct err *err) {
+        char *host = host_for(r, &r->machine);
+        int rc = -1;
+
+        ssh_close(r->ssh);
+        r->ssh = NULL;
+        if (!host)
+                return err_set(err, ERR_PERMANENT, 0, "out of memory");
+        struct ssh_opts o = ssh_opts_for(r, host);
+        for (;;) {
+                struct err ce = {0};
+                r->ssh = ssh_connect(&o, &ce);
+                if (r->ssh) {
+                        metrics_inc("thopter_provision_ssh_connections_total", "", 1);
+                        rc = 0;
+                        break;
+                }
+                if (ce.kind == ERR_PERMANENT || clock_mono_ms() + 1000 >= deadline) {
+                        err_clear(err);
+                        *err = ce;
+                        break;
+                }
+                if (retry_sleep(1000, kafka_loop_cancelled(r->ctx->svc->loop)) == -1) {
+                        r->job->abandoned = 1;
+                        err_clear(err);
+                        err_set(err, ERR_TRANSIENT, 0, "interrupted by shutdown");
+                        break;
+                }
+        }
+        free(host);
+        return rc;
+}
+
+#define SSH_STEP_ATTEMPTS   3
+#define SSH_RECONNECT_MS    30000
+
+/* Decides whether a failed remote call is worth another attempt: transient
+ * (the transport), attempts left, and a new connection could be made. */
+static int retry_remote(struct run *r, int attempt, const char *step, struct err *err) {
+        if (err->kind != ERR_TRANSIENT || attempt + 1 >= SSH_STEP_ATTEMPTS || r->job->abandoned)
+                return 0;
+        log_write(LOG_WARN, loop_name(r), r->job->request_id, "%s: %s; reconnecting to retry", step, err->msg);
+        metrics_inc("thopter_ssh_step_retries_total", "", 1);
+        struct err ce = {0};
+        long window = r->cfg->ready_timeout_s * 1000L < SSH_RECONNECT_MS ? r->cfg->ready_timeout_s * 1000L
+                                                                           : SSH_RECONNECT_MS;
+        if (reconnect(r, clock_mono_ms() + window, &ce) == -1) {
+                log_write(LOG_WARN, loop_name(r), r->job->request_id, "%s: reconnect failed: %s", step, ce.msg);
+                return 0;
+        }
+        err_clear(err);
+        return 1;
+}
+
 /* Run @p cmd (after logging @p what to the remote log); non-zero exit is a
- * permanent ssh failure of @p step. */
+ * permanent ssh failure of @p step; a dropped connection is retried on a
+ * new one. */
 static int remote_step(struct run *r, const char *step, const char *what, const char *cmd,
                        const void *in, size_t in_len, struct err *err) {
         struct ssh_result res = {0};
@@ -119,9 +180,14 @@ static int remote_step(struct run *r, const char *step, const char *what, const 
                 goto out;
         }
         snprintf(full, n, "%s; %s", logc, cmd);
-        if (ssh_run(r->ssh, full, in, in_len, r->cfg->ssh_timeout_s * 1000L, &res, err) == -1) {
-                fail(err, strstr(err->msg, "timed out") ? ERRC_TIMEOUT : ERRC_SSH, step);
-                goto out;
+        for (int attempt = 0;; attempt++) {
+                if (ssh_run(r->ssh, full, in, in_len, r->cfg->ssh_timeout_s * 1000L, &res, err) == 0)
+                        break;
+                ssh_result_free(&res);
+                if (strstr(err->msg, "timed out") || !retry_remote(r, attempt, step, err)) {
+                        fail(err, strstr(err->msg, "timed out") ? ERRC_TIMEOUT : ERRC_SSH, step);
+                        goto out;
+                }
         }
         if (res.exit_status != 0) {
                 char tail[160];
@@ -621,9 +687,10 @@ static int git_setup(struct run *r, struct err *err) {
                  "git config --global user.name %s && git config --global user.email %s && "
                  "mkdir -p %s && cd %s && "
                  "if [ -d %s/.git ]; then echo 'already cloned'; else "
+                 "rm -rf .thopter-clone && "
                  "git -c credential.helper= "
                  "-c 'credential.helper=!f() { echo username=x-access-token; echo \"password=$THOPTER_GIT_TOKEN\"; }; f' "
-                 "clone --quiet %s %s; fi",
+                 "clone --quiet %s .thopter-clone && mv .thopter-clone %s; fi",
                  qname, qmail, qws, qws, qrepo, qurl, qrepo);
         cmd = su(r, inner);
         if (!cmd)
@@ -803,10 +870,14 @@ static int context_files(struct run *r, struct err *err) {
                 goto oom;
         for (int i = 0; i < 3; i++) {
                 snprintf(path, sizeof(path), "%s/%s", r->workspace, files[i].name);
-                if (ssh_upload(r->ssh, path, files[i].data, strlen(files[i].data), 0644,
-                               r->cfg->ssh_timeout_s * 1000L, err) == -1) {
-                        fail(err, ERRC_SSH, "context_files");
-                        goto out;
+                for (int attempt = 0;; attempt++) {
+                        if (ssh_upload(r->ssh, path, files[i].data, strlen(files[i].data), 0644,
+                                       r->cfg->ssh_timeout_s * 1000L, err) == 0)
+                                break;
+                        if (!retry_remote(r, attempt, "context_files", err)) {
+                                fail(err, ERRC_SSH, "context_files");
+                                goto out;
+                        }
                 }
         }
         size_t n = 3 * strlen(qws) + strlen(r->cfg->remote_user) + 128;
@@ -1017,6 +1088,8 @@ struct provision_ctx *provision_ctx_new(struct job_services *svc, struct err *er
         ctx->seed = (unsigned)clock_wall_ms() ^ (unsigned)getpid();
         metrics_describe("thopter_provision_ssh_connections_total", METRICS_COUNTER,
                          "SSH connections opened by provisioning");
+        metrics_describe("thopter_ssh_step_retries_total", METRICS_COUNTER,
+                         "Remote steps run again on a new connection after the old one dropped");
         return ctx;
 }
 

@@ -114,7 +114,7 @@ Control API (no auth, JSON in and out) under /_fake; tests/harness/flyfake.py wr
   GET    /_fake/stats            max_in_flight, max_in_flight_by_route,
                                  max_in_flight_by_machine, in_flight, calls, by_route_status
                                  {"<route> <status>": n}. In flight = from the request's
-                                 headers being read until its response is written
+                                 headers being read until its answer is ready to write
                                  (latency and fault delays included).
 
 Route names: machines.{create,list,get,update,delete,start,stop,suspend,wait,lease,other},
@@ -1117,9 +1117,12 @@ class Handler(BaseHTTPRequestHandler):
                                  % (method, path, traceback.format_exc()))
                 resp = err(500, "fake internal error: %r" % e)
             self.fake.record_status(ctx, 0 if resp.drop else resp.status)
-            self._send(resp)
         finally:
+            # The call leaves the in-flight counts before its answer is
+            # written: a client that reads the answer and at once sends its
+            # next request must not be seen with two calls in flight.
             self.fake.end_call(ctx)
+        self._send(resp)
 
     def _send(self, resp):
         """Writes resp, or drops the connection when resp.drop is set."""

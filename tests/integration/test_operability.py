@@ -275,10 +275,10 @@ class TestMetricsCountWhatHappened(OperabilityTestCase):
                                time.time(), delta=5)
 
         # Lag while busy: slow lookups keep 5 in flight, the loop fills its
-        # backlog and pauses, and the lag of the paused partitions still counts
-        # everything not committed (more records than in flight + backlog).
-        more = self.seed(14, start=0x200)
-        self.fly.config(latency_by_route={"machines.get": 4000})
+        # backlog (20 x MAX_CONCURRENT_DESTROYS queued) and pauses, and the lag
+        # of the paused partitions still counts everything not committed.
+        more = self.seed(110, start=0x200)
+        self.fly.config(latency_by_route={"machines.get": 3000})
         for i in more:
             self.kafka.produce(DESTROY, {"thopterId": i}, key=i)
         self.kafka.flush()
@@ -290,7 +290,7 @@ class TestMetricsCountWhatHappened(OperabilityTestCase):
         s = wait_until(busy, timeout=10, interval=0.2, what="paused with lag %d" % len(more))
         self.assertEqual(value(s, "thopter_in_flight", topic=DESTROY), 5)
         self.fly.config(latency_by_route={})
-        wait_until(lambda: self.gone(more), timeout=60, interval=0.3, what="the %d machines destroyed" % len(more))
+        wait_until(lambda: self.gone(more), timeout=90, interval=0.3, what="the %d machines destroyed" % len(more))
         wait_until(lambda: total(self.scrape(port), "thopter_consumer_lag", topic=DESTROY) == 0, timeout=15,
                    interval=0.3, what="lag back to 0")
 

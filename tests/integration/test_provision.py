@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import signal
+import subprocess
 import time
 import unittest
 
@@ -239,6 +240,28 @@ class TestProvisionFailures(ProvisionTestCase):
         self.kafka.flush()
         final = self.final("prov-cap", timeout=90)
         self.assertEqual(final[-1]["state"], "completed")
+
+
+class TestSshDrop(ProvisionTestCase):
+    def test_a_dropped_connection_is_reopened_and_the_step_retried(self):
+        c = self.start_consumer()
+        self.provision(hub_request("prov-drop"))
+        c.wait_log(r'"requestId":"prov-drop","msg":"step golden_claude"', timeout=60)
+        # sshd restarts under the provisioner's feet and its session process
+        # dies: the connection drops.
+        listener = self.hosts.thopter.proc.pid
+        sessions = subprocess.run(["pgrep", "-P", str(listener)], capture_output=True, text=True).stdout.split()
+        self.assertTrue(sessions, "the provisioner's ssh session")
+        for pid in sessions:
+            os.kill(int(pid), signal.SIGKILL)
+        self.hosts.thopter.stop(remove_dir=False)
+        self.hosts.thopter.proc = None
+        self.hosts.thopter.start_fixed()
+        final = self.final("prov-drop")
+        self.assertEqual(final[-1]["state"], "completed", final)
+        self.assertEqual(self.hosts.agent_runs(), 1)
+        self.assertTrue(os.path.isdir(self.home("workspace", "widgets", ".git")))
+        self.assertGreaterEqual(self.hosts.accepted_logins("thopter"), 2, "a second connection was made")
 
 
 class TestHostileInput(ProvisionTestCase):
