@@ -377,7 +377,10 @@ def latency_once(args, xprops=(), label="default"):
                   key=b"lat-warmup")
         p.flush(10)
         wait_for(lambda: st.fly.stats()["calls"] >= 1, timeout=10, what="the warm-up request")
-        time.sleep(1.5)  # idle again
+        time.sleep(0.5)
+        cpu_i0, ti0 = cpu_seconds(c.proc.pid), time.monotonic()
+        time.sleep(2.0)  # idle again; measures the idle CPU rate too
+        idle_cpu_ms_per_s = (cpu_seconds(c.proc.pid) - cpu_i0) * 1000.0 / (time.monotonic() - ti0)
         t_start = time.monotonic()
         for k, mid in enumerate(ids):
             due = t_start + k / float(rate)
@@ -419,7 +422,7 @@ def latency_once(args, xprops=(), label="default"):
             "kafka_leg_p50_ms": pct(kafka_leg, 50), "kafka_leg_p99_ms": pct(kafka_leg, 99),
             "consumer_leg_p50_ms": pct(consumer_leg, 50), "consumer_leg_p99_ms": pct(consumer_leg, 99),
             "record_ts_p50_ms": pct(ts_based, 50), "record_ts_p99_ms": pct(ts_based, 99),
-            "vmhwm_kb": hwm,
+            "vmhwm_kb": hwm, "idle_cpu_ms_per_s": idle_cpu_ms_per_s,
         }
     finally:
         st.close()
@@ -716,7 +719,10 @@ def build_rows(R):
                      "%d destroys in %.2f s, %d fly calls; %s" % (
                          x["n"], x["wall_s"], x["fly_calls"], stall_note(x))))
         rows.append(("overhead", "destroy path CPU", "%.3f CPU s / 1000 msgs" % x["cpu_s_per_1000"], "", "",
-                     "consumer utime+stime %.2f s" % x["cpu_s"]))
+                     "consumer utime+stime %.2f s, mostly idle time (see gaps)" % x["cpu_s"]))
+    if R.get("latency") and R["latency"].get("idle_cpu_ms_per_s") is not None:
+        rows.append(("overhead", "idle consumer CPU (assigned, no traffic)",
+                     "%.1f ms CPU / s" % R["latency"]["idle_cpu_ms_per_s"], "", "", "measured over 2 s in the latency run"))
     P = R.get("provision")
     if P:
         if P.get("status") == "measured":
