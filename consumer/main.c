@@ -61,6 +61,41 @@ static rd_kafka_conf_t *loop_conf(const struct config *cfg, const char *client_i
         return conf;
 }
 
+/* One consumer group's loop, stored in @p lt. NULL on failure (see err). */
+static struct kafka_loop *add_loop(const struct config *cfg,
+                                   const char *name,
+                                   const char *topic,
+                                   const char *group,
+                                   int max_in_flight,
+                                   int prefetch_high,
+                                   int prefetch_low,
+                                   const struct job_handler *h,
+                                   struct producer *producer,
+                                   struct breaker *breaker,
+                                   struct loop_thread *lt,
+                                   struct err *err) {
+        char client_id[64];
+        snprintf(client_id, sizeof(client_id), PROG "-%s", name);
+        struct kafka_loop_opts o = {
+            .name = name,
+            .topic = topic,
+            .group = group,
+            .max_in_flight = max_in_flight,
+            .prefetch_high = prefetch_high,
+            .prefetch_low = prefetch_low,
+            .conf = loop_conf(cfg, client_id, err),
+            .producer = producer,
+            .dlq_topic = cfg->dlq_topic,
+            .events_topic = cfg->events_topic,
+            .breaker = breaker,
+            .drain_timeout_ms = cfg->drain_timeout_s * 1000L,
+        };
+        if (!o.conf)
+                return NULL;
+        lt->loop = kafka_loop_new(&o, h, err);
+        return lt->loop;
+}
+
 int main(int argc, char **argv) {
         struct config cfg;
         struct err err = {0};
@@ -132,50 +167,22 @@ int main(int argc, char **argv) {
                 provision = provision_ctx_new(&provision_svc, &err);
                 if (!provision)
                         goto out;
+                /* Provisioning is serial: one in flight, nothing queued. */
                 struct job_handler h = provision_steps_handler(provision);
-                struct kafka_loop_opts o = {
-                    .name = "provision",
-                    .topic = cfg.provision_topic,
-                    .group = cfg.provision_group,
-                    .max_in_flight = 1,
-                    .conf = loop_conf(&cfg, PROG "-provision", &err),
-                    .producer = producer,
-                    .dlq_topic = cfg.dlq_topic,
-                    .events_topic = cfg.events_topic,
-                    .breaker = breaker,
-                    .drain_timeout_ms = cfg.drain_timeout_s * 1000L,
-                };
-                if (!o.conf)
+                provision_svc.loop = add_loop(&cfg, "provision", cfg.provision_topic, cfg.provision_group, 1, 0,
+                                              0, &h, producer, breaker, &loops[nloops], &err);
+                if (!provision_svc.loop)
                         goto out;
-                loops[nloops].loop = kafka_loop_new(&o, &h, &err);
-                if (!loops[nloops].loop)
-                        goto out;
-                provision_svc.loop = loops[nloops].loop;
                 nloops++;
         }
         if (cfg.role != ROLE_PROVISION) {
+                /* Destroys are tiny and quick: keep a good backlog queued. */
+                int n = cfg.max_concurrent_destroys;
                 struct job_handler h = destroy_steps_handler(&destroy_svc);
-                struct kafka_loop_opts o = {
-                    .name = "destroy",
-                    .topic = cfg.destroy_topic,
-                    .group = cfg.destroy_group,
-                    .max_in_flight = cfg.max_concurrent_destroys,
-                    /* Destroys are tiny and quick: keep a good backlog. */
-                    .prefetch_high = 20 * cfg.max_concurrent_destroys,
-                    .prefetch_low = 8 * cfg.max_concurrent_destroys,
-                    .conf = loop_conf(&cfg, PROG "-destroy", &err),
-                    .producer = producer,
-                    .dlq_topic = cfg.dlq_topic,
-                    .events_topic = cfg.events_topic,
-                    .breaker = breaker,
-                    .drain_timeout_ms = cfg.drain_timeout_s * 1000L,
-                };
-                if (!o.conf)
+                destroy_svc.loop = add_loop(&cfg, "destroy", cfg.destroy_topic, cfg.destroy_group, n, 20 * n, 8 * n,
+                                            &h, producer, breaker, &loops[nloops], &err);
+                if (!destroy_svc.loop)
                         goto out;
-                loops[nloops].loop = kafka_loop_new(&o, &h, &err);
-                if (!loops[nloops].loop)
-                        goto out;
-                destroy_svc.loop = loops[nloops].loop;
                 nloops++;
         }
 

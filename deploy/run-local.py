@@ -75,7 +75,8 @@ def main():
         print("\n== status events (thopter.events)")
         for e in sorted(kafka.read_json("thopter.events"), key=lambda e: e["at"]):
             extra = (" error=%s: %s" % (e["error"]["class"], e["error"]["message"])) if "error" in e else ""
-            print("  %s %-10s %-24s %s%s" % (e["at"], e["state"], e["requestId"], e.get("thopterId", ""), extra))
+            state = e["state"] + (" " + e["step"] if e["state"] == "step" else "")
+            print("  %s %-19s %-22s %s%s" % (e["at"], state, e["requestId"], e.get("thopterId", ""), extra))
         print("\n== dead letters (thopter.dlq)")
         for m in kafka.read_all("thopter.dlq"):
             hd = h.headers_dict(m)
