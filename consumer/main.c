@@ -54,7 +54,11 @@ static rd_kafka_conf_t *loop_conf(const struct config *cfg, const char *client_i
         rd_kafka_conf_t *conf = kafka_conf_new(cfg->kafka_brokers, cfg->kafka_props, cfg->n_kafka_props, err);
         if (!conf)
                 return NULL;
-        if (kafka_conf_default(conf, cfg->kafka_props, cfg->n_kafka_props, "client.id", client_id, err) == -1) {
+        /* An idle partition's fetch is held by the broker for
+         * fetch.wait.max.ms, and a resumed partition waits for that fetch to
+         * come back: 100 ms instead of 500 keeps resumes prompt. */
+        if (kafka_conf_default(conf, cfg->kafka_props, cfg->n_kafka_props, "client.id", client_id, err) == -1 ||
+            kafka_conf_default(conf, cfg->kafka_props, cfg->n_kafka_props, "fetch.wait.max.ms", "100", err) == -1) {
                 rd_kafka_conf_destroy(conf);
                 return NULL;
         }
@@ -178,8 +182,10 @@ int main(int argc, char **argv) {
         if (cfg.role != ROLE_PROVISION) {
                 /* Destroys are tiny and quick: keep a good backlog queued. */
                 int n = cfg.max_concurrent_destroys;
+                int backlog = cfg.destroy_backlog ? cfg.destroy_backlog : 50 * n;
                 struct job_handler h = destroy_steps_handler(&destroy_svc);
-                destroy_svc.loop = add_loop(&cfg, "destroy", cfg.destroy_topic, cfg.destroy_group, n, 20 * n, 8 * n,
+                destroy_svc.loop = add_loop(&cfg, "destroy", cfg.destroy_topic, cfg.destroy_group, n, backlog,
+                                            backlog * 2 / 5,
                                             &h, producer, breaker, &loops[nloops], &err);
                 if (!destroy_svc.loop)
                         goto out;

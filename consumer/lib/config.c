@@ -55,6 +55,8 @@ static const struct setting settings[] = {
     {"FLY_API_BASE", STR(fly_api_base), "https://api.machines.dev", 0, 0, 0, 0, "Machines API base URL"},
     {"MAX_THOPTERS", INT(max_thopters), "10", 1, 100000, 0, 0, "started thopters at most; provisioning waits above"},
     {"MAX_CONCURRENT_DESTROYS", INT(max_concurrent_destroys), "5", 1, 64, 0, 0, "destroys in flight at most"},
+    {"THOPTER_DESTROY_BACKLOG", INT(destroy_backlog), "0", 0, 100000, 0, 0,
+     "destroy requests queued beyond those in flight before intake pauses (0: 50 x MAX_CONCURRENT_DESTROYS)"},
     {"THOPTER_VM_SIZE", STR(vm_size), "shared-cpu-1x", 0, 0, 0, 0, "fly VM size name"},
     {"THOPTER_VOLUME_SIZE", INT(volume_size_gb), "10", 1, 500, 0, 0, "size of new thopter_data volumes, GB"},
     {"THOPTER_IMAGE", STR(image), NULL, 0, 0, NEED_PROVISION, 0, "thopter machine image"},

@@ -38,6 +38,7 @@ struct config {
         /* fly */
         char *app_name, *region, *fly_deploy_key, *fly_api_base;
         int max_thopters, max_concurrent_destroys;
+        int destroy_backlog; /* 0: 50 x max_concurrent_destroys */
         char *vm_size;
         int volume_size_gb;
         char *image;

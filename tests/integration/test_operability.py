@@ -217,7 +217,7 @@ class TestMetricsCountWhatHappened(OperabilityTestCase):
         self.kafka.produce(DESTROY, {"thopterId": stuck}, key=stuck)
         self.kafka.flush()
 
-        c = self.start_consumer(env={"THOPTER_FLY_RETRIES": "2"})
+        c = self.start_consumer(env={"THOPTER_FLY_RETRIES": "2", "THOPTER_DESTROY_BACKLOG": "5"})
         port = c.metrics_port()
         t0 = time.monotonic()
         wait_until(lambda: self.gone(ok), timeout=40, interval=0.2, what="10 machines destroyed")
@@ -275,10 +275,10 @@ class TestMetricsCountWhatHappened(OperabilityTestCase):
                                time.time(), delta=5)
 
         # Lag while busy: slow lookups keep 5 in flight, the loop fills its
-        # backlog (20 x MAX_CONCURRENT_DESTROYS queued) and pauses, and the lag
+        # backlog (THOPTER_DESTROY_BACKLOG=5 queued) and pauses, and the lag
         # of the paused partitions still counts everything not committed.
-        more = self.seed(110, start=0x200)
-        self.fly.config(latency_by_route={"machines.get": 3000})
+        more = self.seed(14, start=0x200)
+        self.fly.config(latency_by_route={"machines.get": 4000})
         for i in more:
             self.kafka.produce(DESTROY, {"thopterId": i}, key=i)
         self.kafka.flush()
