@@ -73,6 +73,7 @@ static struct kafka_loop *add_loop(const struct config *cfg,
                                    int max_in_flight,
                                    int prefetch_high,
                                    int prefetch_low,
+                                   long revoke_timeout_ms,
                                    const struct job_handler *h,
                                    struct producer *producer,
                                    struct breaker *breaker,
@@ -93,6 +94,7 @@ static struct kafka_loop *add_loop(const struct config *cfg,
             .events_topic = cfg->events_topic,
             .breaker = breaker,
             .drain_timeout_ms = cfg->drain_timeout_s * 1000L,
+            .revoke_timeout_ms = revoke_timeout_ms,
         };
         if (!o.conf)
                 return NULL;
@@ -173,8 +175,11 @@ int main(int argc, char **argv) {
                         goto out;
                 /* Provisioning is serial: one in flight, nothing queued. */
                 struct job_handler h = provision_steps_handler(provision);
+                /* On a rebalance the running provision may finish (up to 4
+                 * minutes, inside max.poll.interval.ms) rather than be done
+                 * twice: the new owner would redo it from the start. */
                 provision_svc.loop = add_loop(&cfg, "provision", cfg.provision_topic, cfg.provision_group, 1, 0,
-                                              0, &h, producer, breaker, &loops[nloops], &err);
+                                              0, 240000, &h, producer, breaker, &loops[nloops], &err);
                 if (!provision_svc.loop)
                         goto out;
                 nloops++;
@@ -185,7 +190,7 @@ int main(int argc, char **argv) {
                 int backlog = cfg.destroy_backlog ? cfg.destroy_backlog : 50 * n;
                 struct job_handler h = destroy_steps_handler(&destroy_svc);
                 destroy_svc.loop = add_loop(&cfg, "destroy", cfg.destroy_topic, cfg.destroy_group, n, backlog,
-                                            backlog * 2 / 5,
+                                            backlog * 2 / 5, 0,
                                             &h, producer, breaker, &loops[nloops], &err);
                 if (!destroy_svc.loop)
                         goto out;
@@ -252,10 +257,21 @@ stop:
         for (int i = 0; i < nloops; i++) {
                 if (loops[i].started) {
                         pthread_join(loops[i].thread, NULL);
+                        if (loops[i].rc == -2) {
+                                /* Workers still inside remote calls use the
+                                 * producer and the fly client: exit without
+                                 * freeing them. Nothing uncommitted is lost. */
+                                log_warn("main", "exiting with work still in remote calls; "
+                                         "uncommitted requests will be redelivered");
+                                _exit(1);
+                        }
                         if (loops[i].rc != 0)
                                 status = 1;
                 }
         }
+        /* librdkafka 2.0.2 can hang in rd_kafka_destroy (see the reference
+         * notes): whatever happens below, the process ends. */
+        alarm(30);
 out:
         if (err.kind != ERR_NONE) {
                 fprintf(stderr, PROG ": %s\n", err.msg);

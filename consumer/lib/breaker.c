@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define DISTINCT_JOBS 8
+#define DISTINCT_JOBS 64 /* THOPTER_BREAKER_THRESHOLD's maximum */
 
 struct breaker {
         pthread_mutex_t lock;

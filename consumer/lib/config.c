@@ -10,6 +10,7 @@
  */
 #include "config.h"
 #include "log.h"
+#include "shell_quote.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -91,7 +92,7 @@ static const struct setting settings[] = {
     {"THOPTER_FLY_RETRIES", INT(fly_retries), "6", 1, 100, 0, 0, "attempts per fly call before giving up"},
     {"THOPTER_RETRY_BASE_MS", INT(retry_base_ms), "250", 1, 60000, 0, 0, "first retry delay, ms (doubles, with jitter)"},
     {"THOPTER_RETRY_MAX_MS", INT(retry_max_ms), "5000", 1, 600000, 0, 0, "longest retry delay, ms"},
-    {"THOPTER_BREAKER_THRESHOLD", INT(breaker_threshold), "3", 1, 1000, 0, 0,
+    {"THOPTER_BREAKER_THRESHOLD", INT(breaker_threshold), "3", 1, 64, 0, 0,
      "consecutive transient fly failures (from different messages) that open the circuit"},
     {"THOPTER_BREAKER_PROBE_MS", INT(breaker_probe_ms), "3000", 10, 600000, 0, 0, "probe interval while the circuit is open, ms"},
     {"THOPTER_CAPACITY_RECHECK_MAX", INT(capacity_recheck_max_s), "30", 1, 3600, 0, 0, "longest wait between capacity checks, s"},
@@ -376,6 +377,18 @@ static int validate(struct config *cfg, struct err *err) {
         if (need & NEED_PROVISION) {
                 if (parse_github_json(cfg, err) == -1)
                         return -1;
+                /* These reach remote shells and tmux targets as names. */
+                if (!shell_name_is_safe(cfg->remote_user))
+                        return err_set(err, ERR_PERMANENT, EINVAL,
+                                       "THOPTER_REMOTE_USER: must be a user name of [A-Za-z0-9._-] (got \"%s\")",
+                                       cfg->remote_user);
+                if (!shell_name_is_safe(cfg->tmux_session) || strpbrk(cfg->tmux_session, ".:"))
+                        return err_set(err, ERR_PERMANENT, EINVAL,
+                                       "THOPTER_TMUX_SESSION: must be a name of [A-Za-z0-9_-] (got \"%s\")",
+                                       cfg->tmux_session);
+                if (cfg->remote_home[0] != '/' || cfg->remote_log[0] != '/')
+                        return err_set(err, ERR_PERMANENT, EINVAL, "%s: must be an absolute path",
+                                       cfg->remote_home[0] != '/' ? "THOPTER_REMOTE_HOME" : "THOPTER_REMOTE_LOG");
                 if ((!cfg->ssh_known_hosts || !*cfg->ssh_known_hosts) && !cfg->ssh_insecure)
                         return err_set(err, ERR_PERMANENT, EINVAL,
                                        "THOPTER_SSH_KNOWN_HOSTS: required for the provision role "

@@ -2,7 +2,6 @@
 #include "dlq.h"
 #include "clock.h"
 #include "log.h"
-#include "metrics.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,7 +25,7 @@ rd_kafka_headers_t *dlq_headers(const struct job *job,
         size_t size;
 
         /* The original headers first, minus earlier dead-letter context. */
-        while (job->headers &&
+        while (job->headers && !job->dlq_reduced &&
                rd_kafka_header_get_all(job->headers, i++, &name, &val, &size) ==
                    RD_KAFKA_RESP_ERR_NO_ERROR) {
                 if (strncmp(name, DLQ_PREFIX, strlen(DLQ_PREFIX)) != 0)
@@ -50,6 +49,10 @@ rd_kafka_headers_t *dlq_headers(const struct job *job,
         add(h, DLQ_PREFIX "attempts", buf);
         clock_iso8601(failed_at_ms, buf, sizeof(buf));
         add(h, DLQ_PREFIX "failed_at", buf);
+        if (job->dlq_reduced) {
+                snprintf(buf, sizeof(buf), "%zu", job->value_len);
+                add(h, DLQ_PREFIX "truncated", buf);
+        }
         return h;
 }
 
@@ -61,12 +64,9 @@ int dlq_publish(struct producer *p,
                 producer_done_fn *done,
                 void *arg,
                 struct err *err) {
-        char labels[256];
         rd_kafka_headers_t *h = dlq_headers(job, failure, attempts, clock_wall_ms());
+        size_t len = job->dlq_reduced && job->value_len > DLQ_REDUCED_VALUE_MAX ? DLQ_REDUCED_VALUE_MAX
+                                                                               : job->value_len;
 
-        snprintf(labels, sizeof(labels), "topic=\"%s\",class=\"%s\"", job->topic,
-                 err_class_name(failure->cls ? failure->cls : ERRC_INTERNAL));
-        metrics_inc("thopter_dead_letters_total", labels, 1);
-        return producer_send(p, topic, job->key, job->key_len, job->value, job->value_len, h,
-                             done, arg, err);
+        return producer_send(p, topic, job->key, job->key_len, job->value, len, h, done, arg, err);
 }

@@ -12,8 +12,14 @@
 #include "job.h"
 #include "producer.h"
 
+/* A dead letter too big for the topic is sent reduced: the value cut to
+ * this many bytes, the original headers left out, and
+ * thopter.dlq.truncated = the original value's size. */
+#define DLQ_REDUCED_VALUE_MAX (64 * 1024)
+
 /**
- * @brief Send @p job's record to @p topic as a dead letter for @p failure.
+ * @brief Send @p job's record to @p topic as a dead letter for @p failure
+ * (reduced when job->dlq_reduced is set).
  * @param done called once the broker acknowledged it (or failed); the
  * caller treats the job as finished only on an acknowledgement.
  */

@@ -1,5 +1,6 @@
 /* err.c - recording and naming failures; see err.h. */
 #include "err.h"
+#include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,9 +26,15 @@ int err_set(struct err *err, enum err_kind kind, int code, const char *fmt, ...)
                 return -1;
         err->kind = kind == ERR_NONE ? ERR_PERMANENT : kind;
         err->code = code;
+        /* Redact before cutting to size: a secret cut in half would no
+         * longer be recognised. */
+        char full[4 * ERR_MSG_LEN];
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        vsnprintf(full, sizeof(full), fmt, ap);
         va_end(ap);
+        log_redact(full, sizeof(full));
+        full[sizeof(err->msg) - 1] = '\0';
+        memcpy(err->msg, full, sizeof(err->msg));
         for (char *p = err->msg; *p; p++)
                 if (*p == '\n' || *p == '\r')
                         *p = ' ';

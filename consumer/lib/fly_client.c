@@ -102,7 +102,7 @@ static int fail(struct err *err,
                 long retry_after_ms,
                 const char *f,
                 ...) {
-        char msg[ERR_MSG_LEN];
+        char msg[4 * ERR_MSG_LEN];
         va_list ap;
 
         if (!err || err->kind != ERR_NONE)
@@ -110,6 +110,7 @@ static int fail(struct err *err,
         va_start(ap, f);
         vsnprintf(msg, sizeof(msg), f, ap);
         va_end(ap);
+        log_redact(msg, sizeof(msg));
         err_set(err, kind, code, "%s", msg);
         log_redact(err->msg, sizeof(err->msg));
         if (retry_after_ms > 0)
@@ -196,8 +197,13 @@ static int call(struct fly_client *fly,
         }
         enum err_kind kind = http_classify(resp->status, CURLE_OK);
         if (kind != ERR_NONE) {
-                char text[SERVER_TEXT_MAX];
-                fly_json_error_text(resp->body, resp->len, text, sizeof(text));
+                /* Redact the whole server text before cutting it down, so a
+                 * secret it echoes cannot survive as a prefix. */
+                char full[4096], text[SERVER_TEXT_MAX];
+                fly_json_error_text(resp->body, resp->len, full, sizeof(full));
+                log_redact(full, sizeof(full));
+                full[sizeof(text) - 1] = '\0';
+                memcpy(text, full, sizeof(text));
                 fail(err, kind, (int)resp->status, retry_after,
                      "fly: %s: HTTP %ld%s%s%s", c->what, resp->status,
                      text[0] ? ": " : "", text,

@@ -41,11 +41,16 @@ struct job {
         char region[32];
         int attempt; /* counts from 1 */
         struct err failure; /* why it is being dead-lettered */
+        int dlq_tries;      /* dead-letter sends that failed */
+        int dlq_reduced;    /* send the reduced form (the original was too big) */
+        int64_t dlq_next_ms; /* monotonic time of the next send */
 
         /* Owned by the Kafka loop. */
         struct kafka_loop *loop;
         uint64_t generation; /* assignment generation it was received in */
         int abandoned;       /* shutdown interrupted it: neither commit nor DLQ */
+        volatile int cancel; /* set by the loop: give up now (steps poll it) */
+        volatile int interruptible; /* set by a step while it only waits */
         struct job *next;
 };
 

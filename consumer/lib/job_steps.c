@@ -16,7 +16,14 @@ struct hook_ctx {
 
 static void on_retry(void *arg, int attempt, const struct err *failure, long delay_ms) {
         struct hook_ctx *h = arg;
-        h->job->attempt = attempt + 1;
+        if (attempt + 1 > h->job->attempt)
+                h->job->attempt = attempt + 1;
+        if (failure->code == 408 && strcmp(h->step, "wait") == 0) {
+                /* /wait answering 408 only means "not started yet". */
+                log_write(LOG_DEBUG, kafka_loop_name(h->svc->loop), h->job->request_id,
+                          "wait: machine not started yet; waiting again");
+                return;
+        }
         log_write(LOG_INFO, kafka_loop_name(h->svc->loop), h->job->request_id,
                   "%s: attempt %d failed (%s); retrying in %ld ms", h->step, attempt, failure->msg,
                   delay_ms);
@@ -55,7 +62,7 @@ int job_fly_call(struct job_services *svc,
             .on_retry = on_retry,
             .on_wait_fly = on_wait_fly,
             .ctx = &ctx,
-            .cancel = kafka_loop_cancelled(svc->loop),
+            .cancel = &job->cancel,
             .job_token = job_token(job),
         };
         int attempts = 0;

@@ -41,13 +41,12 @@
 #define DLQ_WAITING_HIGH  10000
 #define DLQ_WAITING_LOW   2500
 #define RECOMMIT_EVERY_MS 1000
-#define DLQ_RESEND_MS     1000
 
 struct kafka_loop {
         char *name, *topic, *group, *dlq_topic, *events_topic;
         int max_in_flight;
         int prefetch_high, prefetch_low;
-        long drain_timeout_ms;
+        long drain_timeout_ms, revoke_timeout_ms;
         struct job_handler handler;
         struct producer *producer;
         struct breaker *breaker;
@@ -72,10 +71,11 @@ struct kafka_loop {
         int paused_applied;
         atomic_int stopping;
         atomic_int hold;
-        volatile int cancel;
+        atomic_int cancel; /* every job must give up (stop deadline) */
+        int64_t stop_deadline;
         atomic_int joined;
         atomic_llong last_poll_ms;
-        int64_t last_recommit_ms, last_resend_ms, last_commit_wall_ms;
+        int64_t last_recommit_ms, last_commit_wall_ms;
 };
 
 /* ------------------------------------------------------------------ */
@@ -163,17 +163,41 @@ void kafka_loop_emit(struct kafka_loop *loop,
 
 static void send_dead_letter(struct kafka_loop *loop, struct job *job);
 
+static int too_large(rd_kafka_resp_err_t e) {
+        return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+}
+
+/* Lock held. A dead letter that failed goes back for another send: at once
+ * in its reduced form when it was too big, else after a growing pause, so
+ * a permanent fault (topic missing, not authorised) does not spin. */
+static void requeue_dead_letter(struct kafka_loop *loop, struct job *job, rd_kafka_resp_err_t e, const char *why) {
+        if (too_large(e) && !job->dlq_reduced) {
+                job->dlq_reduced = 1;
+                job->dlq_next_ms = 0;
+                log_write(LOG_WARN, loop->name, job->request_id,
+                          "dead letter too large for %s (%zu bytes): sending it reduced", loop->dlq_topic,
+                          job->value_len);
+        } else {
+                long delay = 1000L << (job->dlq_tries < 6 ? job->dlq_tries : 6);
+                job->dlq_tries++;
+                job->dlq_next_ms = clock_mono_ms() + delay;
+                if (job->dlq_tries == 1 || job->dlq_tries % 10 == 0)
+                        log_write(LOG_ERROR, loop->name, job->request_id,
+                                  "dead letter to %s failed (%d time(s)): %s; next try in %ld ms; "
+                                  "its offset stays uncommitted", loop->dlq_topic, job->dlq_tries, why, delay);
+                metrics_inc("thopter_dead_letter_send_failures_total", loop->labels, 1);
+        }
+        job->next = loop->resend_head;
+        loop->resend_head = job;
+}
+
 static void on_dead_letter_acked(void *arg, rd_kafka_resp_err_t rkerr) {
         struct job *job = arg;
         struct kafka_loop *loop = job->loop;
 
         pthread_mutex_lock(&loop->lock);
         if (rkerr) {
-                log_write(LOG_ERROR, loop->name, job->request_id,
-                          "dead letter to %s not acknowledged: %s; will send again",
-                          loop->dlq_topic, rd_kafka_err2str(rkerr));
-                job->next = loop->resend_head;
-                loop->resend_head = job;
+                requeue_dead_letter(loop, job, rkerr, rd_kafka_err2str(rkerr));
         } else {
                 loop->n_dlq_waiting--;
                 push_done(loop, job);
@@ -188,12 +212,10 @@ static void send_dead_letter(struct kafka_loop *loop, struct job *job) {
         struct err err = {0};
         if (dlq_publish(loop->producer, loop->dlq_topic, job, &job->failure, job->attempt,
                         on_dead_letter_acked, job, &err) == -1) {
-                log_write(LOG_ERROR, loop->name, job->request_id,
-                          "dead letter not queued: %s; will send again", err.msg);
                 pthread_mutex_lock(&loop->lock);
-                job->next = loop->resend_head;
-                loop->resend_head = job;
+                requeue_dead_letter(loop, job, (rd_kafka_resp_err_t)err.code, err.msg);
                 pthread_mutex_unlock(&loop->lock);
+                wake_poll(loop);
         }
 }
 
@@ -203,6 +225,10 @@ static void dead_letter(struct kafka_loop *loop, struct job *job, const struct e
                   "dead-lettering %s [%" PRId32 "] @%" PRId64 ": %s at step %s: %s", job->topic,
                   job->partition, job->offset, err_class_name(failure->cls), failure->step,
                   failure->msg);
+        char labels[256];
+        snprintf(labels, sizeof(labels), "topic=\"%s\",class=\"%s\"", job->topic,
+                 err_class_name(failure->cls ? failure->cls : ERRC_INTERNAL));
+        metrics_inc("thopter_dead_letters_total", labels, 1);
         pthread_mutex_lock(&loop->lock);
         loop->n_dlq_waiting++;
         pthread_mutex_unlock(&loop->lock);
@@ -260,7 +286,7 @@ static void *worker_main(void *arg) {
                 double secs = (double)(clock_mono_ms() - t0) / 1000.0;
                 metrics_observe("thopter_job_duration_seconds", loop->labels, secs);
 
-                if (job->abandoned || (rc == -1 && loop->cancel)) {
+                if (job->abandoned || (rc == -1 && job->cancel)) {
                         job->abandoned = 1;
                         log_write(LOG_WARN, loop->name, job->request_id,
                                   "abandoned at shutdown; it will be redelivered");
@@ -295,6 +321,16 @@ static void *worker_main(void *arg) {
         }
         pthread_mutex_unlock(&loop->lock);
         return NULL;
+}
+
+/* Lock not held. Tell running jobs to give up: all of them, or only those
+ * that are merely waiting (capacity, circuit breaker). */
+static void cancel_running(struct kafka_loop *loop, int only_interruptible) {
+        pthread_mutex_lock(&loop->lock);
+        for (int i = 0; i < loop->max_in_flight; i++)
+                if (loop->running[i] && (!only_interruptible || loop->running[i]->interruptible))
+                        loop->running[i]->cancel = 1;
+        pthread_mutex_unlock(&loop->lock);
 }
 
 /* ------------------------------------------------------------------ */
@@ -354,10 +390,19 @@ static void process_done(struct kafka_loop *loop) {
         pthread_mutex_lock(&loop->lock);
         done = loop->done_head;
         loop->done_head = NULL;
-        if (now - loop->last_resend_ms >= DLQ_RESEND_MS) {
-                resend = loop->resend_head;
-                loop->resend_head = NULL;
-                loop->last_resend_ms = now;
+        if (loop->resend_head) {
+                /* Take the dead letters that are due; leave the others. */
+                struct job **pp = &loop->resend_head;
+                while (*pp) {
+                        struct job *j = *pp;
+                        if (j->dlq_next_ms <= now) {
+                                *pp = j->next;
+                                j->next = resend;
+                                resend = j;
+                        } else {
+                                pp = &j->next;
+                        }
+                }
         }
         pthread_mutex_unlock(&loop->lock);
 
@@ -388,11 +433,12 @@ static void process_done(struct kafka_loop *loop) {
 /* ------------------------------------------------------------------ */
 /* Pause / resume */
 
-static void apply_pause(struct kafka_loop *loop, rd_kafka_topic_partition_list_t *parts, int pause) {
+static int apply_pause(struct kafka_loop *loop, rd_kafka_topic_partition_list_t *parts, int pause) {
         rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(loop->rk, parts)
                                       : rd_kafka_resume_partitions(loop->rk, parts);
         if (e)
                 log_warn(loop->name, "%s partitions: %s", pause ? "pause" : "resume", rd_kafka_err2str(e));
+        return e ? -1 : 0;
 }
 
 /* With hysteresis: a paused loop stays paused until the queue has drained
@@ -418,11 +464,12 @@ static void update_pause(struct kafka_loop *loop) {
 
         if (want == loop->paused_applied)
                 return;
-        if (rd_kafka_assignment(loop->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
-                if (parts->cnt)
-                        apply_pause(loop, parts, want);
-                rd_kafka_topic_partition_list_destroy(parts);
-        }
+        if (rd_kafka_assignment(loop->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+                return; /* try again on the next tick */
+        int ok = !parts->cnt || apply_pause(loop, parts, want) == 0;
+        rd_kafka_topic_partition_list_destroy(parts);
+        if (!ok)
+                return;
         loop->paused_applied = want;
         metrics_set("thopter_paused", loop->labels, want);
 }
@@ -435,6 +482,8 @@ static void update_pause(struct kafka_loop *loop) {
 static int drain(struct kafka_loop *loop, int64_t deadline) {
         int idle = 0;
         for (;;) {
+                /* Waiting for work to finish is the loop being alive. */
+                atomic_store(&loop->last_poll_ms, clock_mono_ms());
                 process_done(loop);
                 pthread_mutex_lock(&loop->lock);
                 idle = loop->n_running == 0 && loop->n_dlq_waiting == 0;
@@ -499,28 +548,46 @@ static void rebalance_cb(rd_kafka_t *rk,
                 }
                 return;
         }
-        if (e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-                int64_t t0 = clock_mono_ms();
-                log_info(loop->name, "revoked %s; finishing in-flight work first", parts->cnt ? list : "nothing");
+        /* Revoke, or an error: give up what we own (eager: all of it). */
+        {
+                if (e != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+                        parts = NULL;
+                int64_t deadline = clock_mono_ms() + loop->revoke_timeout_ms;
+                /* When stopping, the stop's own drain already ran. */
+                if (loop->stop_deadline && loop->stop_deadline < deadline)
+                        deadline = loop->stop_deadline;
+                if (e != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+                        log_warn(loop->name, "rebalance error: %s; dropping the assignment",
+                                 rd_kafka_err2str(e));
+                atomic_store(&loop->joined, 0);
+                log_info(loop->name, "revoked %s; finishing in-flight work first",
+                         parts && parts->cnt ? list : "nothing");
                 drop_pending(loop);
-                if (drain(loop, t0 + loop->drain_timeout_ms) == -1)
-                        log_warn(loop->name, "in-flight work still running after %ld ms; "
-                                 "its results will not be committed", loop->drain_timeout_ms);
+                if (drain(loop, deadline) == -1) {
+                        /* The new owner will redo these: make ours stop, so
+                         * the same request never runs twice at once. */
+                        log_warn(loop->name, "in-flight work still running at the revoke deadline; "
+                                 "abandoning it (the new owner redoes it)");
+                        cancel_running(loop, 0);
+                }
                 if (!rd_kafka_assignment_lost(rk))
                         offset_tracker_foreach_uncommitted(loop->tracker, commit_sync_cb, loop);
-                for (int i = 0; i < parts->cnt; i++)
+                rd_kafka_topic_partition_list_t *owned = NULL;
+                if (!parts && rd_kafka_assignment(rk, &owned) == RD_KAFKA_RESP_ERR_NO_ERROR)
+                        parts = owned;
+                for (int i = 0; parts && i < parts->cnt; i++)
                         offset_tracker_remove(loop->tracker, parts->elems[i].topic,
                                               parts->elems[i].partition);
                 loop->generation++;
                 /* Pause state survives an unassign in librdkafka: clear it. */
-                if (parts->cnt)
+                if (parts && parts->cnt)
                         apply_pause(loop, parts, 0);
+                if (owned)
+                        rd_kafka_topic_partition_list_destroy(owned);
                 loop->paused_applied = 0;
                 rd_kafka_assign(rk, NULL);
                 return;
         }
-        log_warn(loop->name, "rebalance error: %s", rd_kafka_err2str(e));
-        rd_kafka_assign(rk, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -549,6 +616,7 @@ struct kafka_loop *kafka_loop_new(const struct kafka_loop_opts *opts,
                              : opts->prefetch_low > loop->prefetch_high ? loop->prefetch_high
                                                                         : opts->prefetch_low;
         loop->drain_timeout_ms = opts->drain_timeout_ms;
+        loop->revoke_timeout_ms = opts->revoke_timeout_ms > 0 ? opts->revoke_timeout_ms : opts->drain_timeout_ms;
         loop->handler = *handler;
         loop->producer = opts->producer;
         loop->breaker = opts->breaker;
@@ -573,6 +641,8 @@ struct kafka_loop *kafka_loop_new(const struct kafka_loop_opts *opts,
                          "Records finished (completed, or dead letter acknowledged)");
         metrics_describe("thopter_requests_total", METRICS_COUNTER, "Requests by outcome");
         metrics_describe("thopter_dead_letters_total", METRICS_COUNTER, "Dead letters by class");
+        metrics_describe("thopter_dead_letter_send_failures_total", METRICS_COUNTER,
+                         "Dead-letter sends that failed (their offsets stay uncommitted)");
         metrics_describe("thopter_rebalances_total", METRICS_COUNTER, "Rebalance callbacks");
         metrics_describe("thopter_commit_failures_total", METRICS_COUNTER, "Offset commits that failed");
         metrics_describe("thopter_last_commit_timestamp_seconds", METRICS_GAUGE,
@@ -628,15 +698,21 @@ static void on_message(struct kafka_loop *loop, rd_kafka_message_t *rkm) {
         metrics_inc("thopter_messages_received_total", loop->labels, 1);
         job = job_from_message(loop, rkm);
         if (!job) {
-                /* Not tracked, so never committed: redelivered after a restart. */
-                log_error(loop->name, "out of memory copying a record; skipped until redelivery");
-                return;
+                /* An untracked record would be committed past by the next
+                 * one: better to die and have it redelivered. */
+                log_error(loop->name, "out of memory copying a record; aborting so it is redelivered");
+                abort();
         }
         if (atomic_load(&loop->stopping)) {
                 job_free(loop, job);
                 return;
         }
-        if (offset_tracker_add(loop->tracker, job->topic, job->partition, job->offset) == -1)
+        int added = offset_tracker_add(loop->tracker, job->topic, job->partition, job->offset);
+        if (added == -2) {
+                log_error(loop->name, "out of memory tracking an offset; aborting so it is redelivered");
+                abort();
+        }
+        if (added == -1)
                 log_warn(loop->name, "%s [%" PRId32 "] @%" PRId64 " delivered out of order; "
                          "worked on but not tracked for commit", job->topic, job->partition, job->offset);
         if (loop->handler.prepare(job, loop->handler.opaque, &err) == -1) {
@@ -660,7 +736,6 @@ static void on_message(struct kafka_loop *loop, rd_kafka_message_t *rkm) {
 int kafka_loop_run(struct kafka_loop *loop) {
         rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
         rd_kafka_resp_err_t e;
-        int64_t stop_deadline = 0;
         int rc = 0;
 
         rd_kafka_topic_partition_list_add(topics, loop->topic, RD_KAFKA_PARTITION_UA);
@@ -677,9 +752,12 @@ int kafka_loop_run(struct kafka_loop *loop) {
                 atomic_store(&loop->last_poll_ms, clock_mono_ms());
                 process_done(loop);
                 if (atomic_load(&loop->stopping)) {
-                        if (!stop_deadline) {
-                                stop_deadline = clock_mono_ms() + loop->drain_timeout_ms;
+                        if (!loop->stop_deadline) {
+                                loop->stop_deadline = clock_mono_ms() + loop->drain_timeout_ms;
                                 drop_pending(loop);
+                                /* A job that only waits (capacity) has done
+                                 * nothing yet: it goes back to Kafka now. */
+                                cancel_running(loop, 1);
                                 log_info(loop->name, "stopping: taking nothing new, finishing in-flight work "
                                          "(up to %ld ms)", loop->drain_timeout_ms);
                         }
@@ -688,10 +766,11 @@ int kafka_loop_run(struct kafka_loop *loop) {
                         pthread_mutex_unlock(&loop->lock);
                         if (idle)
                                 break;
-                        if (clock_mono_ms() >= stop_deadline) {
+                        if (clock_mono_ms() >= loop->stop_deadline) {
                                 log_warn(loop->name, "drain deadline passed; abandoning in-flight work "
                                          "(it will be redelivered)");
-                                loop->cancel = 1;
+                                atomic_store(&loop->cancel, 1);
+                                cancel_running(loop, 0);
                                 rc = -1;
                                 break;
                         }
@@ -704,17 +783,35 @@ int kafka_loop_run(struct kafka_loop *loop) {
                 }
         }
 
-        /* Let abandoned jobs return (their steps watch the cancel flag). */
+        /* Let cancelled jobs return (their steps watch job->cancel). */
         drain(loop, clock_mono_ms() + 5000);
         offset_tracker_foreach_uncommitted(loop->tracker, commit_sync_cb, loop);
         pthread_mutex_lock(&loop->lock);
         loop->workers_exit = 1;
         pthread_cond_broadcast(&loop->cond);
+        int stuck = loop->n_running;
         pthread_mutex_unlock(&loop->lock);
         log_info(loop->name, "closing the consumer");
         rd_kafka_consumer_close(loop->rk);
+        if (stuck) {
+                /* A worker is inside a call that cannot be interrupted
+                 * (HTTP, SSH). Joining it could take minutes; freeing what it
+                 * uses would crash it. The caller exits instead. */
+                log_warn(loop->name, "%d job(s) still in a remote call; not waiting for them", stuck);
+                return -2;
+        }
+        for (int i = 0; i < loop->n_workers; i++)
+                pthread_join(loop->workers[i], NULL);
+        loop->n_workers = 0;
         log_info(loop->name, "stopped");
         return rc;
+}
+
+int kafka_loop_busy(struct kafka_loop *loop) {
+        pthread_mutex_lock(&loop->lock);
+        int n = loop->n_running;
+        pthread_mutex_unlock(&loop->lock);
+        return n;
 }
 
 void kafka_loop_stop(struct kafka_loop *loop) {
@@ -727,16 +824,22 @@ void kafka_loop_hold(struct kafka_loop *loop, int on) {
         wake_poll(loop);
 }
 
-const volatile int *kafka_loop_cancelled(struct kafka_loop *loop) {
-        return &loop->cancel;
-}
-
 int kafka_loop_ready(struct kafka_loop *loop, int timeout_ms, char *why, size_t cap) {
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_resp_err_t e;
 
         if (!atomic_load(&loop->joined)) {
                 snprintf(why, cap, "%s: not yet joined group %s", loop->name, loop->group);
+                return 0;
+        }
+        int stuck = 0;
+        pthread_mutex_lock(&loop->lock);
+        for (struct job *j = loop->resend_head; j; j = j->next)
+                stuck += j->dlq_tries >= 3;
+        pthread_mutex_unlock(&loop->lock);
+        if (stuck) {
+                snprintf(why, cap, "%s: %d dead letter(s) cannot be delivered to %s", loop->name, stuck,
+                         loop->dlq_topic);
                 return 0;
         }
         e = rd_kafka_metadata(loop->rk, 0, NULL, &md, timeout_ms);
@@ -761,7 +864,10 @@ void kafka_loop_destroy(struct kafka_loop *loop) {
                 return;
         pthread_mutex_lock(&loop->lock);
         loop->workers_exit = 1;
-        loop->cancel = 1;
+        atomic_store(&loop->cancel, 1);
+        for (int i = 0; i < loop->max_in_flight && loop->running; i++)
+                if (loop->running[i])
+                        loop->running[i]->cancel = 1;
         pthread_cond_broadcast(&loop->cond);
         pthread_mutex_unlock(&loop->lock);
         for (int i = 0; i < loop->n_workers; i++)

@@ -38,7 +38,9 @@ struct job_handler {
         /**
          * Do the work (worker thread). The loop emits "started" before and
          * "completed" or "failed" after. -1: err classified (class, step);
-         * set job->abandoned instead when kafka_loop_cancelled() made it stop.
+         * set job->abandoned instead when job->cancel made it stop (the
+         * loop sets it when a stop's or a revoke's drain deadline passes,
+         * and at once on stop for a job marked interruptible).
          */
         int (*run)(struct job *job, void *opaque, struct err *err);
         /* Free job->request (any thread). */
@@ -66,14 +68,20 @@ struct kafka_loop_opts {
         const char *dlq_topic;
         const char *events_topic;
         struct breaker *breaker; /* optional: paused while open */
-        long drain_timeout_ms;
+        long drain_timeout_ms;   /* on stop */
+        long revoke_timeout_ms;  /* on revoke; 0 = drain_timeout_ms */
 };
 
 struct kafka_loop *kafka_loop_new(const struct kafka_loop_opts *opts,
                                   const struct job_handler *handler,
                                   struct err *err);
 
-/** @brief Poll until stopped and drained. @returns 0 after a graceful stop. */
+/**
+ * @brief Poll until stopped and drained, then close. Every worker has
+ * returned when it returns 0 or -1; -2 means some are stuck in a call that
+ * cannot be interrupted and the caller must not free what they use (exit).
+ * @returns 0 after a graceful stop, -1 when the drain deadline passed.
+ */
 int kafka_loop_run(struct kafka_loop *loop);
 
 /** @brief Ask for a graceful stop (any thread, not a signal handler). */
@@ -82,8 +90,8 @@ void kafka_loop_stop(struct kafka_loop *loop);
 /** @brief Hold intake (provision capacity wait); any thread. */
 void kafka_loop_hold(struct kafka_loop *loop, int on);
 
-/** @brief Non-zero once running jobs must give up (drain deadline passed). */
-const volatile int *kafka_loop_cancelled(struct kafka_loop *loop);
+/** @brief Non-zero while workers are still running jobs (after run()). */
+int kafka_loop_busy(struct kafka_loop *loop);
 
 /** @brief Publish a status event for @p job (worker threads). */
 void kafka_loop_emit(struct kafka_loop *loop,

@@ -83,13 +83,15 @@ static struct partition *find_or_add(struct offset_tracker *t, const char *topic
 
 int offset_tracker_add(struct offset_tracker *t, const char *topic, int32_t partition, int64_t offset) {
         struct partition *p = find_or_add(t, topic, partition);
-        if (!p || offset <= p->last_added)
+        if (!p)
+                return -2;
+        if (offset <= p->last_added)
                 return -1;
         if (p->len == p->cap) {
                 size_t cap = p->cap ? p->cap * 2 : 16;
                 struct pending *ring = malloc(cap * sizeof(*ring));
                 if (!ring)
-                        return -1;
+                        return -2;
                 for (size_t i = 0; i < p->len; i++)
                         ring[i] = p->ring[(p->head + i) % p->cap];
                 free(p->ring);

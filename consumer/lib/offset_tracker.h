@@ -23,8 +23,9 @@ void offset_tracker_destroy(struct offset_tracker *t); /* NULL is a no-op */
 
 /**
  * @brief Record @p offset as delivered and unfinished.
- * @returns 0, or -1 when @p offset is not above the last one added for the
- * partition (a redelivery the tracker cannot order; the caller logs it).
+ * @returns 0, -1 when @p offset is not above the last one added for the
+ * partition (a redelivery the tracker cannot order; the caller logs it),
+ * or -2 when out of memory.
  */
 int offset_tracker_add(struct offset_tracker *t,
                        const char *topic,

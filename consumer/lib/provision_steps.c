@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "request.h"
 #include "shell_quote.h"
+#include "strfmt.h"
 #include "ssh_client.h"
 #include "template.h"
 
@@ -91,13 +92,8 @@ static char *remote_log_cmd(struct run *r, const char *msg) {
         char *qline = shell_quote(line);
         char *qlog = shell_quote(r->cfg->remote_log);
         char *out = NULL;
-        if (qline && qlog) {
-                size_t n = strlen(qline) + 2 * strlen(qlog) + 96;
-                out = malloc(n);
-                if (out)
-                        snprintf(out, n, "mkdir -p \"$(dirname %s)\" && printf '%%s\\n' %s >> %s", qlog,
-                                 qline, qlog);
-        }
+        if (qline && qlog)
+                out = strfmt("mkdir -p \"$(dirname %s)\" && printf '%%s\\n' %s >> %s", qlog, qline, qlog);
         free(qline);
         free(qlog);
         return out;
@@ -131,7 +127,7 @@ static int reconnect(struct run *r, int64_t deadline, struct err *err) {
                         *err = ce;
                         break;
                 }
-                if (retry_sleep(1000, kafka_loop_cancelled(r->ctx->svc->loop)) == -1) {
+                if (retry_sleep(1000, &r->job->cancel) == -1) {
                         r->job->abandoned = 1;
                         err_clear(err);
                         err_set(err, ERR_TRANSIENT, 0, "interrupted by shutdown");
@@ -167,24 +163,22 @@ static int retry_remote(struct run *r, int attempt, const char *step, struct err
  * permanent ssh failure of @p step; a dropped connection is retried on a
  * new one. */
 static int remote_step(struct run *r, const char *step, const char *what, const char *cmd,
-                       const void *in, size_t in_len, struct err *err) {
+                       const void *in, size_t in_len, int may_retry, struct err *err) {
         struct ssh_result res = {0};
         char *logc = remote_log_cmd(r, what);
-        size_t n = (logc ? strlen(logc) : 0) + strlen(cmd) + 16;
-        char *full = malloc(n);
+        char *full = logc ? strfmt("%s; %s", logc, cmd) : NULL;
         int rc = -1;
 
-        if (!logc || !full) {
+        if (!full) {
                 err_set(err, ERR_PERMANENT, 0, "%s: out of memory", step);
                 fail(err, ERRC_INTERNAL, step);
                 goto out;
         }
-        snprintf(full, n, "%s; %s", logc, cmd);
         for (int attempt = 0;; attempt++) {
                 if (ssh_run(r->ssh, full, in, in_len, r->cfg->ssh_timeout_s * 1000L, &res, err) == 0)
                         break;
                 ssh_result_free(&res);
-                if (strstr(err->msg, "timed out") || !retry_remote(r, attempt, step, err)) {
+                if (!may_retry || strstr(err->msg, "timed out") || !retry_remote(r, attempt, step, err)) {
                         fail(err, strstr(err->msg, "timed out") ? ERRC_TIMEOUT : ERRC_SSH, step);
                         goto out;
                 }
@@ -282,7 +276,7 @@ static int count_started_thopters(struct run *r, int *count, struct err *err) {
 /* Contract 5.8: wait, do not fail, while at capacity. The hold pauses the
  * partition; the loop keeps polling. One waiting_capacity event. */
 static int capacity(struct run *r, struct err *err) {
-        const volatile int *cancel = kafka_loop_cancelled(r->ctx->svc->loop);
+        const volatile int *cancel = &r->job->cancel;
         long delay = 1000;
         int announced = 0, started;
 
@@ -294,6 +288,8 @@ static int capacity(struct run *r, struct err *err) {
                         break;
                 if (!announced) {
                         announced = 1;
+                        /* Nothing done yet: a stop may take it back at once. */
+                        r->job->interruptible = 1;
                         kafka_loop_hold(r->ctx->svc->loop, 1);
                         log_write(LOG_INFO, loop_name(r), r->job->request_id,
                                   "at capacity (%d started thopters, MAX_THOPTERS %d): waiting", started,
@@ -309,11 +305,13 @@ static int capacity(struct run *r, struct err *err) {
                                                                              : delay * 2;
         }
         if (announced) {
+                r->job->interruptible = 0;
                 kafka_loop_hold(r->ctx->svc->loop, 0);
                 log_write(LOG_INFO, loop_name(r), r->job->request_id, "capacity available again");
         }
         return 0;
 fail:
+        r->job->interruptible = 0;
         if (announced)
                 kafka_loop_hold(r->ctx->svc->loop, 0);
         return -1;
@@ -542,7 +540,7 @@ static int wait_ready(struct run *r, struct err *err) {
                         fail(err, ce.kind == ERR_PERMANENT ? ERRC_SSH : ERRC_TIMEOUT, "wait");
                         goto out;
                 }
-                if (retry_sleep(500, kafka_loop_cancelled(r->ctx->svc->loop)) == -1) {
+                if (retry_sleep(500, &r->job->cancel) == -1) {
                         r->job->abandoned = 1;
                         err_set(err, ERR_TRANSIENT, 0, "interrupted by shutdown");
                         goto out;
@@ -563,19 +561,21 @@ static int is_done(struct run *r, int *done, struct err *err) {
         struct ssh_result res = {0};
         snprintf(path, sizeof(path), "%s/%s", r->cfg->remote_home, DONE_MARKER);
         q = shell_quote(path);
-        cmd = q ? malloc(strlen(q) + 32) : NULL;
+        cmd = q ? strfmt("cat %s 2>/dev/null", q) : NULL;
         if (!cmd) {
                 free(q);
                 err_set(err, ERR_PERMANENT, 0, "out of memory");
                 return fail(err, ERRC_INTERNAL, "lookup");
         }
-        sprintf(cmd, "cat %s 2>/dev/null", q);
         int rc = ssh_run(r->ssh, cmd, NULL, 0, 30000, &res, err);
         free(q);
         free(cmd);
         if (rc == -1)
                 return fail(err, ERRC_SSH, "lookup");
-        *done = res.exit_status == 0 && strncmp(res.out, r->req->request_id, strlen(r->req->request_id)) == 0;
+        /* The whole line must match: "prov-10" is not "prov-1". */
+        size_t idlen = strlen(r->req->request_id);
+        *done = res.exit_status == 0 && strncmp(res.out, r->req->request_id, idlen) == 0 &&
+                (res.out[idlen] == '\n' || res.out[idlen] == '\0');
         ssh_result_free(&res);
         return 0;
 }
@@ -608,6 +608,7 @@ static int golden_claude(struct run *r, struct err *err) {
         struct fly_machine gc;
         struct ssh_conn *gcssh = NULL;
         char *host = NULL, *qhome = NULL, *src = NULL, *dst = NULL, *inner = NULL, *qdst = NULL;
+        char *quser = NULL;
         struct err e = {0};
 
         step_event(r, "golden_claude");
@@ -617,7 +618,7 @@ static int golden_claude(struct run *r, struct err *err) {
                 log_write(LOG_INFO, loop_name(r), r->job->request_id,
                           "no started Golden Claude gc-%s or gc-default: copy skipped", r->req->gc);
                 return remote_step(r, "golden_claude", "Golden Claude copy skipped: none running", "true",
-                                   NULL, 0, err);
+                                   NULL, 0, 1, err);
         }
         host = host_for(r, &gc);
         qhome = shell_quote(r->cfg->remote_home);
@@ -631,18 +632,14 @@ static int golden_claude(struct run *r, struct err *err) {
                 goto out;
         }
         metrics_inc("thopter_provision_ssh_connections_total", "", 1);
-        src = malloc(strlen(qhome) + 128);
-        inner = malloc(2 * strlen(qhome) + strlen(r->cfg->remote_user) * 2 + 96);
-        if (!src || !inner)
-                goto oom;
-        sprintf(src, "tar czf - -C %s --exclude=./.bashrc --exclude=./.claude/projects .", qhome);
-        sprintf(inner, "mkdir -p %s && tar xzf - -C %s && chown -R %s: %s", qhome, qhome, r->cfg->remote_user,
-                qhome);
+        quser = shell_quote(r->cfg->remote_user);
+        src = strfmt("tar czf - -C %s --exclude=./.bashrc --exclude=./.claude/projects .", qhome);
+        inner = quser ? strfmt("mkdir -p %s && tar xzf - -C %s && chown -R %s: %s", qhome, qhome, quser, qhome)
+                      : NULL;
         qdst = remote_log_cmd(r, "copying Golden Claude data");
-        dst = qdst ? malloc(strlen(qdst) + strlen(inner) + 8) : NULL;
-        if (!dst)
+        dst = qdst && inner ? strfmt("%s; %s", qdst, inner) : NULL;
+        if (!src || !dst)
                 goto oom;
-        sprintf(dst, "%s; %s", qdst, inner);
         if (ssh_pipe(gcssh, src, r->ssh, dst, r->cfg->ssh_timeout_s * 1000L, &e) == -1)
                 log_write(LOG_WARN, loop_name(r), r->job->request_id,
                           "Golden Claude copy from %s failed (continuing): %s", gc.name, e.msg);
@@ -661,6 +658,7 @@ out:
         free(dst);
         free(qdst);
         free(inner);
+        free(quser);
         return err->kind == ERR_NONE ? 0 : -1;
 }
 
@@ -690,7 +688,7 @@ static int git_setup(struct run *r, struct err *err) {
                  "rm -rf .thopter-clone && "
                  "git -c credential.helper= "
                  "-c 'credential.helper=!f() { echo username=x-access-token; echo \"password=$THOPTER_GIT_TOKEN\"; }; f' "
-                 "clone --quiet %s .thopter-clone && mv .thopter-clone %s; fi",
+                 "clone --quiet %s .thopter-clone && mv -- .thopter-clone %s; fi",
                  qname, qmail, qws, qws, qrepo, qurl, qrepo);
         cmd = su(r, inner);
         if (!cmd)
@@ -701,7 +699,7 @@ static int git_setup(struct run *r, struct err *err) {
                 goto oom;
         memcpy(in, r->repo->pat, tlen);
         in[tlen] = '\n';
-        rc = remote_step(r, "git", "git identity and clone", cmd, in, tlen + 1, err);
+        rc = remote_step(r, "git", "git identity and clone", cmd, in, tlen + 1, 1, err);
         goto out;
 oom:
         err_set(err, ERR_PERMANENT, 0, "out of memory");
@@ -745,7 +743,6 @@ static char *issue_markdown(const struct provision_request *req) {
         if (!b)
                 return NULL;
         b[0] = '\0';
-        snprintf(line, sizeof(line), "# %s\n\n", "Issue");
         md_append(&b, &len, &cap, "# ");
         md_append(&b, &len, &cap, req->issue_title);
         snprintf(line, sizeof(line), "\n\n- Repository: %s\n- Issue: #%s\n", req->repository, req->issue_number);
@@ -880,12 +877,12 @@ static int context_files(struct run *r, struct err *err) {
                         }
                 }
         }
-        size_t n = 3 * strlen(qws) + strlen(r->cfg->remote_user) + 128;
-        inner = malloc(n);
+        char *quser = shell_quote(r->cfg->remote_user);
+        inner = quser ? strfmt("chown %s: %s/issue.md %s/prompt.md %s/issue.json", quser, qws, qws, qws) : NULL;
+        free(quser);
         if (!inner)
                 goto oom;
-        snprintf(inner, n, "chown %s: %s/issue.md %s/prompt.md %s/issue.json", r->cfg->remote_user, qws, qws, qws);
-        rc = remote_step(r, "context_files", "context files written", inner, NULL, 0, err);
+        rc = remote_step(r, "context_files", "context files written", inner, NULL, 0, 1, err);
         goto out;
 oom:
         err_set(err, ERR_PERMANENT, 0, "out of memory");
@@ -939,7 +936,25 @@ static int launch(struct run *r, struct err *err) {
         if (!full)
                 goto oom;
         snprintf(full, n, "%s && printf '%%s\\n' %s > %s", cmd, qid, qmarker);
-        rc = remote_step(r, "launch", "launching the agent in tmux", full, NULL, 0, err);
+        /* Not blindly retried: if the connection dropped after the keys
+         * were typed, typing them again would start a second agent. The
+         * marker written in the same command tells which happened. */
+        for (int attempt = 0;; attempt++) {
+                rc = remote_step(r, "launch", "launching the agent in tmux", full, NULL, 0, 0, err);
+                if (rc == 0 || err->kind != ERR_TRANSIENT || strstr(err->msg, "timed out") ||
+                    !retry_remote(r, attempt, "launch", err))
+                        break;
+                int done = 0;
+                struct err e = {0};
+                if (is_done(r, &done, &e) == -1) {
+                        *err = e;
+                        break;
+                }
+                if (done) {
+                        rc = 0;
+                        break;
+                }
+        }
         goto out;
 oom:
         err_set(err, ERR_PERMANENT, 0, "out of memory");

@@ -51,6 +51,9 @@ int retry_fly_call(const struct retry_policy *policy,
                                 cancelled(hooks, err);
                                 return -1;
                         }
+                        /* Failures during an outage were the outage's, not
+                         * this call's: it gets its whole budget again. */
+                        failures = 0;
                 }
                 err_clear(&last);
                 if (attempts)
@@ -66,12 +69,14 @@ int retry_fly_call(const struct retry_policy *policy,
                                 breaker_record_success(breaker);
                         break;
                 }
-                /* 429 means the API is up and pacing us, not failing. */
-                if (breaker && last.code != 429)
+                /* 429 (pacing us) and 408 (a wait that timed out) are the
+                 * API answering, not failing: they never open the circuit. */
+                int answered = last.code == 429 || last.code == 408;
+                if (breaker && !answered)
                         breaker_record_failure(breaker, hooks ? hooks->job_token : 0, &last);
                 failures++;
                 if (failures >= policy->max_attempts) {
-                        if (breaker && last.code != 429 && breaker_confirm_outage(breaker)) {
+                        if (breaker && !answered && breaker_confirm_outage(breaker)) {
                                 failures = 0; /* the outage is not this call's fault */
                                 continue;
                         }

@@ -171,6 +171,28 @@ class TestDeadLetters(DestroyTestCase):
         self.assertTrue(any(e["requestId"].startswith(DESTROY + "-") for e in failed))
 
 
+class TestDeadLetterEdgeCases(DestroyTestCase):
+    def test_a_record_too_big_for_the_dead_letter_topic_is_sent_reduced(self):
+        ids = self.seed(3, start=0xa00)
+        key = ids[0].encode()
+        # Not JSON -> invalid_request; with its dead-letter headers it is over
+        # the producer's message.max.bytes (1,000,000).
+        self.kafka.produce(DESTROY, b"x" * 999850, key=key)
+        for i in ids:
+            self.kafka.produce(DESTROY, {"thopterId": i}, key=key)
+        self.kafka.flush()
+        self.start_consumer()
+        wait_until(lambda: self.gone(ids), timeout=30, what="the destroys behind the big record")
+        self.wait_committed_to_end(timeout=30)
+        dls = self.dead_letters()
+        self.assertEqual(len(dls), 1)
+        h = headers_dict(dls[0])
+        self.assertEqual(h["thopter.dlq.truncated"], "999850")
+        self.assertEqual(h["thopter.dlq.error.class"], "invalid_request")
+        self.assertEqual(dls[0].value(), b"x" * 65536)
+        self.assertEqual(dls[0].key(), key)
+
+
 class TestFlyFaults(DestroyTestCase):
     def test_gone_machine_retries_and_a_machine_that_never_deletes(self):
         gone = machine_id(0x404)  # never existed: GET answers 404
@@ -224,6 +246,26 @@ class TestFlyFaults(DestroyTestCase):
 
 
 class TestGracefulStop(DestroyTestCase):
+    def test_a_call_that_outlives_the_drain_deadline_ends_the_process_cleanly(self):
+        ids = self.seed(1, start=0x900)
+        self.fly.push_fault(method="DELETE", route="machines.delete", delay_ms=12000, count=1)
+        self.destroy(ids[0])
+        self.kafka.flush()
+        c = self.start_consumer(env={"THOPTER_DRAIN_TIMEOUT": "1", "THOPTER_FLY_TIMEOUT": "30"})
+        wait_until(lambda: self.fly.calls(route="machines.delete"), timeout=40, what="the delete under way")
+        t0 = time.monotonic()
+        c.signal(signal.SIGTERM)
+        rc = c.wait()
+        self.assertEqual(rc, 1, "the drain deadline passed: not a graceful stop")
+        self.assertLess(time.monotonic() - t0, tmo(10), "it did not wait for the hung call")
+        c.check_clean()
+        self.assertEqual(sum(max(o, 0) for o in self.kafka.committed(GROUP, DESTROY).values()), 0,
+                         "the unfinished destroy must not be committed")
+        # Not committed, so the next consumer destroys it.
+        self.fly.clear_faults()
+        self.start_consumer()
+        wait_until(lambda: self.gone(ids), timeout=40, what="the destroy redone after restart")
+
     def test_sigterm_finishes_in_flight_work_commits_and_exits_zero(self):
         self.fly.config(latency_ms=150)
         ids = self.seed(40, start=0x700)

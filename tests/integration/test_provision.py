@@ -181,6 +181,22 @@ class TestProvisionFlow(ProvisionTestCase):
         self.assertEqual(self.hosts.agent_runs(), 1)
 
 
+class TestRedeliveryMarker(ProvisionTestCase):
+    def test_another_requests_done_marker_is_not_taken_for_ours(self):
+        self.start_consumer()
+        self.provision(hub_request("prov-10"))
+        self.assertEqual(self.final("prov-10")[-1]["state"], "completed")
+        self.assertEqual(self.read(".thopter-provisioned"), "prov-10\n")
+        # A machine made for prov-1 by an attempt that died before launch,
+        # on a reused volume that still has prov-10's marker.
+        self.fly.seed_machine(name="thopter-43-abcdef", state="started",
+                              metadata={"thopter_request_id": "prov-1", "thopter_role": "agent"})
+        self.provision(hub_request("prov-1", issue="43"))
+        self.assertEqual(self.final("prov-1")[-1]["state"], "completed")
+        wait_until(lambda: self.hosts.agent_runs() == 2, timeout=10, what="prov-1's agent launched")
+        self.assertEqual(self.read(".thopter-provisioned"), "prov-1\n")
+
+
 class TestProvisionFailures(ProvisionTestCase):
     def dead_letter(self, request_id):
         return wait_until(lambda: [m for m in self.kafka.read_all("thopter.dlq")
