@@ -30,8 +30,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(cond)                                                            \
         do {                                                                   \
                 if (!(cond)) {                                                 \
-                        fprintf(stderr, "fuzz_request: invariant failed: %s "  \
-                                        "(%s:%d)\n",                           \
+                        fprintf(stderr,                                        \
+                                "fuzz_request: invariant failed: %s "          \
+                                "(%s:%d)\n",                                   \
                                 #cond, __FILE__, __LINE__);                    \
                         abort();                                               \
                 }                                                              \
@@ -48,8 +49,11 @@ static int in_set(char c, const char *set) {
 #define R_DIGITS "0123456789"
 
 /* [first][rest]{min-1,max-1} */
-static int
-matches(const char *s, size_t min, size_t max, const char *first, const char *rest) {
+static int matches(const char *s,
+                   size_t min,
+                   size_t max,
+                   const char *first,
+                   const char *rest) {
         size_t n = strlen(s);
 
         if (n < min || n > max)
@@ -146,8 +150,9 @@ static int all_zero(const void *p, size_t n) {
 static void check_failure(const struct err *err) {
         size_t n = strlen(err->msg);
 
-        CHECK((err->kind == ERR_PERMANENT && err->cls == ERRC_INVALID_REQUEST) ||
-              (err->kind == ERR_TRANSIENT && err->cls == ERRC_INTERNAL));
+        CHECK(
+            (err->kind == ERR_PERMANENT && err->cls == ERRC_INVALID_REQUEST) ||
+            (err->kind == ERR_TRANSIENT && err->cls == ERRC_INTERNAL));
         CHECK(strcmp(err->step, "parse") == 0 ||
               strcmp(err->step, "validate") == 0);
         CHECK(n > 0 && n < ERR_MSG_LEN);
@@ -176,8 +181,8 @@ static void check_provision(const struct provision_request *r) {
         CHECK(strcmp(joined, r->repository) == 0);
         CHECK(matches(r->issue_number, 1, 10, R_DIGITS, R_DIGITS));
         CHECK(matches(r->gc, 1, 40, R_LOWER R_DIGITS, R_LOWER R_DIGITS "-"));
-        CHECK(matches(r->prompt, 1, 64, R_LOWER R_DIGITS,
-                      R_LOWER R_DIGITS "_-"));
+        CHECK(
+            matches(r->prompt, 1, 64, R_LOWER R_DIGITS, R_LOWER R_DIGITS "_-"));
         CHECK(r->issue_title && r->issue_body && r->github_json);
         check_text(r->issue_title, 1024);
         check_text(r->issue_body, 256 * 1024);

@@ -27,8 +27,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(cond)                                                            \
         do {                                                                   \
                 if (!(cond)) {                                                 \
-                        fprintf(stderr, "fuzz_shell_quote: invariant failed: " \
-                                        "%s (%s:%d)\n",                        \
+                        fprintf(stderr,                                        \
+                                "fuzz_shell_quote: invariant failed: "         \
+                                "%s (%s:%d)\n",                                \
                                 #cond, __FILE__, __LINE__);                    \
                         abort();                                               \
                 }                                                              \
@@ -109,7 +110,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CHECK(shell_quote_append(&buf, in) == 0);
         CHECK(buf && strcmp(buf, q) == 0);
         CHECK(shell_quote_append(&buf, "x'y") == 0);
-        CHECK(strncmp(buf, q, qlen) == 0 && strcmp(buf + qlen, "'x'\\''y'") == 0);
+        CHECK(strncmp(buf, q, qlen) == 0 &&
+              strcmp(buf + qlen, "'x'\\''y'") == 0);
         free(buf);
 
         /* su: a safe user wraps the quoted command; the input as a user

@@ -91,9 +91,9 @@ static void set_string(cJSON *root, const char *path, const char *value) {
         snprintf(buf, sizeof(buf), "%s", path);
         key = strtok_r(buf, ".", &save);
         while ((next = strtok_r(NULL, ".", &save)) != NULL) {
-                node = cJSON_IsArray(node) ? cJSON_GetArrayItem(node, atoi(key))
-                                           : cJSON_GetObjectItemCaseSensitive(
-                                                 node, key);
+                node = cJSON_IsArray(node)
+                           ? cJSON_GetArrayItem(node, atoi(key))
+                           : cJSON_GetObjectItemCaseSensitive(node, key);
                 cr_assert(node, "no %s in %s", key, path);
                 key = next;
         }
@@ -149,7 +149,8 @@ static int parse_destroy(const char *text,
 enum kind { PROVISION, DESTROY };
 
 /* Parses as @p kind; returns 0 or -1; the request is freed. */
-static int parse_as(enum kind kind, const char *text, size_t len, struct err *err) {
+static int
+parse_as(enum kind kind, const char *text, size_t len, struct err *err) {
         struct provision_request p;
         struct destroy_request d;
         int rc;
@@ -168,10 +169,11 @@ static int utf8_ok(const char *str) {
         const unsigned char *s = (const unsigned char *)str;
 
         while (*s) {
-                size_t k = *s < 0x80 ? 0 : *s >= 0xC2 && *s <= 0xDF ? 1
-                                       : *s >= 0xE0 && *s <= 0xEF   ? 2
-                                       : *s >= 0xF0 && *s <= 0xF4   ? 3
-                                                                    : 9;
+                size_t k = *s < 0x80                  ? 0
+                           : *s >= 0xC2 && *s <= 0xDF ? 1
+                           : *s >= 0xE0 && *s <= 0xEF ? 2
+                           : *s >= 0xF0 && *s <= 0xF4 ? 3
+                                                      : 9;
                 if (k == 9)
                         return 0;
                 for (size_t j = 1; j <= k; j++)
@@ -295,8 +297,8 @@ Test(request_hostile, uncapped_fields_are_bounded_by_the_payload_cap) {
                                      over ? -1 : 0, "%s over=%d: %s",
                                      fields[i].path, over, err.msg);
                         if (over)
-                                expect_invalid(&err, "validate", "payload: ",
-                                               fields[i].path);
+                                expect_invalid(&err, "validate",
+                                               "payload: ", fields[i].path);
                         cJSON_free(text);
                 }
         }
@@ -396,16 +398,16 @@ static const struct {
 
 Test(request_hostile, malformed_utf8_in_every_string_field) {
         static const char *const bad[] = {
-            "\xc0\xaf",         /* overlong '/' */
-            "\xe0\x80\xae",     /* overlong '.' */
-            "\xed\xa0\x80",     /* encoded surrogate U+D800 */
-            "\xf4\x90\x80\x80", /* U+110000 */
+            "\xc0\xaf",             /* overlong '/' */
+            "\xe0\x80\xae",         /* overlong '.' */
+            "\xed\xa0\x80",         /* encoded surrogate U+D800 */
+            "\xf4\x90\x80\x80",     /* U+110000 */
             "\xf8\x88\x80\x80\x80", /* 5-byte form */
-            "\xe2\x82",         /* truncated, then the closing quote */
-            "\x80",             /* lone continuation */
+            "\xe2\x82",             /* truncated, then the closing quote */
+            "\x80",                 /* lone continuation */
             "\xfe",
             "\xff",
-            "a\xc3",            /* truncated 2-byte at the end */
+            "a\xc3", /* truncated 2-byte at the end */
         };
 
         for (size_t f = 0; f < NSTRING_FIELDS; f++) {
@@ -422,11 +424,11 @@ Test(request_hostile, malformed_utf8_in_every_string_field) {
                                  string_fields[f].path, b);
                         set_string(root, string_fields[f].path, bad[b]);
                         text = payload(root, &len);
-                        cr_expect_eq(parse_as(string_fields[f].kind, text, len,
-                                              &err),
-                                     -1, "%s accepted", what);
-                        expect_invalid(&err, "parse", "payload: not JSON: ",
-                                       what);
+                        cr_expect_eq(
+                            parse_as(string_fields[f].kind, text, len, &err),
+                            -1, "%s accepted", what);
+                        expect_invalid(&err, "parse",
+                                       "payload: not JSON: ", what);
                         cr_expect(strstr(err.msg, "not valid UTF-8"), "%s: %s",
                                   what, err.msg);
                         cJSON_free(text);
@@ -462,7 +464,7 @@ struct nest_case {
 
 Test(request_hostile, deep_nesting_does_not_blow_the_stack) {
         static const struct nest_case cases[] = {
-            {"{\"a\":", "}", 63, 1, NULL},       /* 64 levels in all */
+            {"{\"a\":", "}", 63, 1, NULL}, /* 64 levels in all */
             {"{\"a\":", "}", 64, 1, "parse"},
             {"[", "]", 10000, 0, "parse"},
             {"[", "]", 10000, 1, "parse"},
@@ -486,8 +488,8 @@ Test(request_hostile, deep_nesting_does_not_blow_the_stack) {
                 cr_expect_eq(parse_as(DESTROY, text, strlen(text), &err),
                              c->step ? -1 : 0, "case %zu: %s", i, err.msg);
                 if (c->step) {
-                        expect_invalid(&err, c->step, "payload: not JSON: ",
-                                       "nesting");
+                        expect_invalid(&err, c->step,
+                                       "payload: not JSON: ", "nesting");
                         cr_expect(strstr(err.msg, "nested deeper than 64"),
                                   "case %zu: %s", i, err.msg);
                 }
@@ -526,8 +528,8 @@ Test(request_hostile, nesting_inside_a_provision) {
                              levels == 60 ? 0 : -1, "%zu levels: %s", levels,
                              err.msg);
                 if (levels == 61)
-                        expect_invalid(&err, "parse", "payload: not JSON: ",
-                                       "61 levels");
+                        expect_invalid(&err, "parse",
+                                       "payload: not JSON: ", "61 levels");
                 free(full);
                 free(open);
                 free(close);
@@ -550,20 +552,21 @@ Test(request_hostile, duplicate_keys_at_several_depths) {
             {DESTROY,
              "{\"thopterId\":\"" TID "\",\"thopterId\":\"0123456789abcd\"}",
              "thopterId: duplicate key"},
-            {DESTROY, "{\"thopterId\":\"" TID "\",\"\\u0074hopterId\":\"" TID
-                      "\"}",
+            {DESTROY,
+             "{\"thopterId\":\"" TID "\",\"\\u0074hopterId\":\"" TID "\"}",
              "thopterId: duplicate key"},
-            {DESTROY, "{\"thopterId\":\"" TID "\",\"reason\":null,"
-                      "\"reason\":\"x\"}",
+            {DESTROY,
+             "{\"thopterId\":\"" TID "\",\"reason\":null,"
+             "\"reason\":\"x\"}",
              "reason: duplicate key"},
             {DESTROY, "{\"thopterId\":\"" TID "\",\"\":1,\"\":2}",
              ": duplicate key"},
             /* keys are case-sensitive: these are two different keys */
-            {DESTROY, "{\"thopterId\":\"" TID "\",\"ThopterId\":\"x\"}",
-             NULL},
+            {DESTROY, "{\"thopterId\":\"" TID "\",\"ThopterId\":\"x\"}", NULL},
             /* equal keys in different objects are fine */
-            {DESTROY, "{\"thopterId\":\"" TID "\",\"x\":{\"thopterId\":1},"
-                      "\"y\":[{\"a\":1},{\"a\":2}]}",
+            {DESTROY,
+             "{\"thopterId\":\"" TID "\",\"x\":{\"thopterId\":1},"
+             "\"y\":[{\"a\":1},{\"a\":2}]}",
              NULL},
             /* depth 2, 3 and 5 of a provision */
             {PROVISION,
@@ -687,8 +690,7 @@ Test(request_hostile, rule_fields_refuse_shell_metacharacters) {
             {PROVISION, "repository", "owner/", "", "repository:"},
             {PROVISION, "repository", "", "/name", "repository:"},
             {PROVISION, "repository", "ow", "ner/name", "repository:"},
-            {PROVISION, "github.issueNumber", "4", "2",
-             "github.issueNumber:"},
+            {PROVISION, "github.issueNumber", "4", "2", "github.issueNumber:"},
             {PROVISION, "github.mentionLocation", "body", "",
              "github.mentionLocation:"},
             {PROVISION, "gc", "", "", "gc:"},
@@ -732,12 +734,12 @@ Test(request_hostile, rule_fields_refuse_shell_metacharacters) {
 
 Test(request_hostile, repository_parts_cannot_climb) {
         static const char *const bad[] = {
-            "../name", "owner/..",  "./name", "owner/.",  "..",
-            "/",       "owner/",    "/name",  "owner//x", "a/b/c",
-            ".../..",  "owner/../x", "",      "owner",
+            "../name", "owner/..",   "./name", "owner/.",  "..",
+            "/",       "owner/",     "/name",  "owner//x", "a/b/c",
+            ".../..",  "owner/../x", "",       "owner",
         };
-        static const char *const good[] = {"..a/b", "a/...", "a.b/c..d",
-                                           "-/_", "A-Z_0/9.x"};
+        static const char *const good[] = {"..a/b", "a/...", "a.b/c..d", "-/_",
+                                           "A-Z_0/9.x"};
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 cJSON *root = base_provision();
@@ -784,9 +786,9 @@ static const char *provision_field(const struct provision_request *r,
 
 Test(request_hostile, free_text_fields_keep_metacharacters_byte_for_byte) {
         static const char *const paths[] = {
-            "github.issueTitle",   "github.issueBody",
-            "github.issueUrl",     "github.issueAuthor",
-            "github.mentionAuthor", "github.comments.0.body",
+            "github.issueTitle",        "github.issueBody",
+            "github.issueUrl",          "github.issueAuthor",
+            "github.mentionAuthor",     "github.comments.0.body",
             "github.comments.0.author",
         };
 
@@ -812,16 +814,16 @@ Test(request_hostile, free_text_fields_keep_metacharacters_byte_for_byte) {
                                                paths[f]);
                         } else if (parse_provision(text, len, &req, &err) ==
                                    0) {
-                                const char *got = provision_field(&req,
-                                                                  paths[f]);
+                                const char *got =
+                                    provision_field(&req, paths[f]);
 
                                 if (got) {
                                         cr_expect_str_eq(got, meta[m], "%s",
                                                          paths[f]);
                                 } else {
                                         /* a comment: in comments_json */
-                                        cJSON *cs = cJSON_Parse(
-                                            req.comments_json);
+                                        cJSON *cs =
+                                            cJSON_Parse(req.comments_json);
                                         cJSON *c = cJSON_GetArrayItem(cs, 0);
                                         const char *key =
                                             strrchr(paths[f], '.') + 1;
@@ -876,11 +878,11 @@ Test(request_hostile, destroy_reason_keeps_metacharacters_byte_for_byte) {
 Test(request_hostile, error_message_stays_printable_utf8) {
         char key[2048], text[8192];
         static const char *const keys[] = {
-            "\\u001b[2J\\u0007",    /* terminal escapes */
-            "a\\nb\\rc\\td",        /* line breaks */
-            "\\u007f\\u0085",       /* DEL, NEL */
-            "@E@",                  /* 200 x "é": cut at the 255th byte */
-            "x@E@",                 /* the other parity */
+            "\\u001b[2J\\u0007", /* terminal escapes */
+            "a\\nb\\rc\\td",     /* line breaks */
+            "\\u007f\\u0085",    /* DEL, NEL */
+            "@E@",               /* 200 x "é": cut at the 255th byte */
+            "x@E@",              /* the other parity */
             "\\u00e9@E@",
         };
 
@@ -903,8 +905,8 @@ Test(request_hostile, error_message_stays_printable_utf8) {
                          key);
                 cr_expect_eq(parse_as(DESTROY, text, strlen(text), &err), -1);
                 expect_invalid(&err, "validate", "", keys[i]);
-                cr_expect(strstr(err.msg, "duplicate key") || strlen(err.msg) >
-                                                                 200,
+                cr_expect(strstr(err.msg, "duplicate key") ||
+                              strlen(err.msg) > 200,
                           "case %zu: %s", i, err.msg);
                 n = strlen(err.msg);
                 cr_expect(n > 0, "case %zu", i);
