@@ -53,6 +53,27 @@
 static int reject(struct err *err, const char *step, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A message may quote a key of the payload ("<path>: duplicate key") and goes
+ * on into a dead-letter header and a status event: keep it one line of
+ * printable UTF-8. Control bytes become '?'; the keys are UTF-8 (the scan saw
+ * to it), so only a sequence cut at the end by truncation needs dropping. */
+static void printable_utf8(char *s) {
+        size_t n = strlen(s), i = n, need;
+        unsigned char lead;
+
+        for (char *p = s; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                        *p = '?';
+        while (i > 0 && n - i < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+                i--;
+        if (i == 0 || (unsigned char)s[i - 1] < 0xC0)
+                return;
+        lead = (unsigned char)s[i - 1];
+        need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+        if (n - (i - 1) < need)
+                s[i - 1] = '\0';
+}
+
 /* Records an invalid_request failure at @p step; always returns -1. */
 static int reject(struct err *err, const char *step, const char *fmt, ...) {
         char msg[ERR_MSG_LEN];
@@ -63,6 +84,7 @@ static int reject(struct err *err, const char *step, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        printable_utf8(msg);
         err_set(err, ERR_PERMANENT, 0, "%s", msg);
         err_classify(err, ERRC_INVALID_REQUEST, step);
         return -1;

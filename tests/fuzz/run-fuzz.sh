@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# run-fuzz.sh - build the libFuzzer targets of tests/fuzz and run each one for
+# a bounded time. See tests/fuzz/README.md.
+#
+#   tests/fuzz/run-fuzz.sh [--seconds N] [--target NAME]...
+#
+# Builds with clang -fsanitize=fuzzer,address,undefined straight from the
+# consumer/lib sources each target needs (no CMake), seeds build/fuzz/corpus/
+# from schemas/examples and a set of hostile payloads, runs each target for
+# N seconds (default 60), prints executions, exec/s and corpus size, and exits
+# non-zero on any crash, leak, timeout or out-of-memory, naming the
+# reproducer under build/fuzz/artifacts/.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out="$root/build/fuzz"
+seconds=60
+targets=()
+
+usage() {
+        sed -n '2,12s/^# \{0,1\}//p' "$0"
+}
+
+while [ $# -gt 0 ]; do
+        case "$1" in
+        --seconds)
+                [ $# -ge 2 ] || { usage >&2; exit 2; }
+                seconds=$2
+                shift 2
+                ;;
+        --seconds=*)
+                seconds=${1#--seconds=}
+                shift
+                ;;
+        --target)
+                [ $# -ge 2 ] || { usage >&2; exit 2; }
+                targets+=("$2")
+                shift 2
+                ;;
+        -h | --help)
+                usage
+                exit 0
+                ;;
+        *)
+                echo "run-fuzz: unknown argument: $1" >&2
+                usage >&2
+                exit 2
+                ;;
+        esac
+done
+case "$seconds" in
+'' | *[!0-9]* | 0)
+        echo "run-fuzz: --seconds wants a positive whole number, not '$seconds'" >&2
+        exit 2
+        ;;
+esac
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_request fuzz_shell_quote)
+
+CC=${CC:-clang}
+if ! command -v "$CC" >/dev/null 2>&1; then
+        echo "run-fuzz: $CC not found (Debian: clang, libclang-rt-14-dev)" >&2
+        exit 3
+fi
+
+# The consumer/lib sources each target is linked from.
+sources_of() {
+        case "$1" in
+        fuzz_request) echo "request.c err.c" ;;
+        fuzz_shell_quote) echo "shell_quote.c" ;;
+        *) return 1 ;;
+        esac
+}
+
+mkdir -p "$out/bin" "$out/corpus" "$out/artifacts" "$out/logs"
+
+# ---------------------------------------------------------------- build
+
+build() {
+        local name=$1 srcs=() f
+        local cflags=(-g -O1 "-fsanitize=fuzzer,address,undefined"
+                -fno-sanitize-recover=all -fno-omit-frame-pointer
+                -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+                -Wall -Wextra -I"$root/consumer/lib")
+        local pc_cflags pc_libs
+
+        for f in $(sources_of "$name"); do
+                srcs+=("$root/consumer/lib/$f")
+        done
+        pc_cflags=$(pkg-config --cflags libcjson)
+        pc_libs=$(pkg-config --libs libcjson)
+        # shellcheck disable=SC2086 # pkg-config output is a list of words
+        if ! "$CC" "${cflags[@]}" $pc_cflags -o "$out/bin/$name" \
+                "$root/tests/fuzz/$name.c" "${srcs[@]}" $pc_libs -lm \
+                2>"$out/logs/$name.build.log"; then
+                cat "$out/logs/$name.build.log" >&2
+                if grep -q 'libclang_rt.fuzzer' "$out/logs/$name.build.log"; then
+                        echo "run-fuzz: $CC has no libFuzzer runtime" \
+                                "(Debian: libclang-rt-14-dev)" >&2
+                        exit 3
+                fi
+                echo "run-fuzz: building $name failed" >&2
+                exit 1
+        fi
+        cat "$out/logs/$name.build.log" >&2
+}
+
+# ---------------------------------------------------------------- seeds
+
+# rep STR N: STR N times
+rep() {
+        local i
+        for ((i = 0; i < $2; i++)); do printf '%s' "$1"; done
+}
+
+# seed DIR NAME: the bytes of stdin become DIR/seed-NAME
+seed() {
+        cat >"$1/seed-$2"
+}
+
+# shellcheck disable=SC2016 # the $( and backticks are payload bytes
+seed_request() {
+        local dir=$1 f n=0 big
+        local tid='"thopterId":"148e21a3c96989"'
+        local prov='"requestId":"r-1","repository":"o/n","github":{"issueNumber":"1","issueTitle":"t","issueBody":"b"'
+
+        while IFS= read -r -d '' f; do
+                cp "$f" "$dir/seed-example-$(basename "$f")"
+                n=$((n + 1))
+        done < <(find "$root/schemas/examples" -name '*.json' -print0)
+
+        # the hostile shapes of tests/unit/test_request_hostile.c, small
+        printf '{%s,"x":%s1%s}' "$tid" "$(rep '[' 63)" "$(rep ']' 63)" | seed "$dir" nest-64
+        printf '{%s,"x":%s}' "$tid" "$(rep '[' 200)" |
+                seed "$dir" nest-deep
+        printf '{%s,"x":%s0%s}' "$tid" "$(rep '{"a":' 64)" "$(rep '}' 64)" | seed "$dir" nest-obj
+        printf '{%s,"x":{"a":1,"b":{"c":[{"d":1,"\\u0064":2}]}}}' "$tid" |
+                seed "$dir" dup-deep
+        printf '{%s,"thopterId":"148e21a3c96989"}' "$tid" | seed "$dir" dup-top
+        printf '{%s,"reason":"$(id) `id` ;|&><\\"'"'"' \\n../..\\u0000"}' "$tid" |
+                seed "$dir" meta-reason
+        printf '{"thopterId":"148e21a3c9698$(id)"}' | seed "$dir" meta-tid
+        printf '{"requestId":"$(id)","repository":"../..","github":{"issueNumber":1,"issueTitle":"`id`","issueBody":";|&><"},"gc":"a;b","prompt":"../x"}' |
+                seed "$dir" meta-provision
+        printf '{%s},"gc":"default","prompt":"p_1","github2":null}' "$prov" |
+                seed "$dir" provision-small
+        printf '{%s,"comments":[{"id":1,"author":"a","body":"b","createdAt":"c","updatedAt":"u","url":"x"}],"mentionLocation":"comment","mentionCommentId":4.2e1}}' "$prov" |
+                seed "$dir" provision-comments
+        printf '{%s,"reason":"\xc3\xa9\xe6\x97\xa5\xf0\x9f\x9a\x80\\ud83d\\ude80\xc0\xaf\xed\xa0\x80"}' "$tid" |
+                seed "$dir" utf8
+        printf '{%s,"x":[0,-0,1.5e300,-2E-10,01,1.,+1,NaN,true,false,null]}' "$tid" |
+                seed "$dir" numbers
+        big=$(rep a 2000)
+        printf '{"requestId":"%s",%s}' "$big" "$tid" | seed "$dir" long-id
+        echo "$n"
+}
+
+# shellcheck disable=SC2016 # the $( and backticks are payload bytes
+seed_shell_quote() {
+        local dir=$1
+        printf '' | seed "$dir" empty
+        printf "it's" | seed "$dir" quote
+        printf "'\\\\''" | seed "$dir" quote-escape
+        printf '$(touch pwned) `id` ${x:-$(id)}' | seed "$dir" subst
+        printf 'a\nb\t; | & && || < > >> 2>&1 #' | seed "$dir" meta
+        printf '"double" '"'"'single'"'"' \\\\ !! * ? ~ [a-z]' | seed "$dir" mixed
+        printf '\xc3\xbcn\xc3\xafc\xc3\xb8d\xc3\xa9 \x01\x1b[31m\x7f\xfe\xff' | seed "$dir" bytes
+        printf -- '-rf' | seed "$dir" dash
+        printf '..' | seed "$dir" dotdot
+        printf 'thopter_user-1.x' | seed "$dir" name
+}
+
+# shellcheck disable=SC2016 # the $( and backticks are payload bytes
+dict_request() {
+        local w
+        for w in '"thopterId"' '"requestId"' '"repository"' '"github"' \
+                '"issueNumber"' '"issueTitle"' '"issueBody"' '"issueUrl"' \
+                '"issueAuthor"' '"mentionAuthor"' '"mentionLocation"' \
+                '"mentionCommentId"' '"comments"' '"id"' '"author"' '"body"' \
+                '"createdAt"' '"updatedAt"' '"url"' '"gc"' '"prompt"' \
+                '"reason"' '"source"' '"comment"' '"default"' \
+                '"148e21a3c96989"' '"owner/name"' 'null' 'true' 'false' \
+                '\\u0000' '\\ud83d\\ude80' '\\u006b' '\\"' '1e300' '4.2e1' \
+                '9007199254740991' '9999999999' '\xc3\xa9' '\xf0\x9f\x9a\x80' \
+                '\xed\xa0\x80' '\xef\xbb\xbf' '$(' '`' '../'; do
+                printf '"%s"\n' "${w//\"/\\\"}"
+        done
+}
+
+# ---------------------------------------------------------------- run
+
+# stat NAME LOG: the last value libFuzzer printed for stat::NAME
+stat_of() {
+        sed -n "s/^stat::$1: *//p" "$2" | tail -n 1
+}
+
+failed=0
+for name in "${targets[@]}"; do
+        if ! sources_of "$name" >/dev/null; then
+                echo "run-fuzz: unknown target $name" >&2
+                exit 2
+        fi
+        echo "== $name: building"
+        build "$name"
+        corpus="$out/corpus/$name"
+        mkdir -p "$corpus"
+        extra=()
+        case "$name" in
+        fuzz_request)
+                n=$(seed_request "$corpus")
+                dict_request >"$out/$name.dict"
+                extra+=(-dict="$out/$name.dict")
+                echo "== $name: seeded $n schema examples + hostile payloads"
+                ;;
+        fuzz_shell_quote)
+                seed_shell_quote "$corpus"
+                ;;
+        esac
+        log="$out/logs/$name.log"
+        echo "== $name: running ${seconds}s (log: ${log#"$root"/})"
+        rc=0
+        UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+                "$out/bin/$name" -max_total_time="$seconds" -max_len=600000 \
+                -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
+                -artifact_prefix="$out/artifacts/$name-" "${extra[@]}" \
+                "$corpus" >"$log" 2>&1 || rc=$?
+        execs=$(stat_of number_of_executed_units "$log")
+        rate=$(stat_of average_exec_per_sec "$log")
+        rss=$(stat_of peak_rss_mb "$log")
+        files=$(find "$corpus" -type f | wc -l)
+        echo "== $name: exit $rc, executions ${execs:-?}, exec/s ${rate:-?}," \
+                "corpus ${files} files, peak RSS ${rss:-?} MB"
+        if [ "$rc" -ne 0 ]; then
+                failed=1
+                grep -E 'ERROR: |SUMMARY: |invariant failed|runtime error:' "$log" |
+                        head -n 20 >&2 || true
+                repro=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" |
+                        tail -n 1)
+                echo "== $name: FAILED; reproducer: ${repro:-none written}" >&2
+                [ -z "$repro" ] ||
+                        echo "== rerun: $out/bin/$name $repro" >&2
+                echo "== full log: $log" >&2
+        fi
+done
+exit "$failed"
