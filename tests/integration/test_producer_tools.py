@@ -77,7 +77,7 @@ class TestReplay(ToolsTestCase):
             self.fly.push_fault(method="DELETE", route="machines.delete", machine=i, status=503, count=-1)
         # The breaker would make the failures wait in Kafka (contract 5.12):
         # here the rest of the API answers, so they are this message's own.
-        self.start_consumer(env={"THOPTER_FLY_RETRIES": "2", "THOPTER_BREAKER_THRESHOLD": "1000"})
+        self.start_consumer(env={"THOPTER_FLY_RETRIES": "2", "THOPTER_BREAKER_THRESHOLD": "64"})
         sent = self.ok("thopter-send", "-b", self.b, "destroy", *ids, "--reason", "replay test")
         originals = {}
         for line in sent.stdout.splitlines():
