@@ -65,7 +65,7 @@ fi
 # The consumer/lib sources each target is linked from.
 sources_of() {
         case "$1" in
-        fuzz_request) echo "request.c err.c" ;;
+        fuzz_request) echo "request.c err.c log.c clock.c" ;;
         fuzz_shell_quote) echo "shell_quote.c" ;;
         *) return 1 ;;
         esac
