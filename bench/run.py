@@ -550,7 +550,7 @@ def scenario_destroy(args, R):
 # ---------------------------------------------------------------------------------------------
 # Scenario 4: provision (real consumer, real sshd/tmux/git through tests/harness/provision_harness.py)
 
-PROVISION_STEPS = ["capacity", "volume", "create", "wait", "golden_claude", "git", "context_files", "launch"]
+PROVISION_STEPS = ["lookup", "capacity", "volume", "create", "wait", "golden_claude", "git", "context_files", "launch"]
 # What sshd (LogLevel VERBOSE) writes once per connection / per channel that runs something.
 SSHD_COUNTERS = {
     "connections": "Accepted publickey",
@@ -653,11 +653,13 @@ def provision_once(args, hosts, latency_ms, n, issue_base):
             shutil.rmtree(workspace, ignore_errors=True)
             offs = {k: file_size(p) for k, p in logs.items()}
             st.fly.clear_calls()
+            cpu0 = cpu_seconds(c.proc.pid)
             t_send = time.time()
             st.kafka.produce(PROVISION, provision_request(rid, issue, hosts.repository), key=rid)
             st.kafka.flush()
             fin = tail.final(rid, args.provision_timeout)
             t_seen = time.time()
+            cpu1 = cpu_seconds(c.proc.pid)
             time.sleep(0.05)  # let sshd's log writes land
             evs = tail.by_rid.get(rid, [])
             at = {}
@@ -679,14 +681,16 @@ def provision_once(args, hosts, latency_ms, n, issue_base):
                    "total_ms": None, "wait_ms": None, "excl_boot_ms": None,
                    "publish_to_final_ms": (iso_ms(fin["at"]) - t_send) * 1000.0 + 0.5,
                    "seen_after_send_ms": (t_seen - t_send) * 1000.0,
+                   "consumer_cpu_ms": (cpu1 - cpu0) * 1000.0,
                    "sshd": sshd, "fly_calls": len(calls), "fly_calls_by_route": routes}
             if fin["state"] == "completed" and "started" in at:
                 rec["total_ms"] = at["completed"] - at["started"]
-                order = ["started"] + PROVISION_STEPS + ["completed"]
+                # "lookup" = started -> the capacity step event (the request-id lookup call)
+                at["lookup"] = at["started"]
+                order = PROVISION_STEPS + ["completed"]
                 marks = [(k, at[k]) for k in order if k in at]
                 for (k, t), (_, t2) in zip(marks, marks[1:]):
-                    if k != "started":
-                        rec["steps_ms"][k] = t2 - t
+                    rec["steps_ms"][k] = t2 - t
                 if "wait" in rec["steps_ms"]:
                     rec["wait_ms"] = rec["steps_ms"]["wait"]
                     rec["excl_boot_ms"] = rec["total_ms"] - rec["wait_ms"]
@@ -724,6 +728,7 @@ def provision_once(args, hosts, latency_ms, n, issue_base):
             "ssh_sftp_thopter": mean_of(lambda r: r["sshd"]["thopter"]["sftp_channels"]),
             "ssh_sftp_gc": mean_of(lambda r: r["sshd"]["gc"]["sftp_channels"]),
             "fly_calls_per_provision": mean_of(lambda r: r["fly_calls"]),
+            "consumer_cpu_ms_per_provision": mean_of(lambda r: r["consumer_cpu_ms"]),
             "fly_calls_by_route_per_provision": {k: v / float(len(runs)) for k, v in sorted(routes.items())},
             "warmup": per[0], "provisions": runs,
             "vmhwm_kb": hwm, "fake_timings": st.fly.get_config().get("timings"),
@@ -910,9 +915,11 @@ def provision_rows(P):
         steps = r["step_p50_ms"]
         rows.append(("provision", "started→completed p50 / p99 (%s)" % lat,
                      "%s / %s ms" % (fmt(r["total_p50_ms"], "%.0f"), fmt(r["total_p99_ms"], "%.0f")), "", "",
-                     "%d of %d completed (%d failed), one at a time; step p50s: %s; publish→completed p50 %s ms" % (
+                     "%d of %d completed (%d failed), one at a time; step p50s (ms): %s; consumer CPU %s ms "
+                     "per provision; publish→completed p50 %s ms (adds the Kafka leg)" % (
                          r["completed"], r["n"], r["failed"],
                          ", ".join("%s %s" % (k, fmt(steps.get(k), "%.0f")) for k in PROVISION_STEPS),
+                         fmt(r["consumer_cpu_ms_per_provision"], "%.1f"),
                          fmt(r["publish_to_final_p50_ms"], "%.0f"))))
         rows.append(("provision", "wait step p50 / p99 (%s)" % lat,
                      "%s / %s ms" % (fmt(r["wait_p50_ms"], "%.0f"), fmt(r["wait_p99_ms"], "%.0f")), "", "",
