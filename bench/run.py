@@ -896,6 +896,14 @@ def build_rows(R):
                      "< %d MB" % TARGETS["peak_rss_mb"],
                      verdict(M["load_mb"] < TARGETS["peak_rss_mb"]) if M["load_mb"] is not None else "—",
                      M["load_from"]))
+    if P and P.get("status") == "measured":
+        rs = P["runs"]
+        top = max(rs, key=lambda r: r["vmhwm_kb"] or 0)
+        rows.append(("memory", "peak RSS (VmHWM) of the provision consumer", fmt(mb(top["vmhwm_kb"]), "%.1f MB"),
+                     "< %d MB" % TARGETS["peak_rss_mb"],
+                     verdict(mb(top["vmhwm_kb"]) < TARGETS["peak_rss_mb"]) if top["vmhwm_kb"] else "—",
+                     "after %s" % ", ".join("%d+1 provisions at %d ms fly: %.1f MB" % (
+                         r["n"], r["latency_ms"], mb(r["vmhwm_kb"])) for r in rs)))
     return rows
 
 
