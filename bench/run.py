@@ -9,8 +9,12 @@ Scenarios (each on a fresh devbroker + fresh fake fly API + fresh consumer):
             consumer, compared with the old TypeScript loop's 100 ms tick.
   dlq       overhead of the dead-letter path: 20,000 records that are not JSON.
   destroy   overhead of the destroy path with zero fly latency (2,000 destroys).
-  provision placeholder row; measured only with --provision and a consumer whose
-            provisioning works.
+  provision --provision-n (10) provisions one after another through the real consumer (role
+            provision) against real sshd/tmux/git (tests/harness/provision_harness.py), once per
+            --provision-latency-ms (0 and 50 ms per fly call): started->completed, the wait step
+            (boot + SSH connect), total - wait; SSH connections and channels per provision from the
+            sshd logs; fly calls per provision from the fake's call log. Needs root: on by default
+            as root, skipped with a note otherwise (--no-provision skips it).
 
 Memory (VmHWM) is read from the consumers of these scenarios. Prints a table and writes
 bench/results/<UTC date-time>.md and .json. See bench/README.md.
@@ -140,14 +144,14 @@ def iso_ms(s):
 
 
 class Stack:
-    def __init__(self, args, fly_latency_ms=0):
+    def __init__(self, args, fly_latency_ms=0, fly_config=None):
         from flyfake import FlyFake
         from thopter_harness import Devbroker, Kafka, TOKEN
         self.args = args
         self.token = TOKEN
         self.broker = track(Devbroker())
         self.fly = track(FlyFake())
-        self.fly.start(token=TOKEN, latency_ms=fly_latency_ms)
+        self.fly.start(token=TOKEN, latency_ms=fly_latency_ms, **(fly_config or {}))
         self.kafka = Kafka(self.broker.bootstrap)
         self.consumers = []
         self._reader = None
@@ -544,72 +548,225 @@ def scenario_destroy(args, R):
 
 
 # ---------------------------------------------------------------------------------------------
-# Scenario 4: provision (placeholder until the provision consumer works)
+# Scenario 4: provision (real consumer, real sshd/tmux/git through tests/harness/provision_harness.py)
+
+PROVISION_STEPS = ["lookup", "capacity", "volume", "create", "wait", "golden_claude", "git", "context_files", "launch"]
+# What sshd (LogLevel VERBOSE) writes once per connection / per channel that runs something.
+SSHD_COUNTERS = {
+    "connections": "Accepted publickey",
+    "exec_channels": "Starting session: command",
+    "sftp_channels": "Starting session: subsystem 'sftp'",  # OpenSSH 9.2; older: "subsystem request for sftp"
+}
 
 
-def scenario_provision(args, R):
-    if not args.provision:
-        R["provision"] = {"status": "not measured yet",
-                          "why": "run with --provision once the provision consumer works"}
-        return
-    log("provision: probing whether this build provisions ...")
-    st = Stack(args, fly_latency_ms=args.latency_ms)
+class EventTail:
+    """A reader assigned to every partition of thopter.events from the start; collects the
+    events of the request ids asked for."""
+
+    def __init__(self, bootstrap):
+        from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-events",
+                           "enable.auto.commit": False, "log_level": 3})
+        md = self.c.list_topics(EVENTS, timeout=10)
+        self.c.assign([TopicPartition(EVENTS, p, OFFSET_BEGINNING) for p in md.topics[EVENTS].partitions])
+        self.by_rid = {}
+
+    def pump(self, timeout=0.05):
+        for m in self.c.consume(500, timeout):
+            if m.error() or m.value() is None:
+                continue
+            try:
+                e = json.loads(m.value())
+            except ValueError:
+                continue
+            self.by_rid.setdefault(e.get("requestId"), []).append(e)
+
+    def final(self, rid, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            self.pump()
+            for e in self.by_rid.get(rid, []):
+                if e.get("state") in ("completed", "failed"):
+                    return e
+            if time.monotonic() > deadline:
+                raise RuntimeError("provision %s did not finish within %.0f s" % (rid, timeout))
+
+    def close(self):
+        self.c.close()
+
+
+def file_size(path):
     try:
-        keydir = tempfile.mkdtemp(prefix="bench-ssh-")
-        key = os.path.join(keydir, "id_ed25519")
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
-        env = {"REGION": "ord", "THOPTER_IMAGE": "registry.fly.io/thopter:bench",
-               "GITHUB_INTEGRATION_JSON": json.dumps({"repositories": {"bench/repo": {
-                   "agentCoderPAT": "ghp_bench", "userName": "bench", "userEmail": "b@example.com"}}}),
-               "THOPTER_SSH_KEY": key, "THOPTER_SSH_INSECURE": "1", "MAX_THOPTERS": "1000"}
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def read_from(path, offset):
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read().decode("utf-8", "replace")
+
+
+def provision_request(rid, issue, repository):
+    """Shaped like the hub's JSON.stringify(ProvisionRequest) (tests/integration/test_provision.py)."""
+    return {
+        "requestId": rid, "source": "github", "createdAt": "2026-11-27T10:00:00.000Z", "status": "pending",
+        "repository": repository, "gc": "default", "prompt": "default",
+        "github": {
+            "repository": repository, "issueNumber": str(issue), "issueTitle": "bench issue %d" % issue,
+            "issueBody": "Benchmark request %s.\n\n/thopter" % rid,
+            "issueUrl": "https://github.com/%s/issues/%d" % (repository, issue),
+            "issueAuthor": "bench", "mentionAuthor": "bench", "mentionLocation": "body",
+            "comments": [{"id": 1, "author": "bob", "body": "a comment", "createdAt": "2026-11-27T10:01:00Z",
+                          "updatedAt": "2026-11-27T10:01:00Z",
+                          "url": "https://github.com/%s/issues/%d#issuecomment-1" % (repository, issue)}],
+            "labels": ["bench"],
+        },
+    }
+
+
+def provision_once(args, hosts, latency_ms, n, issue_base):
+    """One fresh devbroker + fake (latency_ms per call) + provision consumer; one warm-up
+    provision (not counted), then n provisions one after another, each started only after the
+    previous one's completed/failed event."""
+    st = Stack(args, fly_latency_ms=latency_ms, fly_config=hosts.fly_config())
+    tail = None
+    try:
+        st.fly.seed_machine(name="gc-default", state="started")
+        env = hosts.env()
+        env["MAX_THOPTERS"] = "100000"  # every provisioned thopter stays started in the fake
         for kv in args.provision_env:
             k, v = kv.split("=", 1)
             env[k] = v
         c = st.consumer(role="provision", env=env)
         st.wait_assigned(c)
+        tail = EventTail(st.broker.bootstrap)
+        logs = {"thopter": hosts.thopter.log_path, "gc": hosts.gc.log_path}
+        workspace = os.path.join(hosts.home, "workspace")
+        per = []
+        for i in range(n + 1):  # i == 0: warm-up
+            rid = "bench-prov-%dms-%d" % (latency_ms, i)
+            issue = issue_base + i
+            # A fresh workspace each time, so every provision clones (the shared home would
+            # otherwise keep the first clone and later provisions would skip it).
+            shutil.rmtree(workspace, ignore_errors=True)
+            offs = {k: file_size(p) for k, p in logs.items()}
+            st.fly.clear_calls()
+            cpu0 = cpu_seconds(c.proc.pid)
+            t_send = time.time()
+            st.kafka.produce(PROVISION, provision_request(rid, issue, hosts.repository), key=rid)
+            st.kafka.flush()
+            fin = tail.final(rid, args.provision_timeout)
+            t_seen = time.time()
+            cpu1 = cpu_seconds(c.proc.pid)
+            time.sleep(0.05)  # let sshd's log writes land
+            evs = tail.by_rid.get(rid, [])
+            at = {}
+            for e in evs:
+                k = e.get("step") if e.get("state") == "step" else e.get("state")
+                at.setdefault(k, float(e.get("elapsedMs", 0)))
+            sshd = {}
+            for k, p in logs.items():
+                text = read_from(p, offs[k])
+                sshd[k] = {name: text.count(needle) for name, needle in SSHD_COUNTERS.items()}
+            calls = st.fly.calls()
+            routes = {}
+            for x in calls:
+                r = "%s %s" % (x.get("method", ""), x["route"])
+                routes[r] = routes.get(r, 0) + 1
+            rec = {"requestId": rid, "issue": issue, "state": fin["state"],
+                   "error": fin.get("error"),
+                   "steps_ms": {},
+                   "total_ms": None, "wait_ms": None, "excl_boot_ms": None,
+                   "publish_to_final_ms": (iso_ms(fin["at"]) - t_send) * 1000.0 + 0.5,
+                   "seen_after_send_ms": (t_seen - t_send) * 1000.0,
+                   "consumer_cpu_ms": (cpu1 - cpu0) * 1000.0,
+                   "sshd": sshd, "fly_calls": len(calls), "fly_calls_by_route": routes}
+            if fin["state"] == "completed" and "started" in at:
+                rec["total_ms"] = at["completed"] - at["started"]
+                # "lookup" = started -> the capacity step event (the request-id lookup call)
+                at["lookup"] = at["started"]
+                order = PROVISION_STEPS + ["completed"]
+                marks = [(k, at[k]) for k in order if k in at]
+                for (k, t), (_, t2) in zip(marks, marks[1:]):
+                    rec["steps_ms"][k] = t2 - t
+                if "wait" in rec["steps_ms"]:
+                    rec["wait_ms"] = rec["steps_ms"]["wait"]
+                    rec["excl_boot_ms"] = rec["total_ms"] - rec["wait_ms"]
+            per.append(rec)
+            if fin["state"] != "completed":
+                log("  %s failed: %s" % (rid, fin.get("error")))
+        hwm = status_kb(c.proc.pid, "VmHWM")
+        runs = per[1:]
+        ok = [r for r in runs if r["state"] == "completed" and r["total_ms"] is not None]
 
-        def req(i):
-            return {"requestId": "prov-%d" % i, "repository": "bench/repo",
-                    "github": {"issueNumber": str(i), "issueTitle": "bench %d" % i, "issueBody": "bench"}}
+        def col(key):
+            return [r[key] for r in ok if r[key] is not None]
 
-        t0 = time.time()
-        st.kafka.produce(PROVISION, req(0), key="prov-0")
-        st.kafka.flush()
+        def mean_of(f):
+            return statistics.mean([f(r) for r in runs]) if runs else None
 
-        def outcome():
-            evs = [e for e in st.kafka.read_json(EVENTS) if e.get("requestId") == "prov-0"]
-            return [e for e in evs if e["state"] in ("completed", "failed")]
-
-        ev = wait_for(outcome, timeout=args.provision_timeout, interval=0.5, what="the probe provision")[0]
-        if ev["state"] != "completed":
-            R["provision"] = {"status": "not measured yet",
-                              "why": "probe provision failed: %s: %s" % (
-                                  ev.get("error", {}).get("class"), ev.get("error", {}).get("message"))}
-            return
-        probe_s = iso_ms(ev["at"]) - t0
-        n = args.provision_n
-        sent = {}
-        for i in range(1, n + 1):
-            sent["prov-%d" % i] = time.time()
-            st.kafka.produce(PROVISION, req(i), key="prov-%d" % i)
-        st.kafka.flush()
-
-        def all_done():
-            evs = [e for e in st.kafka.read_json(EVENTS) if e.get("requestId") in sent
-                   and e["state"] in ("completed", "failed")]
-            return evs if len(evs) >= n else None
-
-        evs = wait_for(all_done, timeout=args.provision_timeout * n, interval=1.0, what="provisions")
-        durs = [float(e["elapsedMs"]) for e in evs if e["state"] == "completed"]
-        t_last = max(iso_ms(e["at"]) for e in evs)
-        R["provision"] = {"status": "measured", "n": n, "probe_s": probe_s,
-                          "completed": len(durs), "failed": sum(1 for e in evs if e["state"] == "failed"),
-                          "per_provision_p50_s": (pct(durs, 50) or 0) / 1000.0,
-                          "per_provision_p99_s": (pct(durs, 99) or 0) / 1000.0,
-                          "wall_s": t_last - min(sent.values()),
-                          "fly_calls": st.fly.stats()["calls"]}
+        routes = {}
+        for r in runs:
+            for k, v in r["fly_calls_by_route"].items():
+                routes[k] = routes.get(k, 0) + v
+        steps = {s: pct([r["steps_ms"][s] for r in ok if s in r["steps_ms"]], 50) for s in PROVISION_STEPS}
+        return {
+            "latency_ms": latency_ms, "n": n, "completed": len(ok),
+            "failed": sum(1 for r in runs if r["state"] != "completed"),
+            "total_p50_ms": pct(col("total_ms"), 50), "total_p99_ms": pct(col("total_ms"), 99),
+            "total_mean_ms": statistics.mean(col("total_ms")) if ok else None,
+            "wait_p50_ms": pct(col("wait_ms"), 50), "wait_p99_ms": pct(col("wait_ms"), 99),
+            "excl_boot_p50_ms": pct(col("excl_boot_ms"), 50), "excl_boot_p99_ms": pct(col("excl_boot_ms"), 99),
+            "publish_to_final_p50_ms": pct(col("publish_to_final_ms"), 50),
+            "step_p50_ms": steps,
+            "ssh_connections_thopter": mean_of(lambda r: r["sshd"]["thopter"]["connections"]),
+            "ssh_connections_gc": mean_of(lambda r: r["sshd"]["gc"]["connections"]),
+            "ssh_exec_thopter": mean_of(lambda r: r["sshd"]["thopter"]["exec_channels"]),
+            "ssh_exec_gc": mean_of(lambda r: r["sshd"]["gc"]["exec_channels"]),
+            "ssh_sftp_thopter": mean_of(lambda r: r["sshd"]["thopter"]["sftp_channels"]),
+            "ssh_sftp_gc": mean_of(lambda r: r["sshd"]["gc"]["sftp_channels"]),
+            "fly_calls_per_provision": mean_of(lambda r: r["fly_calls"]),
+            "consumer_cpu_ms_per_provision": mean_of(lambda r: r["consumer_cpu_ms"]),
+            "fly_calls_by_route_per_provision": {k: v / float(len(runs)) for k, v in sorted(routes.items())},
+            "warmup": per[0], "provisions": runs,
+            "vmhwm_kb": hwm, "fake_timings": st.fly.get_config().get("timings"),
+        }
     finally:
+        if tail is not None:
+            try:
+                tail.close()
+            except Exception:
+                pass
         st.close()
+
+
+def scenario_provision(args, R):
+    if not args.provision:
+        R["provision"] = {"status": "skipped", "why": "skipped: --no-provision"}
+        return
+    if os.geteuid() != 0:
+        R["provision"] = {"status": "skipped",
+                          "why": "skipped: needs root (the harness adds a user, runs sshd and a mount "
+                                 "namespace); run as root or pass --no-provision"}
+        log("provision: skipped (not root)")
+        return
+    from provision_harness import ThopterHosts
+    hosts = track(ThopterHosts())
+    hosts.stop = hosts.close
+    try:
+        out = {"status": "measured", "runs": []}
+        for k, lat in enumerate(args.provision_latency_ms):
+            log("provision: %d provisions one after another, %d ms per fly call ..." % (args.provision_n, lat))
+            r = provision_once(args, hosts, lat, args.provision_n, issue_base=1000 * (k + 1))
+            out["runs"].append(r)
+            log("  total p50 %.0f ms p99 %.0f ms, wait p50 %.0f ms; %d/%d completed" % (
+                r["total_p50_ms"] or 0, r["total_p99_ms"] or 0, r["wait_p50_ms"] or 0, r["completed"], r["n"]))
+        R["provision"] = out
+    finally:
+        untrack(hosts)
+        hosts.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -726,11 +883,9 @@ def build_rows(R):
     P = R.get("provision")
     if P:
         if P.get("status") == "measured":
-            rows.append(("provision", "per provision p50 / p99 (serial, 1 in flight)",
-                         "%.2f / %.2f s" % (P["per_provision_p50_s"], P["per_provision_p99_s"]), "", "",
-                         "%d completed, %d failed, %d fly calls" % (P["completed"], P["failed"], P["fly_calls"])))
+            rows += provision_rows(P)
         else:
-            rows.append(("provision", "provision rows", "NOT MEASURED YET", "", "—", P.get("why", "")))
+            rows.append(("provision", "provision rows", "not measured", "", "—", P.get("why", "")))
     M = R.get("memory")
     if M:
         rows.append(("memory", "peak RSS (VmHWM) idle, after assignment", fmt(M["idle_mb"], "%.1f MB"),
@@ -741,6 +896,70 @@ def build_rows(R):
                      "< %d MB" % TARGETS["peak_rss_mb"],
                      verdict(M["load_mb"] < TARGETS["peak_rss_mb"]) if M["load_mb"] is not None else "—",
                      M["load_from"]))
+    if P and P.get("status") == "measured":
+        rs = P["runs"]
+        top = max(rs, key=lambda r: r["vmhwm_kb"] or 0)
+        rows.append(("memory", "peak RSS (VmHWM) of the provision consumer", fmt(mb(top["vmhwm_kb"]), "%.1f MB"),
+                     "< %d MB" % TARGETS["peak_rss_mb"],
+                     verdict(mb(top["vmhwm_kb"]) < TARGETS["peak_rss_mb"]) if top["vmhwm_kb"] else "—",
+                     "after %s" % ", ".join("%d+1 provisions at %d ms fly: %.1f MB" % (
+                         r["n"], r["latency_ms"], mb(r["vmhwm_kb"])) for r in rs)))
+    return rows
+
+
+# The original agent-manager, itemised from shared/reference/original-agent-manager.md §2 and §4
+# (each item is its own flyctl process; each SSH/SFTP one opens its own SSH connection).
+ORIGINAL = {
+    "ssh_sessions": 22,   # ~10 log lines, GC copy 5 (tar, sftp get, sftp put, untar, rm), git 3, files 3, launch 1
+    "api_processes": 4,   # volumes list, machine run, machines list (exists?), machines list (GC); +1 volume create
+}
+
+
+def provision_rows(P):
+    rows = []
+    runs = P["runs"]
+    for r in runs:
+        lat = "%d ms fly" % r["latency_ms"]
+        steps = r["step_p50_ms"]
+        rows.append(("provision", "started→completed p50 / p99 (%s)" % lat,
+                     "%s / %s ms" % (fmt(r["total_p50_ms"], "%.0f"), fmt(r["total_p99_ms"], "%.0f")), "", "",
+                     "%d of %d completed (%d failed), one at a time; step p50s (ms): %s; consumer CPU %s ms "
+                     "per provision; publish→completed p50 %s ms (adds the Kafka leg)" % (
+                         r["completed"], r["n"], r["failed"],
+                         ", ".join("%s %s" % (k, fmt(steps.get(k), "%.0f")) for k in PROVISION_STEPS),
+                         fmt(r["consumer_cpu_ms_per_provision"], "%.1f"),
+                         fmt(r["publish_to_final_p50_ms"], "%.0f"))))
+        rows.append(("provision", "wait step p50 / p99 (%s)" % lat,
+                     "%s / %s ms" % (fmt(r["wait_p50_ms"], "%.0f"), fmt(r["wait_p99_ms"], "%.0f")), "", "",
+                     "fake boot (create %d + start %d ms) + machine wait call + SSH connect to the thopter" % (
+                         (r["fake_timings"] or {}).get("create_ms", 0), (r["fake_timings"] or {}).get("start_ms", 0))))
+        rows.append(("provision", "excluding the boot: total − wait, p50 / p99 (%s)" % lat,
+                     "%s / %s ms" % (fmt(r["excl_boot_p50_ms"], "%.0f"), fmt(r["excl_boot_p99_ms"], "%.0f")), "", "",
+                     "per provision; the consumer's own work plus fly calls and remote commands"))
+    r = runs[0]
+    conn_ok = all(x["ssh_connections_thopter"] == 1 and x["ssh_connections_gc"] == 1 for x in runs)
+    rows.append(("provision", "SSH connections per provision (thopter + GC)",
+                 "%s + %s" % (fmt(r["ssh_connections_thopter"], "%g"), fmt(r["ssh_connections_gc"], "%g")),
+                 "1 + 1", verdict(conn_ok),
+                 "'Accepted publickey' lines in each sshd's log per provision, mean over all runs' provisions "
+                 "(%s); original: ~%d flyctl SSH/SFTP processes, each its own connection" % (
+                     "; ".join("%d ms: %g + %g" % (x["latency_ms"], x["ssh_connections_thopter"],
+                                                   x["ssh_connections_gc"]) for x in runs),
+                     ORIGINAL["ssh_sessions"])))
+    ex = r["ssh_exec_thopter"] + r["ssh_exec_gc"]
+    sf = r["ssh_sftp_thopter"] + r["ssh_sftp_gc"]
+    rows.append(("provision", "SSH round trips (channels) per provision",
+                 "%g (%g exec + %g sftp)" % (ex + sf, ex, sf), "", "",
+                 "sshd VERBOSE 'Starting session: command' (exec channels: thopter %g, GC %g) + "
+                 "'Starting session: subsystem sftp' (thopter %g, GC %g); all over the 2 connections above; "
+                 "original: ~%d sessions, each a new process + connection + handshake" % (
+                     r["ssh_exec_thopter"], r["ssh_exec_gc"], r["ssh_sftp_thopter"], r["ssh_sftp_gc"],
+                     ORIGINAL["ssh_sessions"])))
+    rows.append(("provision", "fly API calls per provision", "%g" % r["fly_calls_per_provision"], "", "",
+                 "%s; original: %d–%d flyctl API processes plus the API calls inside each `fly ssh` "
+                 "(~%d), and readiness polling every 2 s" % (
+                     ", ".join("%s %g" % (k, v) for k, v in r["fly_calls_by_route_per_provision"].items()),
+                     ORIGINAL["api_processes"], ORIGINAL["api_processes"] + 1, ORIGINAL["ssh_sessions"])))
     return rows
 
 
@@ -757,6 +976,10 @@ def memory_summary(R):
             load.append((R[k]["vmhwm_load_kb"], "after %s run" % k))
     if "latency" in R:
         load.append((R["latency"]["vmhwm_kb"], "after latency run"))
+    P = R.get("provision")
+    if P and P.get("status") == "measured":
+        for r in P["runs"]:
+            load.append((r["vmhwm_kb"], "after provision run (%d ms fly)" % r["latency_ms"]))
     if not idle and not load:
         return None
     i = max(idle) if idle else (None, "")
@@ -832,16 +1055,24 @@ def main():
     ap.add_argument("--consumer-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra consumer environment in every scenario (diagnostics, e.g. THOPTER_LOG_LEVEL=debug "
                          "with -X debug=consumer to count pause/resume cycles)")
-    ap.add_argument("--provision", action="store_true", help="measure provisioning (needs a working provision consumer)")
-    ap.add_argument("--provision-n", type=int, default=5)
-    ap.add_argument("--provision-timeout", type=float, default=120.0)
+    ap.add_argument("--provision", dest="provision", action="store_true", default=None,
+                    help="measure provisioning (default: on when running as root, which it needs)")
+    ap.add_argument("--no-provision", dest="provision", action="store_false", help="skip provisioning")
+    ap.add_argument("--provision-n", type=int, default=10,
+                    help="provision: measured provisions per run, one after another (10; plus 1 warm-up)")
+    ap.add_argument("--provision-latency-ms", default="0,50",
+                    help="provision: one run per fake fly latency, comma-separated (0,50)")
+    ap.add_argument("--provision-timeout", type=float, default=60.0, help="provision: per request (60 s)")
     ap.add_argument("--provision-env", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra consumer environment for --provision (e.g. THOPTER_SSH_HOST=...)")
+                    help="extra consumer environment for the provision runs")
     ap.add_argument("--results-dir", default=os.path.join(HERE, "results"))
     ap.add_argument("--no-write", action="store_true", help="print only; write no results files")
     ap.add_argument("--keep-logs", action="store_true", help="keep the consumers' log files")
     args = ap.parse_args()
 
+    if args.provision is None:
+        args.provision = os.geteuid() == 0
+    args.provision_latency_ms = [int(x) for x in args.provision_latency_ms.split(",") if x.strip()]
     if args.lat_variant is None:
         args.lat_variant = ["fetch.wait.max.ms=10"]
     elif args.lat_variant == ["none"]:
@@ -851,6 +1082,7 @@ def main():
         args.lat_n = min(args.lat_n, 40)
         args.dlq_n = min(args.dlq_n, 2000)
         args.destroy_n = min(args.destroy_n, 200)
+        args.provision_n = min(args.provision_n, 3)
     args.build_dir = os.path.abspath(args.build_dir)
     for b in ("thopter-consumer", "thopter-devbroker"):
         if not os.access(os.path.join(args.build_dir, b), os.X_OK):
