@@ -285,8 +285,13 @@ def bulk_once(args, conc, n, latency_ms):
         pid = c.proc.pid
         idle_hwm = status_kb(pid, "VmHWM")
         cpu0 = cpu_seconds(pid)
+        # The clock starts when the first request is in Kafka (acknowledged):
+        # the consumer cannot start before that, and this Python producer's
+        # own batching of the rest is not the consumer's time.
+        st.kafka.produce(DESTROY, {"thopterId": ids[0], "reason": "bench"}, key=ids[0])
+        st.kafka.flush()
         t0 = time.time()
-        for i in ids:
+        for i in ids[1:]:
             st.kafka.produce(DESTROY, {"thopterId": i, "reason": "bench"}, key=i)
         st.kafka.flush()
         t_flushed = time.time()

@@ -38,8 +38,8 @@
 #include <string.h>
 
 /* Unacknowledged dead letters: pause at HIGH, resume at LOW. */
-#define DLQ_WAITING_HIGH  10000
-#define DLQ_WAITING_LOW   2500
+#define DLQ_WAITING_HIGH  2000
+#define DLQ_WAITING_LOW   500
 #define RECOMMIT_EVERY_MS 1000
 
 struct kafka_loop {
@@ -443,6 +443,29 @@ static int apply_pause(struct kafka_loop *loop, rd_kafka_topic_partition_list_t 
 
 /* With hysteresis: a paused loop stays paused until the queue has drained
  * to the low mark, so each resume buys a batch of records, not one. */
+/* librdkafka 2.0.2 starts fetching a resumed partition only when its broker
+ * thread next looks (up to a second later when no fetch is outstanding). A
+ * seek to the position it would resume from anyway wakes it now. */
+static void kick_fetch(struct kafka_loop *loop, rd_kafka_topic_partition_list_t *parts) {
+        rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(parts);
+        rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(pos->cnt);
+
+        if (rd_kafka_position(loop->rk, pos) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                for (int i = 0; i < pos->cnt; i++)
+                        if (pos->elems[i].offset >= 0)
+                                rd_kafka_topic_partition_list_add(seek, pos->elems[i].topic,
+                                                                  pos->elems[i].partition)
+                                    ->offset = pos->elems[i].offset;
+        }
+        if (seek->cnt) {
+                rd_kafka_error_t *e = rd_kafka_seek_partitions(loop->rk, seek, 0);
+                if (e)
+                        rd_kafka_error_destroy(e);
+        }
+        rd_kafka_topic_partition_list_destroy(seek);
+        rd_kafka_topic_partition_list_destroy(pos);
+}
+
 static int want_pause(struct kafka_loop *loop) {
         int full;
         pthread_mutex_lock(&loop->lock);
@@ -467,6 +490,8 @@ static void update_pause(struct kafka_loop *loop) {
         if (rd_kafka_assignment(loop->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
                 return; /* try again on the next tick */
         int ok = !parts->cnt || apply_pause(loop, parts, want) == 0;
+        if (ok && !want && parts->cnt)
+                kick_fetch(loop, parts);
         rd_kafka_topic_partition_list_destroy(parts);
         if (!ok)
                 return;
