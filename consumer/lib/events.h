@@ -1,8 +1,9 @@
 /* events.h - status events on thopter.events (contract section 3).
  *
- * One JSON object per state change, keyed by requestId. Events are for
- * dashboards and people: they are sent without waiting for the broker, and
- * a lost event never holds up a request.
+ * One JSON object per state change, keyed by requestId. events_emit() sends
+ * without waiting for the broker (started, step, retrying, waiting_*); the
+ * Kafka loop sends the final event (completed or failed) itself and commits
+ * the record only once that event is acknowledged (kafka_loop.c).
  */
 #ifndef THOPTER_EVENTS_H
 #define THOPTER_EVENTS_H

@@ -41,9 +41,17 @@ struct job {
         char region[32];
         int attempt; /* counts from 1 */
         struct err failure; /* why it is being dead-lettered */
-        int dlq_tries;      /* dead-letter sends that failed */
-        int dlq_reduced;    /* send the reduced form (the original was too big) */
-        int64_t dlq_next_ms; /* monotonic time of the next send */
+
+        /* Finishing (owned by the Kafka loop): the final event, and for a
+         * failure the dead letter, must be acknowledged before the offset
+         * may be committed. */
+        int final_failed;    /* the final event is "failed" (and a dead letter goes too) */
+        int event_done, dlq_done;   /* acknowledged */
+        int event_retry, dlq_retry; /* to send again */
+        int in_resend;       /* on the loop's resend list */
+        int send_tries;      /* sends that failed */
+        int dlq_reduced;     /* send the reduced form (the original was too big) */
+        int64_t next_send_ms; /* monotonic time of the next send */
 
         /* Owned by the Kafka loop. */
         struct kafka_loop *loop;

@@ -10,9 +10,9 @@
  * rd_kafka_queue_yield(), so a finished job is committed (and a paused
  * partition resumed) without waiting for the poll timeout.
  *
- *   poll -> prepare --invalid--> dead letter --ack--> done
- *                   \--valid---> pending -> worker -> run --ok----> done
- *                                                        \--fail--> dead letter --ack--> done
+ *   poll -> prepare --invalid--> "failed" event + dead letter --both acked--> done
+ *                   \--valid---> pending -> worker -> run --ok----> "completed" event --acked--> done
+ *                                                        \--fail--> "failed" event + dead letter --both acked--> done
  *   done -> offset_tracker_finish -> commit the contiguous prefix
  *
  * Intake is paused while the queue is full (hysteresis between prefetch_low
@@ -37,9 +37,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Unacknowledged dead letters: pause at HIGH, resume at LOW. */
-#define DLQ_WAITING_HIGH  2000
-#define DLQ_WAITING_LOW   500
+/* Records whose final event or dead letter is not yet acknowledged: pause
+ * at HIGH, resume at LOW (bounds memory on the dead-letter path). */
+#define FINISHING_HIGH 2000
+#define FINISHING_LOW  500
 #define RECOMMIT_EVERY_MS 1000
 
 struct kafka_loop {
@@ -62,7 +63,7 @@ struct kafka_loop {
         struct job *done_head;
         struct job *resend_head; /* dead letters to send again */
         struct job **running;    /* max_in_flight slots */
-        int n_pending, n_running, n_dlq_waiting;
+        int n_pending, n_running, n_finishing;
         int workers_exit;
         pthread_t *workers;
         int n_workers;
@@ -159,80 +160,141 @@ void kafka_loop_emit(struct kafka_loop *loop,
 }
 
 /* ------------------------------------------------------------------ */
-/* Dead letters */
+/* Finishing: the final event and, for a failure, the dead letter
+ *
+ * A record is finished, and its offset may be committed, once the broker has
+ * acknowledged its final status event ("completed" or "failed") and, for a
+ * failure, its dead letter. Committing first would let a crash lose them for
+ * good: the record would not be redelivered to send them again. A send that
+ * fails is retried with growing pauses (a dead letter too big for the topic
+ * is sent reduced); meanwhile the offset stays uncommitted and /readyz says so.
+ */
 
+enum resend_kind { RESEND_EVENT, RESEND_DLQ };
+
+static void send_final_event(struct kafka_loop *loop, struct job *job);
 static void send_dead_letter(struct kafka_loop *loop, struct job *job);
 
 static int too_large(rd_kafka_resp_err_t e) {
         return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
 }
 
-/* Lock held. A dead letter that failed goes back for another send: at once
- * in its reduced form when it was too big, else after a growing pause, so
- * a permanent fault (topic missing, not authorised) does not spin. */
-static void requeue_dead_letter(struct kafka_loop *loop, struct job *job, rd_kafka_resp_err_t e, const char *why) {
-        if (too_large(e) && !job->dlq_reduced) {
-                job->dlq_reduced = 1;
-                job->dlq_next_ms = 0;
-                log_write(LOG_WARN, loop->name, job->request_id,
-                          "dead letter too large for %s (%zu bytes): sending it reduced", loop->dlq_topic,
-                          job->value_len);
-        } else {
-                long delay = 1000L << (job->dlq_tries < 6 ? job->dlq_tries : 6);
-                job->dlq_tries++;
-                job->dlq_next_ms = clock_mono_ms() + delay;
-                if (job->dlq_tries == 1 || job->dlq_tries % 10 == 0)
-                        log_write(LOG_ERROR, loop->name, job->request_id,
-                                  "dead letter to %s failed (%d time(s)): %s; next try in %ld ms; "
-                                  "its offset stays uncommitted", loop->dlq_topic, job->dlq_tries, why, delay);
-                metrics_inc("thopter_dead_letter_send_failures_total", loop->labels, 1);
-        }
-        job->next = loop->resend_head;
-        loop->resend_head = job;
+/* Lock held. */
+static void maybe_finished(struct kafka_loop *loop, struct job *job) {
+        if (!job->event_done || (job->final_failed && !job->dlq_done) || job->in_resend)
+                return;
+        loop->n_finishing--;
+        push_done(loop, job);
+        pthread_cond_broadcast(&loop->idle_cond);
 }
 
-static void on_dead_letter_acked(void *arg, rd_kafka_resp_err_t rkerr) {
-        struct job *job = arg;
+/* Lock held. */
+static void requeue(struct kafka_loop *loop, struct job *job, enum resend_kind kind, rd_kafka_resp_err_t e,
+                    const char *why) {
+        const char *what = kind == RESEND_DLQ ? "dead letter" : "final event";
+        const char *topic = kind == RESEND_DLQ ? loop->dlq_topic : loop->events_topic;
+
+        if (kind == RESEND_DLQ && too_large(e) && !job->dlq_reduced) {
+                job->dlq_reduced = 1;
+                job->next_send_ms = 0;
+                log_write(LOG_WARN, loop->name, job->request_id,
+                          "dead letter too large for %s (%zu bytes): sending it reduced", topic, job->value_len);
+        } else {
+                long delay = 1000L << (job->send_tries < 6 ? job->send_tries : 6);
+                job->send_tries++;
+                job->next_send_ms = clock_mono_ms() + delay;
+                if (job->send_tries == 1 || job->send_tries % 10 == 0)
+                        log_write(LOG_ERROR, loop->name, job->request_id,
+                                  "%s to %s failed (%d time(s)): %s; next try in %ld ms; "
+                                  "its offset stays uncommitted", what, topic, job->send_tries, why, delay);
+                metrics_inc(kind == RESEND_DLQ ? "thopter_dead_letter_send_failures_total"
+                                               : "thopter_event_send_failures_total",
+                            loop->labels, 1);
+        }
+        if (kind == RESEND_DLQ)
+                job->dlq_retry = 1;
+        else
+                job->event_retry = 1;
+        if (!job->in_resend) {
+                job->in_resend = 1;
+                job->next = loop->resend_head;
+                loop->resend_head = job;
+        }
+}
+
+static void on_sent(struct job *job, enum resend_kind kind, rd_kafka_resp_err_t rkerr) {
         struct kafka_loop *loop = job->loop;
 
         pthread_mutex_lock(&loop->lock);
-        if (rkerr) {
-                requeue_dead_letter(loop, job, rkerr, rd_kafka_err2str(rkerr));
-        } else {
-                loop->n_dlq_waiting--;
-                push_done(loop, job);
-        }
-        pthread_cond_broadcast(&loop->idle_cond);
+        if (rkerr)
+                requeue(loop, job, kind, rkerr, rd_kafka_err2str(rkerr));
+        else if (kind == RESEND_DLQ)
+                job->dlq_done = 1;
+        else
+                job->event_done = 1;
+        maybe_finished(loop, job);
         pthread_mutex_unlock(&loop->lock);
         wake_poll(loop);
 }
 
-/* n_dlq_waiting was already counted for this job. */
-static void send_dead_letter(struct kafka_loop *loop, struct job *job) {
+static void on_event_acked(void *arg, rd_kafka_resp_err_t rkerr) {
+        on_sent(arg, RESEND_EVENT, rkerr);
+}
+
+static void on_dead_letter_acked(void *arg, rd_kafka_resp_err_t rkerr) {
+        on_sent(arg, RESEND_DLQ, rkerr);
+}
+
+static void send_final_event(struct kafka_loop *loop, struct job *job) {
         struct err err = {0};
-        if (dlq_publish(loop->producer, loop->dlq_topic, job, &job->failure, job->attempt,
-                        on_dead_letter_acked, job, &err) == -1) {
+        const struct err *f = job->final_failed ? &job->failure : NULL;
+        char *json = events_json(job, job->final_failed ? "failed" : "completed", f ? f->step : NULL, f,
+                                 clock_wall_ms(), clock_mono_ms());
+        int rc = json ? producer_send(loop->producer, loop->events_topic, job->request_id,
+                                      strlen(job->request_id), json, strlen(json), NULL, on_event_acked, job,
+                                      &err)
+                      : err_set(&err, ERR_TRANSIENT, 0, "out of memory");
+        free(json);
+        if (rc == -1) {
                 pthread_mutex_lock(&loop->lock);
-                requeue_dead_letter(loop, job, (rd_kafka_resp_err_t)err.code, err.msg);
+                requeue(loop, job, RESEND_EVENT, (rd_kafka_resp_err_t)err.code, err.msg);
                 pthread_mutex_unlock(&loop->lock);
                 wake_poll(loop);
         }
 }
 
-static void dead_letter(struct kafka_loop *loop, struct job *job, const struct err *failure) {
-        job->failure = *failure;
-        log_write(LOG_WARN, loop->name, job->request_id,
-                  "dead-lettering %s [%" PRId32 "] @%" PRId64 ": %s at step %s: %s", job->topic,
-                  job->partition, job->offset, err_class_name(failure->cls), failure->step,
-                  failure->msg);
-        char labels[256];
-        snprintf(labels, sizeof(labels), "topic=\"%s\",class=\"%s\"", job->topic,
-                 err_class_name(failure->cls ? failure->cls : ERRC_INTERNAL));
-        metrics_inc("thopter_dead_letters_total", labels, 1);
+static void send_dead_letter(struct kafka_loop *loop, struct job *job) {
+        struct err err = {0};
+        if (dlq_publish(loop->producer, loop->dlq_topic, job, &job->failure, job->attempt,
+                        on_dead_letter_acked, job, &err) == -1) {
+                pthread_mutex_lock(&loop->lock);
+                requeue(loop, job, RESEND_DLQ, (rd_kafka_resp_err_t)err.code, err.msg);
+                pthread_mutex_unlock(&loop->lock);
+                wake_poll(loop);
+        }
+}
+
+/* Send what finishes @p job: its final event, and for a failure
+ * (@p failure not NULL) its dead letter. */
+static void finish(struct kafka_loop *loop, struct job *job, const struct err *failure) {
+        if (failure) {
+                job->final_failed = 1;
+                job->failure = *failure;
+                log_write(LOG_WARN, loop->name, job->request_id,
+                          "dead-lettering %s [%" PRId32 "] @%" PRId64 ": %s at step %s: %s", job->topic,
+                          job->partition, job->offset, err_class_name(failure->cls), failure->step,
+                          failure->msg);
+                char labels[256];
+                snprintf(labels, sizeof(labels), "topic=\"%s\",class=\"%s\"", job->topic,
+                         err_class_name(failure->cls ? failure->cls : ERRC_INTERNAL));
+                metrics_inc("thopter_dead_letters_total", labels, 1);
+        }
         pthread_mutex_lock(&loop->lock);
-        loop->n_dlq_waiting++;
+        loop->n_finishing++;
         pthread_mutex_unlock(&loop->lock);
-        send_dead_letter(loop, job);
+        send_final_event(loop, job);
+        if (failure)
+                send_dead_letter(loop, job);
 }
 
 /* ------------------------------------------------------------------ */
@@ -291,26 +353,23 @@ static void *worker_main(void *arg) {
                         log_write(LOG_WARN, loop->name, job->request_id,
                                   "abandoned at shutdown; it will be redelivered");
                 } else if (rc == 0) {
-                        kafka_loop_emit(loop, job, "completed", NULL, NULL);
                         log_write(LOG_INFO, loop->name, job->request_id,
                                   "completed %s [%" PRId32 "] @%" PRId64 " in %.3f s", job->topic,
                                   job->partition, job->offset, secs);
-                } else {
-                        if (err.cls == ERRC_NONE)
-                                err_classify(&err, ERRC_INTERNAL, err.step[0] ? err.step : "internal");
-                        kafka_loop_emit(loop, job, "failed", err.step, &err);
+                } else if (err.cls == ERRC_NONE) {
+                        err_classify(&err, ERRC_INTERNAL, err.step[0] ? err.step : "internal");
                 }
 
                 pthread_mutex_lock(&loop->lock);
                 loop->running[slot] = NULL;
                 loop->n_running--;
                 metrics_set("thopter_in_flight", loop->labels, loop->n_running);
-                if (rc == -1 && !job->abandoned) {
-                        pthread_mutex_unlock(&loop->lock);
-                        dead_letter(loop, job, &err);
-                        pthread_mutex_lock(&loop->lock);
-                } else {
+                if (job->abandoned) {
                         push_done(loop, job);
+                } else {
+                        pthread_mutex_unlock(&loop->lock);
+                        finish(loop, job, rc == 0 ? NULL : &err);
+                        pthread_mutex_lock(&loop->lock);
                 }
                 /* A job with the same key may be runnable now. */
                 pthread_cond_broadcast(&loop->cond);
@@ -395,8 +454,9 @@ static void process_done(struct kafka_loop *loop) {
                 struct job **pp = &loop->resend_head;
                 while (*pp) {
                         struct job *j = *pp;
-                        if (j->dlq_next_ms <= now) {
+                        if (j->next_send_ms <= now) {
                                 *pp = j->next;
+                                j->in_resend = 0;
                                 j->next = resend;
                                 resend = j;
                         } else {
@@ -422,7 +482,14 @@ static void process_done(struct kafka_loop *loop) {
                 struct job *job = resend;
                 resend = job->next;
                 job->next = NULL;
-                send_dead_letter(loop, job);
+                pthread_mutex_lock(&loop->lock);
+                int event = job->event_retry, dlq = job->dlq_retry;
+                job->event_retry = job->dlq_retry = 0;
+                pthread_mutex_unlock(&loop->lock);
+                if (event)
+                        send_final_event(loop, job);
+                if (dlq)
+                        send_dead_letter(loop, job);
         }
         if (now - loop->last_recommit_ms >= RECOMMIT_EVERY_MS) {
                 offset_tracker_foreach_uncommitted(loop->tracker, recommit_cb, loop);
@@ -472,10 +539,10 @@ static int want_pause(struct kafka_loop *loop) {
         int taken = loop->n_pending + loop->n_running;
         if (loop->paused_applied)
                 full = taken > loop->max_in_flight + loop->prefetch_low - (loop->prefetch_high == 0) ||
-                       loop->n_dlq_waiting > DLQ_WAITING_LOW;
+                       loop->n_finishing > FINISHING_LOW;
         else
                 full = taken >= loop->max_in_flight + loop->prefetch_high ||
-                       loop->n_dlq_waiting >= DLQ_WAITING_HIGH;
+                       loop->n_finishing >= FINISHING_HIGH;
         pthread_mutex_unlock(&loop->lock);
         return full || atomic_load(&loop->stopping) || atomic_load(&loop->hold) ||
                (loop->breaker && breaker_is_open(loop->breaker));
@@ -511,7 +578,7 @@ static int drain(struct kafka_loop *loop, int64_t deadline) {
                 atomic_store(&loop->last_poll_ms, clock_mono_ms());
                 process_done(loop);
                 pthread_mutex_lock(&loop->lock);
-                idle = loop->n_running == 0 && loop->n_dlq_waiting == 0;
+                idle = loop->n_running == 0 && loop->n_finishing == 0;
                 if (!idle && clock_mono_ms() < deadline) {
                         struct timespec ts;
                         clock_gettime(CLOCK_REALTIME, &ts);
@@ -668,6 +735,8 @@ struct kafka_loop *kafka_loop_new(const struct kafka_loop_opts *opts,
         metrics_describe("thopter_dead_letters_total", METRICS_COUNTER, "Dead letters by class");
         metrics_describe("thopter_dead_letter_send_failures_total", METRICS_COUNTER,
                          "Dead-letter sends that failed (their offsets stay uncommitted)");
+        metrics_describe("thopter_event_send_failures_total", METRICS_COUNTER,
+                         "Final status events not acknowledged (their offsets stay uncommitted)");
         metrics_describe("thopter_rebalances_total", METRICS_COUNTER, "Rebalance callbacks");
         metrics_describe("thopter_commit_failures_total", METRICS_COUNTER, "Offset commits that failed");
         metrics_describe("thopter_last_commit_timestamp_seconds", METRICS_GAUGE,
@@ -743,8 +812,7 @@ static void on_message(struct kafka_loop *loop, rd_kafka_message_t *rkm) {
         if (loop->handler.prepare(job, loop->handler.opaque, &err) == -1) {
                 if (err.cls == ERRC_NONE)
                         err_classify(&err, ERRC_INVALID_REQUEST, "validate");
-                kafka_loop_emit(loop, job, "failed", err.step, &err);
-                dead_letter(loop, job, &err);
+                finish(loop, job, &err);
                 return;
         }
         pthread_mutex_lock(&loop->lock);
@@ -787,7 +855,7 @@ int kafka_loop_run(struct kafka_loop *loop) {
                                          "(up to %ld ms)", loop->drain_timeout_ms);
                         }
                         pthread_mutex_lock(&loop->lock);
-                        int idle = loop->n_running == 0 && loop->n_dlq_waiting == 0 && !loop->n_pending;
+                        int idle = loop->n_running == 0 && loop->n_finishing == 0 && !loop->n_pending;
                         pthread_mutex_unlock(&loop->lock);
                         if (idle)
                                 break;
@@ -860,11 +928,11 @@ int kafka_loop_ready(struct kafka_loop *loop, int timeout_ms, char *why, size_t 
         int stuck = 0;
         pthread_mutex_lock(&loop->lock);
         for (struct job *j = loop->resend_head; j; j = j->next)
-                stuck += j->dlq_tries >= 3;
+                stuck += j->send_tries >= 3;
         pthread_mutex_unlock(&loop->lock);
         if (stuck) {
-                snprintf(why, cap, "%s: %d dead letter(s) cannot be delivered to %s", loop->name, stuck,
-                         loop->dlq_topic);
+                snprintf(why, cap, "%s: %d dead letter(s) or final event(s) cannot be delivered", loop->name,
+                         stuck);
                 return 0;
         }
         e = rd_kafka_metadata(loop->rk, 0, NULL, &md, timeout_ms);

@@ -7,8 +7,9 @@
  * assignment while the loop is full (max_in_flight running plus a queue
  * that fills to prefetch_high, with hysteresis down to prefetch_low) (and keeps polling, so the group
  * membership and max.poll.interval.ms stay healthy), and commits a
- * partition's contiguous finished prefix. A record is finished when its work
- * completed or its dead letter was acknowledged by the broker.
+ * partition's contiguous finished prefix. A record is finished when the
+ * broker acknowledged its final status event ("completed" after its work,
+ * or "failed") and, for a failure, its dead letter.
  *
  * Rebalances are eager (range): on revoke, queued records are dropped (they
  * are redelivered to the new owner), running ones get up to the drain
