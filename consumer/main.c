@@ -50,15 +50,19 @@ static int probe_fly(void *arg, struct err *err) {
         return rc;
 }
 
-static rd_kafka_conf_t *loop_conf(const struct config *cfg, const char *client_id, struct err *err) {
-        rd_kafka_conf_t *conf = kafka_conf_new(cfg->kafka_brokers, cfg->kafka_props, cfg->n_kafka_props, err);
+static rd_kafka_conf_t *
+loop_conf(const struct config *cfg, const char *client_id, struct err *err) {
+        rd_kafka_conf_t *conf = kafka_conf_new(
+            cfg->kafka_brokers, cfg->kafka_props, cfg->n_kafka_props, err);
         if (!conf)
                 return NULL;
         /* An idle partition's fetch is held by the broker for
          * fetch.wait.max.ms, and a resumed partition waits for that fetch to
          * come back: 100 ms instead of 500 keeps resumes prompt. */
-        if (kafka_conf_default(conf, cfg->kafka_props, cfg->n_kafka_props, "client.id", client_id, err) == -1 ||
-            kafka_conf_default(conf, cfg->kafka_props, cfg->n_kafka_props, "fetch.wait.max.ms", "100", err) == -1) {
+        if (kafka_conf_default(conf, cfg->kafka_props, cfg->n_kafka_props,
+                               "client.id", client_id, err) == -1 ||
+            kafka_conf_default(conf, cfg->kafka_props, cfg->n_kafka_props,
+                               "fetch.wait.max.ms", "100", err) == -1) {
                 rd_kafka_conf_destroy(conf);
                 return NULL;
         }
@@ -126,7 +130,8 @@ int main(int argc, char **argv) {
                 return 0;
         }
         if (cfg.show_version) {
-                printf(PROG " %s (librdkafka %s)\n", THOPTER_VERSION, rd_kafka_version_str());
+                printf(PROG " %s (librdkafka %s)\n", THOPTER_VERSION,
+                       rd_kafka_version_str());
                 config_free(&cfg);
                 return 0;
         }
@@ -150,11 +155,14 @@ int main(int argc, char **argv) {
         fly = fly_client_new(&fo, &err);
         if (!fly)
                 goto out;
-        breaker = breaker_new(cfg.breaker_threshold, cfg.breaker_probe_ms, probe_fly, fly, &err);
+        breaker = breaker_new(cfg.breaker_threshold, cfg.breaker_probe_ms,
+                              probe_fly, fly, &err);
         if (!breaker)
                 goto out;
         rd_kafka_conf_t *pconf = loop_conf(&cfg, PROG "-producer", &err);
-        if (!pconf || kafka_conf_default(pconf, cfg.kafka_props, cfg.n_kafka_props, "linger.ms", "1", &err) == -1) {
+        if (!pconf ||
+            kafka_conf_default(pconf, cfg.kafka_props, cfg.n_kafka_props,
+                               "linger.ms", "1", &err) == -1) {
                 if (pconf)
                         rd_kafka_conf_destroy(pconf);
                 goto out;
@@ -165,7 +173,8 @@ int main(int argc, char **argv) {
         producer_warm_topic(producer, cfg.dlq_topic, 2000);
         producer_warm_topic(producer, cfg.events_topic, 2000);
 
-        struct retry_policy policy = {cfg.fly_retries, cfg.retry_base_ms, cfg.retry_max_ms};
+        struct retry_policy policy = {cfg.fly_retries, cfg.retry_base_ms,
+                                      cfg.retry_max_ms};
         destroy_svc = (struct job_services){&cfg, fly, breaker, policy, NULL};
         provision_svc = destroy_svc;
 
@@ -178,8 +187,10 @@ int main(int argc, char **argv) {
                 /* On a rebalance the running provision may finish (up to 4
                  * minutes, inside max.poll.interval.ms) rather than be done
                  * twice: the new owner would redo it from the start. */
-                provision_svc.loop = add_loop(&cfg, "provision", cfg.provision_topic, cfg.provision_group, 1, 0,
-                                              0, 240000, &h, producer, breaker, &loops[nloops], &err);
+                provision_svc.loop =
+                    add_loop(&cfg, "provision", cfg.provision_topic,
+                             cfg.provision_group, 1, 0, 0, 240000, &h, producer,
+                             breaker, &loops[nloops], &err);
                 if (!provision_svc.loop)
                         goto out;
                 nloops++;
@@ -187,11 +198,13 @@ int main(int argc, char **argv) {
         if (cfg.role != ROLE_PROVISION) {
                 /* Destroys are tiny and quick: keep a good backlog queued. */
                 int n = cfg.max_concurrent_destroys;
-                int backlog = cfg.destroy_backlog ? cfg.destroy_backlog : 50 * n;
+                int backlog =
+                    cfg.destroy_backlog ? cfg.destroy_backlog : 50 * n;
                 struct job_handler h = destroy_steps_handler(&destroy_svc);
-                destroy_svc.loop = add_loop(&cfg, "destroy", cfg.destroy_topic, cfg.destroy_group, n, backlog,
-                                            backlog * 2 / 5, 0,
-                                            &h, producer, breaker, &loops[nloops], &err);
+                destroy_svc.loop =
+                    add_loop(&cfg, "destroy", cfg.destroy_topic,
+                             cfg.destroy_group, n, backlog, backlog * 2 / 5, 0,
+                             &h, producer, breaker, &loops[nloops], &err);
                 if (!destroy_svc.loop)
                         goto out;
                 nloops++;
@@ -199,21 +212,28 @@ int main(int argc, char **argv) {
 
         if (strcmp(cfg.metrics_addr, "off") != 0) {
                 struct kafka_loop *ls[2] = {loops[0].loop, loops[1].loop};
-                health = health_server_start(cfg.metrics_addr, ls, nloops, &err);
+                health =
+                    health_server_start(cfg.metrics_addr, ls, nloops, &err);
                 if (!health)
                         goto out;
         }
 
         for (int i = 0; i < nloops; i++) {
-                if (pthread_create(&loops[i].thread, NULL, loop_main, &loops[i]) != 0) {
-                        err_set(&err, ERR_PERMANENT, 0, "cannot start the %s loop thread",
+                if (pthread_create(&loops[i].thread, NULL, loop_main,
+                                   &loops[i]) != 0) {
+                        err_set(&err, ERR_PERMANENT, 0,
+                                "cannot start the %s loop thread",
                                 kafka_loop_name(loops[i].loop));
                         goto stop;
                 }
                 loops[i].started = 1;
         }
-        log_info("main", PROG " %s started: role %s, brokers %s, fly API %s, app %s", THOPTER_VERSION,
-                 cfg.role == ROLE_ALL ? "all" : cfg.role == ROLE_PROVISION ? "provision" : "destroy",
+        log_info("main",
+                 PROG " %s started: role %s, brokers %s, fly API %s, app %s",
+                 THOPTER_VERSION,
+                 cfg.role == ROLE_ALL         ? "all"
+                 : cfg.role == ROLE_PROVISION ? "provision"
+                                              : "destroy",
                  cfg.kafka_brokers, cfg.fly_api_base, cfg.app_name);
 
         /* Wait for a signal, or for every loop to end on its own. */
@@ -226,8 +246,10 @@ int main(int argc, char **argv) {
                 if (!running)
                         break;
                 if (sig == SIGTERM || sig == SIGINT) {
-                        log_info("main", "%s: stopping gracefully (again to exit at once)",
-                                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                        log_info(
+                            "main",
+                            "%s: stopping gracefully (again to exit at once)",
+                            sig == SIGTERM ? "SIGTERM" : "SIGINT");
                         break;
                 }
         }
@@ -246,9 +268,13 @@ stop:
                                 break;
                         struct timespec ts = {0, 200 * 1000000L};
                         int sig = sigtimedwait(&sigs, NULL, &ts);
-                        if (sig == SIGTERM || sig == SIGINT || time(NULL) > give_up) {
-                                log_warn("main", "%s: exiting now; uncommitted work will be redelivered",
-                                         sig > 0 ? "second signal" : "shutdown took too long");
+                        if (sig == SIGTERM || sig == SIGINT ||
+                            time(NULL) > give_up) {
+                                log_warn("main",
+                                         "%s: exiting now; uncommitted work "
+                                         "will be redelivered",
+                                         sig > 0 ? "second signal"
+                                                 : "shutdown took too long");
                                 _exit(1);
                         }
                 }
@@ -261,8 +287,10 @@ stop:
                                 /* Workers still inside remote calls use the
                                  * producer and the fly client: exit without
                                  * freeing them. Nothing uncommitted is lost. */
-                                log_warn("main", "exiting with work still in remote calls; "
-                                         "uncommitted requests will be redelivered");
+                                log_warn(
+                                    "main",
+                                    "exiting with work still in remote calls; "
+                                    "uncommitted requests will be redelivered");
                                 _exit(1);
                         }
                         if (loops[i].rc != 0)

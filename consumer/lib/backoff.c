@@ -3,7 +3,11 @@
 
 #include <stdlib.h>
 
-long backoff_delay_ms(int failures, long base_ms, long max_ms, long retry_after_ms, unsigned *seed) {
+long backoff_delay_ms(int failures,
+                      long base_ms,
+                      long max_ms,
+                      long retry_after_ms,
+                      unsigned *seed) {
         long ceiling = base_ms;
         long delay;
 
@@ -11,7 +15,8 @@ long backoff_delay_ms(int failures, long base_ms, long max_ms, long retry_after_
                 ceiling *= 2;
         if (ceiling > max_ms)
                 ceiling = max_ms;
-        delay = ceiling / 2 + (ceiling > 1 ? rand_r(seed) % (ceiling - ceiling / 2 + 1) : 0);
+        delay = ceiling / 2 +
+                (ceiling > 1 ? rand_r(seed) % (ceiling - ceiling / 2 + 1) : 0);
         if (retry_after_ms > 0) {
                 if (retry_after_ms > BACKOFF_RETRY_AFTER_CAP_MS)
                         retry_after_ms = BACKOFF_RETRY_AFTER_CAP_MS;

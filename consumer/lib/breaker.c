@@ -30,8 +30,8 @@ struct breaker {
         void *probe_arg;
         int open;
         int stop;
-        int failures;                  /* consecutive, from distinct jobs */
-        uint64_t jobs[DISTINCT_JOBS];  /* the jobs counted in failures */
+        int failures;                 /* consecutive, from distinct jobs */
+        uint64_t jobs[DISTINCT_JOBS]; /* the jobs counted in failures */
         uint64_t opened;
 };
 
@@ -54,10 +54,13 @@ static void set_open(struct breaker *b, int open, const char *why) {
         if (open) {
                 b->opened++;
                 metrics_inc("thopter_circuit_opened_total", "", 1);
-                log_warn("breaker", "circuit open: %s; consumption paused, probing the fly API every %ld ms",
+                log_warn("breaker",
+                         "circuit open: %s; consumption paused, probing the "
+                         "fly API every %ld ms",
                          why, b->probe_ms);
         } else {
-                log_info("breaker", "circuit closed: %s; consumption resumes", why);
+                log_info("breaker", "circuit closed: %s; consumption resumes",
+                         why);
         }
         metrics_set("thopter_circuit_open", "", open);
         pthread_cond_broadcast(&b->cond);
@@ -75,7 +78,8 @@ static void *prober(void *arg) {
                 }
                 deadline_in(&ts, b->probe_ms);
                 while (!b->stop && b->open &&
-                       pthread_cond_timedwait(&b->cond, &b->lock, &ts) != ETIMEDOUT)
+                       pthread_cond_timedwait(&b->cond, &b->lock, &ts) !=
+                           ETIMEDOUT)
                         ;
                 if (b->stop || !b->open)
                         continue;
@@ -92,7 +96,10 @@ static void *prober(void *arg) {
         return NULL;
 }
 
-struct breaker *breaker_new(int threshold, long probe_ms, breaker_probe_fn *probe, void *probe_arg,
+struct breaker *breaker_new(int threshold,
+                            long probe_ms,
+                            breaker_probe_fn *probe,
+                            void *probe_arg,
                             struct err *err) {
         struct breaker *b = calloc(1, sizeof(*b));
         pthread_condattr_t attr;
@@ -119,7 +126,8 @@ struct breaker *breaker_new(int threshold, long probe_ms, breaker_probe_fn *prob
                 pthread_cond_destroy(&b->cond);
                 pthread_mutex_destroy(&b->lock);
                 free(b);
-                err_set(err, ERR_PERMANENT, 0, "breaker: cannot start its thread");
+                err_set(err, ERR_PERMANENT, 0,
+                        "breaker: cannot start its thread");
                 return NULL;
         }
         return b;
@@ -146,11 +154,14 @@ void breaker_record_success(struct breaker *b) {
         pthread_mutex_unlock(&b->lock);
 }
 
-void breaker_record_failure(struct breaker *b, uint64_t job_token, const struct err *failure) {
+void breaker_record_failure(struct breaker *b,
+                            uint64_t job_token,
+                            const struct err *failure) {
         pthread_mutex_lock(&b->lock);
         if (!b->open) {
                 int seen = 0;
-                int n = b->failures < DISTINCT_JOBS ? b->failures : DISTINCT_JOBS;
+                int n =
+                    b->failures < DISTINCT_JOBS ? b->failures : DISTINCT_JOBS;
                 for (int i = 0; i < n; i++)
                         seen |= b->jobs[i] == job_token;
                 if (!seen) {
@@ -158,7 +169,9 @@ void breaker_record_failure(struct breaker *b, uint64_t job_token, const struct 
                         b->failures++;
                 }
                 if (b->failures >= b->threshold)
-                        set_open(b, 1, failure ? failure->msg : "consecutive failures");
+                        set_open(b, 1,
+                                 failure ? failure->msg
+                                         : "consecutive failures");
         }
         pthread_mutex_unlock(&b->lock);
 }

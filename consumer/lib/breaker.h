@@ -32,7 +32,9 @@ void breaker_destroy(struct breaker *b); /* NULL is a no-op */
 
 void breaker_record_success(struct breaker *b);
 /** @param job_token identifies the job, so retries of one job count once. */
-void breaker_record_failure(struct breaker *b, uint64_t job_token, const struct err *failure);
+void breaker_record_failure(struct breaker *b,
+                            uint64_t job_token,
+                            const struct err *failure);
 
 int breaker_is_open(struct breaker *b);
 

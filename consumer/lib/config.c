@@ -44,59 +44,106 @@ struct setting {
 static const struct setting settings[] = {
     {"KAFKA_BROKERS", STR(kafka_brokers), NULL, 0, 0, BOTH, 0,
      "bootstrap servers, host:port[,host:port] (also -b)"},
-    {"THOPTER_PROVISION_TOPIC", STR(provision_topic), "thopter.provision", 0, 0, 0, 0, "provision request topic"},
-    {"THOPTER_DESTROY_TOPIC", STR(destroy_topic), "thopter.destroy", 0, 0, 0, 0, "destroy request topic"},
-    {"THOPTER_DLQ_TOPIC", STR(dlq_topic), "thopter.dlq", 0, 0, 0, 0, "dead-letter topic"},
-    {"THOPTER_EVENTS_TOPIC", STR(events_topic), "thopter.events", 0, 0, 0, 0, "status event topic"},
-    {"THOPTER_PROVISION_GROUP", STR(provision_group), "thopter-provisioner", 0, 0, 0, 0, "provision consumer group"},
-    {"THOPTER_DESTROY_GROUP", STR(destroy_group), "thopter-destroyer", 0, 0, 0, 0, "destroy consumer group"},
-    {"APP_NAME", STR(app_name), NULL, 0, 0, BOTH, 0, "the fly app the thopters live in"},
-    {"REGION", STR(region), NULL, 0, 0, NEED_PROVISION, 0, "fly region for new machines and volumes"},
-    {"FLY_DEPLOY_KEY", STR(fly_deploy_key), NULL, 0, 0, BOTH, 1, "fly API token (secret)"},
-    {"FLY_API_BASE", STR(fly_api_base), "https://api.machines.dev", 0, 0, 0, 0, "Machines API base URL"},
-    {"MAX_THOPTERS", INT(max_thopters), "10", 1, 100000, 0, 0, "started thopters at most; provisioning waits above"},
-    {"MAX_CONCURRENT_DESTROYS", INT(max_concurrent_destroys), "5", 1, 64, 0, 0, "destroys in flight at most"},
+    {"THOPTER_PROVISION_TOPIC", STR(provision_topic), "thopter.provision", 0, 0,
+     0, 0, "provision request topic"},
+    {"THOPTER_DESTROY_TOPIC", STR(destroy_topic), "thopter.destroy", 0, 0, 0, 0,
+     "destroy request topic"},
+    {"THOPTER_DLQ_TOPIC", STR(dlq_topic), "thopter.dlq", 0, 0, 0, 0,
+     "dead-letter topic"},
+    {"THOPTER_EVENTS_TOPIC", STR(events_topic), "thopter.events", 0, 0, 0, 0,
+     "status event topic"},
+    {"THOPTER_PROVISION_GROUP", STR(provision_group), "thopter-provisioner", 0,
+     0, 0, 0, "provision consumer group"},
+    {"THOPTER_DESTROY_GROUP", STR(destroy_group), "thopter-destroyer", 0, 0, 0,
+     0, "destroy consumer group"},
+    {"APP_NAME", STR(app_name), NULL, 0, 0, BOTH, 0,
+     "the fly app the thopters live in"},
+    {"REGION", STR(region), NULL, 0, 0, NEED_PROVISION, 0,
+     "fly region for new machines and volumes"},
+    {"FLY_DEPLOY_KEY", STR(fly_deploy_key), NULL, 0, 0, BOTH, 1,
+     "fly API token (secret)"},
+    {"FLY_API_BASE", STR(fly_api_base), "https://api.machines.dev", 0, 0, 0, 0,
+     "Machines API base URL"},
+    {"MAX_THOPTERS", INT(max_thopters), "10", 1, 100000, 0, 0,
+     "started thopters at most; provisioning waits above"},
+    {"MAX_CONCURRENT_DESTROYS", INT(max_concurrent_destroys), "5", 1, 64, 0, 0,
+     "destroys in flight at most"},
     {"THOPTER_DESTROY_BACKLOG", INT(destroy_backlog), "0", 0, 100000, 0, 0,
-     "destroy requests queued beyond those in flight before intake pauses (0: 50 x MAX_CONCURRENT_DESTROYS)"},
-    {"THOPTER_VM_SIZE", STR(vm_size), "shared-cpu-1x", 0, 0, 0, 0, "fly VM size name"},
-    {"THOPTER_VOLUME_SIZE", INT(volume_size_gb), "10", 1, 500, 0, 0, "size of new thopter_data volumes, GB"},
-    {"THOPTER_IMAGE", STR(image), NULL, 0, 0, NEED_PROVISION, 0, "thopter machine image"},
-    {"GITHUB_INTEGRATION_JSON", STR(github_integration_json), NULL, 0, 0, NEED_PROVISION, 1,
-     "{\"repositories\":{\"owner/repo\":{\"agentCoderPAT\",\"userName\",\"userEmail\"}}} (secret)"},
-    {"WEB_TERMINAL_PORT", STR(web_terminal_port), NULL, 0, 0, 0, 0, "passed to new machines when set"},
-    {"HUB_STATUS_PORT", STR(hub_status_port), NULL, 0, 0, 0, 0, "passed to new machines when set"},
-    {"METADATA_SERVICE_HOST", STR(metadata_service_host), NULL, 0, 0, 0, 0, "passed to new machines when set"},
-    {"DANGEROUSLY_SKIP_FIREWALL", STR(dangerously_skip_firewall), NULL, 0, 0, 0, 0, "passed to new machines when set"},
-    {"ALLOWED_DOMAINS", STR(allowed_domains), NULL, 0, 0, 0, 0, "passed to new machines when set"},
-    {"THOPTER_SSH_KEY", STR(ssh_key), NULL, 0, 0, NEED_PROVISION, 0, "private key file (ed25519 or ECDSA)"},
-    {"THOPTER_SSH_KNOWN_HOSTS", STR(ssh_known_hosts), NULL, 0, 0, 0, 0, "known_hosts file thopter host keys must match"},
-    {"THOPTER_SSH_INSECURE", BOOL(ssh_insecure), "0", 0, 1, 0, 0, "1: accept any host key (development only)"},
-    {"THOPTER_SSH_HOST", STR(ssh_host), "{id}.vm.{app}.internal", 0, 0, 0, 0, "host template: {id} {app} {private_ip}"},
+     "destroy requests queued beyond those in flight before intake pauses (0: "
+     "50 x MAX_CONCURRENT_DESTROYS)"},
+    {"THOPTER_VM_SIZE", STR(vm_size), "shared-cpu-1x", 0, 0, 0, 0,
+     "fly VM size name"},
+    {"THOPTER_VOLUME_SIZE", INT(volume_size_gb), "10", 1, 500, 0, 0,
+     "size of new thopter_data volumes, GB"},
+    {"THOPTER_IMAGE", STR(image), NULL, 0, 0, NEED_PROVISION, 0,
+     "thopter machine image"},
+    {"GITHUB_INTEGRATION_JSON", STR(github_integration_json), NULL, 0, 0,
+     NEED_PROVISION, 1,
+     "{\"repositories\":{\"owner/"
+     "repo\":{\"agentCoderPAT\",\"userName\",\"userEmail\"}}} (secret)"},
+    {"WEB_TERMINAL_PORT", STR(web_terminal_port), NULL, 0, 0, 0, 0,
+     "passed to new machines when set"},
+    {"HUB_STATUS_PORT", STR(hub_status_port), NULL, 0, 0, 0, 0,
+     "passed to new machines when set"},
+    {"METADATA_SERVICE_HOST", STR(metadata_service_host), NULL, 0, 0, 0, 0,
+     "passed to new machines when set"},
+    {"DANGEROUSLY_SKIP_FIREWALL", STR(dangerously_skip_firewall), NULL, 0, 0, 0,
+     0, "passed to new machines when set"},
+    {"ALLOWED_DOMAINS", STR(allowed_domains), NULL, 0, 0, 0, 0,
+     "passed to new machines when set"},
+    {"THOPTER_SSH_KEY", STR(ssh_key), NULL, 0, 0, NEED_PROVISION, 0,
+     "private key file (ed25519 or ECDSA)"},
+    {"THOPTER_SSH_KNOWN_HOSTS", STR(ssh_known_hosts), NULL, 0, 0, 0, 0,
+     "known_hosts file thopter host keys must match"},
+    {"THOPTER_SSH_INSECURE", BOOL(ssh_insecure), "0", 0, 1, 0, 0,
+     "1: accept any host key (development only)"},
+    {"THOPTER_SSH_HOST", STR(ssh_host), "{id}.vm.{app}.internal", 0, 0, 0, 0,
+     "host template: {id} {app} {private_ip}"},
     {"THOPTER_SSH_PORT", INT(ssh_port), "22", 1, 65535, 0, 0, "ssh port"},
     {"THOPTER_SSH_USER", STR(ssh_user), "root", 0, 0, 0, 0, "ssh login user"},
-    {"THOPTER_REMOTE_HOME", STR(remote_home), "/data/thopter", 0, 0, 0, 0, "thopter user's home on the machine"},
-    {"THOPTER_REMOTE_USER", STR(remote_user), "thopter", 0, 0, 0, 0, "user commands run as (su - USER -c)"},
-    {"THOPTER_REMOTE_LOG", STR(remote_log), "/thopter/log", 0, 0, 0, 0, "provisioner log file on the machine"},
-    {"THOPTER_TMUX_SESSION", STR(tmux_session), "thopter", 0, 0, 0, 0, "tmux session the agent runs in"},
+    {"THOPTER_REMOTE_HOME", STR(remote_home), "/data/thopter", 0, 0, 0, 0,
+     "thopter user's home on the machine"},
+    {"THOPTER_REMOTE_USER", STR(remote_user), "thopter", 0, 0, 0, 0,
+     "user commands run as (su - USER -c)"},
+    {"THOPTER_REMOTE_LOG", STR(remote_log), "/thopter/log", 0, 0, 0, 0,
+     "provisioner log file on the machine"},
+    {"THOPTER_TMUX_SESSION", STR(tmux_session), "thopter", 0, 0, 0, 0,
+     "tmux session the agent runs in"},
     {"THOPTER_AGENT_COMMAND", STR(agent_command),
-     "claude --dangerously-skip-permissions \"read ./prompt.md for your instructions\"", 0, 0, 0, 0,
-     "what is typed into tmux"},
-    {"THOPTER_GIT_URL", STR(git_url), "https://github.com/{repository}.git", 0, 0, 0, 0, "clone URL template"},
-    {"THOPTER_PROMPTS_DIR", STR(prompts_dir), NULL, 0, 0, 0, 0, "prompt templates NAME.md (default: installed data dir)"},
-    {"THOPTER_READY_TIMEOUT", INT(ready_timeout_s), "120", 1, 3600, 0, 0, "machine start + ssh readiness deadline, s"},
-    {"THOPTER_KEEP_FAILED", BOOL(keep_failed), "0", 0, 1, 0, 0, "1: keep a failed provision's machine"},
-    {"THOPTER_METRICS_ADDR", STR(metrics_addr), "127.0.0.1:9464", 0, 0, 0, 0, "/metrics /livez /readyz address ('off' disables)"},
-    {"THOPTER_LOG_LEVEL", STR(log_level), "info", 0, 0, 0, 0, "debug, info, warn or error"},
-    {"THOPTER_DRAIN_TIMEOUT", INT(drain_timeout_s), "30", 1, 3600, 0, 0, "on SIGTERM, how long in-flight work may finish, s"},
-    {"THOPTER_FLY_TIMEOUT", INT(fly_timeout_s), "30", 1, 600, 0, 0, "one fly API request's timeout, s"},
-    {"THOPTER_FLY_RETRIES", INT(fly_retries), "6", 1, 100, 0, 0, "attempts per fly call before giving up"},
-    {"THOPTER_RETRY_BASE_MS", INT(retry_base_ms), "250", 1, 60000, 0, 0, "first retry delay, ms (doubles, with jitter)"},
-    {"THOPTER_RETRY_MAX_MS", INT(retry_max_ms), "5000", 1, 600000, 0, 0, "longest retry delay, ms"},
+     "claude --dangerously-skip-permissions \"read ./prompt.md for your "
+     "instructions\"",
+     0, 0, 0, 0, "what is typed into tmux"},
+    {"THOPTER_GIT_URL", STR(git_url), "https://github.com/{repository}.git", 0,
+     0, 0, 0, "clone URL template"},
+    {"THOPTER_PROMPTS_DIR", STR(prompts_dir), NULL, 0, 0, 0, 0,
+     "prompt templates NAME.md (default: installed data dir)"},
+    {"THOPTER_READY_TIMEOUT", INT(ready_timeout_s), "120", 1, 3600, 0, 0,
+     "machine start + ssh readiness deadline, s"},
+    {"THOPTER_KEEP_FAILED", BOOL(keep_failed), "0", 0, 1, 0, 0,
+     "1: keep a failed provision's machine"},
+    {"THOPTER_METRICS_ADDR", STR(metrics_addr), "127.0.0.1:9464", 0, 0, 0, 0,
+     "/metrics /livez /readyz address ('off' disables)"},
+    {"THOPTER_LOG_LEVEL", STR(log_level), "info", 0, 0, 0, 0,
+     "debug, info, warn or error"},
+    {"THOPTER_DRAIN_TIMEOUT", INT(drain_timeout_s), "30", 1, 3600, 0, 0,
+     "on SIGTERM, how long in-flight work may finish, s"},
+    {"THOPTER_FLY_TIMEOUT", INT(fly_timeout_s), "30", 1, 600, 0, 0,
+     "one fly API request's timeout, s"},
+    {"THOPTER_FLY_RETRIES", INT(fly_retries), "6", 1, 100, 0, 0,
+     "attempts per fly call before giving up"},
+    {"THOPTER_RETRY_BASE_MS", INT(retry_base_ms), "250", 1, 60000, 0, 0,
+     "first retry delay, ms (doubles, with jitter)"},
+    {"THOPTER_RETRY_MAX_MS", INT(retry_max_ms), "5000", 1, 600000, 0, 0,
+     "longest retry delay, ms"},
     {"THOPTER_BREAKER_THRESHOLD", INT(breaker_threshold), "3", 1, 64, 0, 0,
-     "consecutive transient fly failures (from different messages) that open the circuit"},
-    {"THOPTER_BREAKER_PROBE_MS", INT(breaker_probe_ms), "3000", 10, 600000, 0, 0, "probe interval while the circuit is open, ms"},
-    {"THOPTER_CAPACITY_RECHECK_MAX", INT(capacity_recheck_max_s), "30", 1, 3600, 0, 0, "longest wait between capacity checks, s"},
-    {"THOPTER_SSH_TIMEOUT", INT(ssh_timeout_s), "300", 1, 86400, 0, 0, "deadline of one remote command, s"},
+     "consecutive transient fly failures (from different messages) that open "
+     "the circuit"},
+    {"THOPTER_BREAKER_PROBE_MS", INT(breaker_probe_ms), "3000", 10, 600000, 0,
+     0, "probe interval while the circuit is open, ms"},
+    {"THOPTER_CAPACITY_RECHECK_MAX", INT(capacity_recheck_max_s), "30", 1, 3600,
+     0, 0, "longest wait between capacity checks, s"},
+    {"THOPTER_SSH_TIMEOUT", INT(ssh_timeout_s), "300", 1, 86400, 0, 0,
+     "deadline of one remote command, s"},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -112,7 +159,8 @@ const char *const *config_setting_names(void) {
 static void flag_name(const char *env, char *out, size_t cap) {
         size_t i = 0;
         for (; env[i] && i + 1 < cap; i++)
-                out[i] = env[i] == '_' ? '-' : (char)tolower((unsigned char)env[i]);
+                out[i] =
+                    env[i] == '_' ? '-' : (char)tolower((unsigned char)env[i]);
         out[i] = '\0';
 }
 
@@ -128,7 +176,8 @@ static int set_value(struct config *cfg,
                 free(*slot);
                 *slot = strdup(value);
                 if (!*slot)
-                        return err_set(err, ERR_PERMANENT, ENOMEM, "%s: out of memory", s->env);
+                        return err_set(err, ERR_PERMANENT, ENOMEM,
+                                       "%s: out of memory", s->env);
                 if (s->secret)
                         log_add_secret(value);
                 return 0;
@@ -142,12 +191,14 @@ static int set_value(struct config *cfg,
                 else if (strcmp(value, "false") == 0)
                         v = 0, end = (char *)value + 5;
                 if (errno || end == value || *end || (v != 0 && v != 1))
-                        return err_set(err, ERR_PERMANENT, EINVAL,
-                                       "%s: must be 0 or 1 (got \"%s\" from %s)",
-                                       s->env, value, origin);
+                        return err_set(
+                            err, ERR_PERMANENT, EINVAL,
+                            "%s: must be 0 or 1 (got \"%s\" from %s)", s->env,
+                            value, origin);
         } else if (errno || end == value || *end || v < s->min || v > s->max) {
                 return err_set(err, ERR_PERMANENT, EINVAL,
-                               "%s: must be an integer from %ld to %ld (got \"%s\" from %s)",
+                               "%s: must be an integer from %ld to %ld (got "
+                               "\"%s\" from %s)",
                                s->env, s->min, s->max, value, origin);
         }
         *(int *)(base + s->off) = (int)v;
@@ -159,8 +210,9 @@ static int add_kafka_prop(struct config *cfg, const char *kv, struct err *err) {
         if (!eq || eq == kv)
                 return err_set(err, ERR_PERMANENT, EINVAL,
                                "-X: expected key=value (got \"%s\")", kv);
-        char **props = realloc(cfg->kafka_props,
-                               sizeof(char *) * (size_t)(cfg->n_kafka_props + 1));
+        char **props =
+            realloc(cfg->kafka_props,
+                    sizeof(char *) * (size_t)(cfg->n_kafka_props + 1));
         if (!props)
                 return err_set(err, ERR_PERMANENT, ENOMEM, "-X: out of memory");
         cfg->kafka_props = props;
@@ -192,12 +244,15 @@ static int parse_role(struct config *cfg, const char *v, struct err *err) {
         else if (strcmp(v, "all") == 0)
                 cfg->role = ROLE_ALL;
         else
-                return err_set(err, ERR_PERMANENT, EINVAL,
-                               "--role: must be provision, destroy or all (got \"%s\")", v);
+                return err_set(
+                    err, ERR_PERMANENT, EINVAL,
+                    "--role: must be provision, destroy or all (got \"%s\")",
+                    v);
         return 0;
 }
 
-static int parse_args(struct config *cfg, int argc, char **argv, struct err *err) {
+static int
+parse_args(struct config *cfg, int argc, char **argv, struct err *err) {
         for (int i = 1; i < argc; i++) {
                 const char *a = argv[i];
                 const char *val = NULL;
@@ -212,7 +267,8 @@ static int parse_args(struct config *cfg, int argc, char **argv, struct err *err
                 }
                 if (strcmp(a, "-b") == 0 || strcmp(a, "-X") == 0) {
                         if (i + 1 >= argc)
-                                return err_set(err, ERR_PERMANENT, EINVAL, "%s: needs a value", a);
+                                return err_set(err, ERR_PERMANENT, EINVAL,
+                                               "%s: needs a value", a);
                         val = argv[++i];
                         if (a[1] == 'X') {
                                 if (add_kafka_prop(cfg, val, err) == -1)
@@ -224,8 +280,9 @@ static int parse_args(struct config *cfg, int argc, char **argv, struct err *err
                         continue;
                 }
                 if (strncmp(a, "--", 2) != 0)
-                        return err_set(err, ERR_PERMANENT, EINVAL,
-                                       "unexpected argument \"%s\" (see --help)", a);
+                        return err_set(
+                            err, ERR_PERMANENT, EINVAL,
+                            "unexpected argument \"%s\" (see --help)", a);
                 const char *name = a + 2;
                 const char *eq = strchr(name, '=');
                 size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
@@ -238,13 +295,15 @@ static int parse_args(struct config *cfg, int argc, char **argv, struct err *err
                 if ((nlen == 4 && strncmp(name, "role", 4) == 0) ||
                     (nlen == 7 && strncmp(name, "brokers", 7) == 0)) {
                         if (!val)
-                                return err_set(err, ERR_PERMANENT, EINVAL, "%s: needs a value", a);
+                                return err_set(err, ERR_PERMANENT, EINVAL,
+                                               "%s: needs a value", a);
                         if (takes_next)
                                 i++;
                         if (name[0] == 'r') {
                                 if (parse_role(cfg, val, err) == -1)
                                         return -1;
-                        } else if (set_value(cfg, &settings[0], val, "--brokers", err) == -1) {
+                        } else if (set_value(cfg, &settings[0], val,
+                                             "--brokers", err) == -1) {
                                 return -1;
                         }
                         continue;
@@ -252,10 +311,11 @@ static int parse_args(struct config *cfg, int argc, char **argv, struct err *err
                 const struct setting *s = find_flag(name, nlen);
                 if (!s)
                         return err_set(err, ERR_PERMANENT, EINVAL,
-                                       "unknown option \"%.*s\" (see --help)", (int)nlen + 2, a);
-                if (!val)
-                        return err_set(err, ERR_PERMANENT, EINVAL, "%.*s: needs a value",
+                                       "unknown option \"%.*s\" (see --help)",
                                        (int)nlen + 2, a);
+                if (!val)
+                        return err_set(err, ERR_PERMANENT, EINVAL,
+                                       "%.*s: needs a value", (int)nlen + 2, a);
                 if (takes_next)
                         i++;
                 if (set_value(cfg, s, val, "the command line", err) == -1)
@@ -266,24 +326,28 @@ static int parse_args(struct config *cfg, int argc, char **argv, struct err *err
 
 static char *dup_json_string(const cJSON *obj, const char *key) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-        return cJSON_IsString(v) && v->valuestring ? strdup(v->valuestring) : NULL;
+        return cJSON_IsString(v) && v->valuestring ? strdup(v->valuestring)
+                                                   : NULL;
 }
 
 static int parse_github_json(struct config *cfg, struct err *err) {
         int rc = -1;
         cJSON *root = cJSON_Parse(cfg->github_integration_json);
-        const cJSON *repos = cJSON_GetObjectItemCaseSensitive(root, "repositories");
+        const cJSON *repos =
+            cJSON_GetObjectItemCaseSensitive(root, "repositories");
         const cJSON *r;
 
         if (!cJSON_IsObject(root) || !cJSON_IsObject(repos)) {
                 err_set(err, ERR_PERMANENT, EINVAL,
-                        "GITHUB_INTEGRATION_JSON: must be a JSON object with a \"repositories\" object");
+                        "GITHUB_INTEGRATION_JSON: must be a JSON object with a "
+                        "\"repositories\" object");
                 goto out;
         }
         cfg->n_repos = cJSON_GetArraySize(repos);
         cfg->repos = calloc((size_t)cfg->n_repos + 1, sizeof(*cfg->repos));
         if (!cfg->repos) {
-                err_set(err, ERR_PERMANENT, ENOMEM, "GITHUB_INTEGRATION_JSON: out of memory");
+                err_set(err, ERR_PERMANENT, ENOMEM,
+                        "GITHUB_INTEGRATION_JSON: out of memory");
                 goto out;
         }
         int i = 0;
@@ -293,16 +357,18 @@ static int parse_github_json(struct config *cfg, struct err *err) {
                 c->pat = dup_json_string(r, "agentCoderPAT");
                 c->user_name = dup_json_string(r, "userName");
                 c->user_email = dup_json_string(r, "userEmail");
-                /* Other fields (the hub's issuesPAT) are secrets we never use. */
+                /* Other fields (the hub's issuesPAT) are secrets we never use.
+                 */
                 const cJSON *f;
                 cJSON_ArrayForEach(f, r) {
                         if (cJSON_IsString(f) && strstr(f->string, "PAT"))
                                 log_add_secret(f->valuestring);
                 }
-                if (!cJSON_IsObject(r) || !c->pat || !*c->pat || !c->user_name ||
-                    !c->user_email) {
+                if (!cJSON_IsObject(r) || !c->pat || !*c->pat ||
+                    !c->user_name || !c->user_email) {
                         err_set(err, ERR_PERMANENT, EINVAL,
-                                "GITHUB_INTEGRATION_JSON: repositories.%s: needs string "
+                                "GITHUB_INTEGRATION_JSON: repositories.%s: "
+                                "needs string "
                                 "agentCoderPAT, userName and userEmail",
                                 r->string);
                         goto out;
@@ -352,47 +418,63 @@ static int validate(struct config *cfg, struct err *err) {
                         continue;
                 char *v = *(char **)((char *)cfg + s->off);
                 if (!v || !*v)
-                        return err_set(err, ERR_PERMANENT, EINVAL,
-                                       "%s: required%s but not set (environment or --%s)",
-                                       s->env,
-                                       s->need == NEED_PROVISION ? " for the provision role" : "",
-                                       s->env); /* flag spelled below */
+                        return err_set(
+                            err, ERR_PERMANENT, EINVAL,
+                            "%s: required%s but not set (environment or --%s)",
+                            s->env,
+                            s->need == NEED_PROVISION
+                                ? " for the provision role"
+                                : "",
+                            s->env); /* flag spelled below */
         }
         if (log_level_parse(cfg->log_level, &lvl) == -1)
                 return err_set(err, ERR_PERMANENT, EINVAL,
-                               "THOPTER_LOG_LEVEL: must be debug, info, warn or error (got \"%s\")",
+                               "THOPTER_LOG_LEVEL: must be debug, info, warn "
+                               "or error (got \"%s\")",
                                cfg->log_level);
         if (!metrics_addr_ok(cfg->metrics_addr))
                 return err_set(err, ERR_PERMANENT, EINVAL,
-                               "THOPTER_METRICS_ADDR: expected IPv4:PORT, [IPv6]:PORT or off (got \"%s\")",
+                               "THOPTER_METRICS_ADDR: expected IPv4:PORT, "
+                               "[IPv6]:PORT or off (got \"%s\")",
                                cfg->metrics_addr);
         if (strncmp(cfg->fly_api_base, "http://", 7) != 0 &&
             strncmp(cfg->fly_api_base, "https://", 8) != 0)
                 return err_set(err, ERR_PERMANENT, EINVAL,
-                               "FLY_API_BASE: must start with http:// or https:// (got \"%s\")",
+                               "FLY_API_BASE: must start with http:// or "
+                               "https:// (got \"%s\")",
                                cfg->fly_api_base);
         if (cfg->retry_max_ms < cfg->retry_base_ms)
                 return err_set(err, ERR_PERMANENT, EINVAL,
-                               "THOPTER_RETRY_MAX_MS: must not be below THOPTER_RETRY_BASE_MS");
+                               "THOPTER_RETRY_MAX_MS: must not be below "
+                               "THOPTER_RETRY_BASE_MS");
         if (need & NEED_PROVISION) {
                 if (parse_github_json(cfg, err) == -1)
                         return -1;
                 /* These reach remote shells and tmux targets as names. */
                 if (!shell_name_is_safe(cfg->remote_user))
                         return err_set(err, ERR_PERMANENT, EINVAL,
-                                       "THOPTER_REMOTE_USER: must be a user name of [A-Za-z0-9._-] (got \"%s\")",
+                                       "THOPTER_REMOTE_USER: must be a user "
+                                       "name of [A-Za-z0-9._-] (got \"%s\")",
                                        cfg->remote_user);
-                if (!shell_name_is_safe(cfg->tmux_session) || strpbrk(cfg->tmux_session, ".:"))
+                if (!shell_name_is_safe(cfg->tmux_session) ||
+                    strpbrk(cfg->tmux_session, ".:"))
                         return err_set(err, ERR_PERMANENT, EINVAL,
-                                       "THOPTER_TMUX_SESSION: must be a name of [A-Za-z0-9_-] (got \"%s\")",
+                                       "THOPTER_TMUX_SESSION: must be a name "
+                                       "of [A-Za-z0-9_-] (got \"%s\")",
                                        cfg->tmux_session);
                 if (cfg->remote_home[0] != '/' || cfg->remote_log[0] != '/')
-                        return err_set(err, ERR_PERMANENT, EINVAL, "%s: must be an absolute path",
-                                       cfg->remote_home[0] != '/' ? "THOPTER_REMOTE_HOME" : "THOPTER_REMOTE_LOG");
-                if ((!cfg->ssh_known_hosts || !*cfg->ssh_known_hosts) && !cfg->ssh_insecure)
                         return err_set(err, ERR_PERMANENT, EINVAL,
-                                       "THOPTER_SSH_KNOWN_HOSTS: required for the provision role "
-                                       "(or THOPTER_SSH_INSECURE=1 for development)");
+                                       "%s: must be an absolute path",
+                                       cfg->remote_home[0] != '/'
+                                           ? "THOPTER_REMOTE_HOME"
+                                           : "THOPTER_REMOTE_LOG");
+                if ((!cfg->ssh_known_hosts || !*cfg->ssh_known_hosts) &&
+                    !cfg->ssh_insecure)
+                        return err_set(
+                            err, ERR_PERMANENT, EINVAL,
+                            "THOPTER_SSH_KNOWN_HOSTS: required for the "
+                            "provision role "
+                            "(or THOPTER_SSH_INSECURE=1 for development)");
         }
         return 0;
 }
@@ -412,10 +494,12 @@ int config_load(struct config *cfg, int argc, char **argv, struct err *err) {
         for (size_t i = 0; i < NSETTINGS; i++) {
                 const char *v = getenv(settings[i].env);
                 if (v && *v) {
-                        if (set_value(cfg, &settings[i], v, "the environment", err) == -1)
+                        if (set_value(cfg, &settings[i], v, "the environment",
+                                      err) == -1)
                                 return -1;
                 } else if (settings[i].def &&
-                           set_value(cfg, &settings[i], settings[i].def, "the default", err) == -1) {
+                           set_value(cfg, &settings[i], settings[i].def,
+                                     "the default", err) == -1) {
                         return -1;
                 }
         }
@@ -447,7 +531,8 @@ void config_free(struct config *cfg) {
         memset(cfg, 0, sizeof(*cfg));
 }
 
-const struct repo_cred *config_repo(const struct config *cfg, const char *repository) {
+const struct repo_cred *config_repo(const struct config *cfg,
+                                    const char *repository) {
         for (int i = 0; i < cfg->n_repos; i++)
                 if (strcmp(cfg->repos[i].repository, repository) == 0)
                         return &cfg->repos[i];
@@ -457,16 +542,22 @@ const struct repo_cred *config_repo(const struct config *cfg, const char *reposi
 void config_print_help(FILE *out, const char *prog) {
         char flag[64];
         fprintf(out,
-                "Usage: %s [--role provision|destroy|all] [-b BROKERS] [-X key=value]... [--SETTING VALUE]...\n"
+                "Usage: %s [--role provision|destroy|all] [-b BROKERS] [-X "
+                "key=value]... [--SETTING VALUE]...\n"
                 "\n"
-                "Consumes thopter provision and destroy requests from Kafka and carries them out\n"
-                "against the fly.io Machines API and over SSH. Offsets are committed only after a\n"
+                "Consumes thopter provision and destroy requests from Kafka "
+                "and carries them out\n"
+                "against the fly.io Machines API and over SSH. Offsets are "
+                "committed only after a\n"
                 "request's work finished or its dead letter was acknowledged.\n"
                 "\n"
                 "Options:\n"
-                "  --role ROLE        provision, destroy or all (default: all, both groups)\n"
-                "  -b, --brokers B    Kafka bootstrap servers (same as KAFKA_BROKERS)\n"
-                "  -X key=value       any librdkafka property (repeatable), as kcat does\n"
+                "  --role ROLE        provision, destroy or all (default: all, "
+                "both groups)\n"
+                "  -b, --brokers B    Kafka bootstrap servers (same as "
+                "KAFKA_BROKERS)\n"
+                "  -X key=value       any librdkafka property (repeatable), as "
+                "kcat does\n"
                 "  -h, --help         this text\n"
                 "  -V, --version      print the version\n"
                 "\n"
@@ -474,10 +565,13 @@ void config_print_help(FILE *out, const char *prog) {
                 prog);
         for (size_t i = 0; i < NSETTINGS; i++) {
                 flag_name(settings[i].env, flag, sizeof(flag));
-                fprintf(out, "  %-28s --%s\n      %s%s%s%s\n", settings[i].env, flag,
-                        settings[i].help, settings[i].def ? " [default: " : "",
-                        settings[i].def && !settings[i].secret ? settings[i].def : "",
+                fprintf(out, "  %-28s --%s\n      %s%s%s%s\n", settings[i].env,
+                        flag, settings[i].help,
+                        settings[i].def ? " [default: " : "",
+                        settings[i].def && !settings[i].secret ? settings[i].def
+                                                               : "",
                         settings[i].def ? "]" : "");
         }
-        fprintf(out, "\nExit status: 0 after a graceful stop, 1 on failure, 2 on a bad setting or usage.\n");
+        fprintf(out, "\nExit status: 0 after a graceful stop, 1 on failure, 2 "
+                     "on a bad setting or usage.\n");
 }

@@ -63,18 +63,23 @@ static int prepare(struct job *job, void *opaque, struct err *err) {
                 return -1;
         }
         if (request_parse_destroy(job->value, job->value_len, req, err) == -1) {
-                job_peek_request_id(job, job->request_id, sizeof(job->request_id));
+                job_peek_request_id(job, job->request_id,
+                                    sizeof(job->request_id));
                 request_destroy_free(req);
                 free(req);
                 return -1;
         }
         if (req->request_id[0])
-                snprintf(job->request_id, sizeof(job->request_id), "%s", req->request_id);
+                snprintf(job->request_id, sizeof(job->request_id), "%s",
+                         req->request_id);
         else
-                snprintf(job->request_id, sizeof(job->request_id), "destroy-%" PRId32 "-%" PRId64,
-                         job->partition, job->offset);
-        snprintf(job->exclusive_key, sizeof(job->exclusive_key), "%s", req->thopter_id);
-        snprintf(job->thopter_id, sizeof(job->thopter_id), "%s", req->thopter_id);
+                snprintf(job->request_id, sizeof(job->request_id),
+                         "destroy-%" PRId32 "-%" PRId64, job->partition,
+                         job->offset);
+        snprintf(job->exclusive_key, sizeof(job->exclusive_key), "%s",
+                 req->thopter_id);
+        snprintf(job->thopter_id, sizeof(job->thopter_id), "%s",
+                 req->thopter_id);
         job->request = req;
         return 0;
 }
@@ -88,7 +93,8 @@ static void release(struct job *job, void *opaque) {
 
 static void count(const char *outcome) {
         char labels[64];
-        snprintf(labels, sizeof(labels), "kind=\"destroy\",outcome=\"%s\"", outcome);
+        snprintf(labels, sizeof(labels), "kind=\"destroy\",outcome=\"%s\"",
+                 outcome);
         metrics_inc("thopter_requests_total", labels, 1);
 }
 
@@ -98,39 +104,47 @@ static int run(struct job *job, void *opaque, struct err *err) {
         struct call c = {.svc = svc, .id = req->thopter_id};
         const char *name = kafka_loop_name(svc->loop);
 
-        log_write(LOG_INFO, name, job->request_id, "destroying machine %s%s%s", c.id,
-                  req->reason ? ": " : "", req->reason ? req->reason : "");
+        log_write(LOG_INFO, name, job->request_id, "destroying machine %s%s%s",
+                  c.id, req->reason ? ": " : "",
+                  req->reason ? req->reason : "");
         if (job_fly_call(svc, job, "lookup", call_get, &c, err) == -1)
                 return -1;
         if (c.gone || strcmp(c.machine.state, "destroyed") == 0) {
-                log_write(LOG_INFO, name, job->request_id, "machine %s is already gone", c.id);
+                log_write(LOG_INFO, name, job->request_id,
+                          "machine %s is already gone", c.id);
                 count("already_gone");
                 return 0;
         }
-        snprintf(job->machine_name, sizeof(job->machine_name), "%s", c.machine.name);
+        snprintf(job->machine_name, sizeof(job->machine_name), "%s",
+                 c.machine.name);
         snprintf(job->region, sizeof(job->region), "%s", c.machine.region);
-        if (strncmp(c.machine.name, THOPTER_NAME_PREFIX, strlen(THOPTER_NAME_PREFIX)) != 0) {
+        if (strncmp(c.machine.name, THOPTER_NAME_PREFIX,
+                    strlen(THOPTER_NAME_PREFIX)) != 0) {
                 err_set(err, ERR_PERMANENT, 0,
-                        "machine %s is named \"%s\", not thopter-*: refusing to destroy it", c.id,
-                        c.machine.name);
+                        "machine %s is named \"%s\", not thopter-*: refusing "
+                        "to destroy it",
+                        c.id, c.machine.name);
                 err_classify(err, ERRC_FORBIDDEN_TARGET, "guard");
                 count("forbidden");
                 return -1;
         }
-        if (strcmp(c.machine.state, "stopped") != 0 && strcmp(c.machine.state, "created") != 0) {
+        if (strcmp(c.machine.state, "stopped") != 0 &&
+            strcmp(c.machine.state, "created") != 0) {
                 /* Stop gives the agent its SIGINT; the forced delete follows
                  * whatever happens here, so a failure is only logged. */
                 struct err stop_err = {0};
-                if (fly_machine_stop(svc->fly, c.id, &stop_err) == -1 && stop_err.code != 404)
-                        log_write(LOG_WARN, name, job->request_id, "stop %s failed (continuing): %s",
-                                  c.id, stop_err.msg);
+                if (fly_machine_stop(svc->fly, c.id, &stop_err) == -1 &&
+                    stop_err.code != 404)
+                        log_write(LOG_WARN, name, job->request_id,
+                                  "stop %s failed (continuing): %s", c.id,
+                                  stop_err.msg);
         }
         if (job_fly_call(svc, job, "delete", call_delete, &c, err) == -1) {
                 count("failed");
                 return -1;
         }
-        log_write(LOG_INFO, name, job->request_id, "machine %s (%s) destroyed", c.id,
-                  c.machine.name);
+        log_write(LOG_INFO, name, job->request_id, "machine %s (%s) destroyed",
+                  c.id, c.machine.name);
         count("destroyed");
         return 0;
 }

@@ -41,10 +41,12 @@ rd_kafka_headers_t *dlq_headers(const struct job *job,
         add(h, DLQ_PREFIX "group", job->group ? job->group : "");
         add(h, DLQ_PREFIX "error.class",
             err_class_name(failure->cls ? failure->cls : ERRC_INTERNAL));
-        snprintf(msg, sizeof(msg), "%s", failure->msg[0] ? failure->msg : "failed");
+        snprintf(msg, sizeof(msg), "%s",
+                 failure->msg[0] ? failure->msg : "failed");
         log_redact(msg, sizeof(msg));
         add(h, DLQ_PREFIX "error.message", msg);
-        add(h, DLQ_PREFIX "error.step", failure->step[0] ? failure->step : "internal");
+        add(h, DLQ_PREFIX "error.step",
+            failure->step[0] ? failure->step : "internal");
         snprintf(buf, sizeof(buf), "%d", attempts < 1 ? 1 : attempts);
         add(h, DLQ_PREFIX "attempts", buf);
         clock_iso8601(failed_at_ms, buf, sizeof(buf));
@@ -64,9 +66,12 @@ int dlq_publish(struct producer *p,
                 producer_done_fn *done,
                 void *arg,
                 struct err *err) {
-        rd_kafka_headers_t *h = dlq_headers(job, failure, attempts, clock_wall_ms());
-        size_t len = job->dlq_reduced && job->value_len > DLQ_REDUCED_VALUE_MAX ? DLQ_REDUCED_VALUE_MAX
-                                                                               : job->value_len;
+        rd_kafka_headers_t *h =
+            dlq_headers(job, failure, attempts, clock_wall_ms());
+        size_t len = job->dlq_reduced && job->value_len > DLQ_REDUCED_VALUE_MAX
+                         ? DLQ_REDUCED_VALUE_MAX
+                         : job->value_len;
 
-        return producer_send(p, topic, job->key, job->key_len, job->value, len, h, done, arg, err);
+        return producer_send(p, topic, job->key, job->key_len, job->value, len,
+                             h, done, arg, err);
 }

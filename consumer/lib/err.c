@@ -19,7 +19,8 @@ static const char *const class_names[] = {
     [ERRC_INTERNAL] = "internal",
 };
 
-int err_set(struct err *err, enum err_kind kind, int code, const char *fmt, ...) {
+int err_set(
+    struct err *err, enum err_kind kind, int code, const char *fmt, ...) {
         va_list ap;
 
         if (!err || err->kind != ERR_NONE)
@@ -63,7 +64,8 @@ const char *err_class_name(enum err_class cls) {
 enum err_class err_class_parse(const char *name) {
         if (!name || !*name)
                 return ERRC_NONE;
-        for (size_t i = 1; i < sizeof(class_names) / sizeof(class_names[0]); i++)
+        for (size_t i = 1; i < sizeof(class_names) / sizeof(class_names[0]);
+             i++)
                 if (strcmp(class_names[i], name) == 0)
                         return (enum err_class)i;
         return ERRC_NONE;

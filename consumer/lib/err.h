@@ -37,9 +37,9 @@ enum err_class {
 
 struct err {
         enum err_kind kind;
-        enum err_class cls; /* set when a flow classifies the failure */
-        int code;           /* HTTP status, CURLcode, libssh2 rc or errno */
-        char step[32];      /* contract step name, e.g. "delete" */
+        enum err_class cls;    /* set when a flow classifies the failure */
+        int code;              /* HTTP status, CURLcode, libssh2 rc or errno */
+        char step[32];         /* contract step name, e.g. "delete" */
         char msg[ERR_MSG_LEN]; /* one line, no '\n'; first failure wins */
         long retry_after_ms;   /* >0: the peer asked us to wait (Retry-After) */
 };

@@ -31,18 +31,22 @@ char *events_json(const struct job *job,
                 cJSON_AddStringToObject(o, "machineName", job->machine_name);
         if (job->region[0])
                 cJSON_AddStringToObject(o, "region", job->region);
-        cJSON_AddNumberToObject(o, "attempt", job->attempt < 1 ? 1 : job->attempt);
+        cJSON_AddNumberToObject(o, "attempt",
+                                job->attempt < 1 ? 1 : job->attempt);
         if (failure && failure->kind != ERR_NONE) {
                 cJSON *e = cJSON_AddObjectToObject(o, "error");
                 snprintf(msg, sizeof(msg), "%s", failure->msg);
                 log_redact(msg, sizeof(msg));
                 cJSON_AddStringToObject(e, "class",
-                                        err_class_name(failure->cls ? failure->cls : ERRC_INTERNAL));
+                                        err_class_name(failure->cls
+                                                           ? failure->cls
+                                                           : ERRC_INTERNAL));
                 cJSON_AddStringToObject(e, "message", msg);
         }
         cJSON_AddStringToObject(o, "at", at);
         int64_t elapsed = now_mono_ms - job->received_mono_ms;
-        cJSON_AddNumberToObject(o, "elapsedMs", (double)(elapsed < 0 ? 0 : elapsed));
+        cJSON_AddNumberToObject(o, "elapsedMs",
+                                (double)(elapsed < 0 ? 0 : elapsed));
         out = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
         return out;
@@ -55,12 +59,14 @@ void events_emit(struct producer *p,
                  const char *step,
                  const struct err *failure) {
         struct err err = {0};
-        char *json = events_json(job, state, step, failure, clock_wall_ms(), clock_mono_ms());
+        char *json = events_json(job, state, step, failure, clock_wall_ms(),
+                                 clock_mono_ms());
 
         if (!json)
                 return;
-        if (producer_send(p, topic, job->request_id, strlen(job->request_id), json, strlen(json),
-                          NULL, NULL, NULL, &err) == -1)
-                log_write(LOG_WARN, "events", job->request_id, "event %s not sent: %s", state, err.msg);
+        if (producer_send(p, topic, job->request_id, strlen(job->request_id),
+                          json, strlen(json), NULL, NULL, NULL, &err) == -1)
+                log_write(LOG_WARN, "events", job->request_id,
+                          "event %s not sent: %s", state, err.msg);
         free(json);
 }

@@ -24,8 +24,8 @@ struct fly_client;
 struct fly_client_opts {
         const char *base_url; /* e.g. https://api.machines.dev (no /v1) */
         const char *app;
-        const char *token;    /* FLY_DEPLOY_KEY as configured */
-        long timeout_ms;      /* per HTTP request; 0 = 30000 */
+        const char *token; /* FLY_DEPLOY_KEY as configured */
+        long timeout_ms;   /* per HTTP request; 0 = 30000 */
 };
 
 /* The fields of a Machine the consumer uses. Strings are "" when absent. */

@@ -31,7 +31,8 @@ struct job {
         const char *kind;            /* "provision" | "destroy" (borrowed) */
 
         /* Filled in by the handler's prepare(). */
-        char request_id[160];    /* the request's, or <topic>-<partition>-<offset> */
+        char request_id[160]; /* the request's, or <topic>-<partition>-<offset>
+                               */
         char exclusive_key[160]; /* never two running jobs with the same key */
         void *request;           /* the parsed request, owned by the handler */
 
@@ -39,24 +40,25 @@ struct job {
         char thopter_id[64];
         char machine_name[128];
         char region[32];
-        int attempt; /* counts from 1 */
+        int attempt;        /* counts from 1 */
         struct err failure; /* why it is being dead-lettered */
 
         /* Finishing (owned by the Kafka loop): the final event, and for a
          * failure the dead letter, must be acknowledged before the offset
          * may be committed. */
-        int final_failed;    /* the final event is "failed" (and a dead letter goes too) */
+        int final_failed; /* the final event is "failed" (and a dead letter goes
+                             too) */
         int event_done, dlq_done;   /* acknowledged */
         int event_retry, dlq_retry; /* to send again */
-        int in_resend;       /* on the loop's resend list */
-        int send_tries;      /* sends that failed */
-        int dlq_reduced;     /* send the reduced form (the original was too big) */
+        int in_resend;              /* on the loop's resend list */
+        int send_tries;             /* sends that failed */
+        int dlq_reduced; /* send the reduced form (the original was too big) */
         int64_t next_send_ms; /* monotonic time of the next send */
 
         /* Owned by the Kafka loop. */
         struct kafka_loop *loop;
         uint64_t generation; /* assignment generation it was received in */
-        int abandoned;       /* shutdown interrupted it: neither commit nor DLQ */
+        int abandoned; /* shutdown interrupted it: neither commit nor DLQ */
         volatile int cancel; /* set by the loop: give up now (steps poll it) */
         volatile int interruptible; /* set by a step while it only waits */
         struct job *next;

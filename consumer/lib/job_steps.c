@@ -14,19 +14,21 @@ struct hook_ctx {
         int waiting_announced;
 };
 
-static void on_retry(void *arg, int attempt, const struct err *failure, long delay_ms) {
+static void
+on_retry(void *arg, int attempt, const struct err *failure, long delay_ms) {
         struct hook_ctx *h = arg;
         if (attempt + 1 > h->job->attempt)
                 h->job->attempt = attempt + 1;
         if (failure->code == 408 && strcmp(h->step, "wait") == 0) {
                 /* /wait answering 408 only means "not started yet". */
-                log_write(LOG_DEBUG, kafka_loop_name(h->svc->loop), h->job->request_id,
+                log_write(LOG_DEBUG, kafka_loop_name(h->svc->loop),
+                          h->job->request_id,
                           "wait: machine not started yet; waiting again");
                 return;
         }
         log_write(LOG_INFO, kafka_loop_name(h->svc->loop), h->job->request_id,
-                  "%s: attempt %d failed (%s); retrying in %ld ms", h->step, attempt, failure->msg,
-                  delay_ms);
+                  "%s: attempt %d failed (%s); retrying in %ld ms", h->step,
+                  attempt, failure->msg, delay_ms);
         struct err e = *failure;
         err_classify(&e, ERRC_FLY_UNAVAILABLE, h->step);
         kafka_loop_emit(h->svc->loop, h->job, "retrying", h->step, &e);
@@ -67,7 +69,8 @@ int job_fly_call(struct job_services *svc,
         };
         int attempts = 0;
 
-        if (retry_fly_call(&svc->policy, svc->breaker, &hooks, fn, arg, &attempts, err) == 0)
+        if (retry_fly_call(&svc->policy, svc->breaker, &hooks, fn, arg,
+                           &attempts, err) == 0)
                 return 0;
         if (*hooks.cancel) {
                 job->abandoned = 1;
@@ -75,7 +78,10 @@ int job_fly_call(struct job_services *svc,
         }
         if (attempts > job->attempt)
                 job->attempt = attempts;
-        err_classify(err, err->kind == ERR_TRANSIENT ? ERRC_FLY_UNAVAILABLE : ERRC_FLY_REJECTED, step);
+        err_classify(err,
+                     err->kind == ERR_TRANSIENT ? ERRC_FLY_UNAVAILABLE
+                                                : ERRC_FLY_REJECTED,
+                     step);
         return -1;
 }
 

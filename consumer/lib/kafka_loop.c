@@ -10,10 +10,13 @@
  * rd_kafka_queue_yield(), so a finished job is committed (and a paused
  * partition resumed) without waiting for the poll timeout.
  *
- *   poll -> prepare --invalid--> "failed" event + dead letter --both acked--> done
- *                   \--valid---> pending -> worker -> run --ok----> "completed" event --acked--> done
- *                                                        \--fail--> "failed" event + dead letter --both acked--> done
- *   done -> offset_tracker_finish -> commit the contiguous prefix
+ *   poll -> prepare --invalid--> "failed" event + dead letter --both acked-->
+ * done
+ *                   \--valid---> pending -> worker -> run --ok----> "completed"
+ * event --acked--> done
+ *                                                        \--fail--> "failed"
+ * event + dead letter --both acked--> done done -> offset_tracker_finish ->
+ * commit the contiguous prefix
  *
  * Intake is paused while the queue is full (hysteresis between prefetch_low
  * and prefetch_high queued records beyond max_in_flight), while the
@@ -39,8 +42,8 @@
 
 /* Records whose final event or dead letter is not yet acknowledged: pause
  * at HIGH, resume at LOW (bounds memory on the dead-letter path). */
-#define FINISHING_HIGH 2000
-#define FINISHING_LOW  500
+#define FINISHING_HIGH    2000
+#define FINISHING_LOW     500
 #define RECOMMIT_EVERY_MS 1000
 
 struct kafka_loop {
@@ -52,7 +55,7 @@ struct kafka_loop {
         struct producer *producer;
         struct breaker *breaker;
         rd_kafka_t *rk;
-        rd_kafka_queue_t *queue; /* the consumer queue, to yield */
+        rd_kafka_queue_t *queue;        /* the consumer queue, to yield */
         struct offset_tracker *tracker; /* poll thread only */
         char labels[192];               /* topic="…" */
 
@@ -82,7 +85,8 @@ struct kafka_loop {
 /* ------------------------------------------------------------------ */
 /* Jobs */
 
-static struct job *job_from_message(struct kafka_loop *loop, const rd_kafka_message_t *rkm) {
+static struct job *job_from_message(struct kafka_loop *loop,
+                                    const rd_kafka_message_t *rkm) {
         struct job *job = calloc(1, sizeof(*job));
         rd_kafka_headers_t *hdrs = NULL;
         rd_kafka_timestamp_type_t tstype;
@@ -106,7 +110,9 @@ static struct job *job_from_message(struct kafka_loop *loop, const rd_kafka_mess
                 ((char *)job->value)[rkm->len] = '\0';
         }
         job->value_len = rkm->len;
-        if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs)
+        if (rd_kafka_message_headers(rkm, &hdrs) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            hdrs)
                 job->headers = rd_kafka_headers_copy(hdrs);
         job->received_mono_ms = clock_mono_ms();
         job->group = loop->group;
@@ -114,8 +120,9 @@ static struct job *job_from_message(struct kafka_loop *loop, const rd_kafka_mess
         job->loop = loop;
         job->generation = loop->generation;
         job->attempt = 1;
-        snprintf(job->request_id, sizeof(job->request_id), "%s-%" PRId32 "-%" PRId64,
-                 job->topic ? job->topic : "?", job->partition, job->offset);
+        snprintf(job->request_id, sizeof(job->request_id),
+                 "%s-%" PRId32 "-%" PRId64, job->topic ? job->topic : "?",
+                 job->partition, job->offset);
         if (!job->topic || !job->value || (rkm->key && !job->key)) {
                 free(job->topic);
                 free(job->key);
@@ -156,7 +163,8 @@ void kafka_loop_emit(struct kafka_loop *loop,
                      const char *state,
                      const char *step,
                      const struct err *failure) {
-        events_emit(loop->producer, loop->events_topic, job, state, step, failure);
+        events_emit(loop->producer, loop->events_topic, job, state, step,
+                    failure);
 }
 
 /* ------------------------------------------------------------------ */
@@ -181,7 +189,8 @@ static int too_large(rd_kafka_resp_err_t e) {
 
 /* Lock held. */
 static void maybe_finished(struct kafka_loop *loop, struct job *job) {
-        if (!job->event_done || (job->final_failed && !job->dlq_done) || job->in_resend)
+        if (!job->event_done || (job->final_failed && !job->dlq_done) ||
+            job->in_resend)
                 return;
         loop->n_finishing--;
         push_done(loop, job);
@@ -189,26 +198,36 @@ static void maybe_finished(struct kafka_loop *loop, struct job *job) {
 }
 
 /* Lock held. */
-static void requeue(struct kafka_loop *loop, struct job *job, enum resend_kind kind, rd_kafka_resp_err_t e,
+static void requeue(struct kafka_loop *loop,
+                    struct job *job,
+                    enum resend_kind kind,
+                    rd_kafka_resp_err_t e,
                     const char *why) {
         const char *what = kind == RESEND_DLQ ? "dead letter" : "final event";
-        const char *topic = kind == RESEND_DLQ ? loop->dlq_topic : loop->events_topic;
+        const char *topic =
+            kind == RESEND_DLQ ? loop->dlq_topic : loop->events_topic;
 
         if (kind == RESEND_DLQ && too_large(e) && !job->dlq_reduced) {
                 job->dlq_reduced = 1;
                 job->next_send_ms = 0;
                 log_write(LOG_WARN, loop->name, job->request_id,
-                          "dead letter too large for %s (%zu bytes): sending it reduced", topic, job->value_len);
+                          "dead letter too large for %s (%zu bytes): sending "
+                          "it reduced",
+                          topic, job->value_len);
         } else {
-                long delay = 1000L << (job->send_tries < 6 ? job->send_tries : 6);
+                long delay = 1000L
+                             << (job->send_tries < 6 ? job->send_tries : 6);
                 job->send_tries++;
                 job->next_send_ms = clock_mono_ms() + delay;
                 if (job->send_tries == 1 || job->send_tries % 10 == 0)
                         log_write(LOG_ERROR, loop->name, job->request_id,
-                                  "%s to %s failed (%d time(s)): %s; next try in %ld ms; "
-                                  "its offset stays uncommitted", what, topic, job->send_tries, why, delay);
-                metrics_inc(kind == RESEND_DLQ ? "thopter_dead_letter_send_failures_total"
-                                               : "thopter_event_send_failures_total",
+                                  "%s to %s failed (%d time(s)): %s; next try "
+                                  "in %ld ms; "
+                                  "its offset stays uncommitted",
+                                  what, topic, job->send_tries, why, delay);
+                metrics_inc(kind == RESEND_DLQ
+                                ? "thopter_dead_letter_send_failures_total"
+                                : "thopter_event_send_failures_total",
                             loop->labels, 1);
         }
         if (kind == RESEND_DLQ)
@@ -222,7 +241,8 @@ static void requeue(struct kafka_loop *loop, struct job *job, enum resend_kind k
         }
 }
 
-static void on_sent(struct job *job, enum resend_kind kind, rd_kafka_resp_err_t rkerr) {
+static void
+on_sent(struct job *job, enum resend_kind kind, rd_kafka_resp_err_t rkerr) {
         struct kafka_loop *loop = job->loop;
 
         pthread_mutex_lock(&loop->lock);
@@ -248,16 +268,19 @@ static void on_dead_letter_acked(void *arg, rd_kafka_resp_err_t rkerr) {
 static void send_final_event(struct kafka_loop *loop, struct job *job) {
         struct err err = {0};
         const struct err *f = job->final_failed ? &job->failure : NULL;
-        char *json = events_json(job, job->final_failed ? "failed" : "completed", f ? f->step : NULL, f,
-                                 clock_wall_ms(), clock_mono_ms());
-        int rc = json ? producer_send(loop->producer, loop->events_topic, job->request_id,
-                                      strlen(job->request_id), json, strlen(json), NULL, on_event_acked, job,
-                                      &err)
-                      : err_set(&err, ERR_TRANSIENT, 0, "out of memory");
+        char *json = events_json(
+            job, job->final_failed ? "failed" : "completed", f ? f->step : NULL,
+            f, clock_wall_ms(), clock_mono_ms());
+        int rc =
+            json ? producer_send(loop->producer, loop->events_topic,
+                                 job->request_id, strlen(job->request_id), json,
+                                 strlen(json), NULL, on_event_acked, job, &err)
+                 : err_set(&err, ERR_TRANSIENT, 0, "out of memory");
         free(json);
         if (rc == -1) {
                 pthread_mutex_lock(&loop->lock);
-                requeue(loop, job, RESEND_EVENT, (rd_kafka_resp_err_t)err.code, err.msg);
+                requeue(loop, job, RESEND_EVENT, (rd_kafka_resp_err_t)err.code,
+                        err.msg);
                 pthread_mutex_unlock(&loop->lock);
                 wake_poll(loop);
         }
@@ -265,10 +288,11 @@ static void send_final_event(struct kafka_loop *loop, struct job *job) {
 
 static void send_dead_letter(struct kafka_loop *loop, struct job *job) {
         struct err err = {0};
-        if (dlq_publish(loop->producer, loop->dlq_topic, job, &job->failure, job->attempt,
-                        on_dead_letter_acked, job, &err) == -1) {
+        if (dlq_publish(loop->producer, loop->dlq_topic, job, &job->failure,
+                        job->attempt, on_dead_letter_acked, job, &err) == -1) {
                 pthread_mutex_lock(&loop->lock);
-                requeue(loop, job, RESEND_DLQ, (rd_kafka_resp_err_t)err.code, err.msg);
+                requeue(loop, job, RESEND_DLQ, (rd_kafka_resp_err_t)err.code,
+                        err.msg);
                 pthread_mutex_unlock(&loop->lock);
                 wake_poll(loop);
         }
@@ -276,17 +300,22 @@ static void send_dead_letter(struct kafka_loop *loop, struct job *job) {
 
 /* Send what finishes @p job: its final event, and for a failure
  * (@p failure not NULL) its dead letter. */
-static void finish(struct kafka_loop *loop, struct job *job, const struct err *failure) {
+static void
+finish(struct kafka_loop *loop, struct job *job, const struct err *failure) {
         if (failure) {
                 job->final_failed = 1;
                 job->failure = *failure;
                 log_write(LOG_WARN, loop->name, job->request_id,
-                          "dead-lettering %s [%" PRId32 "] @%" PRId64 ": %s at step %s: %s", job->topic,
-                          job->partition, job->offset, err_class_name(failure->cls), failure->step,
+                          "dead-lettering %s [%" PRId32 "] @%" PRId64
+                          ": %s at step %s: %s",
+                          job->topic, job->partition, job->offset,
+                          err_class_name(failure->cls), failure->step,
                           failure->msg);
                 char labels[256];
-                snprintf(labels, sizeof(labels), "topic=\"%s\",class=\"%s\"", job->topic,
-                         err_class_name(failure->cls ? failure->cls : ERRC_INTERNAL));
+                snprintf(labels, sizeof(labels), "topic=\"%s\",class=\"%s\"",
+                         job->topic,
+                         err_class_name(failure->cls ? failure->cls
+                                                     : ERRC_INTERNAL));
                 metrics_inc("thopter_dead_letters_total", labels, 1);
         }
         pthread_mutex_lock(&loop->lock);
@@ -307,7 +336,8 @@ static struct job *take_runnable(struct kafka_loop *loop) {
                 int busy = 0;
                 for (int i = 0; i < loop->max_in_flight && !busy; i++)
                         busy = loop->running[i] && j->exclusive_key[0] &&
-                               strcmp(loop->running[i]->exclusive_key, j->exclusive_key) == 0;
+                               strcmp(loop->running[i]->exclusive_key,
+                                      j->exclusive_key) == 0;
                 if (busy)
                         continue;
                 if (prev)
@@ -346,18 +376,22 @@ static void *worker_main(void *arg) {
                 kafka_loop_emit(loop, job, "started", NULL, NULL);
                 int rc = loop->handler.run(job, loop->handler.opaque, &err);
                 double secs = (double)(clock_mono_ms() - t0) / 1000.0;
-                metrics_observe("thopter_job_duration_seconds", loop->labels, secs);
+                metrics_observe("thopter_job_duration_seconds", loop->labels,
+                                secs);
 
                 if (job->abandoned || (rc == -1 && job->cancel)) {
                         job->abandoned = 1;
-                        log_write(LOG_WARN, loop->name, job->request_id,
-                                  "abandoned at shutdown; it will be redelivered");
+                        log_write(
+                            LOG_WARN, loop->name, job->request_id,
+                            "abandoned at shutdown; it will be redelivered");
                 } else if (rc == 0) {
-                        log_write(LOG_INFO, loop->name, job->request_id,
-                                  "completed %s [%" PRId32 "] @%" PRId64 " in %.3f s", job->topic,
-                                  job->partition, job->offset, secs);
+                        log_write(
+                            LOG_INFO, loop->name, job->request_id,
+                            "completed %s [%" PRId32 "] @%" PRId64 " in %.3f s",
+                            job->topic, job->partition, job->offset, secs);
                 } else if (err.cls == ERRC_NONE) {
-                        err_classify(&err, ERRC_INTERNAL, err.step[0] ? err.step : "internal");
+                        err_classify(&err, ERRC_INTERNAL,
+                                     err.step[0] ? err.step : "internal");
                 }
 
                 pthread_mutex_lock(&loop->lock);
@@ -387,7 +421,8 @@ static void *worker_main(void *arg) {
 static void cancel_running(struct kafka_loop *loop, int only_interruptible) {
         pthread_mutex_lock(&loop->lock);
         for (int i = 0; i < loop->max_in_flight; i++)
-                if (loop->running[i] && (!only_interruptible || loop->running[i]->interruptible))
+                if (loop->running[i] &&
+                    (!only_interruptible || loop->running[i]->interruptible))
                         loop->running[i]->cancel = 1;
         pthread_mutex_unlock(&loop->lock);
 }
@@ -395,26 +430,36 @@ static void cancel_running(struct kafka_loop *loop, int only_interruptible) {
 /* ------------------------------------------------------------------ */
 /* Offsets */
 
-static void commit_one(struct kafka_loop *loop, const char *topic, int32_t partition, int64_t offset,
+static void commit_one(struct kafka_loop *loop,
+                       const char *topic,
+                       int32_t partition,
+                       int64_t offset,
                        int async) {
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
         rd_kafka_resp_err_t e = rd_kafka_commit(loop->rk, l, async);
         if (!async && !e) {
-                offset_tracker_committed(loop->tracker, topic, partition, offset);
+                offset_tracker_committed(loop->tracker, topic, partition,
+                                         offset);
                 loop->last_commit_wall_ms = clock_wall_ms();
         } else if (e) {
-                log_warn(loop->name, "commit of %s [%" PRId32 "] @%" PRId64 " failed: %s", topic,
-                         partition, offset, rd_kafka_err2str(e));
+                log_warn(loop->name,
+                         "commit of %s [%" PRId32 "] @%" PRId64 " failed: %s",
+                         topic, partition, offset, rd_kafka_err2str(e));
         }
         rd_kafka_topic_partition_list_destroy(l);
 }
 
-static void recommit_cb(const char *topic, int32_t partition, int64_t offset, void *arg) {
+static void
+recommit_cb(const char *topic, int32_t partition, int64_t offset, void *arg) {
         commit_one(arg, topic, partition, offset, 1);
 }
 
-static void commit_sync_cb(const char *topic, int32_t partition, int64_t offset, void *arg) {
+static void commit_sync_cb(const char *topic,
+                           int32_t partition,
+                           int64_t offset,
+                           void *arg) {
         commit_one(arg, topic, partition, offset, 0);
 }
 
@@ -429,14 +474,20 @@ static void offset_commit_cb(rd_kafka_t *rk,
         for (int i = 0; offsets && i < offsets->cnt; i++) {
                 rd_kafka_topic_partition_t *p = &offsets->elems[i];
                 if (!e && !p->err && p->offset >= 0) {
-                        offset_tracker_committed(loop->tracker, p->topic, p->partition, p->offset);
+                        offset_tracker_committed(loop->tracker, p->topic,
+                                                 p->partition, p->offset);
                         loop->last_commit_wall_ms = clock_wall_ms();
-                        metrics_set("thopter_last_commit_timestamp_seconds", loop->labels,
+                        metrics_set("thopter_last_commit_timestamp_seconds",
+                                    loop->labels,
                                     (double)loop->last_commit_wall_ms / 1000.0);
                 } else {
-                        metrics_inc("thopter_commit_failures_total", loop->labels, 1);
-                        log_warn(loop->name, "commit of %s [%" PRId32 "] failed: %s (will retry)",
-                                 p->topic, p->partition, rd_kafka_err2str(e ? e : p->err));
+                        metrics_inc("thopter_commit_failures_total",
+                                    loop->labels, 1);
+                        log_warn(loop->name,
+                                 "commit of %s [%" PRId32
+                                 "] failed: %s (will retry)",
+                                 p->topic, p->partition,
+                                 rd_kafka_err2str(e ? e : p->err));
                 }
         }
 }
@@ -471,11 +522,13 @@ static void process_done(struct kafka_loop *loop) {
                 int64_t commit;
                 done = job->next;
                 if (!job->abandoned && job->generation == loop->generation &&
-                    offset_tracker_finish(loop->tracker, job->topic, job->partition, job->offset,
+                    offset_tracker_finish(loop->tracker, job->topic,
+                                          job->partition, job->offset,
                                           &commit) == 1)
                         commit_one(loop, job->topic, job->partition, commit, 1);
                 if (!job->abandoned)
-                        metrics_inc("thopter_messages_finished_total", loop->labels, 1);
+                        metrics_inc("thopter_messages_finished_total",
+                                    loop->labels, 1);
                 job_free(loop, job);
         }
         while (resend) {
@@ -492,7 +545,8 @@ static void process_done(struct kafka_loop *loop) {
                         send_dead_letter(loop, job);
         }
         if (now - loop->last_recommit_ms >= RECOMMIT_EVERY_MS) {
-                offset_tracker_foreach_uncommitted(loop->tracker, recommit_cb, loop);
+                offset_tracker_foreach_uncommitted(loop->tracker, recommit_cb,
+                                                   loop);
                 loop->last_recommit_ms = now;
         }
 }
@@ -500,11 +554,15 @@ static void process_done(struct kafka_loop *loop) {
 /* ------------------------------------------------------------------ */
 /* Pause / resume */
 
-static int apply_pause(struct kafka_loop *loop, rd_kafka_topic_partition_list_t *parts, int pause) {
-        rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(loop->rk, parts)
-                                      : rd_kafka_resume_partitions(loop->rk, parts);
+static int apply_pause(struct kafka_loop *loop,
+                       rd_kafka_topic_partition_list_t *parts,
+                       int pause) {
+        rd_kafka_resp_err_t e =
+            pause ? rd_kafka_pause_partitions(loop->rk, parts)
+                  : rd_kafka_resume_partitions(loop->rk, parts);
         if (e)
-                log_warn(loop->name, "%s partitions: %s", pause ? "pause" : "resume", rd_kafka_err2str(e));
+                log_warn(loop->name, "%s partitions: %s",
+                         pause ? "pause" : "resume", rd_kafka_err2str(e));
         return e ? -1 : 0;
 }
 
@@ -513,19 +571,24 @@ static int apply_pause(struct kafka_loop *loop, rd_kafka_topic_partition_list_t 
 /* librdkafka 2.0.2 starts fetching a resumed partition only when its broker
  * thread next looks (up to a second later when no fetch is outstanding). A
  * seek to the position it would resume from anyway wakes it now. */
-static void kick_fetch(struct kafka_loop *loop, rd_kafka_topic_partition_list_t *parts) {
-        rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(parts);
-        rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(pos->cnt);
+static void kick_fetch(struct kafka_loop *loop,
+                       rd_kafka_topic_partition_list_t *parts) {
+        rd_kafka_topic_partition_list_t *pos =
+            rd_kafka_topic_partition_list_copy(parts);
+        rd_kafka_topic_partition_list_t *seek =
+            rd_kafka_topic_partition_list_new(pos->cnt);
 
         if (rd_kafka_position(loop->rk, pos) == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 for (int i = 0; i < pos->cnt; i++)
                         if (pos->elems[i].offset >= 0)
-                                rd_kafka_topic_partition_list_add(seek, pos->elems[i].topic,
-                                                                  pos->elems[i].partition)
+                                rd_kafka_topic_partition_list_add(
+                                    seek, pos->elems[i].topic,
+                                    pos->elems[i].partition)
                                     ->offset = pos->elems[i].offset;
         }
         if (seek->cnt) {
-                rd_kafka_error_t *e = rd_kafka_seek_partitions(loop->rk, seek, 0);
+                rd_kafka_error_t *e =
+                    rd_kafka_seek_partitions(loop->rk, seek, 0);
                 if (e)
                         rd_kafka_error_destroy(e);
         }
@@ -538,13 +601,15 @@ static int want_pause(struct kafka_loop *loop) {
         pthread_mutex_lock(&loop->lock);
         int taken = loop->n_pending + loop->n_running;
         if (loop->paused_applied)
-                full = taken > loop->max_in_flight + loop->prefetch_low - (loop->prefetch_high == 0) ||
+                full = taken > loop->max_in_flight + loop->prefetch_low -
+                                   (loop->prefetch_high == 0) ||
                        loop->n_finishing > FINISHING_LOW;
         else
                 full = taken >= loop->max_in_flight + loop->prefetch_high ||
                        loop->n_finishing >= FINISHING_HIGH;
         pthread_mutex_unlock(&loop->lock);
-        return full || atomic_load(&loop->stopping) || atomic_load(&loop->hold) ||
+        return full || atomic_load(&loop->stopping) ||
+               atomic_load(&loop->hold) ||
                (loop->breaker && breaker_is_open(loop->breaker));
 }
 
@@ -554,7 +619,9 @@ static void update_pause(struct kafka_loop *loop) {
 
         if (want == loop->paused_applied)
                 return;
-        if (rd_kafka_assignment(loop->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+        if (rd_kafka_assignment(loop->rk, &parts) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            !parts)
                 return; /* try again on the next tick */
         int ok = !parts->cnt || apply_pause(loop, parts, want) == 0;
         if (ok && !want && parts->cnt)
@@ -587,7 +654,8 @@ static int drain(struct kafka_loop *loop, int64_t deadline) {
                                 ts.tv_sec++;
                                 ts.tv_nsec -= 1000000000L;
                         }
-                        pthread_cond_timedwait(&loop->idle_cond, &loop->lock, &ts);
+                        pthread_cond_timedwait(&loop->idle_cond, &loop->lock,
+                                               &ts);
                 }
                 pthread_mutex_unlock(&loop->lock);
                 if (idle || clock_mono_ms() >= deadline)
@@ -607,7 +675,8 @@ static void drop_pending(struct kafka_loop *loop) {
         loop->n_pending = 0;
         pthread_mutex_unlock(&loop->lock);
         if (n)
-                log_info(loop->name, "%d queued request(s) left for redelivery", n);
+                log_info(loop->name, "%d queued request(s) left for redelivery",
+                         n);
         while (j) {
                 struct job *next = j->next;
                 job_free(loop, j);
@@ -624,13 +693,15 @@ static void rebalance_cb(rd_kafka_t *rk,
         size_t len = 0;
 
         for (int i = 0; parts && i < parts->cnt && len < sizeof(list) - 32; i++)
-                len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s[%" PRId32 "]",
-                                        i ? "," : "", parts->elems[i].topic,
+                len += (size_t)snprintf(list + len, sizeof(list) - len,
+                                        "%s%s[%" PRId32 "]", i ? "," : "",
+                                        parts->elems[i].topic,
                                         parts->elems[i].partition);
         metrics_inc("thopter_rebalances_total", loop->labels, 1);
         if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 loop->generation++;
-                log_info(loop->name, "assigned %s", parts->cnt ? list : "nothing");
+                log_info(loop->name, "assigned %s",
+                         parts->cnt ? list : "nothing");
                 rd_kafka_assign(rk, parts);
                 atomic_store(&loop->joined, 1);
                 loop->paused_applied = 0;
@@ -649,26 +720,33 @@ static void rebalance_cb(rd_kafka_t *rk,
                 if (loop->stop_deadline && loop->stop_deadline < deadline)
                         deadline = loop->stop_deadline;
                 if (e != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
-                        log_warn(loop->name, "rebalance error: %s; dropping the assignment",
+                        log_warn(loop->name,
+                                 "rebalance error: %s; dropping the assignment",
                                  rd_kafka_err2str(e));
                 atomic_store(&loop->joined, 0);
-                log_info(loop->name, "revoked %s; finishing in-flight work first",
+                log_info(loop->name,
+                         "revoked %s; finishing in-flight work first",
                          parts && parts->cnt ? list : "nothing");
                 drop_pending(loop);
                 if (drain(loop, deadline) == -1) {
                         /* The new owner will redo these: make ours stop, so
                          * the same request never runs twice at once. */
-                        log_warn(loop->name, "in-flight work still running at the revoke deadline; "
+                        log_warn(loop->name,
+                                 "in-flight work still running at the revoke "
+                                 "deadline; "
                                  "abandoning it (the new owner redoes it)");
                         cancel_running(loop, 0);
                 }
                 if (!rd_kafka_assignment_lost(rk))
-                        offset_tracker_foreach_uncommitted(loop->tracker, commit_sync_cb, loop);
+                        offset_tracker_foreach_uncommitted(
+                            loop->tracker, commit_sync_cb, loop);
                 rd_kafka_topic_partition_list_t *owned = NULL;
-                if (!parts && rd_kafka_assignment(rk, &owned) == RD_KAFKA_RESP_ERR_NO_ERROR)
+                if (!parts && rd_kafka_assignment(rk, &owned) ==
+                                  RD_KAFKA_RESP_ERR_NO_ERROR)
                         parts = owned;
                 for (int i = 0; parts && i < parts->cnt; i++)
-                        offset_tracker_remove(loop->tracker, parts->elems[i].topic,
+                        offset_tracker_remove(loop->tracker,
+                                              parts->elems[i].topic,
                                               parts->elems[i].partition);
                 loop->generation++;
                 /* Pause state survives an unassign in librdkafka: clear it. */
@@ -704,17 +782,22 @@ struct kafka_loop *kafka_loop_new(const struct kafka_loop_opts *opts,
         loop->events_topic = strdup(opts->events_topic);
         loop->max_in_flight = opts->max_in_flight < 1 ? 1 : opts->max_in_flight;
         loop->prefetch_high = opts->prefetch_high < 0 ? 0 : opts->prefetch_high;
-        loop->prefetch_low = opts->prefetch_low < 0                    ? 0
-                             : opts->prefetch_low > loop->prefetch_high ? loop->prefetch_high
-                                                                        : opts->prefetch_low;
+        loop->prefetch_low = opts->prefetch_low < 0 ? 0
+                             : opts->prefetch_low > loop->prefetch_high
+                                 ? loop->prefetch_high
+                                 : opts->prefetch_low;
         loop->drain_timeout_ms = opts->drain_timeout_ms;
-        loop->revoke_timeout_ms = opts->revoke_timeout_ms > 0 ? opts->revoke_timeout_ms : opts->drain_timeout_ms;
+        loop->revoke_timeout_ms = opts->revoke_timeout_ms > 0
+                                      ? opts->revoke_timeout_ms
+                                      : opts->drain_timeout_ms;
         loop->handler = *handler;
         loop->producer = opts->producer;
         loop->breaker = opts->breaker;
         loop->tracker = offset_tracker_new();
-        loop->running = calloc((size_t)loop->max_in_flight, sizeof(*loop->running));
-        snprintf(loop->labels, sizeof(loop->labels), "topic=\"%s\"", opts->topic);
+        loop->running =
+            calloc((size_t)loop->max_in_flight, sizeof(*loop->running));
+        snprintf(loop->labels, sizeof(loop->labels), "topic=\"%s\"",
+                 opts->topic);
         pthread_mutex_init(&loop->lock, NULL);
         pthread_cond_init(&loop->cond, NULL);
         pthread_cond_init(&loop->idle_cond, NULL);
@@ -726,28 +809,42 @@ struct kafka_loop *kafka_loop_new(const struct kafka_loop_opts *opts,
                 goto fail;
         }
 
-        metrics_describe("thopter_in_flight", METRICS_GAUGE, "Requests being worked on");
-        metrics_describe("thopter_paused", METRICS_GAUGE, "1 while the loop's partitions are paused");
-        metrics_describe("thopter_messages_received_total", METRICS_COUNTER, "Records received from Kafka");
-        metrics_describe("thopter_messages_finished_total", METRICS_COUNTER,
-                         "Records finished (completed, or dead letter acknowledged)");
-        metrics_describe("thopter_requests_total", METRICS_COUNTER, "Requests by outcome");
-        metrics_describe("thopter_dead_letters_total", METRICS_COUNTER, "Dead letters by class");
-        metrics_describe("thopter_dead_letter_send_failures_total", METRICS_COUNTER,
-                         "Dead-letter sends that failed (their offsets stay uncommitted)");
+        metrics_describe("thopter_in_flight", METRICS_GAUGE,
+                         "Requests being worked on");
+        metrics_describe("thopter_paused", METRICS_GAUGE,
+                         "1 while the loop's partitions are paused");
+        metrics_describe("thopter_messages_received_total", METRICS_COUNTER,
+                         "Records received from Kafka");
+        metrics_describe(
+            "thopter_messages_finished_total", METRICS_COUNTER,
+            "Records finished (completed, or dead letter acknowledged)");
+        metrics_describe("thopter_requests_total", METRICS_COUNTER,
+                         "Requests by outcome");
+        metrics_describe("thopter_dead_letters_total", METRICS_COUNTER,
+                         "Dead letters by class");
+        metrics_describe(
+            "thopter_dead_letter_send_failures_total", METRICS_COUNTER,
+            "Dead-letter sends that failed (their offsets stay uncommitted)");
         metrics_describe("thopter_event_send_failures_total", METRICS_COUNTER,
-                         "Final status events not acknowledged (their offsets stay uncommitted)");
-        metrics_describe("thopter_rebalances_total", METRICS_COUNTER, "Rebalance callbacks");
-        metrics_describe("thopter_commit_failures_total", METRICS_COUNTER, "Offset commits that failed");
-        metrics_describe("thopter_last_commit_timestamp_seconds", METRICS_GAUGE,
-                         "Unix time of the last offset commit the broker confirmed");
-        metrics_describe("thopter_job_duration_seconds", METRICS_HISTOGRAM, "Time to work one request");
+                         "Final status events not acknowledged (their offsets "
+                         "stay uncommitted)");
+        metrics_describe("thopter_rebalances_total", METRICS_COUNTER,
+                         "Rebalance callbacks");
+        metrics_describe("thopter_commit_failures_total", METRICS_COUNTER,
+                         "Offset commits that failed");
+        metrics_describe(
+            "thopter_last_commit_timestamp_seconds", METRICS_GAUGE,
+            "Unix time of the last offset commit the broker confirmed");
+        metrics_describe("thopter_job_duration_seconds", METRICS_HISTOGRAM,
+                         "Time to work one request");
         metrics_set("thopter_in_flight", loop->labels, 0);
 
         if (kafka_conf_set(conf, "group.id", opts->group, err) == -1 ||
             kafka_conf_set(conf, "enable.auto.commit", "false", err) == -1 ||
-            kafka_conf_set(conf, "enable.auto.offset.store", "false", err) == -1 ||
-            kafka_conf_set(conf, "partition.assignment.strategy", "range", err) == -1 ||
+            kafka_conf_set(conf, "enable.auto.offset.store", "false", err) ==
+                -1 ||
+            kafka_conf_set(conf, "partition.assignment.strategy", "range",
+                           err) == -1 ||
             kafka_conf_set(conf, "auto.offset.reset", "earliest", err) == -1) {
                 rd_kafka_conf_destroy(conf);
                 goto fail;
@@ -755,10 +852,12 @@ struct kafka_loop *kafka_loop_new(const struct kafka_loop_opts *opts,
         rd_kafka_conf_set_opaque(conf, loop);
         rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
         rd_kafka_conf_set_offset_commit_cb(conf, offset_commit_cb);
-        loop->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+        loop->rk =
+            rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
         if (!loop->rk) {
                 rd_kafka_conf_destroy(conf);
-                err_set(err, ERR_PERMANENT, 0, "%s: consumer: %s", opts->name, errstr);
+                err_set(err, ERR_PERMANENT, 0, "%s: consumer: %s", opts->name,
+                        errstr);
                 goto fail;
         }
         rd_kafka_poll_set_consumer(loop->rk);
@@ -766,12 +865,14 @@ struct kafka_loop *kafka_loop_new(const struct kafka_loop_opts *opts,
 
         loop->workers = calloc((size_t)loop->max_in_flight, sizeof(pthread_t));
         for (int i = 0; loop->workers && i < loop->max_in_flight; i++) {
-                if (pthread_create(&loop->workers[i], NULL, worker_main, loop) != 0)
+                if (pthread_create(&loop->workers[i], NULL, worker_main,
+                                   loop) != 0)
                         break;
                 loop->n_workers++;
         }
         if (loop->n_workers != loop->max_in_flight) {
-                err_set(err, ERR_PERMANENT, 0, "%s: cannot start worker threads", opts->name);
+                err_set(err, ERR_PERMANENT, 0,
+                        "%s: cannot start worker threads", opts->name);
                 goto fail;
         }
         return loop;
@@ -786,7 +887,8 @@ static void on_message(struct kafka_loop *loop, rd_kafka_message_t *rkm) {
 
         if (rkm->err) {
                 if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                        log_warn(loop->name, "consumer: %s", rd_kafka_message_errstr(rkm));
+                        log_warn(loop->name, "consumer: %s",
+                                 rd_kafka_message_errstr(rkm));
                 return;
         }
         metrics_inc("thopter_messages_received_total", loop->labels, 1);
@@ -794,21 +896,27 @@ static void on_message(struct kafka_loop *loop, rd_kafka_message_t *rkm) {
         if (!job) {
                 /* An untracked record would be committed past by the next
                  * one: better to die and have it redelivered. */
-                log_error(loop->name, "out of memory copying a record; aborting so it is redelivered");
+                log_error(loop->name, "out of memory copying a record; "
+                                      "aborting so it is redelivered");
                 abort();
         }
         if (atomic_load(&loop->stopping)) {
                 job_free(loop, job);
                 return;
         }
-        int added = offset_tracker_add(loop->tracker, job->topic, job->partition, job->offset);
+        int added = offset_tracker_add(loop->tracker, job->topic,
+                                       job->partition, job->offset);
         if (added == -2) {
-                log_error(loop->name, "out of memory tracking an offset; aborting so it is redelivered");
+                log_error(loop->name, "out of memory tracking an offset; "
+                                      "aborting so it is redelivered");
                 abort();
         }
         if (added == -1)
-                log_warn(loop->name, "%s [%" PRId32 "] @%" PRId64 " delivered out of order; "
-                         "worked on but not tracked for commit", job->topic, job->partition, job->offset);
+                log_warn(loop->name,
+                         "%s [%" PRId32 "] @%" PRId64
+                         " delivered out of order; "
+                         "worked on but not tracked for commit",
+                         job->topic, job->partition, job->offset);
         if (loop->handler.prepare(job, loop->handler.opaque, &err) == -1) {
                 if (err.cls == ERRC_NONE)
                         err_classify(&err, ERRC_INVALID_REQUEST, "validate");
@@ -827,40 +935,50 @@ static void on_message(struct kafka_loop *loop, rd_kafka_message_t *rkm) {
 }
 
 int kafka_loop_run(struct kafka_loop *loop) {
-        rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_t *topics =
+            rd_kafka_topic_partition_list_new(1);
         rd_kafka_resp_err_t e;
         int rc = 0;
 
-        rd_kafka_topic_partition_list_add(topics, loop->topic, RD_KAFKA_PARTITION_UA);
+        rd_kafka_topic_partition_list_add(topics, loop->topic,
+                                          RD_KAFKA_PARTITION_UA);
         e = rd_kafka_subscribe(loop->rk, topics);
         rd_kafka_topic_partition_list_destroy(topics);
         if (e) {
-                log_error(loop->name, "subscribe to %s: %s", loop->topic, rd_kafka_err2str(e));
+                log_error(loop->name, "subscribe to %s: %s", loop->topic,
+                          rd_kafka_err2str(e));
                 return -1;
         }
-        log_info(loop->name, "consuming %s in group %s, %d in flight at most", loop->topic,
-                 loop->group, loop->max_in_flight);
+        log_info(loop->name, "consuming %s in group %s, %d in flight at most",
+                 loop->topic, loop->group, loop->max_in_flight);
 
         for (;;) {
                 atomic_store(&loop->last_poll_ms, clock_mono_ms());
                 process_done(loop);
                 if (atomic_load(&loop->stopping)) {
                         if (!loop->stop_deadline) {
-                                loop->stop_deadline = clock_mono_ms() + loop->drain_timeout_ms;
+                                loop->stop_deadline =
+                                    clock_mono_ms() + loop->drain_timeout_ms;
                                 drop_pending(loop);
                                 /* A job that only waits (capacity) has done
                                  * nothing yet: it goes back to Kafka now. */
                                 cancel_running(loop, 1);
-                                log_info(loop->name, "stopping: taking nothing new, finishing in-flight work "
-                                         "(up to %ld ms)", loop->drain_timeout_ms);
+                                log_info(loop->name,
+                                         "stopping: taking nothing new, "
+                                         "finishing in-flight work "
+                                         "(up to %ld ms)",
+                                         loop->drain_timeout_ms);
                         }
                         pthread_mutex_lock(&loop->lock);
-                        int idle = loop->n_running == 0 && loop->n_finishing == 0 && !loop->n_pending;
+                        int idle = loop->n_running == 0 &&
+                                   loop->n_finishing == 0 && !loop->n_pending;
                         pthread_mutex_unlock(&loop->lock);
                         if (idle)
                                 break;
                         if (clock_mono_ms() >= loop->stop_deadline) {
-                                log_warn(loop->name, "drain deadline passed; abandoning in-flight work "
+                                log_warn(loop->name,
+                                         "drain deadline passed; abandoning "
+                                         "in-flight work "
                                          "(it will be redelivered)");
                                 atomic_store(&loop->cancel, 1);
                                 cancel_running(loop, 0);
@@ -890,7 +1008,10 @@ int kafka_loop_run(struct kafka_loop *loop) {
                 /* A worker is inside a call that cannot be interrupted
                  * (HTTP, SSH). Joining it could take minutes; freeing what it
                  * uses would crash it. The caller exits instead. */
-                log_warn(loop->name, "%d job(s) still in a remote call; not waiting for them", stuck);
+                log_warn(
+                    loop->name,
+                    "%d job(s) still in a remote call; not waiting for them",
+                    stuck);
                 return -2;
         }
         for (int i = 0; i < loop->n_workers; i++)
@@ -917,12 +1038,16 @@ void kafka_loop_hold(struct kafka_loop *loop, int on) {
         wake_poll(loop);
 }
 
-int kafka_loop_ready(struct kafka_loop *loop, int timeout_ms, char *why, size_t cap) {
+int kafka_loop_ready(struct kafka_loop *loop,
+                     int timeout_ms,
+                     char *why,
+                     size_t cap) {
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_resp_err_t e;
 
         if (!atomic_load(&loop->joined)) {
-                snprintf(why, cap, "%s: not yet joined group %s", loop->name, loop->group);
+                snprintf(why, cap, "%s: not yet joined group %s", loop->name,
+                         loop->group);
                 return 0;
         }
         int stuck = 0;
@@ -931,13 +1056,16 @@ int kafka_loop_ready(struct kafka_loop *loop, int timeout_ms, char *why, size_t 
                 stuck += j->send_tries >= 3;
         pthread_mutex_unlock(&loop->lock);
         if (stuck) {
-                snprintf(why, cap, "%s: %d dead letter(s) or final event(s) cannot be delivered", loop->name,
-                         stuck);
+                snprintf(why, cap,
+                         "%s: %d dead letter(s) or final event(s) cannot be "
+                         "delivered",
+                         loop->name, stuck);
                 return 0;
         }
         e = rd_kafka_metadata(loop->rk, 0, NULL, &md, timeout_ms);
         if (e) {
-                snprintf(why, cap, "%s: brokers do not answer: %s", loop->name, rd_kafka_err2str(e));
+                snprintf(why, cap, "%s: brokers do not answer: %s", loop->name,
+                         rd_kafka_err2str(e));
                 return 0;
         }
         rd_kafka_metadata_destroy(md);
@@ -969,7 +1097,8 @@ void kafka_loop_destroy(struct kafka_loop *loop) {
         /* The producer is destroyed before the loops, so every dead letter
          * has reported back by now: free what is left without sending. */
         drop_pending(loop);
-        for (struct job **list = &loop->done_head; list; list = list == &loop->done_head ? &loop->resend_head : NULL) {
+        for (struct job **list = &loop->done_head; list;
+             list = list == &loop->done_head ? &loop->resend_head : NULL) {
                 while (*list) {
                         struct job *j = *list;
                         *list = j->next;
@@ -1005,7 +1134,10 @@ const char *kafka_loop_topic(const struct kafka_loop *loop) {
  * #4996), and a full loop is exactly a paused one. rd_kafka_assignment(),
  * rd_kafka_committed() and rd_kafka_query_watermark_offsets() are safe from
  * any thread; they only queue requests for librdkafka's own threads. */
-int kafka_loop_lag(struct kafka_loop *loop, int timeout_ms, kafka_loop_lag_fn *fn, void *arg) {
+int kafka_loop_lag(struct kafka_loop *loop,
+                   int timeout_ms,
+                   kafka_loop_lag_fn *fn,
+                   void *arg) {
         rd_kafka_topic_partition_list_t *parts = NULL;
         rd_kafka_resp_err_t e;
         int n = 0;
@@ -1029,8 +1161,8 @@ int kafka_loop_lag(struct kafka_loop *loop, int timeout_ms, kafka_loop_lag_fn *f
                 int64_t lo = 0, hi = 0;
                 if (p->err)
                         continue;
-                e = rd_kafka_query_watermark_offsets(loop->rk, p->topic, p->partition, &lo, &hi,
-                                                     timeout_ms);
+                e = rd_kafka_query_watermark_offsets(
+                    loop->rk, p->topic, p->partition, &lo, &hi, timeout_ms);
                 if (e)
                         continue;
                 /* Nothing committed yet: the group starts at the earliest

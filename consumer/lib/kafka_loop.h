@@ -5,10 +5,10 @@
  * and the offset tracker. It hands valid records to max_in_flight worker
  * threads, never two with the same exclusive key at once, pauses the
  * assignment while the loop is full (max_in_flight running plus a queue
- * that fills to prefetch_high, with hysteresis down to prefetch_low) (and keeps polling, so the group
- * membership and max.poll.interval.ms stay healthy), and commits a
- * partition's contiguous finished prefix. A record is finished when the
- * broker acknowledged its final status event ("completed" after its work,
+ * that fills to prefetch_high, with hysteresis down to prefetch_low) (and keeps
+ * polling, so the group membership and max.poll.interval.ms stay healthy), and
+ * commits a partition's contiguous finished prefix. A record is finished when
+ * the broker acknowledged its final status event ("completed" after its work,
  * or "failed") and, for a failure, its dead letter.
  *
  * Rebalances are eager (range): on revoke, queued records are dropped (they
@@ -50,7 +50,7 @@ struct job_handler {
 };
 
 struct kafka_loop_opts {
-        const char *name;  /* "provision" | "destroy": logs, events, metrics */
+        const char *name; /* "provision" | "destroy": logs, events, metrics */
         const char *topic;
         const char *group;
         int max_in_flight;
@@ -105,7 +105,10 @@ void kafka_loop_emit(struct kafka_loop *loop,
  * @brief Ready = joined its group and the brokers answer a metadata request
  * within @p timeout_ms. @p why gets the reason when not ready.
  */
-int kafka_loop_ready(struct kafka_loop *loop, int timeout_ms, char *why, size_t cap);
+int kafka_loop_ready(struct kafka_loop *loop,
+                     int timeout_ms,
+                     char *why,
+                     size_t cap);
 
 /** @brief Milliseconds since the poll thread last ticked (liveness). */
 long kafka_loop_poll_age_ms(struct kafka_loop *loop);
@@ -117,7 +120,8 @@ void kafka_loop_destroy(struct kafka_loop *loop); /* NULL is a no-op */
 /** @brief The topic the loop consumes (borrowed; lives as long as the loop). */
 const char *kafka_loop_topic(const struct kafka_loop *loop);
 
-typedef void kafka_loop_lag_fn(const char *topic, int32_t partition, int64_t lag, void *arg);
+typedef void
+kafka_loop_lag_fn(const char *topic, int32_t partition, int64_t lag, void *arg);
 
 /**
  * @brief Consumer lag of each partition assigned to this loop: the broker's
@@ -129,6 +133,9 @@ typedef void kafka_loop_lag_fn(const char *topic, int32_t partition, int64_t lag
  * the assignment or the committed offsets could not be read.
  * @locality any thread (the health server's).
  */
-int kafka_loop_lag(struct kafka_loop *loop, int timeout_ms, kafka_loop_lag_fn *fn, void *arg);
+int kafka_loop_lag(struct kafka_loop *loop,
+                   int timeout_ms,
+                   kafka_loop_lag_fn *fn,
+                   void *arg);
 
 #endif

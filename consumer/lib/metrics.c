@@ -18,8 +18,8 @@
 #define MAX_SERIES   512
 #define MAX_FAMILIES 96
 
-static const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                 1,     2.5,  5,     10,   30,  60,  120, 300};
+static const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                 2.5,   5,    10,    30,   60,  120,  300};
 #define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
 struct family {
@@ -43,7 +43,9 @@ static int nfamilies;
 static struct series series[MAX_SERIES];
 static int nseries;
 
-void metrics_describe(const char *name, enum metrics_type type, const char *help) {
+void metrics_describe(const char *name,
+                      enum metrics_type type,
+                      const char *help) {
         pthread_mutex_lock(&lock);
         for (int i = 0; i < nfamilies; i++) {
                 if (strcmp(families[i].name, name) == 0) {
@@ -159,14 +161,15 @@ static void render_series(struct buf *b, const struct series *s) {
         const char *sep = s->labels[0] ? "," : "";
         if (!s->is_hist) {
                 if (s->labels[0])
-                        appendf(b, "%s{%s} %.17g\n", s->name, s->labels, s->value);
+                        appendf(b, "%s{%s} %.17g\n", s->name, s->labels,
+                                s->value);
                 else
                         appendf(b, "%s %.17g\n", s->name, s->value);
                 return;
         }
         for (size_t i = 0; i < NBUCKETS; i++)
-                appendf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", s->name, s->labels,
-                        sep, buckets[i], s->bucket[i]);
+                appendf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", s->name,
+                        s->labels, sep, buckets[i], s->bucket[i]);
         appendf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", s->name, s->labels, sep,
                 s->count);
         appendf(b, "%s_sum%s%s%s %.17g\n", s->name, s->labels[0] ? "{" : "",

@@ -13,7 +13,9 @@
 
 enum metrics_type { METRICS_COUNTER, METRICS_GAUGE, METRICS_HISTOGRAM };
 
-void metrics_describe(const char *name, enum metrics_type type, const char *help);
+void metrics_describe(const char *name,
+                      enum metrics_type type,
+                      const char *help);
 void metrics_inc(const char *name, const char *labels, double v);
 void metrics_set(const char *name, const char *labels, double v);
 /** @brief Record one observation (seconds) in a histogram. */

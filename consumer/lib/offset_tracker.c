@@ -51,20 +51,24 @@ void offset_tracker_destroy(struct offset_tracker *t) {
         free(t);
 }
 
-static struct partition *find(const struct offset_tracker *t, const char *topic, int32_t partition) {
+static struct partition *
+find(const struct offset_tracker *t, const char *topic, int32_t partition) {
         for (size_t i = 0; i < t->n; i++)
-                if (t->parts[i].partition == partition && strcmp(t->parts[i].topic, topic) == 0)
+                if (t->parts[i].partition == partition &&
+                    strcmp(t->parts[i].topic, topic) == 0)
                         return &t->parts[i];
         return NULL;
 }
 
-static struct partition *find_or_add(struct offset_tracker *t, const char *topic, int32_t partition) {
+static struct partition *
+find_or_add(struct offset_tracker *t, const char *topic, int32_t partition) {
         struct partition *p = find(t, topic, partition);
         if (p)
                 return p;
         if (t->n == t->cap) {
                 size_t cap = t->cap ? t->cap * 2 : 8;
-                struct partition *parts = realloc(t->parts, cap * sizeof(*parts));
+                struct partition *parts =
+                    realloc(t->parts, cap * sizeof(*parts));
                 if (!parts)
                         return NULL;
                 t->parts = parts;
@@ -81,7 +85,10 @@ static struct partition *find_or_add(struct offset_tracker *t, const char *topic
         return p;
 }
 
-int offset_tracker_add(struct offset_tracker *t, const char *topic, int32_t partition, int64_t offset) {
+int offset_tracker_add(struct offset_tracker *t,
+                       const char *topic,
+                       int32_t partition,
+                       int64_t offset) {
         struct partition *p = find_or_add(t, topic, partition);
         if (!p)
                 return -2;
@@ -142,20 +149,26 @@ int offset_tracker_finish(struct offset_tracker *t,
         return 0;
 }
 
-int64_t offset_tracker_committable(const struct offset_tracker *t, const char *topic, int32_t partition) {
+int64_t offset_tracker_committable(const struct offset_tracker *t,
+                                   const char *topic,
+                                   int32_t partition) {
         const struct partition *p = find(t, topic, partition);
         return p ? p->committable : -1;
 }
 
-void offset_tracker_committed(struct offset_tracker *t, const char *topic, int32_t partition, int64_t offset) {
+void offset_tracker_committed(struct offset_tracker *t,
+                              const char *topic,
+                              int32_t partition,
+                              int64_t offset) {
         struct partition *p = find(t, topic, partition);
         if (p && offset > p->committed)
                 p->committed = offset;
 }
 
-void offset_tracker_foreach_uncommitted(const struct offset_tracker *t,
-                                        void (*fn)(const char *, int32_t, int64_t, void *),
-                                        void *arg) {
+void offset_tracker_foreach_uncommitted(
+    const struct offset_tracker *t,
+    void (*fn)(const char *, int32_t, int64_t, void *),
+    void *arg) {
         for (size_t i = 0; i < t->n; i++) {
                 const struct partition *p = &t->parts[i];
                 if (p->committable >= 0 && p->committable > p->committed)
@@ -163,7 +176,9 @@ void offset_tracker_foreach_uncommitted(const struct offset_tracker *t,
         }
 }
 
-void offset_tracker_remove(struct offset_tracker *t, const char *topic, int32_t partition) {
+void offset_tracker_remove(struct offset_tracker *t,
+                           const char *topic,
+                           int32_t partition) {
         struct partition *p = find(t, topic, partition);
         if (!p)
                 return;
@@ -175,6 +190,9 @@ size_t offset_tracker_unfinished(const struct offset_tracker *t) {
         size_t n = 0;
         for (size_t i = 0; i < t->n; i++)
                 for (size_t j = 0; j < t->parts[i].len; j++)
-                        n += !t->parts[i].ring[(t->parts[i].head + j) % t->parts[i].cap].finished;
+                        n +=
+                            !t->parts[i]
+                                 .ring[(t->parts[i].head + j) % t->parts[i].cap]
+                                 .finished;
         return n;
 }

@@ -59,12 +59,10 @@ void offset_tracker_committed(struct offset_tracker *t,
  * @brief Call @p fn for each partition whose committable offset is above
  * what the broker confirmed (commits to send again).
  */
-void offset_tracker_foreach_uncommitted(const struct offset_tracker *t,
-                                        void (*fn)(const char *topic,
-                                                   int32_t partition,
-                                                   int64_t offset,
-                                                   void *arg),
-                                        void *arg);
+void offset_tracker_foreach_uncommitted(
+    const struct offset_tracker *t,
+    void (*fn)(const char *topic, int32_t partition, int64_t offset, void *arg),
+    void *arg);
 
 /** @brief Forget a partition (revoked). */
 void offset_tracker_remove(struct offset_tracker *t,

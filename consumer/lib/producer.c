@@ -48,9 +48,11 @@ struct producer *producer_new(rd_kafka_conf_t *conf, struct err *err) {
                 return NULL;
         }
         metrics_describe("thopter_produce_errors_total", METRICS_COUNTER,
-                         "Records the broker did not acknowledge (they are retried or redelivered)");
+                         "Records the broker did not acknowledge (they are "
+                         "retried or redelivered)");
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-        if (rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) ||
+        if (rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr,
+                              sizeof(errstr)) ||
             rd_kafka_conf_set(conf, "acks", "all", errstr, sizeof(errstr))) {
                 rd_kafka_conf_destroy(conf);
                 free(p);
@@ -67,7 +69,8 @@ struct producer *producer_new(rd_kafka_conf_t *conf, struct err *err) {
         if (pthread_create(&p->thread, NULL, delivery_thread, p) != 0) {
                 rd_kafka_destroy(p->rk);
                 free(p);
-                err_set(err, ERR_PERMANENT, 0, "producer: cannot start its thread");
+                err_set(err, ERR_PERMANENT, 0,
+                        "producer: cannot start its thread");
                 return NULL;
         }
         return p;
@@ -89,17 +92,19 @@ int producer_send(struct producer *p,
         if (!pd) {
                 if (headers)
                         rd_kafka_headers_destroy(headers);
-                return err_set(err, ERR_TRANSIENT, 0, "produce to %s: out of memory", topic);
+                return err_set(err, ERR_TRANSIENT, 0,
+                               "produce to %s: out of memory", topic);
         }
         pd->done = done;
         pd->arg = arg;
         for (int tries = 0;; tries++) {
-                e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                      RD_KAFKA_V_KEY(key, key_len),
-                                      RD_KAFKA_V_VALUE((void *)value, value_len),
-                                      RD_KAFKA_V_HEADERS(headers),
-                                      RD_KAFKA_V_OPAQUE(pd), RD_KAFKA_V_END);
+                e = rd_kafka_producev(
+                    p->rk, RD_KAFKA_V_TOPIC(topic),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_KEY(key, key_len),
+                    RD_KAFKA_V_VALUE((void *)value, value_len),
+                    RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(pd),
+                    RD_KAFKA_V_END);
                 if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || tries > 100)
                         break;
                 /* The delivery thread drains the queue; give it a moment. */
@@ -109,7 +114,8 @@ int producer_send(struct producer *p,
                 free(pd);
                 if (headers)
                         rd_kafka_headers_destroy(headers);
-                return err_set(err, ERR_TRANSIENT, e, "produce to %s: %s", topic, rd_kafka_err2str(e));
+                return err_set(err, ERR_TRANSIENT, e, "produce to %s: %s",
+                               topic, rd_kafka_err2str(e));
         }
         return 0;
 }
@@ -126,14 +132,17 @@ int producer_warm_topic(struct producer *p, const char *topic, int timeout_ms) {
                 rd_kafka_metadata_destroy(md);
         rd_kafka_topic_destroy(rkt);
         if (e) {
-                log_info("producer", "metadata of %s not yet known: %s", topic, rd_kafka_err2str(e));
+                log_info("producer", "metadata of %s not yet known: %s", topic,
+                         rd_kafka_err2str(e));
                 return -1;
         }
         return 0;
 }
 
 int producer_flush(struct producer *p, int timeout_ms) {
-        return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+        return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR
+                   ? 0
+                   : -1;
 }
 
 rd_kafka_t *producer_handle(struct producer *p) {
@@ -144,12 +153,14 @@ void producer_destroy(struct producer *p) {
         if (!p)
                 return;
         if (rd_kafka_flush(p->rk, 5000))
-                log_warn("producer", "%d record(s) not acknowledged at shutdown",
+                log_warn("producer",
+                         "%d record(s) not acknowledged at shutdown",
                          rd_kafka_outq_len(p->rk));
         atomic_store(&p->stop, 1);
         pthread_join(p->thread, NULL);
         /* Fail what is left so every done callback runs exactly once. */
-        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_purge(p->rk,
+                       RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_poll(p->rk, 0);
         rd_kafka_destroy(p->rk);
         free(p);

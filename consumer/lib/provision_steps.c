@@ -40,8 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define VOLUME_NAME   "thopter_data"
-#define DONE_MARKER   ".thopter-provisioned"
+#define VOLUME_NAME    "thopter_data"
+#define DONE_MARKER    ".thopter-provisioned"
 #define SSH_CONNECT_MS 15000L
 
 struct provision_ctx {
@@ -93,7 +93,9 @@ static char *remote_log_cmd(struct run *r, const char *msg) {
         char *qlog = shell_quote(r->cfg->remote_log);
         char *out = NULL;
         if (qline && qlog)
-                out = strfmt("mkdir -p \"$(dirname %s)\" && printf '%%s\\n' %s >> %s", qlog, qline, qlog);
+                out = strfmt(
+                    "mkdir -p \"$(dirname %s)\" && printf '%%s\\n' %s >> %s",
+                    qlog, qline, qlog);
         free(qline);
         free(qlog);
         return out;
@@ -118,11 +120,13 @@ static int reconnect(struct run *r, int64_t deadline, struct err *err) {
                 struct err ce = {0};
                 r->ssh = ssh_connect(&o, &ce);
                 if (r->ssh) {
-                        metrics_inc("thopter_provision_ssh_connections_total", "", 1);
+                        metrics_inc("thopter_provision_ssh_connections_total",
+                                    "", 1);
                         rc = 0;
                         break;
                 }
-                if (ce.kind == ERR_PERMANENT || clock_mono_ms() + 1000 >= deadline) {
+                if (ce.kind == ERR_PERMANENT ||
+                    clock_mono_ms() + 1000 >= deadline) {
                         err_clear(err);
                         *err = ce;
                         break;
@@ -130,7 +134,8 @@ static int reconnect(struct run *r, int64_t deadline, struct err *err) {
                 if (retry_sleep(1000, &r->job->cancel) == -1) {
                         r->job->abandoned = 1;
                         err_clear(err);
-                        err_set(err, ERR_TRANSIENT, 0, "interrupted by shutdown");
+                        err_set(err, ERR_TRANSIENT, 0,
+                                "interrupted by shutdown");
                         break;
                 }
         }
@@ -138,21 +143,26 @@ static int reconnect(struct run *r, int64_t deadline, struct err *err) {
         return rc;
 }
 
-#define SSH_STEP_ATTEMPTS   3
-#define SSH_RECONNECT_MS    30000
+#define SSH_STEP_ATTEMPTS 3
+#define SSH_RECONNECT_MS  30000
 
 /* Decides whether a failed remote call is worth another attempt: transient
  * (the transport), attempts left, and a new connection could be made. */
-static int retry_remote(struct run *r, int attempt, const char *step, struct err *err) {
-        if (err->kind != ERR_TRANSIENT || attempt + 1 >= SSH_STEP_ATTEMPTS || r->job->abandoned)
+static int
+retry_remote(struct run *r, int attempt, const char *step, struct err *err) {
+        if (err->kind != ERR_TRANSIENT || attempt + 1 >= SSH_STEP_ATTEMPTS ||
+            r->job->abandoned)
                 return 0;
-        log_write(LOG_WARN, loop_name(r), r->job->request_id, "%s: %s; reconnecting to retry", step, err->msg);
+        log_write(LOG_WARN, loop_name(r), r->job->request_id,
+                  "%s: %s; reconnecting to retry", step, err->msg);
         metrics_inc("thopter_ssh_step_retries_total", "", 1);
         struct err ce = {0};
-        long window = r->cfg->ready_timeout_s * 1000L < SSH_RECONNECT_MS ? r->cfg->ready_timeout_s * 1000L
-                                                                           : SSH_RECONNECT_MS;
+        long window = r->cfg->ready_timeout_s * 1000L < SSH_RECONNECT_MS
+                          ? r->cfg->ready_timeout_s * 1000L
+                          : SSH_RECONNECT_MS;
         if (reconnect(r, clock_mono_ms() + window, &ce) == -1) {
-                log_write(LOG_WARN, loop_name(r), r->job->request_id, "%s: reconnect failed: %s", step, ce.msg);
+                log_write(LOG_WARN, loop_name(r), r->job->request_id,
+                          "%s: reconnect failed: %s", step, ce.msg);
                 return 0;
         }
         err_clear(err);
@@ -162,8 +172,14 @@ static int retry_remote(struct run *r, int attempt, const char *step, struct err
 /* Run @p cmd (after logging @p what to the remote log); non-zero exit is a
  * permanent ssh failure of @p step; a dropped connection is retried on a
  * new one. */
-static int remote_step(struct run *r, const char *step, const char *what, const char *cmd,
-                       const void *in, size_t in_len, int may_retry, struct err *err) {
+static int remote_step(struct run *r,
+                       const char *step,
+                       const char *what,
+                       const char *cmd,
+                       const void *in,
+                       size_t in_len,
+                       int may_retry,
+                       struct err *err) {
         struct ssh_result res = {0};
         char *logc = remote_log_cmd(r, what);
         char *full = logc ? strfmt("%s; %s", logc, cmd) : NULL;
@@ -175,11 +191,16 @@ static int remote_step(struct run *r, const char *step, const char *what, const 
                 goto out;
         }
         for (int attempt = 0;; attempt++) {
-                if (ssh_run(r->ssh, full, in, in_len, r->cfg->ssh_timeout_s * 1000L, &res, err) == 0)
+                if (ssh_run(r->ssh, full, in, in_len,
+                            r->cfg->ssh_timeout_s * 1000L, &res, err) == 0)
                         break;
                 ssh_result_free(&res);
-                if (!may_retry || strstr(err->msg, "timed out") || !retry_remote(r, attempt, step, err)) {
-                        fail(err, strstr(err->msg, "timed out") ? ERRC_TIMEOUT : ERRC_SSH, step);
+                if (!may_retry || strstr(err->msg, "timed out") ||
+                    !retry_remote(r, attempt, step, err)) {
+                        fail(err,
+                             strstr(err->msg, "timed out") ? ERRC_TIMEOUT
+                                                           : ERRC_SSH,
+                             step);
                         goto out;
                 }
         }
@@ -187,8 +208,10 @@ static int remote_step(struct run *r, const char *step, const char *what, const 
                 char tail[160];
                 const char *e = res.err_len ? res.errout : res.out;
                 size_t len = strlen(e);
-                snprintf(tail, sizeof(tail), "%s", len > 150 ? e + len - 150 : e);
-                err_set(err, ERR_PERMANENT, res.exit_status, "%s: remote command exited %d: %s", step,
+                snprintf(tail, sizeof(tail), "%s",
+                         len > 150 ? e + len - 150 : e);
+                err_set(err, ERR_PERMANENT, res.exit_status,
+                        "%s: remote command exited %d: %s", step,
                         res.exit_status, tail);
                 fail(err, ERRC_SSH, step);
                 goto out;
@@ -206,8 +229,9 @@ static char *su(struct run *r, const char *inner) {
 }
 
 static char *host_for(struct run *r, const struct fly_machine *m) {
-        struct template_var vars[] = {
-            {"id", m->id}, {"app", r->cfg->app_name}, {"private_ip", m->private_ip}};
+        struct template_var vars[] = {{"id", m->id},
+                                      {"app", r->cfg->app_name},
+                                      {"private_ip", m->private_ip}};
         return template_render(r->cfg->ssh_host, "{", "}", vars, 3);
 }
 
@@ -217,9 +241,10 @@ static struct ssh_opts ssh_opts_for(struct run *r, const char *host) {
             .port = r->cfg->ssh_port,
             .user = r->cfg->ssh_user,
             .key_path = r->cfg->ssh_key,
-            .known_hosts_path = r->cfg->ssh_known_hosts && *r->cfg->ssh_known_hosts
-                                    ? r->cfg->ssh_known_hosts
-                                    : NULL,
+            .known_hosts_path =
+                r->cfg->ssh_known_hosts && *r->cfg->ssh_known_hosts
+                    ? r->cfg->ssh_known_hosts
+                    : NULL,
             .insecure = r->cfg->ssh_insecure,
             .connect_timeout_ms = SSH_CONNECT_MS,
         };
@@ -241,14 +266,17 @@ static int call_list(void *arg, struct err *err) {
         free(c->machines);
         c->machines = NULL;
         c->n = 0;
-        return fly_machine_list(c->svc->fly, c->key, c->value, &c->machines, &c->n, err);
+        return fly_machine_list(c->svc->fly, c->key, c->value, &c->machines,
+                                &c->n, err);
 }
 
 /* The machine already made for this request, if any. */
 static int lookup(struct run *r, int *found, struct err *err) {
-        struct list_call c = {r->ctx->svc, "thopter_request_id", r->req->request_id, NULL, 0};
+        struct list_call c = {r->ctx->svc, "thopter_request_id",
+                              r->req->request_id, NULL, 0};
         *found = 0;
-        if (job_fly_call(r->ctx->svc, r->job, "lookup", call_list, &c, err) == -1)
+        if (job_fly_call(r->ctx->svc, r->job, "lookup", call_list, &c, err) ==
+            -1)
                 return -1;
         for (size_t i = 0; i < c.n; i++) {
                 if (strcmp(c.machines[i].request_id, r->req->request_id) == 0) {
@@ -263,7 +291,8 @@ static int lookup(struct run *r, int *found, struct err *err) {
 
 static int count_started_thopters(struct run *r, int *count, struct err *err) {
         struct list_call c = {r->ctx->svc, NULL, NULL, NULL, 0};
-        if (job_fly_call(r->ctx->svc, r->job, "capacity", call_list, &c, err) == -1)
+        if (job_fly_call(r->ctx->svc, r->job, "capacity", call_list, &c, err) ==
+            -1)
                 return -1;
         *count = 0;
         for (size_t i = 0; i < c.n; i++)
@@ -292,22 +321,27 @@ static int capacity(struct run *r, struct err *err) {
                         r->job->interruptible = 1;
                         kafka_loop_hold(r->ctx->svc->loop, 1);
                         log_write(LOG_INFO, loop_name(r), r->job->request_id,
-                                  "at capacity (%d started thopters, MAX_THOPTERS %d): waiting", started,
-                                  r->cfg->max_thopters);
-                        kafka_loop_emit(r->ctx->svc->loop, r->job, "waiting_capacity", "capacity", NULL);
+                                  "at capacity (%d started thopters, "
+                                  "MAX_THOPTERS %d): waiting",
+                                  started, r->cfg->max_thopters);
+                        kafka_loop_emit(r->ctx->svc->loop, r->job,
+                                        "waiting_capacity", "capacity", NULL);
                 }
                 if (retry_sleep(delay, cancel) == -1) {
                         r->job->abandoned = 1;
-                        err_set(err, ERR_TRANSIENT, 0, "interrupted by shutdown");
+                        err_set(err, ERR_TRANSIENT, 0,
+                                "interrupted by shutdown");
                         goto fail;
                 }
-                delay = delay * 2 > r->cfg->capacity_recheck_max_s * 1000L ? r->cfg->capacity_recheck_max_s * 1000L
-                                                                             : delay * 2;
+                delay = delay * 2 > r->cfg->capacity_recheck_max_s * 1000L
+                            ? r->cfg->capacity_recheck_max_s * 1000L
+                            : delay * 2;
         }
         if (announced) {
                 r->job->interruptible = 0;
                 kafka_loop_hold(r->ctx->svc->loop, 0);
-                log_write(LOG_INFO, loop_name(r), r->job->request_id, "capacity available again");
+                log_write(LOG_INFO, loop_name(r), r->job->request_id,
+                          "capacity available again");
         }
         return 0;
 fail:
@@ -336,7 +370,8 @@ static int call_volume(void *arg, struct err *err) {
                 int skipped = 0;
                 for (int s = 0; s < c->nskip; s++)
                         skipped |= strcmp(c->skip[s], vols[i].id) == 0;
-                if (!skipped && strcmp(vols[i].name, VOLUME_NAME) == 0 && strcmp(vols[i].region, cfg->region) == 0 &&
+                if (!skipped && strcmp(vols[i].name, VOLUME_NAME) == 0 &&
+                    strcmp(vols[i].region, cfg->region) == 0 &&
                     !vols[i].attached_machine_id[0]) {
                         c->chosen = vols[i];
                         free(vols);
@@ -344,8 +379,9 @@ static int call_volume(void *arg, struct err *err) {
                 }
         }
         free(vols);
-        return fly_volume_create(c->r->ctx->svc->fly, VOLUME_NAME, cfg->volume_size_gb, cfg->region,
-                                 &c->chosen, err);
+        return fly_volume_create(c->r->ctx->svc->fly, VOLUME_NAME,
+                                 cfg->volume_size_gb, cfg->region, &c->chosen,
+                                 err);
 }
 
 /* fly's preset sizes (fly docs "Machine sizing"). */
@@ -355,10 +391,14 @@ static int guest_for(const char *size, const char **kind, int *cpus, int *mem) {
                 const char *kind;
                 int cpus, mem;
         } sizes[] = {
-            {"shared-cpu-1x", "shared", 1, 256},       {"shared-cpu-2x", "shared", 2, 512},
-            {"shared-cpu-4x", "shared", 4, 1024},      {"shared-cpu-8x", "shared", 8, 2048},
-            {"performance-1x", "performance", 1, 2048}, {"performance-2x", "performance", 2, 4096},
-            {"performance-4x", "performance", 4, 8192}, {"performance-8x", "performance", 8, 16384},
+            {"shared-cpu-1x", "shared", 1, 256},
+            {"shared-cpu-2x", "shared", 2, 512},
+            {"shared-cpu-4x", "shared", 4, 1024},
+            {"shared-cpu-8x", "shared", 8, 2048},
+            {"performance-1x", "performance", 1, 2048},
+            {"performance-2x", "performance", 2, 4096},
+            {"performance-4x", "performance", 4, 8192},
+            {"performance-8x", "performance", 8, 16384},
             {"performance-16x", "performance", 16, 32768},
         };
         for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -384,12 +424,14 @@ struct create_call {
 static int call_create(void *arg, struct err *err) {
         struct create_call *c = arg;
         int found = 0;
-        struct list_call l = {c->r->ctx->svc, "thopter_request_id", c->r->req->request_id, NULL, 0};
+        struct list_call l = {c->r->ctx->svc, "thopter_request_id",
+                              c->r->req->request_id, NULL, 0};
 
         if (call_list(&l, err) == -1)
                 return -1;
         for (size_t i = 0; i < l.n && !found; i++) {
-                if (strcmp(l.machines[i].request_id, c->r->req->request_id) == 0) {
+                if (strcmp(l.machines[i].request_id, c->r->req->request_id) ==
+                    0) {
                         c->r->machine = l.machines[i];
                         found = 1;
                 }
@@ -397,7 +439,8 @@ static int call_create(void *arg, struct err *err) {
         free(l.machines);
         if (found)
                 return 0;
-        if (fly_machine_create(c->r->ctx->svc->fly, &c->spec, &c->r->machine, err) == -1)
+        if (fly_machine_create(c->r->ctx->svc->fly, &c->spec, &c->r->machine,
+                               err) == -1)
                 return -1;
         c->created = 1;
         return 0;
@@ -421,15 +464,18 @@ static int create(struct run *r, struct err *err) {
         int cpus, mem;
 
         if (guest_for(cfg->vm_size, &kind, &cpus, &mem) == -1) {
-                err_set(err, ERR_PERMANENT, 0, "THOPTER_VM_SIZE \"%s\" is not a fly size name", cfg->vm_size);
+                err_set(err, ERR_PERMANENT, 0,
+                        "THOPTER_VM_SIZE \"%s\" is not a fly size name",
+                        cfg->vm_size);
                 return fail(err, ERRC_FLY_REJECTED, "create");
         }
         random_suffix(r->ctx, suffix, sizeof(suffix));
-        snprintf(name, sizeof(name), "thopter-%s-%s", r->req->issue_number, suffix);
-#define ENV(k, v)                                                                                          \
-        do {                                                                                               \
-                if ((v) && *(v))                                                                           \
-                        env[nenv++] = (struct fly_kv){k, v};                                               \
+        snprintf(name, sizeof(name), "thopter-%s-%s", r->req->issue_number,
+                 suffix);
+#define ENV(k, v)                                                              \
+        do {                                                                   \
+                if ((v) && *(v))                                               \
+                        env[nenv++] = (struct fly_kv){k, v};                   \
         } while (0)
         ENV("APP_NAME", cfg->app_name);
         ENV("METADATA_SERVICE_HOST", cfg->metadata_service_host);
@@ -449,22 +495,35 @@ static int create(struct run *r, struct err *err) {
         for (int tries = 0;; tries++) {
                 step_event(r, "volume");
                 memset(&vc.chosen, 0, sizeof(vc.chosen));
-                if (job_fly_call(r->ctx->svc, r->job, "volume", call_volume, &vc, err) == -1)
+                if (job_fly_call(r->ctx->svc, r->job, "volume", call_volume,
+                                 &vc, err) == -1)
                         return -1;
-                cc.spec = (struct fly_create_spec){
-                    .name = name, .region = cfg->region, .image = cfg->image, .cpu_kind = kind, .cpus = cpus,
-                    .memory_mb = mem, .env = env, .n_env = nenv, .metadata = meta, .n_metadata = 2,
-                    .volume_id = vc.chosen.id, .mount_path = "/data"};
+                cc.spec = (struct fly_create_spec){.name = name,
+                                                   .region = cfg->region,
+                                                   .image = cfg->image,
+                                                   .cpu_kind = kind,
+                                                   .cpus = cpus,
+                                                   .memory_mb = mem,
+                                                   .env = env,
+                                                   .n_env = nenv,
+                                                   .metadata = meta,
+                                                   .n_metadata = 2,
+                                                   .volume_id = vc.chosen.id,
+                                                   .mount_path = "/data"};
                 step_event(r, "create");
-                if (job_fly_call(r->ctx->svc, r->job, "create", call_create, &cc, err) == 0)
+                if (job_fly_call(r->ctx->svc, r->job, "create", call_create,
+                                 &cc, err) == 0)
                         break;
                 if (r->job->abandoned)
                         return -1;
                 /* 412 "already claimed": another create took the volume. */
-                if (err->code == 412 && strstr(err->msg, "claimed") && tries < 3 && vc.nskip < 4) {
-                        snprintf(vc.skip[vc.nskip++], sizeof(vc.skip[0]), "%s", vc.chosen.id);
+                if (err->code == 412 && strstr(err->msg, "claimed") &&
+                    tries < 3 && vc.nskip < 4) {
+                        snprintf(vc.skip[vc.nskip++], sizeof(vc.skip[0]), "%s",
+                                 vc.chosen.id);
                         log_write(LOG_INFO, loop_name(r), r->job->request_id,
-                                  "volume %s already claimed; picking another", vc.chosen.id);
+                                  "volume %s already claimed; picking another",
+                                  vc.chosen.id);
                         err_clear(err);
                         continue;
                 }
@@ -473,12 +532,16 @@ static int create(struct run *r, struct err *err) {
                 return -1;
         }
         r->have_machine = 1;
-        snprintf(r->job->thopter_id, sizeof(r->job->thopter_id), "%s", r->machine.id);
-        snprintf(r->job->machine_name, sizeof(r->job->machine_name), "%s", r->machine.name);
-        snprintf(r->job->region, sizeof(r->job->region), "%s", r->machine.region);
-        log_write(LOG_INFO, loop_name(r), r->job->request_id, "%s machine %s (%s) in %s with volume %s",
-                  cc.created ? "created" : "found", r->machine.id, r->machine.name, r->machine.region,
-                  vc.chosen.id);
+        snprintf(r->job->thopter_id, sizeof(r->job->thopter_id), "%s",
+                 r->machine.id);
+        snprintf(r->job->machine_name, sizeof(r->job->machine_name), "%s",
+                 r->machine.name);
+        snprintf(r->job->region, sizeof(r->job->region), "%s",
+                 r->machine.region);
+        log_write(LOG_INFO, loop_name(r), r->job->request_id,
+                  "%s machine %s (%s) in %s with volume %s",
+                  cc.created ? "created" : "found", r->machine.id,
+                  r->machine.name, r->machine.region, vc.chosen.id);
         return 0;
 }
 
@@ -492,11 +555,17 @@ static int call_wait(void *arg, struct err *err) {
         int secs = (int)(left / 1000);
         if (left <= 0) {
                 /* Not transient: the readiness deadline is spent. */
-                return err_set(err, ERR_PERMANENT, 0, "machine %s not started within THOPTER_READY_TIMEOUT (%d s)",
+                return err_set(err, ERR_PERMANENT, 0,
+                               "machine %s not started within "
+                               "THOPTER_READY_TIMEOUT (%d s)",
                                c->r->machine.id, c->r->cfg->ready_timeout_s);
         }
-        return fly_machine_wait(c->r->ctx->svc->fly, c->r->machine.id, "started", NULL,
-                                secs < 1 ? 1 : secs > 60 ? 60 : secs, err);
+        return fly_machine_wait(c->r->ctx->svc->fly, c->r->machine.id,
+                                "started", NULL,
+                                secs < 1    ? 1
+                                : secs > 60 ? 60
+                                            : secs,
+                                err);
 }
 
 /* started per the API, then until SSH accepts (the image's init runs first). */
@@ -535,14 +604,18 @@ static int wait_ready(struct run *r, struct err *err) {
                 r->ssh = ssh_connect(&o, &ce);
                 if (r->ssh)
                         break;
-                if (ce.kind == ERR_PERMANENT || clock_mono_ms() + 500 >= r->ready_deadline) {
+                if (ce.kind == ERR_PERMANENT ||
+                    clock_mono_ms() + 500 >= r->ready_deadline) {
                         *err = ce;
-                        fail(err, ce.kind == ERR_PERMANENT ? ERRC_SSH : ERRC_TIMEOUT, "wait");
+                        fail(err,
+                             ce.kind == ERR_PERMANENT ? ERRC_SSH : ERRC_TIMEOUT,
+                             "wait");
                         goto out;
                 }
                 if (retry_sleep(500, &r->job->cancel) == -1) {
                         r->job->abandoned = 1;
-                        err_set(err, ERR_TRANSIENT, 0, "interrupted by shutdown");
+                        err_set(err, ERR_TRANSIENT, 0,
+                                "interrupted by shutdown");
                         goto out;
                 }
         }
@@ -574,23 +647,28 @@ static int is_done(struct run *r, int *done, struct err *err) {
                 return fail(err, ERRC_SSH, "lookup");
         /* The whole line must match: "prov-10" is not "prov-1". */
         size_t idlen = strlen(r->req->request_id);
-        *done = res.exit_status == 0 && strncmp(res.out, r->req->request_id, idlen) == 0 &&
+        *done = res.exit_status == 0 &&
+                strncmp(res.out, r->req->request_id, idlen) == 0 &&
                 (res.out[idlen] == '\n' || res.out[idlen] == '\0');
         ssh_result_free(&res);
         return 0;
 }
 
-static struct fly_machine *find_gc(struct run *r, struct fly_machine *out, struct err *err) {
+static struct fly_machine *
+find_gc(struct run *r, struct fly_machine *out, struct err *err) {
         struct list_call c = {r->ctx->svc, NULL, NULL, NULL, 0};
         char want[64];
         struct fly_machine *found = NULL;
 
-        if (job_fly_call(r->ctx->svc, r->job, "golden_claude", call_list, &c, err) == -1)
+        if (job_fly_call(r->ctx->svc, r->job, "golden_claude", call_list, &c,
+                         err) == -1)
                 return NULL;
         for (int pass = 0; pass < 2 && !found; pass++) {
-                snprintf(want, sizeof(want), "gc-%s", pass == 0 ? r->req->gc : "default");
+                snprintf(want, sizeof(want), "gc-%s",
+                         pass == 0 ? r->req->gc : "default");
                 for (size_t i = 0; i < c.n; i++) {
-                        if (strcmp(c.machines[i].name, want) == 0 && strcmp(c.machines[i].state, "started") == 0) {
+                        if (strcmp(c.machines[i].name, want) == 0 &&
+                            strcmp(c.machines[i].state, "started") == 0) {
                                 *out = c.machines[i];
                                 found = out;
                                 break;
@@ -607,7 +685,8 @@ static struct fly_machine *find_gc(struct run *r, struct fly_machine *out, struc
 static int golden_claude(struct run *r, struct err *err) {
         struct fly_machine gc;
         struct ssh_conn *gcssh = NULL;
-        char *host = NULL, *qhome = NULL, *src = NULL, *dst = NULL, *inner = NULL, *qdst = NULL;
+        char *host = NULL, *qhome = NULL, *src = NULL, *dst = NULL,
+             *inner = NULL, *qdst = NULL;
         char *quser = NULL;
         struct err e = {0};
 
@@ -616,9 +695,12 @@ static int golden_claude(struct run *r, struct err *err) {
                 if (err->kind != ERR_NONE)
                         return -1;
                 log_write(LOG_INFO, loop_name(r), r->job->request_id,
-                          "no started Golden Claude gc-%s or gc-default: copy skipped", r->req->gc);
-                return remote_step(r, "golden_claude", "Golden Claude copy skipped: none running", "true",
-                                   NULL, 0, 1, err);
+                          "no started Golden Claude gc-%s or gc-default: copy "
+                          "skipped",
+                          r->req->gc);
+                return remote_step(r, "golden_claude",
+                                   "Golden Claude copy skipped: none running",
+                                   "true", NULL, 0, 1, err);
         }
         host = host_for(r, &gc);
         qhome = shell_quote(r->cfg->remote_home);
@@ -627,25 +709,31 @@ static int golden_claude(struct run *r, struct err *err) {
         struct ssh_opts o = ssh_opts_for(r, host);
         gcssh = ssh_connect(&o, &e);
         if (!gcssh) {
-                log_write(LOG_WARN, loop_name(r), r->job->request_id, "Golden Claude %s unreachable: %s",
-                          gc.name, e.msg);
+                log_write(LOG_WARN, loop_name(r), r->job->request_id,
+                          "Golden Claude %s unreachable: %s", gc.name, e.msg);
                 goto out;
         }
         metrics_inc("thopter_provision_ssh_connections_total", "", 1);
         quser = shell_quote(r->cfg->remote_user);
-        src = strfmt("tar czf - -C %s --exclude=./.bashrc --exclude=./.claude/projects .", qhome);
-        inner = quser ? strfmt("mkdir -p %s && tar xzf - -C %s && chown -R %s: %s", qhome, qhome, quser, qhome)
-                      : NULL;
+        src = strfmt("tar czf - -C %s --exclude=./.bashrc "
+                     "--exclude=./.claude/projects .",
+                     qhome);
+        inner =
+            quser ? strfmt("mkdir -p %s && tar xzf - -C %s && chown -R %s: %s",
+                           qhome, qhome, quser, qhome)
+                  : NULL;
         qdst = remote_log_cmd(r, "copying Golden Claude data");
         dst = qdst && inner ? strfmt("%s; %s", qdst, inner) : NULL;
         if (!src || !dst)
                 goto oom;
-        if (ssh_pipe(gcssh, src, r->ssh, dst, r->cfg->ssh_timeout_s * 1000L, &e) == -1)
+        if (ssh_pipe(gcssh, src, r->ssh, dst, r->cfg->ssh_timeout_s * 1000L,
+                     &e) == -1)
                 log_write(LOG_WARN, loop_name(r), r->job->request_id,
-                          "Golden Claude copy from %s failed (continuing): %s", gc.name, e.msg);
+                          "Golden Claude copy from %s failed (continuing): %s",
+                          gc.name, e.msg);
         else
-                log_write(LOG_INFO, loop_name(r), r->job->request_id, "Golden Claude data copied from %s",
-                          gc.name);
+                log_write(LOG_INFO, loop_name(r), r->job->request_id,
+                          "Golden Claude data copied from %s", gc.name);
         goto out;
 oom:
         err_set(err, ERR_PERMANENT, 0, "out of memory");
@@ -667,8 +755,10 @@ out:
 static int git_setup(struct run *r, struct err *err) {
         struct template_var v[] = {{"repository", r->req->repository}};
         char *url = template_render(r->cfg->git_url, "{", "}", v, 1);
-        char *qname = shell_quote(r->repo->user_name), *qmail = shell_quote(r->repo->user_email);
-        char *qws = shell_quote(r->workspace), *qurl = url ? shell_quote(url) : NULL;
+        char *qname = shell_quote(r->repo->user_name),
+             *qmail = shell_quote(r->repo->user_email);
+        char *qws = shell_quote(r->workspace),
+             *qurl = url ? shell_quote(url) : NULL;
         char *qrepo = shell_quote(r->req->repo_name);
         char *inner = NULL, *cmd = NULL, *in = NULL;
         int rc = -1;
@@ -676,20 +766,24 @@ static int git_setup(struct run *r, struct err *err) {
         step_event(r, "git");
         if (!url || !qname || !qmail || !qws || !qurl || !qrepo)
                 goto oom;
-        size_t n = strlen(qname) + strlen(qmail) + 2 * strlen(qws) + strlen(qurl) + 3 * strlen(qrepo) + 512;
+        size_t n = strlen(qname) + strlen(qmail) + 2 * strlen(qws) +
+                   strlen(qurl) + 3 * strlen(qrepo) + 512;
         inner = malloc(n);
         if (!inner)
                 goto oom;
-        snprintf(inner, n,
-                 "IFS= read -r THOPTER_GIT_TOKEN; export THOPTER_GIT_TOKEN; "
-                 "git config --global user.name %s && git config --global user.email %s && "
-                 "mkdir -p %s && cd %s && "
-                 "if [ -d %s/.git ]; then echo 'already cloned'; else "
-                 "rm -rf .thopter-clone && "
-                 "git -c credential.helper= "
-                 "-c 'credential.helper=!f() { echo username=x-access-token; echo \"password=$THOPTER_GIT_TOKEN\"; }; f' "
-                 "clone --quiet %s .thopter-clone && mv -- .thopter-clone %s; fi",
-                 qname, qmail, qws, qws, qrepo, qurl, qrepo);
+        snprintf(
+            inner, n,
+            "IFS= read -r THOPTER_GIT_TOKEN; export THOPTER_GIT_TOKEN; "
+            "git config --global user.name %s && git config --global "
+            "user.email %s && "
+            "mkdir -p %s && cd %s && "
+            "if [ -d %s/.git ]; then echo 'already cloned'; else "
+            "rm -rf .thopter-clone && "
+            "git -c credential.helper= "
+            "-c 'credential.helper=!f() { echo username=x-access-token; echo "
+            "\"password=$THOPTER_GIT_TOKEN\"; }; f' "
+            "clone --quiet %s .thopter-clone && mv -- .thopter-clone %s; fi",
+            qname, qmail, qws, qws, qrepo, qurl, qrepo);
         cmd = su(r, inner);
         if (!cmd)
                 goto oom;
@@ -699,7 +793,8 @@ static int git_setup(struct run *r, struct err *err) {
                 goto oom;
         memcpy(in, r->repo->pat, tlen);
         in[tlen] = '\n';
-        rc = remote_step(r, "git", "git identity and clone", cmd, in, tlen + 1, 1, err);
+        rc = remote_step(r, "git", "git identity and clone", cmd, in, tlen + 1,
+                         1, err);
         goto out;
 oom:
         err_set(err, ERR_PERMANENT, 0, "out of memory");
@@ -745,7 +840,8 @@ static char *issue_markdown(const struct provision_request *req) {
         b[0] = '\0';
         md_append(&b, &len, &cap, "# ");
         md_append(&b, &len, &cap, req->issue_title);
-        snprintf(line, sizeof(line), "\n\n- Repository: %s\n- Issue: #%s\n", req->repository, req->issue_number);
+        snprintf(line, sizeof(line), "\n\n- Repository: %s\n- Issue: #%s\n",
+                 req->repository, req->issue_number);
         md_append(&b, &len, &cap, line);
         if (req->issue_url) {
                 md_append(&b, &len, &cap, "- URL: ");
@@ -760,20 +856,27 @@ static char *issue_markdown(const struct provision_request *req) {
         md_append(&b, &len, &cap, "\n## Description\n\n");
         md_append(&b, &len, &cap, req->issue_body);
         md_append(&b, &len, &cap, "\n");
-        cJSON *comments = req->comments_json ? cJSON_Parse(req->comments_json) : NULL;
+        cJSON *comments =
+            req->comments_json ? cJSON_Parse(req->comments_json) : NULL;
         const cJSON *c;
         if (cJSON_GetArraySize(comments) > 0)
                 md_append(&b, &len, &cap, "\n## Comments\n");
         cJSON_ArrayForEach(c, comments) {
-                const cJSON *author = cJSON_GetObjectItemCaseSensitive(c, "author");
-                const cJSON *at = cJSON_GetObjectItemCaseSensitive(c, "createdAt");
+                const cJSON *author =
+                    cJSON_GetObjectItemCaseSensitive(c, "author");
+                const cJSON *at =
+                    cJSON_GetObjectItemCaseSensitive(c, "createdAt");
                 const cJSON *body = cJSON_GetObjectItemCaseSensitive(c, "body");
                 md_append(&b, &len, &cap, "\n### ");
-                md_append(&b, &len, &cap, cJSON_IsString(author) ? author->valuestring : "unknown");
+                md_append(&b, &len, &cap,
+                          cJSON_IsString(author) ? author->valuestring
+                                                 : "unknown");
                 md_append(&b, &len, &cap, " (");
-                md_append(&b, &len, &cap, cJSON_IsString(at) ? at->valuestring : "");
+                md_append(&b, &len, &cap,
+                          cJSON_IsString(at) ? at->valuestring : "");
                 md_append(&b, &len, &cap, ")\n\n");
-                md_append(&b, &len, &cap, cJSON_IsString(body) ? body->valuestring : "");
+                md_append(&b, &len, &cap,
+                          cJSON_IsString(body) ? body->valuestring : "");
                 md_append(&b, &len, &cap, "\n");
         }
         cJSON_Delete(comments);
@@ -803,7 +906,8 @@ static char *read_file(const char *path) {
         long n;
         if (!f)
                 return NULL;
-        if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < 1 << 20 && fseek(f, 0, SEEK_SET) == 0) {
+        if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < 1 << 20 &&
+            fseek(f, 0, SEEK_SET) == 0) {
                 buf = malloc((size_t)n + 1);
                 if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n)
                         buf[n] = '\0';
@@ -831,13 +935,14 @@ static char *prompt_markdown(struct run *r, struct err *err) {
         snprintf(path, sizeof(path), "%s/%s.md", dir, r->req->prompt);
         char *tpl = read_file(path);
         if (!tpl) {
-                log_write(LOG_WARN, loop_name(r), r->job->request_id, "prompt %s not found; using default",
-                          path);
+                log_write(LOG_WARN, loop_name(r), r->job->request_id,
+                          "prompt %s not found; using default", path);
                 snprintf(path, sizeof(path), "%s/default.md", dir);
                 tpl = read_file(path);
         }
         if (!tpl) {
-                err_set(err, ERR_PERMANENT, 0, "no prompt template %s (THOPTER_PROMPTS_DIR)", path);
+                err_set(err, ERR_PERMANENT, 0,
+                        "no prompt template %s (THOPTER_PROMPTS_DIR)", path);
                 fail(err, ERRC_INTERNAL, "context_files");
                 return NULL;
         }
@@ -855,8 +960,11 @@ static int context_files(struct run *r, struct err *err) {
         struct {
                 const char *name;
                 char *data;
-        } files[3] = {{"issue.md", issue_markdown(r->req)}, {"prompt.md", NULL}, {"issue.json", issue_json(r)}};
-        char path[700], *qws = shell_quote(r->workspace), *inner = NULL, *cmd = NULL;
+        } files[3] = {{"issue.md", issue_markdown(r->req)},
+                      {"prompt.md", NULL},
+                      {"issue.json", issue_json(r)}};
+        char path[700], *qws = shell_quote(r->workspace), *inner = NULL,
+                        *cmd = NULL;
         int rc = -1;
 
         step_event(r, "context_files");
@@ -866,9 +974,11 @@ static int context_files(struct run *r, struct err *err) {
         if (!files[0].data || !files[2].data || !qws)
                 goto oom;
         for (int i = 0; i < 3; i++) {
-                snprintf(path, sizeof(path), "%s/%s", r->workspace, files[i].name);
+                snprintf(path, sizeof(path), "%s/%s", r->workspace,
+                         files[i].name);
                 for (int attempt = 0;; attempt++) {
-                        if (ssh_upload(r->ssh, path, files[i].data, strlen(files[i].data), 0644,
+                        if (ssh_upload(r->ssh, path, files[i].data,
+                                       strlen(files[i].data), 0644,
                                        r->cfg->ssh_timeout_s * 1000L, err) == 0)
                                 break;
                         if (!retry_remote(r, attempt, "context_files", err)) {
@@ -878,11 +988,15 @@ static int context_files(struct run *r, struct err *err) {
                 }
         }
         char *quser = shell_quote(r->cfg->remote_user);
-        inner = quser ? strfmt("chown %s: %s/issue.md %s/prompt.md %s/issue.json", quser, qws, qws, qws) : NULL;
+        inner = quser
+                    ? strfmt("chown %s: %s/issue.md %s/prompt.md %s/issue.json",
+                             quser, qws, qws, qws)
+                    : NULL;
         free(quser);
         if (!inner)
                 goto oom;
-        rc = remote_step(r, "context_files", "context files written", inner, NULL, 0, 1, err);
+        rc = remote_step(r, "context_files", "context files written", inner,
+                         NULL, 0, 1, err);
         goto out;
 oom:
         err_set(err, ERR_PERMANENT, 0, "out of memory");
@@ -900,24 +1014,31 @@ out:
  * in the same remote command, so a redelivery never types it twice. */
 static int launch(struct run *r, struct err *err) {
         char marker[600];
-        char *qws = shell_quote(r->workspace), *qrepo = shell_quote(r->req->repo_name);
+        char *qws = shell_quote(r->workspace),
+             *qrepo = shell_quote(r->req->repo_name);
         char *qlog = shell_quote(r->cfg->remote_log);
-        char *typed = NULL, *qtyped = NULL, *qsess = shell_quote(r->cfg->tmux_session), *inner = NULL;
-        char *qmarker = NULL, *qid = shell_quote(r->req->request_id), *cmd = NULL, *full = NULL;
+        char *typed = NULL, *qtyped = NULL,
+             *qsess = shell_quote(r->cfg->tmux_session), *inner = NULL;
+        char *qmarker = NULL, *qid = shell_quote(r->req->request_id),
+             *cmd = NULL, *full = NULL;
         int rc = -1;
 
         step_event(r, "launch");
-        snprintf(marker, sizeof(marker), "%s/%s", r->cfg->remote_home, DONE_MARKER);
+        snprintf(marker, sizeof(marker), "%s/%s", r->cfg->remote_home,
+                 DONE_MARKER);
         qmarker = shell_quote(marker);
         if (!qws || !qrepo || !qlog || !qsess || !qmarker || !qid)
                 goto oom;
-        size_t n = 2 * strlen(qws) + strlen(qrepo) + strlen(qlog) + strlen(r->cfg->agent_command) + 256;
+        size_t n = 2 * strlen(qws) + strlen(qrepo) + strlen(qlog) +
+                   strlen(r->cfg->agent_command) + 256;
         typed = malloc(n);
         if (!typed)
                 goto oom;
         snprintf(typed, n,
-                 "(cd %s/%s && if [ -f ../post-checkout.sh ]; then chmod +x ../post-checkout.sh && "
-                 "echo 'Running post-checkout.sh...' && ../post-checkout.sh 2>&1 | tee -a %s || true; fi); "
+                 "(cd %s/%s && if [ -f ../post-checkout.sh ]; then chmod +x "
+                 "../post-checkout.sh && "
+                 "echo 'Running post-checkout.sh...' && ../post-checkout.sh "
+                 "2>&1 | tee -a %s || true; fi); "
                  "cd %s && %s",
                  qws, qrepo, qlog, qws, r->cfg->agent_command);
         qtyped = shell_quote(typed);
@@ -927,7 +1048,9 @@ static int launch(struct run *r, struct err *err) {
         inner = malloc(n);
         if (!inner)
                 goto oom;
-        snprintf(inner, n, "tmux send-keys -t %s -l %s && tmux send-keys -t %s Enter", qsess, qtyped, qsess);
+        snprintf(inner, n,
+                 "tmux send-keys -t %s -l %s && tmux send-keys -t %s Enter",
+                 qsess, qtyped, qsess);
         cmd = su(r, inner);
         if (!cmd)
                 goto oom;
@@ -940,8 +1063,10 @@ static int launch(struct run *r, struct err *err) {
          * were typed, typing them again would start a second agent. The
          * marker written in the same command tells which happened. */
         for (int attempt = 0;; attempt++) {
-                rc = remote_step(r, "launch", "launching the agent in tmux", full, NULL, 0, 0, err);
-                if (rc == 0 || err->kind != ERR_TRANSIENT || strstr(err->msg, "timed out") ||
+                rc = remote_step(r, "launch", "launching the agent in tmux",
+                                 full, NULL, 0, 0, err);
+                if (rc == 0 || err->kind != ERR_TRANSIENT ||
+                    strstr(err->msg, "timed out") ||
                     !retry_remote(r, attempt, "launch", err))
                         break;
                 int done = 0;
@@ -981,22 +1106,27 @@ static void cleanup_machine(struct run *r) {
                 return;
         if (r->cfg->keep_failed) {
                 log_write(LOG_WARN, loop_name(r), r->job->request_id,
-                          "keeping failed machine %s (THOPTER_KEEP_FAILED=1)", r->machine.id);
+                          "keeping failed machine %s (THOPTER_KEEP_FAILED=1)",
+                          r->machine.id);
                 return;
         }
         for (int i = 0; i < 5; i++) {
                 err_clear(&e);
-                if (fly_machine_delete(r->ctx->svc->fly, r->machine.id, 1, &e) == 0 || e.code == 404) {
-                        log_write(LOG_INFO, loop_name(r), r->job->request_id, "destroyed failed machine %s",
-                                  r->machine.id);
+                if (fly_machine_delete(r->ctx->svc->fly, r->machine.id, 1,
+                                       &e) == 0 ||
+                    e.code == 404) {
+                        log_write(LOG_INFO, loop_name(r), r->job->request_id,
+                                  "destroyed failed machine %s", r->machine.id);
                         return;
                 }
                 if (e.kind != ERR_TRANSIENT)
                         break;
                 clock_sleep_ms(500L << i);
         }
-        log_write(LOG_ERROR, loop_name(r), r->job->request_id,
-                  "could not destroy failed machine %s: %s (destroy it by hand)", r->machine.id, e.msg);
+        log_write(
+            LOG_ERROR, loop_name(r), r->job->request_id,
+            "could not destroy failed machine %s: %s (destroy it by hand)",
+            r->machine.id, e.msg);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1009,14 +1139,18 @@ static int prepare(struct job *job, void *opaque, struct err *err) {
                 err_set(err, ERR_TRANSIENT, 0, "out of memory");
                 return fail(err, ERRC_INTERNAL, "parse");
         }
-        if (request_parse_provision(job->value, job->value_len, req, err) == -1) {
-                job_peek_request_id(job, job->request_id, sizeof(job->request_id));
+        if (request_parse_provision(job->value, job->value_len, req, err) ==
+            -1) {
+                job_peek_request_id(job, job->request_id,
+                                    sizeof(job->request_id));
                 request_provision_free(req);
                 free(req);
                 return -1;
         }
-        snprintf(job->request_id, sizeof(job->request_id), "%s", req->request_id);
-        snprintf(job->exclusive_key, sizeof(job->exclusive_key), "%s", req->request_id);
+        snprintf(job->request_id, sizeof(job->request_id), "%s",
+                 req->request_id);
+        snprintf(job->exclusive_key, sizeof(job->exclusive_key), "%s",
+                 req->request_id);
         job->request = req;
         return 0;
 }
@@ -1030,22 +1164,27 @@ static void release(struct job *job, void *opaque) {
 
 static void count(const char *outcome) {
         char labels[64];
-        snprintf(labels, sizeof(labels), "kind=\"provision\",outcome=\"%s\"", outcome);
+        snprintf(labels, sizeof(labels), "kind=\"provision\",outcome=\"%s\"",
+                 outcome);
         metrics_inc("thopter_requests_total", labels, 1);
 }
 
 static int run(struct job *job, void *opaque, struct err *err) {
         struct provision_ctx *ctx = opaque;
-        struct run r = {.ctx = ctx, .cfg = ctx->svc->cfg, .job = job, .req = job->request};
+        struct run r = {
+            .ctx = ctx, .cfg = ctx->svc->cfg, .job = job, .req = job->request};
         int found = 0, done = 0, rc = -1;
 
         r.ready_deadline = clock_mono_ms() + r.cfg->ready_timeout_s * 1000L;
-        snprintf(r.workspace, sizeof(r.workspace), "%s/workspace", r.cfg->remote_home);
-        log_write(LOG_INFO, loop_name(&r), job->request_id, "provisioning %s#%s", r.req->repository,
-                  r.req->issue_number);
+        snprintf(r.workspace, sizeof(r.workspace), "%s/workspace",
+                 r.cfg->remote_home);
+        log_write(LOG_INFO, loop_name(&r), job->request_id,
+                  "provisioning %s#%s", r.req->repository, r.req->issue_number);
         r.repo = config_repo(r.cfg, r.req->repository);
         if (!r.repo) {
-                err_set(err, ERR_PERMANENT, 0, "no credentials for repository %s in GITHUB_INTEGRATION_JSON",
+                err_set(err, ERR_PERMANENT, 0,
+                        "no credentials for repository %s in "
+                        "GITHUB_INTEGRATION_JSON",
                         r.req->repository);
                 fail(err, ERRC_UNKNOWN_REPOSITORY, "validate");
                 count("unknown_repository");
@@ -1054,16 +1193,21 @@ static int run(struct job *job, void *opaque, struct err *err) {
         if (lookup(&r, &found, err) == -1)
                 goto out;
         if (found) {
-                snprintf(job->thopter_id, sizeof(job->thopter_id), "%s", r.machine.id);
-                snprintf(job->machine_name, sizeof(job->machine_name), "%s", r.machine.name);
-                snprintf(job->region, sizeof(job->region), "%s", r.machine.region);
-                log_write(LOG_INFO, loop_name(&r), job->request_id, "machine %s already exists for this request",
+                snprintf(job->thopter_id, sizeof(job->thopter_id), "%s",
+                         r.machine.id);
+                snprintf(job->machine_name, sizeof(job->machine_name), "%s",
+                         r.machine.name);
+                snprintf(job->region, sizeof(job->region), "%s",
+                         r.machine.region);
+                log_write(LOG_INFO, loop_name(&r), job->request_id,
+                          "machine %s already exists for this request",
                           r.machine.id);
         } else {
                 if (capacity(&r, err) == -1 || create(&r, err) == -1)
                         goto out;
         }
-        snprintf(r.work_branch, sizeof(r.work_branch), "thopter/%s--%s", r.req->issue_number, r.machine.id);
+        snprintf(r.work_branch, sizeof(r.work_branch), "thopter/%s--%s",
+                 r.req->issue_number, r.machine.id);
         if (wait_ready(&r, err) == -1)
                 goto out;
         if (found) {
@@ -1071,17 +1215,19 @@ static int run(struct job *job, void *opaque, struct err *err) {
                         goto out;
                 if (done) {
                         log_write(LOG_INFO, loop_name(&r), job->request_id,
-                                  "already provisioned (redelivered request): nothing to do");
+                                  "already provisioned (redelivered request): "
+                                  "nothing to do");
                         count("already_done");
                         rc = 0;
                         goto out;
                 }
         }
-        if (golden_claude(&r, err) == -1 || git_setup(&r, err) == -1 || context_files(&r, err) == -1 ||
-            launch(&r, err) == -1)
+        if (golden_claude(&r, err) == -1 || git_setup(&r, err) == -1 ||
+            context_files(&r, err) == -1 || launch(&r, err) == -1)
                 goto out;
-        log_write(LOG_INFO, loop_name(&r), job->request_id, "provisioned %s (%s) for %s#%s", r.machine.id,
-                  r.machine.name, r.req->repository, r.req->issue_number);
+        log_write(LOG_INFO, loop_name(&r), job->request_id,
+                  "provisioned %s (%s) for %s#%s", r.machine.id, r.machine.name,
+                  r.req->repository, r.req->issue_number);
         count("provisioned");
         rc = 0;
 out:
@@ -1093,7 +1239,8 @@ out:
         return rc;
 }
 
-struct provision_ctx *provision_ctx_new(struct job_services *svc, struct err *err) {
+struct provision_ctx *provision_ctx_new(struct job_services *svc,
+                                        struct err *err) {
         struct provision_ctx *ctx = calloc(1, sizeof(*ctx));
         if (!ctx) {
                 err_set(err, ERR_PERMANENT, 0, "provision: out of memory");
@@ -1101,10 +1248,12 @@ struct provision_ctx *provision_ctx_new(struct job_services *svc, struct err *er
         }
         ctx->svc = svc;
         ctx->seed = (unsigned)clock_wall_ms() ^ (unsigned)getpid();
-        metrics_describe("thopter_provision_ssh_connections_total", METRICS_COUNTER,
+        metrics_describe("thopter_provision_ssh_connections_total",
+                         METRICS_COUNTER,
                          "SSH connections opened by provisioning");
         metrics_describe("thopter_ssh_step_retries_total", METRICS_COUNTER,
-                         "Remote steps run again on a new connection after the old one dropped");
+                         "Remote steps run again on a new connection after the "
+                         "old one dropped");
         return ctx;
 }
 
@@ -1113,6 +1262,7 @@ void provision_ctx_destroy(struct provision_ctx *ctx) {
 }
 
 struct job_handler provision_steps_handler(struct provision_ctx *ctx) {
-        struct job_handler h = {.prepare = prepare, .run = run, .release = release, .opaque = ctx};
+        struct job_handler h = {
+            .prepare = prepare, .run = run, .release = release, .opaque = ctx};
         return h;
 }

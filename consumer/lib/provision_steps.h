@@ -11,7 +11,8 @@
 struct provision_ctx;
 
 /** @brief @p svc must outlive the context. */
-struct provision_ctx *provision_ctx_new(struct job_services *svc, struct err *err);
+struct provision_ctx *provision_ctx_new(struct job_services *svc,
+                                        struct err *err);
 void provision_ctx_destroy(struct provision_ctx *ctx); /* NULL is a no-op */
 
 /** @brief The handler for the provision loop. */

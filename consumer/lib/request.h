@@ -38,10 +38,10 @@ struct provision_request {
         char prompt[65];       /* default "default" */
         char *issue_title;
         char *issue_body;
-        char *issue_url;        /* NULL when absent */
-        char *issue_author;     /* NULL when absent */
-        char *mention_author;   /* NULL when absent */
-        char *mention_location; /* NULL when absent */
+        char *issue_url;              /* NULL when absent */
+        char *issue_author;           /* NULL when absent */
+        char *mention_author;         /* NULL when absent */
+        char *mention_location;       /* NULL when absent */
         long long mention_comment_id; /* 0 when absent */
         char *comments_json; /* the github.comments array as JSON, or NULL */
         char *github_json;   /* the whole github object as JSON */

@@ -47,7 +47,8 @@ int retry_fly_call(const struct retry_policy *policy,
                 if (breaker && breaker_is_open(breaker)) {
                         if (hooks && hooks->on_wait_fly)
                                 hooks->on_wait_fly(hooks->ctx);
-                        if (breaker_wait_closed(breaker, hooks ? hooks->cancel : NULL) == -1) {
+                        if (breaker_wait_closed(breaker, hooks ? hooks->cancel
+                                                               : NULL) == -1) {
                                 cancelled(hooks, err);
                                 return -1;
                         }
@@ -73,17 +74,21 @@ int retry_fly_call(const struct retry_policy *policy,
                  * API answering, not failing: they never open the circuit. */
                 int answered = last.code == 429 || last.code == 408;
                 if (breaker && !answered)
-                        breaker_record_failure(breaker, hooks ? hooks->job_token : 0, &last);
+                        breaker_record_failure(
+                            breaker, hooks ? hooks->job_token : 0, &last);
                 failures++;
                 if (failures >= policy->max_attempts) {
-                        if (breaker && !answered && breaker_confirm_outage(breaker)) {
-                                failures = 0; /* the outage is not this call's fault */
+                        if (breaker && !answered &&
+                            breaker_confirm_outage(breaker)) {
+                                failures =
+                                    0; /* the outage is not this call's fault */
                                 continue;
                         }
                         break;
                 }
-                long delay = backoff_delay_ms(failures, policy->base_ms, policy->max_ms,
-                                              last.retry_after_ms, &seed);
+                long delay =
+                    backoff_delay_ms(failures, policy->base_ms, policy->max_ms,
+                                     last.retry_after_ms, &seed);
                 metrics_inc("thopter_fly_retries_total", "", 1);
                 if (hooks && hooks->on_retry)
                         hooks->on_retry(hooks->ctx, failures, &last, delay);

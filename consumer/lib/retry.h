@@ -25,7 +25,10 @@ struct retry_policy {
 
 struct retry_hooks {
         /* optional: a retry is about to sleep delay_ms after @p failure */
-        void (*on_retry)(void *ctx, int attempt, const struct err *failure, long delay_ms);
+        void (*on_retry)(void *ctx,
+                         int attempt,
+                         const struct err *failure,
+                         long delay_ms);
         /* optional: the call is about to wait for the circuit to close */
         void (*on_wait_fly)(void *ctx);
         void *ctx;
@@ -49,7 +52,8 @@ int retry_fly_call(const struct retry_policy *policy,
                    int *attempts,
                    struct err *err);
 
-/** @brief Sleep @p ms, waking early when *cancel is set. 0, or -1 if cancelled. */
+/** @brief Sleep @p ms, waking early when *cancel is set. 0, or -1 if cancelled.
+ */
 int retry_sleep(long ms, const volatile int *cancel);
 
 #endif

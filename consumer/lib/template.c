@@ -9,7 +9,8 @@ char *template_render(const char *tpl,
                       const char *close,
                       const struct template_var *vars,
                       int nvars) {
-        size_t olen = strlen(open), clen = strlen(close), cap = strlen(tpl) + 1, len = 0;
+        size_t olen = strlen(open), clen = strlen(close), cap = strlen(tpl) + 1,
+               len = 0;
         char *out = malloc(cap);
 
         if (!out)
@@ -23,7 +24,8 @@ char *template_render(const char *tpl,
                                 size_t n = strlen(vars[i].name);
                                 if ((size_t)(end - p - olen) == n &&
                                     strncmp(p + olen, vars[i].name, n) == 0) {
-                                        value = vars[i].value ? vars[i].value : "";
+                                        value =
+                                            vars[i].value ? vars[i].value : "";
                                         skip = olen + n + clen;
                                         break;
                                 }

@@ -10,9 +10,10 @@ Test(backoff, ceiling_doubles_and_delay_stays_in_upper_half) {
         for (int f = 1; f <= 6; f++) {
                 for (int i = 0; i < 200; i++) {
                         long d = backoff_delay_ms(f, 100, 1000, 0, &seed);
-                        cr_assert(d >= ceilings[f - 1] / 2 && d <= ceilings[f - 1],
-                                  "failure %d: %ld not in [%ld, %ld]", f, d, ceilings[f - 1] / 2,
-                                  ceilings[f - 1]);
+                        cr_assert(d >= ceilings[f - 1] / 2 &&
+                                      d <= ceilings[f - 1],
+                                  "failure %d: %ld not in [%ld, %ld]", f, d,
+                                  ceilings[f - 1] / 2, ceilings[f - 1]);
                 }
         }
 }
@@ -32,10 +33,12 @@ Test(backoff, retry_after_is_a_floor) {
         unsigned seed = 3;
         cr_assert_eq(backoff_delay_ms(1, 100, 1000, 7000, &seed), 7000);
         long d = backoff_delay_ms(4, 100, 1000, 10, &seed);
-        cr_assert(d >= 400 && d <= 800, "a short Retry-After does not shorten the backoff: %ld", d);
+        cr_assert(d >= 400 && d <= 800,
+                  "a short Retry-After does not shorten the backoff: %ld", d);
 }
 
 Test(backoff, retry_after_is_capped) {
         unsigned seed = 3;
-        cr_assert_eq(backoff_delay_ms(1, 100, 1000, 3600 * 1000L, &seed), BACKOFF_RETRY_AFTER_CAP_MS);
+        cr_assert_eq(backoff_delay_ms(1, 100, 1000, 3600 * 1000L, &seed),
+                     BACKOFF_RETRY_AFTER_CAP_MS);
 }

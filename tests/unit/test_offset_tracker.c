@@ -96,7 +96,8 @@ Test(offset_tracker, finishing_twice_or_unknown_offset) {
 static int seen_calls;
 static int64_t seen_offset;
 
-static void collect(const char *topic, int32_t partition, int64_t offset, void *arg) {
+static void
+collect(const char *topic, int32_t partition, int64_t offset, void *arg) {
         (void)topic;
         (void)partition;
         (void)arg;

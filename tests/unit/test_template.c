@@ -5,15 +5,19 @@
 #include <stdlib.h>
 
 Test(template, replaces_known_names_and_keeps_unknown_ones) {
-        struct template_var v[] = {{"id", "148e21a3c96989"}, {"app", "thopters"}};
-        char *s = template_render("{id}.vm.{app}.internal:{port}", "{", "}", v, 2);
+        struct template_var v[] = {{"id", "148e21a3c96989"},
+                                   {"app", "thopters"}};
+        char *s =
+            template_render("{id}.vm.{app}.internal:{port}", "{", "}", v, 2);
         cr_assert_str_eq(s, "148e21a3c96989.vm.thopters.internal:{port}");
         free(s);
 }
 
 Test(template, double_braces_and_repeats) {
         struct template_var v[] = {{"issueNumber", "42"}, {"repoName", "r"}};
-        char *s = template_render("#{{issueNumber}} in {{repoName}} ({{issueNumber}}) {x}", "{{", "}}", v, 2);
+        char *s = template_render(
+            "#{{issueNumber}} in {{repoName}} ({{issueNumber}}) {x}", "{{",
+            "}}", v, 2);
         cr_assert_str_eq(s, "#42 in r (42) {x}");
         free(s);
 }
