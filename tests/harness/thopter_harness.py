@@ -339,3 +339,37 @@ def kill_process_tree(pid, sig=signal.SIGKILL):
         except ProcessLookupError:
             pass
     return order
+
+
+def kill_sshd_tree(pid, sig=signal.SIGKILL):
+    """Kills an sshd listener @pid and every sshd process below it (the per-connection
+    ones), so open connections drop as if the machine's sshd died; the shells they ran
+    are left to exit on the hangup (a SIGKILLed shell could leave lock files behind on
+    this shared host, e.g. pyenv's rehash lock from root's .bashrc)."""
+    children = {}
+    comm = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                stat = f.read()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            comm[int(d)] = stat[stat.index("(") + 1:stat.rindex(")")]
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    victims = []
+
+    def walk(p):
+        for c in children.get(p, []):
+            if comm.get(c) == "sshd":
+                walk(c)
+        victims.append(p)
+    walk(pid)
+    for p in victims:
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+    return victims

@@ -50,7 +50,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 
 from flyfake import FlyFake  # noqa: E402
 from thopter_harness import (Devbroker, Kafka, ThopterConsumer, TOKEN, WrappedThopterConsumer,  # noqa: E402
-                             headers_dict, kill_process_tree, machine_id, tmo, wait_until)
+                             headers_dict, kill_sshd_tree, machine_id, tmo, wait_until)
 
 DESTROY = "thopter.destroy"
 PROVISION = "thopter.provision"
@@ -97,7 +97,12 @@ class Rig:
 
     def close(self):
         errors = []
-        for c in self.consumers:
+        keep = os.environ.get("RELIABILITY_KEEP_LOGS")
+        for n, c in enumerate(self.consumers):
+            if keep:
+                os.makedirs(keep, exist_ok=True)
+                with open(os.path.join(keep, "%s-%d-%s.log" % (time.strftime("%H%M%S"), n, c.role)), "w") as f:
+                    f.write(c.log_text())
             try:
                 c.close()
             except Exception as e:  # a sanitizer report
@@ -323,8 +328,18 @@ def scenario_crash_provision(rounds=1, steps=("capacity", "volume", "golden_clau
         res["figures"] = {"provisions": n, "volumes": len(live), "unattached_volumes": len(unattached)}
         res["outcome"] = "%d/%d completed; one machine and one create per request; agent launched once each" % (
             res["times"], n)
-        redeliv = sum(1 for e in rig.events() if e["state"] == "started") - n
-        res["repeats"] = "%d redelivered `started` (resumed, nothing created twice)" % redeliv
+        started = {}
+        for e in rig.events():
+            if e["state"] == "started":
+                started[e["requestId"]] = started.get(e["requestId"], 0) + 1
+        lost_started = sum(1 for k in started.values() if k < 2)
+        res["repeats"] = ("%d requests resumed after the kill (steps redone idempotently, nothing created twice); "
+                          "%d `started` events re-emitted" % (n, sum(started.values()) - n))
+        if lost_started:
+            res["notes"].append("%d of %d killed attempts never got their first `started` event out: status events "
+                                "still in the producer's queue die with a SIGKILL (events are not covered by "
+                                "guarantee 1; the redelivery emits `started` again, so every request still has "
+                                "one `started` and one final event)" % (lost_started, n))
     finally:
         if rig:
             rig.close()
@@ -705,7 +720,7 @@ def _home_snapshot(path):
 def _kill_sshd(sshd):
     if sshd.proc is None:
         return
-    kill_process_tree(sshd.proc.pid)
+    kill_sshd_tree(sshd.proc.pid)
     sshd.proc.wait()
     sshd.proc = None
 
@@ -794,6 +809,14 @@ def scenario_ssh_faults(rounds=1, restart_variant=True):
 
 
 def _dl_step(rig, rid):
+    try:
+        wait_until(lambda: _dl_step1(rig, rid), timeout=20, interval=0.3, what="dead letter of " + rid)
+    except AssertionError:
+        return None
+    return _dl_step1(rig, rid)
+
+
+def _dl_step1(rig, rid):
     for m in rig.dead_letters():
         try:
             if json.loads(m.value()).get("requestId") == rid:
@@ -829,7 +852,8 @@ def _valgrind_summary(path):
 def scenario_valgrind(n=50):
     from provision_harness import ThopterHosts
     res = new_result("valgrind --leak-check=full",
-                     "the consumer under valgrind (dev build): a %d-destroy burst, then one provision" % n)
+                     "the consumer under valgrind (dev build): a %d-destroy burst with retried 503s, a reset, a hopeless "
+                     "machine and a non-JSON record (2 dead letters); then one provision" % n)
     t0 = time.monotonic()
     logdir = tempfile.mkdtemp(prefix="thopter-valgrind.")
     prefix = ["valgrind", "--leak-check=full", "--error-exitcode=99", "--errors-for-leak-kinds=definite,indirect",
@@ -840,11 +864,20 @@ def scenario_valgrind(n=50):
         try:
             log = os.path.join(logdir, "destroy.vg")
             c = rig.consumer(prefix=prefix + ["--log-file=" + log],
-                             env={"THOPTER_DRAIN_TIMEOUT": "60"})
+                             env={"THOPTER_DRAIN_TIMEOUT": "60", "THOPTER_FLY_RETRIES": "3"})
             c.wait_assigned(timeout=60)
             ids = rig.seed([machine_id(0x50000000 + i) for i in range(n)])
+            # Error paths too: retried 503s, a machine whose delete never succeeds (dead letter),
+            # a reset connection and a record that is not JSON (dead letter).
+            for i in ids[:3]:
+                rig.fly.push_fault(method="DELETE", route="machines.delete", machine=i, status=503, count=2)
+            rig.fly.push_fault(method="GET", route="machines.get", machine=ids[3], drop="reset", count=1)
+            rig.fly.push_fault(method="DELETE", route="machines.delete", machine=ids[4], status=503, count=-1)
+            rig.kafka.produce(DESTROY, b"not json {", key=b"junk")
             rig.produce_destroys(ids)
-            wait_until(lambda: rig.gone(ids), timeout=120, interval=0.5, what="the destroy burst under valgrind")
+            wait_until(lambda: rig.gone(ids[:4] + ids[5:]), timeout=120, interval=0.5,
+                       what="the destroy burst under valgrind")
+            wait_until(lambda: len(rig.dead_letters()) == 2, timeout=60, interval=0.5, what="2 dead letters")
             rig.committed_to_end(timeout=60)
             rc = c.stop(timeout=120)
             summaries["destroy"] = dict(_valgrind_summary(log), exit=rc)
