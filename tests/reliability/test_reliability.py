@@ -39,9 +39,19 @@ class TestCrashes(ReliabilityTestCase):
 class TestBrokerFaults(ReliabilityTestCase):
     def test_commit_errors_coordinator_moves_and_brokers_down(self):
         """Guarantee 1: nothing lost; no committed offset ever passes unfinished work."""
-        res = reliability.scenario_broker_faults(rounds=1, per_wave=40, latency_ms=60)
+        res = reliability.scenario_broker_faults(rounds=1, per_wave=40, latency_ms=60, long_outage_s=0)
         self.assertHeld(res)
         self.assertEqual(res["figures"]["violations"], 0)
+
+    # BUG (reported to the lead): a record is committed before its status events are
+    # acknowledged, so a stop while the events topic is unreachable drops the request's
+    # `started`/`completed` events for good (the record is committed: no redelivery
+    # re-emits them). Contract section 3: a valid request's last event is completed/failed.
+    @unittest.expectedFailure
+    def test_final_event_survives_a_stop_while_the_events_leader_is_down(self):
+        res = reliability.scenario_event_lost_after_commit(wait_s=6)
+        print("\n%s: %s" % (res["scenario"], res["outcome"]))
+        self.assertEqual(res["failures"], [], res)
 
     def test_devbroker_control_protocol(self):
         p = subprocess.Popen([binary("thopter-devbroker"), "--brokers", "3"], stdin=subprocess.PIPE,
