@@ -603,8 +603,9 @@ def scenario_event_lost_after_commit(wait_s=8):
                           "not_acknowledged_log": bool(re.search(r"not acknowledged at shutdown", c.log_text()))}
         check(res, "completed" in states, "no `completed` event for a request whose offset was committed "
               "(events seen: %r)" % states)
-        res["lost"] = 0 if "completed" in states else 1
-        res["outcome"] = "events seen for the request: %s" % (", ".join(states) or "none")
+        res["lost"] = 0 if rig.gone([mid]) else 1  # the request's work; its events are the finding
+        res["outcome"] = ("machine destroyed, offset committed, consumer exit %s; status events seen for the "
+                          "request: %s" % (rc, ", ".join(states) or "none (`started` and `completed` lost)"))
         c2.stop()
     finally:
         rig.close()
@@ -1069,10 +1070,15 @@ def scenario_hostile_inputs(seconds=20):
             execs += int(m.group(1)) if m else 0
         res["times"] = execs
         res["figures"] = {"exit": p.returncode, "targets": lines}
-        check(res, p.returncode == 0, "run-fuzz.sh exited %d: %s" % (p.returncode, p.stderr.strip()[-300:]))
+        why = " ".join(l for l in p.stderr.splitlines() if "undefined reference" in l or "run-fuzz:" in l)
+        check(res, p.returncode == 0, "run-fuzz.sh exited %d: %s" % (p.returncode, why or p.stderr.strip()[-300:]))
         res["lost"] = 0 if p.returncode == 0 else None
-        res["outcome"] = "%s inputs, %s" % (execs, "no crash, leak, UB, timeout or broken invariant"
-                                            if p.returncode == 0 else "FAILED")
+        if p.returncode == 0:
+            res["outcome"] = "%s inputs, no crash, leak, UB, timeout or broken invariant" % execs
+        elif not execs:
+            res["outcome"] = "not run: run-fuzz.sh could not build the targets (%s)" % (why or "see stderr")
+        else:
+            res["outcome"] = "%s inputs; run-fuzz.sh found a problem (see details)" % execs
         res["repeats"] = "-"
     except Exception as e:
         res["failures"].append("run-fuzz.sh: %s" % e)
@@ -1127,6 +1133,22 @@ def _walk(d):
             yield os.path.join(root, f)
 
 
+KNOWN_BUGS = {
+    "event_after_commit": ("B1", "a record's offset is committed before its status events are acknowledged by the "
+                           "broker. If the consumer then stops (SIGTERM: \"N record(s) not acknowledged at "
+                           "shutdown\") or dies (SIGKILL) before they are, the events are gone for good: the record "
+                           "is committed, so no redelivery emits them again (contract §3: a valid request's last "
+                           "event is `completed` or `failed`). The work itself is done and committed correctly "
+                           "(§5.1 holds). Proposed fix: finish a job (offset_tracker_finish) only on the delivery "
+                           "report of its final event, as dead letters already are. Test: "
+                           "test_reliability.py test_final_event_survives_a_stop_while_the_events_leader_is_down "
+                           "(expectedFailure)."),
+    "hostile_inputs": ("B2", "tests/fuzz/run-fuzz.sh does not build at this commit: consumer/lib/err.c now calls "
+                       "log_redact() (log.c), but run-fuzz.sh links fuzz_request from `request.c err.c` only; "
+                       "adding `log.c clock.c` to its sources_of() fixes the link. Not a consumer fault."),
+}
+
+
 def render(results, args, started, total_s):
     commit = _git("rev-parse", "--short=12", "HEAD")
     dirty = _git("status", "--porcelain", "--untracked-files=no")
@@ -1160,11 +1182,22 @@ def render(results, args, started, total_s):
         "| scenario | what was tried | times | outcome | messages lost | harmless repeats | result |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+    def cell(text, limit=400):
+        text = re.sub(r"\s+", " ", str(text)).replace("|", "/")
+        return text if len(text) <= limit else text[:limit - 1] + "…"
     for r in results:
+        verdict = "**pass**"
+        if r["failures"]:
+            tag = KNOWN_BUGS.get(r["key"], ("", ""))[0]
+            verdict = "**FAIL**%s: %s" % (" (known bug %s)" % tag if tag else "", cell("; ".join(r["failures"][:3]), 250))
         lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-            r["scenario"], r["tried"], r["times"], r["outcome"] or "-",
-            "—" if r["lost"] is None else r["lost"], r["repeats"] or "-",
-            "**pass**" if not r["failures"] else "**FAIL**: " + "; ".join(r["failures"][:3]).replace("|", "/")))
+            cell(r["scenario"]), cell(r["tried"]), r["times"], cell(r["outcome"] or "-", 600),
+            "—" if r["lost"] is None else r["lost"], cell(r["repeats"] or "-"), verdict))
+    bugs = [KNOWN_BUGS[r["key"]] for r in results if r["failures"] and r["key"] in KNOWN_BUGS]
+    if bugs:
+        lines += ["", "### Known bugs behind the failing rows", ""]
+        for tag, text in bugs:
+            lines.append("- **%s**: %s" % (tag, text))
     lines += ["", fuzz_line(results), "", "## Details", ""]
     for r in results:
         lines.append("### %s (%.0f s)" % (r["scenario"], r["seconds"]))
@@ -1268,10 +1301,13 @@ def main(argv=None):
             traceback.print_exc()
             res = new_result(n, "(aborted)")
             res["failures"].append("aborted: %s" % str(e).splitlines()[0][:300])
+        res["key"] = n
         say("scenario %s: %s in %.0f s %s" % (n, "pass" if not res["failures"] else "FAIL", res["seconds"],
                                               res["failures"][:3]))
         results.append(res)
     text = render(results, args, started, time.monotonic() - t0)
+    with open(os.path.join(tempfile.gettempdir(), "thopter-reliability-results.json"), "w") as f:
+        json.dump(results, f, indent=1, default=str)
     if args.no_write:
         print(text)
     else:
