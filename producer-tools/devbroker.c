@@ -34,8 +34,23 @@ static void usage(FILE *out) {
                 "Creates thopter.provision:1, thopter.destroy:6, thopter.dlq:1, thopter.events:3\n"
                 "(topic names follow THOPTER_*_TOPIC when set) plus each --topic, prints\n"
                 "bootstrap.servers=HOST:PORT[,…] on its first line, and runs until stdin closes\n"
-                "(unless --no-stdin) or it gets SIGTERM/SIGINT. A line \"down\" or \"up\" on stdin\n"
-                "takes every broker down or brings it back (for tests of broker outages).\n"
+                "(unless --no-stdin) or it gets SIGTERM/SIGINT.\n"
+                "\n"
+                "Fault injection (for tests): one command per line on stdin; each is\n"
+                "acknowledged by a line \"thopter-devbroker: ok: ...\" (or \"error: ...\") on stderr.\n"
+                "  down [N]                     take broker N (default: every broker) down\n"
+                "  up [N]                       bring broker N (default: every broker) back up\n"
+                "  err APIKEY COUNT ERRCODE     the next COUNT requests of APIKEY (e.g. 8 = OffsetCommit,\n"
+                "                               9 = OffsetFetch, 10 = FindCoordinator, 12 = Heartbeat)\n"
+                "                               fail with Kafka error code ERRCODE (e.g. 7 REQUEST_TIMED_OUT,\n"
+                "                               15 COORDINATOR_NOT_AVAILABLE, 16 NOT_COORDINATOR,\n"
+                "                               27 REBALANCE_IN_PROGRESS; -195 = a dropped connection)\n"
+                "  clear APIKEY                 forget the errors still queued for APIKEY\n"
+                "  coordinator GROUP BROKERID   move the group coordinator of GROUP to broker BROKERID\n"
+                "  txncoordinator ID BROKERID   the same for a transactional id\n"
+                "  rtt N MS                     broker N answers MS milliseconds late (0 = normal)\n"
+                "  leader TOPIC PARTITION N     make broker N the leader of TOPIC [PARTITION]\n"
+                "Brokers are numbered 1 to --brokers.\n"
                 "\n"
                 "  --brokers N          number of mock brokers (default 1)\n"
                 "  --topic NAME:PARTS   another topic to create (repeatable)\n"
@@ -46,18 +61,71 @@ static void usage(FILE *out) {
                 "Not for production: the mock keeps everything in memory.\n");
 }
 
-/* Test control over stdin: "down" / "up" takes every broker down or up. */
+/* Test control over stdin: one command per line, see usage(). */
 static void control(rd_kafka_mock_cluster_t *mc, int nbrokers, const char *line) {
-        int down = strncmp(line, "down", 4) == 0;
-        if (!down && strncmp(line, "up", 2) != 0)
+        char cmd[32] = "", a[200] = "", b[200] = "", c[32] = "";
+        int n = sscanf(line, "%31s %199s %199s %31s", cmd, a, b, c);
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+        char *end = NULL;
+
+        if (n < 1)
                 return;
-        for (int b = 1; b <= nbrokers; b++) {
-                if (down)
-                        rd_kafka_mock_broker_set_down(mc, b);
+        if (!strcmp(cmd, "down") || !strcmp(cmd, "up")) {
+                int down = cmd[0] == 'd';
+                int first = 1, last = nbrokers;
+                if (n >= 2) {
+                        first = last = (int)strtol(a, &end, 10);
+                        if (*end || first < 1 || first > nbrokers) {
+                                fprintf(stderr, "thopter-devbroker: error: %s: no broker \"%s\" (1 to %d)\n", cmd, a,
+                                        nbrokers);
+                                return;
+                        }
+                }
+                for (int id = first; id <= last && !e; id++)
+                        e = down ? rd_kafka_mock_broker_set_down(mc, id) : rd_kafka_mock_broker_set_up(mc, id);
+                if (e)
+                        fprintf(stderr, "thopter-devbroker: error: %s: %s\n", cmd, rd_kafka_err2str(e));
+                else if (n >= 2)
+                        fprintf(stderr, "thopter-devbroker: ok: broker %d %s\n", first, cmd);
                 else
-                        rd_kafka_mock_broker_set_up(mc, b);
+                        fprintf(stderr, "thopter-devbroker: brokers %s\n", cmd); /* the historical line */
+                return;
+        } else if (!strcmp(cmd, "err") && n == 4) {
+                int16_t apikey = (int16_t)atoi(a);
+                int count = atoi(b), code = atoi(c);
+                if (count < 1 || count > 1000) {
+                        fprintf(stderr, "thopter-devbroker: error: err: COUNT must be 1 to 1000\n");
+                        return;
+                }
+                rd_kafka_resp_err_t *errs = malloc(sizeof(*errs) * (size_t)count);
+                if (!errs)
+                        return;
+                for (int i = 0; i < count; i++)
+                        errs[i] = (rd_kafka_resp_err_t)code;
+                rd_kafka_mock_push_request_errors_array(mc, apikey, (size_t)count, errs);
+                free(errs);
+                fprintf(stderr, "thopter-devbroker: ok: err apikey %d x%d code %d (%s)\n", apikey, count, code,
+                        rd_kafka_err2name((rd_kafka_resp_err_t)code));
+                return;
+        } else if (!strcmp(cmd, "clear") && n == 2) {
+                rd_kafka_mock_clear_request_errors(mc, (int16_t)atoi(a));
+                fprintf(stderr, "thopter-devbroker: ok: clear apikey %s\n", a);
+                return;
+        } else if ((!strcmp(cmd, "coordinator") || !strcmp(cmd, "txncoordinator")) && n == 3) {
+                e = rd_kafka_mock_coordinator_set(mc, cmd[0] == 'c' ? "group" : "transaction", a,
+                                                  (int32_t)atoi(b));
+        } else if (!strcmp(cmd, "rtt") && n == 3) {
+                e = rd_kafka_mock_broker_set_rtt(mc, (int32_t)atoi(a), atoi(b));
+        } else if (!strcmp(cmd, "leader") && n == 4) {
+                e = rd_kafka_mock_partition_set_leader(mc, a, (int32_t)atoi(b), (int32_t)atoi(c));
+        } else {
+                fprintf(stderr, "thopter-devbroker: error: unknown command \"%s\" (see --help)\n", cmd);
+                return;
         }
-        fprintf(stderr, "thopter-devbroker: brokers %s\n", down ? "down" : "up");
+        if (e)
+                fprintf(stderr, "thopter-devbroker: error: %s: %s\n", cmd, rd_kafka_err2str(e));
+        else
+                fprintf(stderr, "thopter-devbroker: ok: %s %s %s%s%s\n", cmd, a, b, n == 4 ? " " : "", n == 4 ? c : "");
 }
 
 static const char *env_or(const char *name, const char *def) {
@@ -151,6 +219,8 @@ int main(int argc, char **argv) {
                 signal(SIGTERM, on_signal);
                 signal(SIGINT, on_signal);
                 signal(SIGPIPE, SIG_IGN);
+                char buf[1024];
+                size_t used = 0;
                 while (!stop) {
                         struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
                         if (!watch_stdin) {
@@ -158,12 +228,24 @@ int main(int argc, char **argv) {
                                 continue;
                         }
                         if (poll(&pfd, 1, 500) > 0) {
-                                char buf[256];
-                                ssize_t n = read(STDIN_FILENO, buf, sizeof(buf) - 1);
+                                /* Lines may arrive split or several per read. */
+                                ssize_t n = read(STDIN_FILENO, buf + used, sizeof(buf) - 1 - used);
                                 if (n <= 0)
                                         break;
-                                buf[n] = '\0';
-                                control(mc, nbrokers, buf);
+                                used += (size_t)n;
+                                buf[used] = '\0';
+                                char *nl, *line = buf;
+                                while ((nl = strchr(line, '\n'))) {
+                                        *nl = '\0';
+                                        control(mc, nbrokers, line);
+                                        line = nl + 1;
+                                }
+                                used = strlen(line);
+                                memmove(buf, line, used + 1);
+                                if (used == sizeof(buf) - 1) { /* an overlong line: take it as it is */
+                                        control(mc, nbrokers, buf);
+                                        used = 0;
+                                }
                         }
                 }
         }

@@ -254,3 +254,122 @@ class ThopterConsumer:
 def machine_id(n):
     """A valid 14-hex machine id from a number."""
     return "%014x" % n
+
+
+# ---- fault injection and wrapped consumers (tests/reliability) --------------------------
+
+def _devbroker_inject(self, command):
+    """Sends one fault-injection line to thopter-devbroker's stdin (see its --help):
+    "down 2", "up 2", "err 8 20 15", "coordinator thopter-destroyer 3", "rtt 1 200", ..."""
+    self.proc.stdin.write(command.strip() + "\n")
+    self.proc.stdin.flush()
+
+
+def _devbroker_down_one(self, broker_id):
+    _devbroker_inject(self, "down %d" % broker_id)
+
+
+def _devbroker_up_one(self, broker_id):
+    _devbroker_inject(self, "up %d" % broker_id)
+
+
+def _devbroker_push_errors(self, apikey, count, errcode):
+    """The next @count requests of @apikey (8 = OffsetCommit) fail with Kafka error @errcode."""
+    _devbroker_inject(self, "err %d %d %d" % (apikey, count, errcode))
+
+
+def _devbroker_move_coordinator(self, group, broker_id):
+    _devbroker_inject(self, "coordinator %s %d" % (group, broker_id))
+
+
+def _devbroker_rtt(self, broker_id, ms):
+    _devbroker_inject(self, "rtt %d %d" % (broker_id, ms))
+
+
+Devbroker.inject = _devbroker_inject
+Devbroker.down_one = _devbroker_down_one
+Devbroker.up_one = _devbroker_up_one
+Devbroker.push_errors = _devbroker_push_errors
+Devbroker.move_coordinator = _devbroker_move_coordinator
+Devbroker.rtt = _devbroker_rtt
+
+
+class WrappedThopterConsumer(ThopterConsumer):
+    """ThopterConsumer with a command prefix (e.g. valgrind) and an optional extra
+    librdkafka group property list; everything else as ThopterConsumer."""
+
+    def __init__(self, bootstrap, fly_base, role="destroy", env=None, args=(), token=TOKEN, prefix=()):
+        real_popen = subprocess.Popen
+
+        def popen(argv, **kw):
+            return real_popen(list(prefix) + list(argv), **kw)
+
+        # ThopterConsumer.__init__ starts the process with subprocess.Popen: route it
+        # through the prefix for this one call (single-threaded test code).
+        subprocess.Popen = popen
+        try:
+            super().__init__(bootstrap, fly_base, role=role, env=env, args=args, token=token)
+        finally:
+            subprocess.Popen = real_popen
+
+
+def kill_process_tree(pid, sig=signal.SIGKILL):
+    """Kills @pid and every descendant (found through /proc), children first.
+    For sshd: its per-connection children outlive the listener otherwise."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    order = []
+
+    def walk(p):
+        for c in children.get(p, []):
+            walk(c)
+        order.append(p)
+    walk(pid)
+    for p in order:
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+    return order
+
+
+def kill_sshd_tree(pid, sig=signal.SIGKILL):
+    """Kills an sshd listener @pid and every sshd process below it (the per-connection
+    ones), so open connections drop as if the machine's sshd died; the shells they ran
+    are left to exit on the hangup (a SIGKILLed shell could leave lock files behind on
+    this shared host, e.g. pyenv's rehash lock from root's .bashrc)."""
+    children = {}
+    comm = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                stat = f.read()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            comm[int(d)] = stat[stat.index("(") + 1:stat.rindex(")")]
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    victims = []
+
+    def walk(p):
+        for c in children.get(p, []):
+            if comm.get(c) == "sshd":
+                walk(c)
+        victims.append(p)
+    walk(pid)
+    for p in victims:
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+    return victims
