@@ -27,42 +27,62 @@ static void on_signal(int sig) {
 }
 
 static void usage(FILE *out) {
-        fprintf(out,
-                "Usage: thopter-devbroker [--brokers N] [--topic NAME:PARTITIONS]... [--no-stdin] [-X key=value]...\n"
-                "\n"
-                "Runs librdkafka's mock Kafka cluster as a broker for development and tests.\n"
-                "Creates thopter.provision:1, thopter.destroy:6, thopter.dlq:1, thopter.events:3\n"
-                "(topic names follow THOPTER_*_TOPIC when set) plus each --topic, prints\n"
-                "bootstrap.servers=HOST:PORT[,…] on its first line, and runs until stdin closes\n"
-                "(unless --no-stdin) or it gets SIGTERM/SIGINT.\n"
-                "\n"
-                "Fault injection (for tests): one command per line on stdin; each is\n"
-                "acknowledged by a line \"thopter-devbroker: ok: ...\" (or \"error: ...\") on stderr.\n"
-                "  down [N]                     take broker N (default: every broker) down\n"
-                "  up [N]                       bring broker N (default: every broker) back up\n"
-                "  err APIKEY COUNT ERRCODE     the next COUNT requests of APIKEY (e.g. 8 = OffsetCommit,\n"
-                "                               9 = OffsetFetch, 10 = FindCoordinator, 12 = Heartbeat)\n"
-                "                               fail with Kafka error code ERRCODE (e.g. 7 REQUEST_TIMED_OUT,\n"
-                "                               15 COORDINATOR_NOT_AVAILABLE, 16 NOT_COORDINATOR,\n"
-                "                               27 REBALANCE_IN_PROGRESS; -195 = a dropped connection)\n"
-                "  clear APIKEY                 forget the errors still queued for APIKEY\n"
-                "  coordinator GROUP BROKERID   move the group coordinator of GROUP to broker BROKERID\n"
-                "  txncoordinator ID BROKERID   the same for a transactional id\n"
-                "  rtt N MS                     broker N answers MS milliseconds late (0 = normal)\n"
-                "  leader TOPIC PARTITION N     make broker N the leader of TOPIC [PARTITION]\n"
-                "Brokers are numbered 1 to --brokers.\n"
-                "\n"
-                "  --brokers N          number of mock brokers (default 1)\n"
-                "  --topic NAME:PARTS   another topic to create (repeatable)\n"
-                "  --no-stdin           do not stop when stdin closes\n"
-                "  -X key=value         librdkafka property of the hosting handle\n"
-                "  -h, --help           this text;  -V, --version  the version\n"
-                "\n"
-                "Not for production: the mock keeps everything in memory.\n");
+        fprintf(
+            out,
+            "Usage: thopter-devbroker [--brokers N] [--topic "
+            "NAME:PARTITIONS]... [--no-stdin] [-X key=value]...\n"
+            "\n"
+            "Runs librdkafka's mock Kafka cluster as a broker for development "
+            "and tests.\n"
+            "Creates thopter.provision:1, thopter.destroy:6, thopter.dlq:1, "
+            "thopter.events:3\n"
+            "(topic names follow THOPTER_*_TOPIC when set) plus each --topic, "
+            "prints\n"
+            "bootstrap.servers=HOST:PORT[,…] on its first line, and runs until "
+            "stdin closes\n"
+            "(unless --no-stdin) or it gets SIGTERM/SIGINT.\n"
+            "\n"
+            "Fault injection (for tests): one command per line on stdin; each "
+            "is\n"
+            "acknowledged by a line \"thopter-devbroker: ok: ...\" (or "
+            "\"error: ...\") on stderr.\n"
+            "  down [N]                     take broker N (default: every "
+            "broker) down\n"
+            "  up [N]                       bring broker N (default: every "
+            "broker) back up\n"
+            "  err APIKEY COUNT ERRCODE     the next COUNT requests of APIKEY "
+            "(e.g. 8 = OffsetCommit,\n"
+            "                               9 = OffsetFetch, 10 = "
+            "FindCoordinator, 12 = Heartbeat)\n"
+            "                               fail with Kafka error code ERRCODE "
+            "(e.g. 7 REQUEST_TIMED_OUT,\n"
+            "                               15 COORDINATOR_NOT_AVAILABLE, 16 "
+            "NOT_COORDINATOR,\n"
+            "                               27 REBALANCE_IN_PROGRESS; -195 = a "
+            "dropped connection)\n"
+            "  clear APIKEY                 forget the errors still queued for "
+            "APIKEY\n"
+            "  coordinator GROUP BROKERID   move the group coordinator of "
+            "GROUP to broker BROKERID\n"
+            "  txncoordinator ID BROKERID   the same for a transactional id\n"
+            "  rtt N MS                     broker N answers MS milliseconds "
+            "late (0 = normal)\n"
+            "  leader TOPIC PARTITION N     make broker N the leader of TOPIC "
+            "[PARTITION]\n"
+            "Brokers are numbered 1 to --brokers.\n"
+            "\n"
+            "  --brokers N          number of mock brokers (default 1)\n"
+            "  --topic NAME:PARTS   another topic to create (repeatable)\n"
+            "  --no-stdin           do not stop when stdin closes\n"
+            "  -X key=value         librdkafka property of the hosting handle\n"
+            "  -h, --help           this text;  -V, --version  the version\n"
+            "\n"
+            "Not for production: the mock keeps everything in memory.\n");
 }
 
 /* Test control over stdin: one command per line, see usage(). */
-static void control(rd_kafka_mock_cluster_t *mc, int nbrokers, const char *line) {
+static void
+control(rd_kafka_mock_cluster_t *mc, int nbrokers, const char *line) {
         char cmd[32] = "", a[200] = "", b[200] = "", c[32] = "";
         int n = sscanf(line, "%31s %199s %199s %31s", cmd, a, b, c);
         rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -76,56 +96,77 @@ static void control(rd_kafka_mock_cluster_t *mc, int nbrokers, const char *line)
                 if (n >= 2) {
                         first = last = (int)strtol(a, &end, 10);
                         if (*end || first < 1 || first > nbrokers) {
-                                fprintf(stderr, "thopter-devbroker: error: %s: no broker \"%s\" (1 to %d)\n", cmd, a,
-                                        nbrokers);
+                                fprintf(stderr,
+                                        "thopter-devbroker: error: %s: no "
+                                        "broker \"%s\" (1 to %d)\n",
+                                        cmd, a, nbrokers);
                                 return;
                         }
                 }
                 for (int id = first; id <= last && !e; id++)
-                        e = down ? rd_kafka_mock_broker_set_down(mc, id) : rd_kafka_mock_broker_set_up(mc, id);
+                        e = down ? rd_kafka_mock_broker_set_down(mc, id)
+                                 : rd_kafka_mock_broker_set_up(mc, id);
                 if (e)
-                        fprintf(stderr, "thopter-devbroker: error: %s: %s\n", cmd, rd_kafka_err2str(e));
+                        fprintf(stderr, "thopter-devbroker: error: %s: %s\n",
+                                cmd, rd_kafka_err2str(e));
                 else if (n >= 2)
-                        fprintf(stderr, "thopter-devbroker: ok: broker %d %s\n", first, cmd);
+                        fprintf(stderr, "thopter-devbroker: ok: broker %d %s\n",
+                                first, cmd);
                 else
-                        fprintf(stderr, "thopter-devbroker: brokers %s\n", cmd); /* the historical line */
+                        fprintf(stderr, "thopter-devbroker: brokers %s\n",
+                                cmd); /* the historical line */
                 return;
         } else if (!strcmp(cmd, "err") && n == 4) {
                 int16_t apikey = (int16_t)atoi(a);
                 int count = atoi(b), code = atoi(c);
                 if (count < 1 || count > 1000) {
-                        fprintf(stderr, "thopter-devbroker: error: err: COUNT must be 1 to 1000\n");
+                        fprintf(stderr, "thopter-devbroker: error: err: COUNT "
+                                        "must be 1 to 1000\n");
                         return;
                 }
-                rd_kafka_resp_err_t *errs = malloc(sizeof(*errs) * (size_t)count);
+                rd_kafka_resp_err_t *errs =
+                    malloc(sizeof(*errs) * (size_t)count);
                 if (!errs)
                         return;
                 for (int i = 0; i < count; i++)
                         errs[i] = (rd_kafka_resp_err_t)code;
-                rd_kafka_mock_push_request_errors_array(mc, apikey, (size_t)count, errs);
+                rd_kafka_mock_push_request_errors_array(mc, apikey,
+                                                        (size_t)count, errs);
                 free(errs);
-                fprintf(stderr, "thopter-devbroker: ok: err apikey %d x%d code %d (%s)\n", apikey, count, code,
-                        rd_kafka_err2name((rd_kafka_resp_err_t)code));
+                fprintf(
+                    stderr,
+                    "thopter-devbroker: ok: err apikey %d x%d code %d (%s)\n",
+                    apikey, count, code,
+                    rd_kafka_err2name((rd_kafka_resp_err_t)code));
                 return;
         } else if (!strcmp(cmd, "clear") && n == 2) {
                 rd_kafka_mock_clear_request_errors(mc, (int16_t)atoi(a));
                 fprintf(stderr, "thopter-devbroker: ok: clear apikey %s\n", a);
                 return;
-        } else if ((!strcmp(cmd, "coordinator") || !strcmp(cmd, "txncoordinator")) && n == 3) {
-                e = rd_kafka_mock_coordinator_set(mc, cmd[0] == 'c' ? "group" : "transaction", a,
-                                                  (int32_t)atoi(b));
+        } else if ((!strcmp(cmd, "coordinator") ||
+                    !strcmp(cmd, "txncoordinator")) &&
+                   n == 3) {
+                e = rd_kafka_mock_coordinator_set(
+                    mc, cmd[0] == 'c' ? "group" : "transaction", a,
+                    (int32_t)atoi(b));
         } else if (!strcmp(cmd, "rtt") && n == 3) {
                 e = rd_kafka_mock_broker_set_rtt(mc, (int32_t)atoi(a), atoi(b));
         } else if (!strcmp(cmd, "leader") && n == 4) {
-                e = rd_kafka_mock_partition_set_leader(mc, a, (int32_t)atoi(b), (int32_t)atoi(c));
+                e = rd_kafka_mock_partition_set_leader(mc, a, (int32_t)atoi(b),
+                                                       (int32_t)atoi(c));
         } else {
-                fprintf(stderr, "thopter-devbroker: error: unknown command \"%s\" (see --help)\n", cmd);
+                fprintf(stderr,
+                        "thopter-devbroker: error: unknown command \"%s\" (see "
+                        "--help)\n",
+                        cmd);
                 return;
         }
         if (e)
-                fprintf(stderr, "thopter-devbroker: error: %s: %s\n", cmd, rd_kafka_err2str(e));
+                fprintf(stderr, "thopter-devbroker: error: %s: %s\n", cmd,
+                        rd_kafka_err2str(e));
         else
-                fprintf(stderr, "thopter-devbroker: ok: %s %s %s%s%s\n", cmd, a, b, n == 4 ? " " : "", n == 4 ? c : "");
+                fprintf(stderr, "thopter-devbroker: ok: %s %s %s%s%s\n", cmd, a,
+                        b, n == 4 ? " " : "", n == 4 ? c : "");
 }
 
 static const char *env_or(const char *name, const char *def) {
@@ -146,40 +187,52 @@ int main(int argc, char **argv) {
                 if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
                         usage(stdout);
                         return 0;
-                } else if (!strcmp(argv[i], "-V") || !strcmp(argv[i], "--version")) {
-                        printf("thopter-devbroker %s (librdkafka %s)\n", THOPTER_VERSION, rd_kafka_version_str());
+                } else if (!strcmp(argv[i], "-V") ||
+                           !strcmp(argv[i], "--version")) {
+                        printf("thopter-devbroker %s (librdkafka %s)\n",
+                               THOPTER_VERSION, rd_kafka_version_str());
                         return 0;
                 } else if (!strcmp(argv[i], "--brokers") && i + 1 < argc) {
                         nbrokers = atoi(argv[++i]);
                         if (nbrokers < 1 || nbrokers > 9) {
-                                fprintf(stderr, "thopter-devbroker: --brokers: must be 1 to 9\n");
+                                fprintf(stderr, "thopter-devbroker: --brokers: "
+                                                "must be 1 to 9\n");
                                 return 2;
                         }
-                } else if (!strcmp(argv[i], "--topic") && i + 1 < argc && nextra < 64) {
+                } else if (!strcmp(argv[i], "--topic") && i + 1 < argc &&
+                           nextra < 64) {
                         extra[nextra++] = argv[++i];
                 } else if (!strcmp(argv[i], "--no-stdin")) {
                         watch_stdin = 0;
-                } else if (!strcmp(argv[i], "-X") && i + 1 < argc && nprops < 64) {
+                } else if (!strcmp(argv[i], "-X") && i + 1 < argc &&
+                           nprops < 64) {
                         props[nprops++] = argv[++i];
                 } else {
-                        fprintf(stderr, "thopter-devbroker: unknown argument \"%s\" (see --help)\n", argv[i]);
+                        fprintf(stderr,
+                                "thopter-devbroker: unknown argument \"%s\" "
+                                "(see --help)\n",
+                                argv[i]);
                         return 2;
                 }
         }
 
         rd_kafka_conf_t *conf = kafka_conf_new(NULL, props, nprops, &err);
-        if (!conf || kafka_conf_default(conf, props, nprops, "log_level", "3", &err) == -1) {
+        if (!conf || kafka_conf_default(conf, props, nprops, "log_level", "3",
+                                        &err) == -1) {
                 fprintf(stderr, "thopter-devbroker: %s\n", err.msg);
                 return 2;
         }
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
         if (!rk) {
                 fprintf(stderr, "thopter-devbroker: %s\n", errstr);
                 return 1;
         }
         rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, nbrokers);
         if (!mc) {
-                fprintf(stderr, "thopter-devbroker: could not start the mock cluster\n");
+                fprintf(
+                    stderr,
+                    "thopter-devbroker: could not start the mock cluster\n");
                 rd_kafka_destroy(rk);
                 return 1;
         }
@@ -194,8 +247,13 @@ int main(int argc, char **argv) {
         };
         int rc = 0;
         for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
-                if (rd_kafka_mock_topic_create(mc, topics[i].name, topics[i].parts, nbrokers < 3 ? nbrokers : 3)) {
-                        fprintf(stderr, "thopter-devbroker: could not create topic %s\n", topics[i].name);
+                if (rd_kafka_mock_topic_create(mc, topics[i].name,
+                                               topics[i].parts,
+                                               nbrokers < 3 ? nbrokers : 3)) {
+                        fprintf(
+                            stderr,
+                            "thopter-devbroker: could not create topic %s\n",
+                            topics[i].name);
                         rc = 1;
                 }
         }
@@ -203,18 +261,24 @@ int main(int argc, char **argv) {
                 char name[256];
                 const char *colon = strrchr(extra[i], ':');
                 int parts = colon ? atoi(colon + 1) : 1;
-                size_t len = colon ? (size_t)(colon - extra[i]) : strlen(extra[i]);
+                size_t len =
+                    colon ? (size_t)(colon - extra[i]) : strlen(extra[i]);
                 if (len == 0 || len >= sizeof(name) || parts < 1) {
-                        fprintf(stderr, "thopter-devbroker: --topic %s: expected NAME:PARTITIONS\n", extra[i]);
+                        fprintf(stderr,
+                                "thopter-devbroker: --topic %s: expected "
+                                "NAME:PARTITIONS\n",
+                                extra[i]);
                         rc = 2;
                         continue;
                 }
                 memcpy(name, extra[i], len);
                 name[len] = '\0';
-                rd_kafka_mock_topic_create(mc, name, parts, nbrokers < 3 ? nbrokers : 3);
+                rd_kafka_mock_topic_create(mc, name, parts,
+                                           nbrokers < 3 ? nbrokers : 3);
         }
         if (rc == 0) {
-                printf("bootstrap.servers=%s\n", rd_kafka_mock_cluster_bootstraps(mc));
+                printf("bootstrap.servers=%s\n",
+                       rd_kafka_mock_cluster_bootstraps(mc));
                 fflush(stdout);
                 signal(SIGTERM, on_signal);
                 signal(SIGINT, on_signal);
@@ -222,14 +286,17 @@ int main(int argc, char **argv) {
                 char buf[1024];
                 size_t used = 0;
                 while (!stop) {
-                        struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+                        struct pollfd pfd = {.fd = STDIN_FILENO,
+                                             .events = POLLIN};
                         if (!watch_stdin) {
                                 pause();
                                 continue;
                         }
                         if (poll(&pfd, 1, 500) > 0) {
-                                /* Lines may arrive split or several per read. */
-                                ssize_t n = read(STDIN_FILENO, buf + used, sizeof(buf) - 1 - used);
+                                /* Lines may arrive split or several per read.
+                                 */
+                                ssize_t n = read(STDIN_FILENO, buf + used,
+                                                 sizeof(buf) - 1 - used);
                                 if (n <= 0)
                                         break;
                                 used += (size_t)n;
@@ -242,7 +309,9 @@ int main(int argc, char **argv) {
                                 }
                                 used = strlen(line);
                                 memmove(buf, line, used + 1);
-                                if (used == sizeof(buf) - 1) { /* an overlong line: take it as it is */
+                                if (used ==
+                                    sizeof(buf) - 1) { /* an overlong line: take
+                                                          it as it is */
                                         control(mc, nbrokers, buf);
                                         used = 0;
                                 }

@@ -43,11 +43,10 @@ class TestBrokerFaults(ReliabilityTestCase):
         self.assertHeld(res)
         self.assertEqual(res["figures"]["violations"], 0)
 
-    # BUG (reported to the lead): a record is committed before its status events are
-    # acknowledged, so a stop while the events topic is unreachable drops the request's
-    # `started`/`completed` events for good (the record is committed: no redelivery
-    # re-emits them). Contract section 3: a valid request's last event is completed/failed.
-    @unittest.expectedFailure
+    # Contract section 3: a valid request's last event is completed/failed. The
+    # record is committed only once its final event is acknowledged, so a stop
+    # while the events topic is unreachable leaves it uncommitted and a restart
+    # sends the events again.
     def test_final_event_survives_a_stop_while_the_events_leader_is_down(self):
         res = reliability.scenario_event_lost_after_commit(wait_s=6)
         print("\n%s: %s" % (res["scenario"], res["outcome"]))
