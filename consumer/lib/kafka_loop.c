@@ -456,6 +456,14 @@ recommit_cb(const char *topic, int32_t partition, int64_t offset, void *arg) {
         commit_one(arg, topic, partition, offset, 1);
 }
 
+static void
+count_cb(const char *topic, int32_t partition, int64_t offset, void *arg) {
+        (void)topic;
+        (void)partition;
+        (void)offset;
+        (*(int *)arg)++;
+}
+
 static void commit_sync_cb(const char *topic,
                            int32_t partition,
                            int64_t offset,
@@ -638,14 +646,15 @@ static void update_pause(struct kafka_loop *loop) {
 
 /* Poll thread. Wait until nothing runs and no dead letter is unacknowledged,
  * or the deadline; keeps committing what finishes meanwhile. */
-static int drain(struct kafka_loop *loop, int64_t deadline) {
+static int drain(struct kafka_loop *loop, int64_t deadline, int with_acks) {
         int idle = 0;
         for (;;) {
                 /* Waiting for work to finish is the loop being alive. */
                 atomic_store(&loop->last_poll_ms, clock_mono_ms());
                 process_done(loop);
                 pthread_mutex_lock(&loop->lock);
-                idle = loop->n_running == 0 && loop->n_finishing == 0;
+                idle = loop->n_running == 0 &&
+                       (!with_acks || loop->n_finishing == 0);
                 if (!idle && clock_mono_ms() < deadline) {
                         struct timespec ts;
                         clock_gettime(CLOCK_REALTIME, &ts);
@@ -728,7 +737,7 @@ static void rebalance_cb(rd_kafka_t *rk,
                          "revoked %s; finishing in-flight work first",
                          parts && parts->cnt ? list : "nothing");
                 drop_pending(loop);
-                if (drain(loop, deadline) == -1) {
+                if (drain(loop, deadline, 1) == -1) {
                         /* The new owner will redo these: make ours stop, so
                          * the same request never runs twice at once. */
                         log_warn(loop->name,
@@ -737,7 +746,9 @@ static void rebalance_cb(rd_kafka_t *rk,
                                  "abandoning it (the new owner redoes it)");
                         cancel_running(loop, 0);
                 }
-                if (!rd_kafka_assignment_lost(rk))
+                /* When stopping, commit_final() already ran before close:
+                 * a sync commit could block long on a dead broker. */
+                if (!rd_kafka_assignment_lost(rk) && !loop->stop_deadline)
                         offset_tracker_foreach_uncommitted(
                             loop->tracker, commit_sync_cb, loop);
                 rd_kafka_topic_partition_list_t *owned = NULL;
@@ -934,6 +945,57 @@ static void on_message(struct kafka_loop *loop, rd_kafka_message_t *rkm) {
         pthread_mutex_unlock(&loop->lock);
 }
 
+/* Commit what is finished, waiting up to @p timeout_ms for the broker: async
+ * commits plus polling, so a broker that is gone cannot hold the stop. */
+static void commit_final(struct kafka_loop *loop, long timeout_ms) {
+        int64_t end = clock_mono_ms() + timeout_ms;
+        int pending = 0;
+
+        offset_tracker_foreach_uncommitted(loop->tracker, recommit_cb, loop);
+        for (;;) {
+                pending = 0;
+                offset_tracker_foreach_uncommitted(loop->tracker, count_cb,
+                                                   &pending);
+                if (!pending || clock_mono_ms() >= end)
+                        break;
+                rd_kafka_message_t *rkm = rd_kafka_consumer_poll(loop->rk, 100);
+                if (rkm)
+                        rd_kafka_message_destroy(
+                            rkm); /* paused: not ours now */
+        }
+        if (pending)
+                log_warn(
+                    loop->name,
+                    "%d partition(s) could not be committed before closing; "
+                    "their finished requests will be redelivered",
+                    pending);
+}
+
+/* rd_kafka_consumer_close(), but bounded: with the brokers gone it can wait
+ * a long time to leave the group, and a stop must not. The rebalance
+ * callback still runs, from this queue. */
+static void close_bounded(struct kafka_loop *loop, long timeout_ms) {
+        rd_kafka_queue_t *q = rd_kafka_queue_new(loop->rk);
+        rd_kafka_error_t *e = rd_kafka_consumer_close_queue(loop->rk, q);
+        int64_t end = clock_mono_ms() + timeout_ms;
+
+        if (e) {
+                log_warn(loop->name, "close: %s", rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+        } else {
+                while (!rd_kafka_consumer_closed(loop->rk) &&
+                       clock_mono_ms() < end)
+                        rd_kafka_queue_poll_callback(q, 100);
+                if (!rd_kafka_consumer_closed(loop->rk))
+                        log_warn(loop->name,
+                                 "the consumer did not close within %ld ms "
+                                 "(brokers unreachable?); "
+                                 "the group notices when its session times out",
+                                 timeout_ms);
+        }
+        rd_kafka_queue_destroy(q);
+}
+
 int kafka_loop_run(struct kafka_loop *loop) {
         rd_kafka_topic_partition_list_t *topics =
             rd_kafka_topic_partition_list_new(1);
@@ -976,13 +1038,34 @@ int kafka_loop_run(struct kafka_loop *loop) {
                         if (idle)
                                 break;
                         if (clock_mono_ms() >= loop->stop_deadline) {
-                                log_warn(loop->name,
-                                         "drain deadline passed; abandoning "
-                                         "in-flight work "
-                                         "(it will be redelivered)");
+                                pthread_mutex_lock(&loop->lock);
+                                int running = loop->n_running;
+                                int finishing = loop->n_finishing;
+                                pthread_mutex_unlock(&loop->lock);
+                                if (running) {
+                                        /* Work itself is cut short. */
+                                        log_warn(
+                                            loop->name,
+                                            "drain deadline passed; abandoning "
+                                            "%d job(s) in flight (they will "
+                                            "be redelivered)",
+                                            running);
+                                        rc = -1;
+                                } else {
+                                        /* The work is done; only the broker's
+                                         * acknowledgements are missing. */
+                                        log_warn(
+                                            loop->name,
+                                            "drain deadline passed; %d "
+                                            "finished request(s) whose final "
+                                            "event or dead letter the broker "
+                                            "did not acknowledge stay "
+                                            "uncommitted and will be "
+                                            "redelivered",
+                                            finishing);
+                                }
                                 atomic_store(&loop->cancel, 1);
                                 cancel_running(loop, 0);
-                                rc = -1;
                                 break;
                         }
                 }
@@ -995,15 +1078,15 @@ int kafka_loop_run(struct kafka_loop *loop) {
         }
 
         /* Let cancelled jobs return (their steps watch job->cancel). */
-        drain(loop, clock_mono_ms() + 5000);
-        offset_tracker_foreach_uncommitted(loop->tracker, commit_sync_cb, loop);
+        drain(loop, clock_mono_ms() + 5000, 0);
+        commit_final(loop, 5000);
         pthread_mutex_lock(&loop->lock);
         loop->workers_exit = 1;
         pthread_cond_broadcast(&loop->cond);
         int stuck = loop->n_running;
         pthread_mutex_unlock(&loop->lock);
         log_info(loop->name, "closing the consumer");
-        rd_kafka_consumer_close(loop->rk);
+        close_bounded(loop, 10000);
         if (stuck) {
                 /* A worker is inside a call that cannot be interrupted
                  * (HTTP, SSH). Joining it could take minutes; freeing what it
