@@ -27,6 +27,21 @@
 
 #define PROG "thopter-consumer"
 
+#define TEARDOWN_TIMEOUT_S 15
+
+static volatile sig_atomic_t teardown_status = 1;
+
+static void on_teardown_timeout(int sig) {
+        static const char msg[] =
+            "{\"level\":\"warn\",\"component\":\"main\",\"msg\":"
+            "\"freeing the Kafka handles hung (librdkafka 2.0.2); exiting\"}\n";
+        (void)sig;
+        if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+                /* nothing more to do */
+        }
+        _exit(teardown_status);
+}
+
 struct loop_thread {
         struct kafka_loop *loop;
         pthread_t thread;
@@ -297,9 +312,13 @@ stop:
                                 status = 1;
                 }
         }
-        /* librdkafka 2.0.2 can hang in rd_kafka_destroy (see the reference
-         * notes): whatever happens below, the process ends. */
-        alarm(30);
+        /* librdkafka 2.0.2 can hang in rd_kafka_destroy after a broker went
+         * down and came back (librdkafka #4674): the work is done and
+         * committed by now, so if freeing the handles takes too long the
+         * process ends anyway, with the status it earned. */
+        teardown_status = status;
+        signal(SIGALRM, on_teardown_timeout);
+        alarm(TEARDOWN_TIMEOUT_S);
 out:
         if (err.kind != ERR_NONE) {
                 fprintf(stderr, PROG ": %s\n", err.msg);
