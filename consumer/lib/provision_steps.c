@@ -271,21 +271,42 @@ static int call_list(void *arg, struct err *err) {
 }
 
 /* The machine already made for this request, if any. */
-static int lookup(struct run *r, int *found, struct err *err) {
+/* One attempt: the machine already made for this request, if any, into
+ * r->machine. Every machine carries its requestId in its metadata. */
+static int find_by_request_id(struct run *r, int *found, struct err *err) {
         struct list_call c = {r->ctx->svc, "thopter_request_id",
                               r->req->request_id, NULL, 0};
         *found = 0;
-        if (job_fly_call(r->ctx->svc, r->job, "lookup", call_list, &c, err) ==
-            -1)
+        if (call_list(&c, err) == -1)
                 return -1;
-        for (size_t i = 0; i < c.n; i++) {
+        for (size_t i = 0; i < c.n && !*found; i++) {
                 if (strcmp(c.machines[i].request_id, r->req->request_id) == 0) {
                         r->machine = c.machines[i];
-                        r->have_machine = *found = 1;
-                        break;
+                        *found = 1;
                 }
         }
         free(c.machines);
+        return 0;
+}
+
+struct lookup_call {
+        struct run *r;
+        int found;
+};
+
+static int call_lookup(void *arg, struct err *err) {
+        struct lookup_call *l = arg;
+        return find_by_request_id(l->r, &l->found, err);
+}
+
+/* The machine already made for this request, if any (retried). */
+static int lookup(struct run *r, int *found, struct err *err) {
+        struct lookup_call l = {r, 0};
+        if (job_fly_call(r->ctx->svc, r->job, "lookup", call_lookup, &l, err) ==
+            -1)
+                return -1;
+        *found = l.found;
+        r->have_machine = l.found;
         return 0;
 }
 
@@ -424,19 +445,9 @@ struct create_call {
 static int call_create(void *arg, struct err *err) {
         struct create_call *c = arg;
         int found = 0;
-        struct list_call l = {c->r->ctx->svc, "thopter_request_id",
-                              c->r->req->request_id, NULL, 0};
 
-        if (call_list(&l, err) == -1)
+        if (find_by_request_id(c->r, &found, err) == -1)
                 return -1;
-        for (size_t i = 0; i < l.n && !found; i++) {
-                if (strcmp(l.machines[i].request_id, c->r->req->request_id) ==
-                    0) {
-                        c->r->machine = l.machines[i];
-                        found = 1;
-                }
-        }
-        free(l.machines);
         if (found)
                 return 0;
         if (fly_machine_create(c->r->ctx->svc->fly, &c->spec, &c->r->machine,
