@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 packages=(
     build-essential cmake pkg-config git ca-certificates
-    librdkafka-dev kcat libcjson-dev libssh2-1-dev libcurl4-openssl-dev
+    librdkafka-dev kcat libcjson-dev libssh2-1-dev libcurl4-openssl-dev libssl-dev
     libcriterion-dev libmicrohttpd-dev
     openssh-server openssh-client tmux procps
     python3 python3-confluent-kafka

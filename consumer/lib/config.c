@@ -176,8 +176,7 @@ static int set_value(struct config *cfg,
                 free(*slot);
                 *slot = strdup(value);
                 if (!*slot)
-                        return err_set(err, ERR_PERMANENT, ENOMEM,
-                                       "%s: out of memory", s->env);
+                        return err_oom(err, s->env);
                 if (s->secret)
                         log_add_secret(value);
                 return 0;
@@ -214,11 +213,11 @@ static int add_kafka_prop(struct config *cfg, const char *kv, struct err *err) {
             realloc(cfg->kafka_props,
                     sizeof(char *) * (size_t)(cfg->n_kafka_props + 1));
         if (!props)
-                return err_set(err, ERR_PERMANENT, ENOMEM, "-X: out of memory");
+                return err_oom(err, "-X");
         cfg->kafka_props = props;
         props[cfg->n_kafka_props] = strdup(kv);
         if (!props[cfg->n_kafka_props])
-                return err_set(err, ERR_PERMANENT, ENOMEM, "-X: out of memory");
+                return err_oom(err, "-X");
         cfg->n_kafka_props++;
         /* sasl.password and friends are secrets too. */
         if (strstr(kv, "password") || strstr(kv, "secret"))
@@ -346,8 +345,7 @@ static int parse_github_json(struct config *cfg, struct err *err) {
         cfg->n_repos = cJSON_GetArraySize(repos);
         cfg->repos = calloc((size_t)cfg->n_repos + 1, sizeof(*cfg->repos));
         if (!cfg->repos) {
-                err_set(err, ERR_PERMANENT, ENOMEM,
-                        "GITHUB_INTEGRATION_JSON: out of memory");
+                err_oom(err, "GITHUB_INTEGRATION_JSON");
                 goto out;
         }
         int i = 0;
@@ -574,4 +572,10 @@ void config_print_help(FILE *out, const char *prog) {
         }
         fprintf(out, "\nExit status: 0 after a graceful stop, 1 on failure, 2 "
                      "on a bad setting or usage.\n");
+}
+
+const char *config_role_name(enum config_role role) {
+        return role == ROLE_PROVISION ? "provision"
+               : role == ROLE_DESTROY ? "destroy"
+                                      : "all";
 }

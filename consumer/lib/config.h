@@ -79,6 +79,9 @@ void config_free(struct config *cfg);
 /** @brief The --help text. */
 void config_print_help(FILE *out, const char *prog);
 
+/** @brief "all", "provision" or "destroy". */
+const char *config_role_name(enum config_role role);
+
 /** @brief Credentials of @p repository, or NULL when none is configured. */
 const struct repo_cred *config_repo(const struct config *cfg,
                                     const char *repository);

@@ -19,35 +19,68 @@ static const char *const class_names[] = {
     [ERRC_INTERNAL] = "internal",
 };
 
-int err_set(
-    struct err *err, enum err_kind kind, int code, const char *fmt, ...) {
-        va_list ap;
+static int vset(struct err *err,
+                enum err_kind kind,
+                enum err_cause cause,
+                int code,
+                const char *fmt,
+                va_list ap) {
+        char full[4 * ERR_MSG_LEN];
 
         if (!err || err->kind != ERR_NONE)
                 return -1;
         err->kind = kind == ERR_NONE ? ERR_PERMANENT : kind;
+        err->cause = cause;
         err->code = code;
-        /* Redact before cutting to size: a secret cut in half would no
-         * longer be recognised. */
-        char full[4 * ERR_MSG_LEN];
-        va_start(ap, fmt);
         vsnprintf(full, sizeof(full), fmt, ap);
-        va_end(ap);
-        log_redact(full, sizeof(full));
-        full[sizeof(err->msg) - 1] = '\0';
-        memcpy(err->msg, full, sizeof(err->msg));
+        /* Redact, then cut: a secret cut in half would not be recognised. */
+        log_redact_copy(err->msg, sizeof(err->msg), full, LOG_KEEP_HEAD);
         for (char *p = err->msg; *p; p++)
                 if (*p == '\n' || *p == '\r')
                         *p = ' ';
         return -1;
 }
 
-void err_classify(struct err *err, enum err_class cls, const char *step) {
+int err_set(
+    struct err *err, enum err_kind kind, int code, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vset(err, kind, ERR_CAUSE_OTHER, code, fmt, ap);
+        va_end(ap);
+        return -1;
+}
+
+int err_setc(struct err *err,
+             enum err_kind kind,
+             enum err_cause cause,
+             int code,
+             const char *fmt,
+             ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vset(err, kind, cause, code, fmt, ap);
+        va_end(ap);
+        return -1;
+}
+
+int err_oom(struct err *err, const char *what) {
+        return err_setc(err, ERR_TRANSIENT, ERR_CAUSE_OOM, 0,
+                        "%s: out of memory", what);
+}
+
+int err_cancelled(struct err *err) {
+        err_clear(err);
+        return err_setc(err, ERR_TRANSIENT, ERR_CAUSE_CANCELLED, 0,
+                        "interrupted by shutdown");
+}
+
+int err_classify(struct err *err, enum err_class cls, const char *step) {
         if (!err)
-                return;
+                return -1;
         err->cls = cls;
         if (step)
                 snprintf(err->step, sizeof(err->step), "%s", step);
+        return -1;
 }
 
 void err_clear(struct err *err) {

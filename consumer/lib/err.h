@@ -1,12 +1,19 @@
 /* err.h - the one error value every module returns through.
  *
- * A failure has a kind (transient: worth retrying; permanent: not), a code
- * from the layer that failed (HTTP status, CURLcode, libssh2 rc, errno), a
- * one-line message, and, once a flow gives up on a message, the dead-letter
- * class and step of contract section 4.
+ * A failure has:
+ *   - a kind: transient (worth retrying) or permanent (not);
+ *   - a cause: what happened, as a code callers may branch on (out of memory,
+ *     cancelled, a deadline, no capacity, ...). Callers never look inside the
+ *     message to decide anything;
+ *   - a code from the layer that failed (HTTP status, CURLcode, libssh2 rc,
+ *     errno) and a one-line message for people;
+ *   - once a flow gives up on a message, the dead-letter class and step of
+ *     contract section 4.
  *
  * Functions return 0 or -1 and take `struct err *err` last. The first failure
  * recorded wins, so the message names the root cause.
+ *
+ * @locality any thread (a struct err belongs to one thread at a time).
  */
 #ifndef THOPTER_ERR_H
 #define THOPTER_ERR_H
@@ -17,6 +24,20 @@ enum err_kind {
         ERR_NONE = 0,
         ERR_TRANSIENT, /* retry with backoff; do not commit */
         ERR_PERMANENT, /* dead-letter, then commit */
+};
+
+/* What happened, when a caller needs to tell. ERR_CAUSE_OTHER is "nothing a
+ * caller decides on": read kind and code. */
+enum err_cause {
+        ERR_CAUSE_OTHER = 0,
+        ERR_CAUSE_OOM,            /* out of memory (transient) */
+        ERR_CAUSE_CANCELLED,      /* a stop or a revoke told the work to end */
+        ERR_CAUSE_DEADLINE,       /* the operation's own deadline passed */
+        ERR_CAUSE_NO_CAPACITY,    /* fly has no room for the machine */
+        ERR_CAUSE_VOLUME_CLAIMED, /* the volume was taken by another machine */
+        ERR_CAUSE_HOST_KEY,       /* ssh: the host key was not the expected */
+        ERR_CAUSE_LOGIN,          /* ssh: the login was refused */
+        ERR_CAUSE_REMOTE_EXIT,    /* a remote command exited non-zero */
 };
 
 /* The dead-letter classes of contract section 4, in its order. */
@@ -37,6 +58,7 @@ enum err_class {
 
 struct err {
         enum err_kind kind;
+        enum err_cause cause;
         enum err_class cls;    /* set when a flow classifies the failure */
         int code;              /* HTTP status, CURLcode, libssh2 rc or errno */
         char step[32];         /* contract step name, e.g. "delete" */
@@ -47,14 +69,33 @@ struct err {
 /**
  * @brief Record a failure unless one is already recorded.
  *
- * Newlines in the formatted message are replaced by spaces.
+ * The message is redacted (log_redact) before it is cut to size, and
+ * newlines are replaced by spaces.
  * @returns -1 always, so `return err_set(...)` reads naturally.
  */
 int err_set(struct err *err, enum err_kind kind, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/** @brief Attach the dead-letter class and step (overwrites). */
-void err_classify(struct err *err, enum err_class cls, const char *step);
+/** @brief err_set() with a cause. @returns -1. */
+int err_setc(struct err *err,
+             enum err_kind kind,
+             enum err_cause cause,
+             int code,
+             const char *fmt,
+             ...) __attribute__((format(printf, 5, 6)));
+
+/** @brief "<what>: out of memory", transient, ERR_CAUSE_OOM. @returns -1. */
+int err_oom(struct err *err, const char *what);
+
+/**
+ * @brief Replace whatever is recorded by "interrupted by shutdown"
+ * (transient, ERR_CAUSE_CANCELLED): a cancelled job's earlier failure is
+ * not its outcome. @returns -1.
+ */
+int err_cancelled(struct err *err);
+
+/** @brief Attach the dead-letter class and step (overwrites). @returns -1. */
+int err_classify(struct err *err, enum err_class cls, const char *step);
 
 /** @brief Forget any recorded failure (start of a new attempt). */
 void err_clear(struct err *err);

@@ -21,7 +21,7 @@ char *events_json(const struct job *job,
                 return NULL;
         clock_iso8601(now_wall_ms, at, sizeof(at));
         cJSON_AddStringToObject(o, "requestId", job->request_id);
-        cJSON_AddStringToObject(o, "kind", job->kind ? job->kind : "");
+        cJSON_AddStringToObject(o, "kind", job->rec.kind ? job->rec.kind : "");
         cJSON_AddStringToObject(o, "state", state);
         if (step)
                 cJSON_AddStringToObject(o, "step", step);
@@ -35,8 +35,7 @@ char *events_json(const struct job *job,
                                 job->attempt < 1 ? 1 : job->attempt);
         if (failure && failure->kind != ERR_NONE) {
                 cJSON *e = cJSON_AddObjectToObject(o, "error");
-                snprintf(msg, sizeof(msg), "%s", failure->msg);
-                log_redact(msg, sizeof(msg));
+                log_redact_copy(msg, sizeof(msg), failure->msg, LOG_KEEP_HEAD);
                 cJSON_AddStringToObject(e, "class",
                                         err_class_name(failure->cls
                                                            ? failure->cls
@@ -44,7 +43,7 @@ char *events_json(const struct job *job,
                 cJSON_AddStringToObject(e, "message", msg);
         }
         cJSON_AddStringToObject(o, "at", at);
-        int64_t elapsed = now_mono_ms - job->received_mono_ms;
+        int64_t elapsed = now_mono_ms - job->rec.received_mono_ms;
         cJSON_AddNumberToObject(o, "elapsedMs",
                                 (double)(elapsed < 0 ? 0 : elapsed));
         out = cJSON_PrintUnformatted(o);
@@ -52,7 +51,7 @@ char *events_json(const struct job *job,
         return out;
 }
 
-void events_emit(struct producer *p,
+void events_emit(struct kafka_producer *p,
                  const char *topic,
                  const struct job *job,
                  const char *state,
@@ -64,8 +63,9 @@ void events_emit(struct producer *p,
 
         if (!json)
                 return;
-        if (producer_send(p, topic, job->request_id, strlen(job->request_id),
-                          json, strlen(json), NULL, NULL, NULL, &err) == -1)
+        if (kafka_producer_send(p, topic, job->request_id,
+                                strlen(job->request_id), json, strlen(json),
+                                NULL, NULL, NULL, &err) == -1)
                 log_write(LOG_WARN, "events", job->request_id,
                           "event %s not sent: %s", state, err.msg);
         free(json);

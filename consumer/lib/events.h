@@ -3,14 +3,14 @@
  * One JSON object per state change, keyed by requestId. events_emit() sends
  * without waiting for the broker (started, step, retrying, waiting_*); the
  * Kafka loop sends the final event (completed or failed) itself and commits
- * the record only once that event is acknowledged (kafka_loop.c).
+ * the record only once that event is acknowledged (kafka_finish.c).
  */
 #ifndef THOPTER_EVENTS_H
 #define THOPTER_EVENTS_H
 
 #include "err.h"
 #include "job.h"
-#include "producer.h"
+#include "kafka_producer.h"
 
 /** @brief The event JSON (malloc'd), for tests and for events_emit(). */
 char *events_json(const struct job *job,
@@ -26,7 +26,7 @@ char *events_json(const struct job *job,
  * completed or failed.
  * @param step optional; @param failure optional (sets "error").
  */
-void events_emit(struct producer *p,
+void events_emit(struct kafka_producer *p,
                  const char *topic,
                  const struct job *job,
                  const char *state,

@@ -3,12 +3,15 @@
  *
  * DESIGN
  * ------
- * Every call is one attempt through call(): build the URL, send, count it in
- * the metrics, and turn anything but a 2xx into one err line of the form
+ * Every call is one attempt through perform(): build the URL, send, count it
+ * in the metrics, parse a 2xx body, and turn anything else into one err line
+ * of the form
  *   fly: <verb> <object>: HTTP <status>: <server text> [fly-request-id <id>]
  * or, for a transport failure (code 0),
  *   fly: <verb> <object>: http: <METHOD>: <libcurl text>
- * Classification is http_classify()'s; nothing here retries (retry.h does).
+ * Classification is http_classify()'s, and fly_json_error_cause() names the
+ * answers a caller decides on (no capacity, volume claimed); nothing here
+ * retries (fly_retry.h does).
  *
  * Secrets: the token travels only in the Authorization header, which is
  * built once in fly_client_new() and never formatted into a URL, a message
@@ -26,6 +29,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "strfmt.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,9 +41,6 @@
 #define WAIT_MARGIN_MS     10000L /* the server answers 408 at ~timeout */
 #define SERVER_TEXT_MAX    128
 
-#define METRIC_REQUESTS "thopter_fly_requests_total"
-#define METRIC_DURATION "thopter_fly_request_duration_seconds"
-
 struct fly_client {
         struct http *http;
         char *base;    /* no trailing '/' */
@@ -49,55 +50,34 @@ struct fly_client {
         long timeout_ms;
 };
 
-/* One request as call() sends it. */
+/* One request: what perform() needs to send it, count it, explain a
+ * failure and parse the answer. */
 struct call {
         const char *route; /* metrics label, e.g. "machines.delete" */
-        const char *what;  /* message object, e.g. "delete machine 148e…" */
+        char what[192];    /* message object, e.g. "delete machine 148e…" */
         const char *method;
-        const char *path; /* after /v1/apps/{app}; segments escaped */
+        char *path;       /* after /v1/apps/{app}; segments escaped; owned */
         const char *body; /* optional JSON */
         long timeout_ms;  /* 0: the client's */
+        /* optional: parse a 2xx body into out */
+        int (*parse)(const char *body, size_t len, void *out, struct err *err);
+        void *out;
 };
 
-/* ---- helpers ------------------------------------------------------------- */
+/* ---- one call ----------------------------------------------------------- */
 
-static char *vfmt(const char *fmt, va_list ap) {
-        va_list ap2;
-        int n;
-        char *s;
-
-        va_copy(ap2, ap);
-        n = vsnprintf(NULL, 0, fmt, ap2);
-        va_end(ap2);
-        if (n < 0)
-                return NULL;
-        s = malloc((size_t)n + 1);
-        if (s)
-                vsnprintf(s, (size_t)n + 1, fmt, ap);
-        return s;
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...) {
-        va_list ap;
-        char *s;
-
-        va_start(ap, f);
-        s = vfmt(f, ap);
-        va_end(ap);
-        return s;
-}
-
-/* err_set, then redact the message, and remember Retry-After. Records
- * nothing when an earlier failure is already recorded. Returns -1. */
+/* err_setc with Retry-After remembered (err_setc redacts, then cuts).
+ * Records nothing when a failure is already recorded. Returns -1. */
 static int fail(struct err *err,
                 enum err_kind kind,
+                enum err_cause cause,
                 int code,
                 long retry_after_ms,
                 const char *f,
-                ...) __attribute__((format(printf, 5, 6)));
+                ...) __attribute__((format(printf, 6, 7)));
 static int fail(struct err *err,
                 enum err_kind kind,
+                enum err_cause cause,
                 int code,
                 long retry_after_ms,
                 const char *f,
@@ -110,9 +90,7 @@ static int fail(struct err *err,
         va_start(ap, f);
         vsnprintf(msg, sizeof(msg), f, ap);
         va_end(ap);
-        log_redact(msg, sizeof(msg));
-        err_set(err, kind, code, "%s", msg);
-        log_redact(err->msg, sizeof(err->msg));
+        err_setc(err, kind, cause, code, "%s", msg);
         if (retry_after_ms > 0)
                 err->retry_after_ms = retry_after_ms;
         return -1;
@@ -127,42 +105,34 @@ req_id_note(const struct http_resp *resp, char *buf, size_t cap) {
         return buf;
 }
 
-/* An empty id would turn ".../machines/" into another route (list). */
-static int check_id(const char *verb, const char *id, struct err *err) {
-        if (!id || !id[0])
-                return fail(err, ERR_PERMANENT, 0, 0, "fly: %s: empty id",
-                            verb);
-        return 0;
-}
-
 static void count(const char *route, const char *status, double seconds) {
         char labels[128];
 
         snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%s\"", route,
                  status);
-        metrics_inc(METRIC_REQUESTS, labels, 1);
+        metrics_inc(M_FLY_REQUESTS, labels, 1);
         snprintf(labels, sizeof(labels), "route=\"%s\"", route);
-        metrics_observe(METRIC_DURATION, labels, seconds);
+        metrics_observe(M_FLY_REQUEST_DURATION, labels, seconds);
 }
 
-/*
- * Send one request. 0 on a 2xx (resp holds the body); otherwise -1 with err
- * set as DESIGN says. resp must be freed by the caller either way.
- */
-static int call(struct fly_client *fly,
-                const struct call *c,
-                struct http_resp *resp,
-                struct err *err) {
-        struct err herr = {0};
-        char note[96];
-        char status[16];
+/* Send one request and parse its answer; frees c->path. 0 on a 2xx that
+ * parsed; otherwise -1 with err set as DESIGN says. */
+static int perform(struct fly_client *fly, struct call *c, struct err *err) {
+        struct http_resp resp = {0};
+        struct err herr = {0}, jerr = {0};
+        char note[96], status[16];
         char *url = NULL;
         int rc = -1;
 
-        url = fmt("%s/v1/apps/%s%s", fly->base, fly->app_esc, c->path);
-        if (!url)
-                return fail(err, ERR_TRANSIENT, 0, 0, "fly: %s: out of memory",
-                            c->what);
+        if (!c->path) {
+                err_oom(err, c->what);
+                goto out;
+        }
+        url = strfmt("%s/v1/apps/%s%s", fly->base, fly->app_esc, c->path);
+        if (!url) {
+                err_oom(err, c->what);
+                goto out;
+        }
         const char *headers[] = {fly->auth};
         struct http_req req = {
             .method = c->method,
@@ -173,59 +143,97 @@ static int call(struct fly_client *fly,
             .timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : fly->timeout_ms,
         };
         int64_t t0 = clock_mono_ms();
-        int hrc = http_request(fly->http, &req, resp, &herr);
+        int hrc = http_request(fly->http, &req, &resp, &herr);
         double secs = (double)(clock_mono_ms() - t0) / 1000.0;
 
-        if (hrc == -1 && resp->status == 0)
+        if (hrc == -1 && resp.status == 0)
                 snprintf(status, sizeof(status), "error");
         else
-                snprintf(status, sizeof(status), "%ld", resp->status);
+                snprintf(status, sizeof(status), "%ld", resp.status);
         count(c->route, status, secs);
         log_debug("fly", "%s (%s): %s -> %s in %.3f s%s", c->route, c->what,
                   c->method, status, secs,
-                  req_id_note(resp, note, sizeof(note)));
+                  req_id_note(&resp, note, sizeof(note)));
 
         long retry_after =
-            http_retry_after_ms(resp->retry_after, clock_wall_ms());
+            http_retry_after_ms(resp.retry_after, clock_wall_ms());
         if (hrc == -1) {
                 /* Transport failure or oversized body: code is the status,
                  * 0 when none arrived (fly_client.h). */
-                fail(err, herr.kind, (int)resp->status, retry_after,
+                fail(err, herr.kind, herr.cause, (int)resp.status, retry_after,
                      "fly: %s: %s%s", c->what, herr.msg,
-                     req_id_note(resp, note, sizeof(note)));
+                     req_id_note(&resp, note, sizeof(note)));
                 goto out;
         }
-        enum err_kind kind = http_classify(resp->status, CURLE_OK);
+        enum err_kind kind = http_classify(resp.status, CURLE_OK);
         if (kind != ERR_NONE) {
-                /* Redact the whole server text before cutting it down, so a
-                 * secret it echoes cannot survive as a prefix. */
-                char full[4096], text[SERVER_TEXT_MAX];
-                fly_json_error_text(resp->body, resp->len, full, sizeof(full));
-                log_redact(full, sizeof(full));
-                full[sizeof(text) - 1] = '\0';
-                memcpy(text, full, sizeof(text));
-                fail(err, kind, (int)resp->status, retry_after,
-                     "fly: %s: HTTP %ld%s%s%s", c->what, resp->status,
-                     text[0] ? ": " : "", text,
-                     req_id_note(resp, note, sizeof(note)));
+                /* The whole server text is redacted before it is cut down
+                 * (err_setc), so an echoed secret cannot survive in part. */
+                char text[4096];
+                fly_json_error_text(resp.body, resp.len, text, sizeof(text));
+                fail(err, kind, fly_json_error_cause(resp.status, text),
+                     (int)resp.status, retry_after, "fly: %s: HTTP %ld%s%s%s",
+                     c->what, resp.status, text[0] ? ": " : "", text,
+                     req_id_note(&resp, note, sizeof(note)));
+                goto out;
+        }
+        if (c->parse && c->parse(resp.body, resp.len, c->out, &jerr) == -1) {
+                fail(err, jerr.kind, jerr.cause, (int)resp.status, 0,
+                     "fly: %s: HTTP %ld: bad body: %s%s", c->what, resp.status,
+                     jerr.msg, req_id_note(&resp, note, sizeof(note)));
                 goto out;
         }
         rc = 0;
 out:
+        http_resp_free(&resp);
         free(url);
+        free(c->path);
+        c->path = NULL;
         return rc;
 }
 
-/* Wrap a fly_json failure on a 2xx body. */
-static int bad_body(const char *what,
-                    const struct http_resp *resp,
-                    const struct err *jerr,
-                    struct err *err) {
-        char note[96];
+/* An empty id would turn ".../machines/" into another route (list). */
+static int check_id(const char *verb, const char *id, struct err *err) {
+        if (!id || !id[0])
+                return fail(err, ERR_PERMANENT, ERR_CAUSE_OTHER, 0, 0,
+                            "fly: %s: empty id", verb);
+        return 0;
+}
 
-        return fail(err, jerr->kind, (int)resp->status, 0,
-                    "fly: %s: HTTP %ld: bad body: %s%s", what, resp->status,
-                    jerr->msg, req_id_note(resp, note, sizeof(note)));
+/* "/<collection>/<esc id><suffix>", malloc'd; NULL on OOM. */
+static char *
+item_path(const char *collection, const char *id, const char *suffix) {
+        char *esc = http_escape(id);
+        char *path = esc ? strfmt("/%s/%s%s", collection, esc, suffix) : NULL;
+
+        free(esc);
+        return path;
+}
+
+/* Adapters from fly_json's parsers to call.parse. */
+static int parse_machine(const char *b, size_t n, void *out, struct err *err) {
+        return fly_json_machine_parse(b, n, out, err);
+}
+
+static int parse_volume(const char *b, size_t n, void *out, struct err *err) {
+        return fly_json_volume_parse(b, n, out, err);
+}
+
+struct list_out {
+        void **items;
+        size_t *n;
+};
+
+static int parse_machines(const char *b, size_t n, void *out, struct err *err) {
+        struct list_out *l = out;
+        return fly_json_machines_parse(b, n, (struct fly_machine **)l->items,
+                                       l->n, err);
+}
+
+static int parse_volumes(const char *b, size_t n, void *out, struct err *err) {
+        struct list_out *l = out;
+        return fly_json_volumes_parse(b, n, (struct fly_volume **)l->items,
+                                      l->n, err);
 }
 
 /* ---- auth and lifecycle ------------------------------------------------- */
@@ -259,12 +267,15 @@ char *fly_auth_header(const char *token) {
                 scheme = "FlyV1 ";
         else
                 scheme = "Bearer ";
-        return fmt("%s%.*s", scheme, (int)n, t);
+        return strfmt("%s%.*s", scheme, (int)n, t);
 }
 
 /* Register the token and each of its comma-separated macaroons, with and
- * without a scheme, so that no form of it can reach a log line. */
+ * without a scheme, so that no form of it can reach a log line. The token
+ * is registered as it is sent (outer whitespace trimmed, as
+ * fly_auth_header() does): an untrimmed form would never match an echo. */
 static void add_secrets(const char *token) {
+        size_t len = strlen(token);
         char *copy = strdup(token);
         char *save = NULL;
 
@@ -272,14 +283,23 @@ static void add_secrets(const char *token) {
         if (!copy)
                 return;
         char *body = copy;
+        while (is_space(*body))
+                body++;
+        for (size_t n = strlen(body); n > 0 && is_space(body[n - 1]); n--)
+                body[n - 1] = '\0';
+        log_add_secret(body);
         if (starts(body, "FlyV1 "))
                 body += 6;
         else if (starts(body, "Bearer "))
                 body += 7;
         log_add_secret(body);
         for (char *p = strtok_r(body, ",", &save); p;
-             p = strtok_r(NULL, ",", &save))
+             p = strtok_r(NULL, ",", &save)) {
+                while (is_space(*p))
+                        p++;
                 log_add_secret(p);
+        }
+        secret_wipe(copy, len);
         free(copy);
 }
 
@@ -289,15 +309,18 @@ struct fly_client *fly_client_new(const struct fly_client_opts *opts,
         char *value = NULL;
 
         if (!opts || !opts->base_url || !opts->base_url[0]) {
-                fail(err, ERR_PERMANENT, 0, 0, "fly: client: no base URL");
+                fail(err, ERR_PERMANENT, ERR_CAUSE_OTHER, 0, 0,
+                     "fly: client: no base URL");
                 return NULL;
         }
         if (!opts->app || !opts->app[0]) {
-                fail(err, ERR_PERMANENT, 0, 0, "fly: client: no app name");
+                fail(err, ERR_PERMANENT, ERR_CAUSE_OTHER, 0, 0,
+                     "fly: client: no app name");
                 return NULL;
         }
         if (!opts->token || !opts->token[0]) {
-                fail(err, ERR_PERMANENT, 0, 0, "fly: client: no token");
+                fail(err, ERR_PERMANENT, ERR_CAUSE_OTHER, 0, 0,
+                     "fly: client: no token");
                 return NULL;
         }
         add_secrets(opts->token);
@@ -306,17 +329,11 @@ struct fly_client *fly_client_new(const struct fly_client_opts *opts,
                  * header. The message must not quote the token. */
                 unsigned char c = (unsigned char)*p;
                 if ((c < 0x20 || c == 0x7f) && !is_space(*p)) {
-                        fail(err, ERR_PERMANENT, 0, 0,
+                        fail(err, ERR_PERMANENT, ERR_CAUSE_OTHER, 0, 0,
                              "fly: client: token contains control characters");
                         return NULL;
                 }
         }
-
-        metrics_describe(METRIC_REQUESTS, METRICS_COUNTER,
-                         "Machines API requests by route and HTTP status "
-                         "(\"error\": no response)");
-        metrics_describe(METRIC_DURATION, METRICS_HISTOGRAM,
-                         "Machines API request duration by route");
 
         fly = calloc(1, sizeof(*fly));
         if (!fly)
@@ -333,11 +350,11 @@ struct fly_client *fly_client_new(const struct fly_client_opts *opts,
              n--)
                 fly->base[n - 1] = '\0';
         if (strchr(value, '\r') || strchr(value, '\n')) {
-                fail(err, ERR_PERMANENT, 0, 0,
+                fail(err, ERR_PERMANENT, ERR_CAUSE_OTHER, 0, 0,
                      "fly: client: token contains a line break");
                 goto fail;
         }
-        fly->auth = fmt("Authorization: %s", value);
+        fly->auth = strfmt("Authorization: %s", value);
         if (!fly->auth)
                 goto oom;
         fly->http = http_new(err);
@@ -346,7 +363,7 @@ struct fly_client *fly_client_new(const struct fly_client_opts *opts,
         free(value);
         return fly;
 oom:
-        fail(err, ERR_TRANSIENT, 0, 0, "fly: client: out of memory");
+        err_oom(err, "fly: client");
 fail:
         free(value);
         fly_client_destroy(fly);
@@ -357,11 +374,8 @@ void fly_client_destroy(struct fly_client *fly) {
         if (!fly)
                 return;
         http_destroy(fly->http);
-        if (fly->auth) {
-                /* Do not leave the token in freed heap memory. */
-                memset(fly->auth, 0, strlen(fly->auth));
-                free(fly->auth);
-        }
+        /* Do not leave the token in freed heap memory. */
+        secret_free(fly->auth);
         free(fly->base);
         free(fly->app);
         free(fly->app_esc);
@@ -370,46 +384,21 @@ void fly_client_destroy(struct fly_client *fly) {
 
 /* ---- machines ----------------------------------------------------------- */
 
-/* "/machines/<esc id><suffix>" */
-static char *machine_path(const char *id, const char *suffix) {
-        char *esc = http_escape(id);
-        char *path = esc ? fmt("/machines/%s%s", esc, suffix) : NULL;
-
-        free(esc);
-        return path;
-}
-
 int fly_machine_get(struct fly_client *fly,
                     const char *id,
                     struct fly_machine *out,
                     struct err *err) {
-        struct http_resp resp = {0};
-        struct err jerr = {0};
-        char what[96];
-        char *path = NULL;
-        int rc = -1;
+        struct call c = {.route = "machines.get",
+                         .method = "GET",
+                         .parse = parse_machine,
+                         .out = out};
 
         memset(out, 0, sizeof(*out));
         if (check_id("get machine", id, err) == -1)
-                goto out;
-        snprintf(what, sizeof(what), "get machine %s", id);
-        path = machine_path(id, "");
-        if (!path) {
-                fail(err, ERR_TRANSIENT, 0, 0, "fly: %s: out of memory", what);
-                goto out;
-        }
-        struct call c = {"machines.get", what, "GET", path, NULL, 0};
-        if (call(fly, &c, &resp, err) == -1)
-                goto out;
-        if (fly_json_machine_parse(resp.body, resp.len, out, &jerr) == -1) {
-                bad_body(what, &resp, &jerr, err);
-                goto out;
-        }
-        rc = 0;
-out:
-        http_resp_free(&resp);
-        free(path);
-        return rc;
+                return -1;
+        snprintf(c.what, sizeof(c.what), "get machine %s", id);
+        c.path = item_path("machines", id, "");
+        return perform(fly, &c, err);
 }
 
 int fly_machine_list(struct fly_client *fly,
@@ -418,136 +407,87 @@ int fly_machine_list(struct fly_client *fly,
                      struct fly_machine **out,
                      size_t *n,
                      struct err *err) {
-        struct http_resp resp = {0};
-        struct err jerr = {0};
-        char what[160];
-        char *path = NULL, *k = NULL, *v = NULL;
-        int rc = -1;
+        struct list_out l = {(void **)out, n};
+        struct call c = {.route = "machines.list",
+                         .method = "GET",
+                         .parse = parse_machines,
+                         .out = &l};
 
         *out = NULL;
         *n = 0;
         if (meta_key && meta_key[0]) {
-                snprintf(what, sizeof(what), "list machines in app %s (%s=%s)",
-                         fly->app, meta_key, meta_value ? meta_value : "");
-                k = http_escape(meta_key);
-                v = http_escape(meta_value ? meta_value : "");
-                path = k && v ? fmt("/machines?metadata.%s=%s", k, v) : NULL;
+                char *k = http_escape(meta_key);
+                char *v = http_escape(meta_value ? meta_value : "");
+                snprintf(c.what, sizeof(c.what),
+                         "list machines in app %s (%s=%s)", fly->app, meta_key,
+                         meta_value ? meta_value : "");
+                c.path =
+                    k && v ? strfmt("/machines?metadata.%s=%s", k, v) : NULL;
+                free(k);
+                free(v);
         } else {
-                snprintf(what, sizeof(what), "list machines in app %s",
+                snprintf(c.what, sizeof(c.what), "list machines in app %s",
                          fly->app);
-                path = strdup("/machines");
+                c.path = strdup("/machines");
         }
-        if (!path) {
-                fail(err, ERR_TRANSIENT, 0, 0, "fly: %s: out of memory", what);
-                goto out;
-        }
-        struct call c = {"machines.list", what, "GET", path, NULL, 0};
-        if (call(fly, &c, &resp, err) == -1)
-                goto out;
-        if (fly_json_machines_parse(resp.body, resp.len, out, n, &jerr) == -1) {
-                bad_body(what, &resp, &jerr, err);
-                goto out;
-        }
-        rc = 0;
-out:
-        http_resp_free(&resp);
-        free(path);
-        free(k);
-        free(v);
-        return rc;
+        return perform(fly, &c, err);
 }
 
 int fly_machine_stop(struct fly_client *fly, const char *id, struct err *err) {
-        struct http_resp resp = {0};
-        char what[96];
-        char *path = NULL;
-        int rc = -1;
+        struct call c = {.route = "machines.stop", .method = "POST"};
 
         if (check_id("stop machine", id, err) == -1)
-                goto out;
-        snprintf(what, sizeof(what), "stop machine %s", id);
-        path = machine_path(id, "/stop");
-        if (!path) {
-                fail(err, ERR_TRANSIENT, 0, 0, "fly: %s: out of memory", what);
-                goto out;
-        }
-        struct call c = {"machines.stop", what, "POST", path, NULL, 0};
-        if (call(fly, &c, &resp, err) == -1)
-                goto out;
-        rc = 0;
-out:
-        http_resp_free(&resp);
-        free(path);
-        return rc;
+                return -1;
+        snprintf(c.what, sizeof(c.what), "stop machine %s", id);
+        c.path = item_path("machines", id, "/stop");
+        return perform(fly, &c, err);
 }
 
 int fly_machine_delete(struct fly_client *fly,
                        const char *id,
                        bool force,
                        struct err *err) {
-        struct http_resp resp = {0};
-        char what[96];
-        char *path = NULL;
-        int rc = -1;
+        struct call c = {.route = "machines.delete", .method = "DELETE"};
 
         if (check_id("delete machine", id, err) == -1)
-                goto out;
-        snprintf(what, sizeof(what), "delete machine %s", id);
+                return -1;
+        snprintf(c.what, sizeof(c.what), "delete machine %s", id);
         /* force=true, not fly-go's kill=true: the documented spelling
-         * (reference section 4.9). */
-        path = machine_path(id, force ? "?force=true" : "");
-        if (!path) {
-                fail(err, ERR_TRANSIENT, 0, 0, "fly: %s: out of memory", what);
-                goto out;
-        }
-        struct call c = {"machines.delete", what, "DELETE", path, NULL, 0};
-        /* 404 comes back as -1, code 404: whether "already gone" is done is
-         * the caller's call (fly_client.h). */
-        if (call(fly, &c, &resp, err) == -1)
-                goto out;
-        rc = 0;
-out:
-        http_resp_free(&resp);
-        free(path);
-        return rc;
+         * (reference section 4.9). 404 comes back as -1, code 404: whether
+         * "already gone" is done is the caller's call (fly_client.h). */
+        c.path = item_path("machines", id, force ? "?force=true" : "");
+        return perform(fly, &c, err);
 }
 
 int fly_machine_create(struct fly_client *fly,
                        const struct fly_create_spec *spec,
                        struct fly_machine *out,
                        struct err *err) {
-        struct http_resp resp = {0};
+        struct call c = {.route = "machines.create",
+                         .method = "POST",
+                         .parse = parse_machine,
+                         .out = out};
         struct err jerr = {0};
-        char what[192];
-        char *body = NULL;
-        int rc = -1;
 
         memset(out, 0, sizeof(*out));
         if (spec && spec->name && spec->name[0])
-                snprintf(what, sizeof(what), "create machine %s in app %s",
+                snprintf(c.what, sizeof(c.what), "create machine %s in app %s",
                          spec->name, fly->app);
         else
-                snprintf(what, sizeof(what), "create machine in app %s",
+                snprintf(c.what, sizeof(c.what), "create machine in app %s",
                          fly->app);
-        body = fly_json_create_body(spec, &jerr);
-        if (!body) {
-                fail(err, jerr.kind, 0, 0, "fly: %s: %s", what, jerr.msg);
-                goto out;
-        }
+        char *body = fly_json_create_body(spec, &jerr);
+        if (!body)
+                return fail(err, jerr.kind, jerr.cause, 0, 0, "fly: %s: %s",
+                            c.what, jerr.msg);
         /* Not idempotent: a 408/5xx here is ambiguous (the machine may
          * exist). The caller looks it up by metadata before retrying
-         * (reference section 9). */
-        struct call c = {"machines.create", what, "POST", "/machines", body, 0};
-        if (call(fly, &c, &resp, err) == -1)
-                goto out;
-        if (fly_json_machine_parse(resp.body, resp.len, out, &jerr) == -1) {
-                bad_body(what, &resp, &jerr, err);
-                goto out;
-        }
-        rc = 0;
-out:
-        http_resp_free(&resp);
-        free(body);
+         * (reference section 9). The body carries secrets (env, files):
+         * wiped before it is freed. */
+        c.body = body;
+        c.path = strdup("/machines");
+        int rc = perform(fly, &c, err);
+        secret_free(body);
         return rc;
 }
 
@@ -557,16 +497,15 @@ int fly_machine_wait(struct fly_client *fly,
                      const char *instance_id,
                      int timeout_s,
                      struct err *err) {
-        struct http_resp resp = {0};
-        char what[128];
-        char *path = NULL, *st = NULL, *iid = NULL, *suffix = NULL;
-        int rc = -1;
+        struct call c = {.route = "machines.wait", .method = "GET"};
+        char *st = NULL, *iid = NULL, *suffix = NULL;
 
         if (!state || !state[0])
                 state = "started";
         if (check_id("wait for machine", id, err) == -1)
-                goto out;
-        snprintf(what, sizeof(what), "wait for machine %s to be %s", id, state);
+                return -1;
+        snprintf(c.what, sizeof(c.what), "wait for machine %s to be %s", id,
+                 state);
         /* The server enforces [1, 60] s and rejects more with 400
          * invalid_argument (reference section 4.5). */
         if (timeout_s < 1)
@@ -576,32 +515,19 @@ int fly_machine_wait(struct fly_client *fly,
         st = http_escape(state);
         iid = instance_id && instance_id[0] ? http_escape(instance_id) : NULL;
         if (st && (!instance_id || !instance_id[0] || iid))
-                suffix = fmt("/wait?state=%s&timeout=%d%s%s", st, timeout_s,
-                             iid ? "&instance_id=" : "", iid ? iid : "");
-        path = suffix ? machine_path(id, suffix) : NULL;
-        if (!path) {
-                fail(err, ERR_TRANSIENT, 0, 0, "fly: %s: out of memory", what);
-                goto out;
-        }
-        /* Our own deadline must outlast the server's, or every slow boot
-         * becomes a transport timeout instead of the server's 408. */
-        long http_timeout = (long)timeout_s * 1000 + WAIT_MARGIN_MS;
-        if (http_timeout < fly->timeout_ms)
-                http_timeout = fly->timeout_ms;
-        struct call c = {"machines.wait", what, "GET", path, NULL,
-                         http_timeout};
-        /* 408 (the state was not reached in time) is ERR_TRANSIENT with code
-         * 408 through http_classify(). */
-        if (call(fly, &c, &resp, err) == -1)
-                goto out;
-        rc = 0;
-out:
-        http_resp_free(&resp);
-        free(path);
+                suffix = strfmt("/wait?state=%s&timeout=%d%s%s", st, timeout_s,
+                                iid ? "&instance_id=" : "", iid ? iid : "");
+        c.path = suffix ? item_path("machines", id, suffix) : NULL;
         free(st);
         free(iid);
         free(suffix);
-        return rc;
+        /* Our own deadline must outlast the server's, or every slow boot
+         * becomes a transport timeout instead of the server's 408 (which
+         * http_classify() makes ERR_TRANSIENT, code 408). */
+        c.timeout_ms = (long)timeout_s * 1000 + WAIT_MARGIN_MS;
+        if (c.timeout_ms < fly->timeout_ms)
+                c.timeout_ms = fly->timeout_ms;
+        return perform(fly, &c, err);
 }
 
 /* ---- volumes ------------------------------------------------------------ */
@@ -610,25 +536,17 @@ int fly_volume_list(struct fly_client *fly,
                     struct fly_volume **out,
                     size_t *n,
                     struct err *err) {
-        struct http_resp resp = {0};
-        struct err jerr = {0};
-        char what[128];
-        int rc = -1;
+        struct list_out l = {(void **)out, n};
+        struct call c = {.route = "volumes.list",
+                         .method = "GET",
+                         .parse = parse_volumes,
+                         .out = &l};
 
         *out = NULL;
         *n = 0;
-        snprintf(what, sizeof(what), "list volumes in app %s", fly->app);
-        struct call c = {"volumes.list", what, "GET", "/volumes", NULL, 0};
-        if (call(fly, &c, &resp, err) == -1)
-                goto out;
-        if (fly_json_volumes_parse(resp.body, resp.len, out, n, &jerr) == -1) {
-                bad_body(what, &resp, &jerr, err);
-                goto out;
-        }
-        rc = 0;
-out:
-        http_resp_free(&resp);
-        return rc;
+        snprintf(c.what, sizeof(c.what), "list volumes in app %s", fly->app);
+        c.path = strdup("/volumes");
+        return perform(fly, &c, err);
 }
 
 int fly_volume_create(struct fly_client *fly,
@@ -637,56 +555,22 @@ int fly_volume_create(struct fly_client *fly,
                       const char *region,
                       struct fly_volume *out,
                       struct err *err) {
-        struct http_resp resp = {0};
+        struct call c = {.route = "volumes.create",
+                         .method = "POST",
+                         .parse = parse_volume,
+                         .out = out};
         struct err jerr = {0};
-        char what[192];
-        char *body = NULL;
-        int rc = -1;
 
         memset(out, 0, sizeof(*out));
-        snprintf(what, sizeof(what), "create volume %s in app %s",
+        snprintf(c.what, sizeof(c.what), "create volume %s in app %s",
                  name ? name : "", fly->app);
-        body = fly_json_volume_create_body(name, size_gb, region, &jerr);
-        if (!body) {
-                fail(err, jerr.kind, 0, 0, "fly: %s: %s", what, jerr.msg);
-                goto out;
-        }
-        struct call c = {"volumes.create", what, "POST", "/volumes", body, 0};
-        if (call(fly, &c, &resp, err) == -1)
-                goto out;
-        if (fly_json_volume_parse(resp.body, resp.len, out, &jerr) == -1) {
-                bad_body(what, &resp, &jerr, err);
-                goto out;
-        }
-        rc = 0;
-out:
-        http_resp_free(&resp);
+        char *body = fly_json_volume_create_body(name, size_gb, region, &jerr);
+        if (!body)
+                return fail(err, jerr.kind, jerr.cause, 0, 0, "fly: %s: %s",
+                            c.what, jerr.msg);
+        c.body = body;
+        c.path = strdup("/volumes");
+        int rc = perform(fly, &c, err);
         free(body);
-        return rc;
-}
-
-int fly_volume_delete(struct fly_client *fly, const char *id, struct err *err) {
-        struct http_resp resp = {0};
-        char what[96];
-        char *esc = NULL, *path = NULL;
-        int rc = -1;
-
-        if (check_id("delete volume", id, err) == -1)
-                goto out;
-        snprintf(what, sizeof(what), "delete volume %s", id);
-        esc = http_escape(id);
-        path = esc ? fmt("/volumes/%s", esc) : NULL;
-        if (!path) {
-                fail(err, ERR_TRANSIENT, 0, 0, "fly: %s: out of memory", what);
-                goto out;
-        }
-        struct call c = {"volumes.delete", what, "DELETE", path, NULL, 0};
-        if (call(fly, &c, &resp, err) == -1)
-                goto out;
-        rc = 0;
-out:
-        http_resp_free(&resp);
-        free(esc);
-        free(path);
         return rc;
 }

@@ -3,8 +3,10 @@
  * Each call is ONE attempt: it classifies the outcome into struct err (408,
  * 429, 5xx and connection errors are ERR_TRANSIENT; other 4xx and bad bodies
  * are ERR_PERMANENT; err->code is the HTTP status, or 0 for a transport
- * failure; err->retry_after_ms is set from a Retry-After header). Retrying,
- * backoff and the circuit breaker belong to the caller (retry.h).
+ * failure; err->retry_after_ms is set from a Retry-After header; err->cause
+ * is ERR_CAUSE_NO_CAPACITY or ERR_CAUSE_VOLUME_CLAIMED for those answers).
+ * Retrying, backoff and the circuit breaker belong to the caller
+ * (fly_retry.h).
  *
  * The token never appears in an error message or a log line.
  *
@@ -146,8 +148,5 @@ int fly_volume_create(struct fly_client *fly,
                       const char *region,
                       struct fly_volume *out,
                       struct err *err);
-
-/** @brief DELETE /v1/apps/{app}/volumes/{id}. */
-int fly_volume_delete(struct fly_client *fly, const char *id, struct err *err);
 
 #endif

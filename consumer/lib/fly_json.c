@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define DEFAULT_MOUNT_PATH "/data"
 
@@ -154,7 +155,7 @@ int fly_json_machines_parse(const char *body,
         if (total > 0) {
                 list = calloc((size_t)total, sizeof(*list));
                 if (!list) {
-                        err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                        err_oom(err, "fly json");
                         goto out;
                 }
         }
@@ -255,7 +256,7 @@ int fly_json_volumes_parse(const char *body,
         if (total > 0) {
                 list = calloc((size_t)total, sizeof(*list));
                 if (!list) {
-                        err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                        err_oom(err, "fly json");
                         goto out;
                 }
         }
@@ -292,14 +293,14 @@ static int add_map(cJSON *parent,
                 return 0;
         map = cJSON_AddObjectToObject(parent, name);
         if (!map)
-                return err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                return err_oom(err, "fly json");
         for (size_t i = 0; i < n; i++) {
                 if (!kv[i].key || !kv[i].key[0] || !kv[i].value)
                         return err_set(err, ERR_PERMANENT, 0,
                                        "%s entry %zu has no key or value", name,
                                        i);
                 if (!cJSON_AddStringToObject(map, kv[i].key, kv[i].value))
-                        return err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                        return err_oom(err, "fly json");
         }
         return 0;
 }
@@ -318,7 +319,7 @@ add_guest(cJSON *config, const struct fly_create_spec *spec, struct err *err) {
              !cJSON_AddNumberToObject(guest, "cpus", spec->cpus)) ||
             (spec->memory_mb > 0 &&
              !cJSON_AddNumberToObject(guest, "memory_mb", spec->memory_mb)))
-                return err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                return err_oom(err, "fly json");
         return 0;
 }
 
@@ -332,19 +333,19 @@ add_mount(cJSON *config, const struct fly_create_spec *spec, struct err *err) {
         mount = cJSON_CreateObject();
         if (!mounts || !mount) {
                 cJSON_Delete(mount);
-                return err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                return err_oom(err, "fly json");
         }
         /* cJSON 1.7.15's AddItemToArray returns cJSON_bool; on failure the
          * item is still ours. */
         if (!cJSON_AddItemToArray(mounts, mount)) {
                 cJSON_Delete(mount);
-                return err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                return err_oom(err, "fly json");
         }
         if (!cJSON_AddStringToObject(mount, "volume", spec->volume_id) ||
             !cJSON_AddStringToObject(mount, "path",
                                      spec->mount_path ? spec->mount_path
                                                       : DEFAULT_MOUNT_PATH))
-                return err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                return err_oom(err, "fly json");
         return 0;
 }
 
@@ -355,7 +356,7 @@ static char *print(cJSON *root, struct err *err) {
 
         cJSON_free(s);
         if (!copy)
-                err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                err_oom(err, "fly json");
         return copy;
 }
 
@@ -374,12 +375,12 @@ char *fly_json_create_body(const struct fly_create_spec *spec,
              !cJSON_AddStringToObject(root, "name", spec->name)) ||
             (spec->region &&
              !cJSON_AddStringToObject(root, "region", spec->region))) {
-                err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                err_oom(err, "fly json");
                 goto out;
         }
         config = cJSON_AddObjectToObject(root, "config");
         if (!config || !cJSON_AddStringToObject(config, "image", spec->image)) {
-                err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                err_oom(err, "fly json");
                 goto out;
         }
         if (add_map(config, "env", spec->env, spec->n_env, err) == -1 ||
@@ -392,7 +393,7 @@ char *fly_json_create_body(const struct fly_create_spec *spec,
         restart = cJSON_AddObjectToObject(config, "restart");
         if (!restart || !cJSON_AddStringToObject(restart, "policy", "no") ||
             !cJSON_AddFalseToObject(config, "auto_destroy")) {
-                err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                err_oom(err, "fly json");
                 goto out;
         }
         body = print(root, err);
@@ -417,7 +418,7 @@ char *fly_json_volume_create_body(const char *name,
             (size_gb > 0 &&
              !cJSON_AddNumberToObject(root, "size_gb", size_gb)) ||
             (region && !cJSON_AddStringToObject(root, "region", region))) {
-                err_set(err, ERR_TRANSIENT, 0, "out of memory");
+                err_oom(err, "fly json");
                 goto out;
         }
         body = print(root, err);
@@ -476,4 +477,33 @@ void fly_json_error_text(const char *body, size_t len, char *buf, size_t cap) {
                 put_text(buf, cap, body, len);
         }
         cJSON_Delete(root);
+}
+
+static int contains_ci(const char *hay, const char *needle) {
+        size_t n = strlen(needle);
+        for (; *hay; hay++)
+                if (strncasecmp(hay, needle, n) == 0)
+                        return 1;
+        return 0;
+}
+
+enum err_cause fly_json_error_cause(long status, const char *text) {
+        static const char *const capacity[] = {
+            "insufficient_capacity",
+            "insufficient resources",
+            "insufficient memory",
+            "insufficient cpus",
+            "no capacity",
+            "could not reserve resource",
+            "deploys to this host are temporarily disabled",
+            "over the allowed quota",
+        };
+        if (status >= 200 && status < 300)
+                return ERR_CAUSE_OTHER;
+        if (status == 412 && contains_ci(text, "already claimed"))
+                return ERR_CAUSE_VOLUME_CLAIMED;
+        for (size_t i = 0; i < sizeof(capacity) / sizeof(capacity[0]); i++)
+                if (contains_ci(text, capacity[i]))
+                        return ERR_CAUSE_NO_CAPACITY;
+        return ERR_CAUSE_OTHER;
 }

@@ -98,4 +98,15 @@ char *fly_json_volume_create_body(const char *name,
  */
 void fly_json_error_text(const char *body, size_t len, char *buf, size_t cap);
 
+/**
+ * @brief What a non-2xx answer means for a caller that must decide
+ * (reference section 7): ERR_CAUSE_NO_CAPACITY for fly's capacity errors
+ * (status insufficient_capacity, or the texts fly uses: "insufficient
+ * resources|memory|CPUs", "no capacity", "could not reserve resource",
+ * "deploys to this host are temporarily disabled", a region quota);
+ * ERR_CAUSE_VOLUME_CLAIMED for a 412 "already claimed"; ERR_CAUSE_OTHER
+ * otherwise. @p text is fly_json_error_text()'s.
+ */
+enum err_cause fly_json_error_cause(long status, const char *text);
+
 #endif

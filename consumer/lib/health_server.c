@@ -162,7 +162,7 @@ static void set_lag(const char *topic, int32_t partition, int64_t lag) {
         char labels[192];
         snprintf(labels, sizeof(labels),
                  "topic=\"%s\",partition=\"%" PRId32 "\"", topic, partition);
-        metrics_set("thopter_consumer_lag", labels, (double)lag);
+        metrics_set(M_CONSUMER_LAG, labels, (double)lag);
 }
 
 static void
@@ -182,13 +182,12 @@ static void update_loop_metrics(struct health_server *hs,
         double now = (double)clock_wall_ms() / 1000.0;
 
         snprintf(labels, sizeof(labels), "loop=\"%s\"", kafka_loop_name(loop));
-        metrics_set("thopter_poll_age_seconds", labels,
+        metrics_set(M_POLL_AGE, labels,
                     (double)kafka_loop_poll_age_ms(loop) / 1000.0);
 
         snprintf(labels, sizeof(labels), "topic=\"%s\"", topic);
-        double last =
-            metrics_get("thopter_last_commit_timestamp_seconds", labels);
-        metrics_set("thopter_seconds_since_last_commit", labels,
+        double last = metrics_get(M_LAST_COMMIT_TIMESTAMP, labels);
+        metrics_set(M_SECONDS_SINCE_LAST_COMMIT, labels,
                     now - (last > 0 ? last : hs->started_s));
 
         pthread_mutex_lock(&hs->lag_lock);
@@ -276,7 +275,7 @@ struct health_server *health_server_start(const char *addr,
                 return NULL;
         hs = calloc(1, sizeof(*hs));
         if (!hs) {
-                err_set(err, ERR_PERMANENT, 0, "health server: out of memory");
+                err_oom(err, "health server");
                 return NULL;
         }
         pthread_mutex_init(&hs->lag_lock, NULL);
@@ -284,19 +283,7 @@ struct health_server *health_server_start(const char *addr,
         hs->nloops = nloops > MAX_LOOPS ? MAX_LOOPS : nloops;
         for (int i = 0; i < hs->nloops; i++)
                 hs->loops[i] = loops[i];
-        metrics_describe("thopter_poll_age_seconds", METRICS_GAUGE,
-                         "Seconds since each Kafka loop last polled");
-        metrics_describe("thopter_consumer_lag", METRICS_GAUGE,
-                         "Records not yet committed per assigned partition "
-                         "(high watermark - committed offset; "
-                         "0 for a partition this instance no longer owns)");
-        metrics_describe("thopter_seconds_since_last_commit", METRICS_GAUGE,
-                         "Seconds since the broker last confirmed an offset "
-                         "commit of the topic "
-                         "(since start when none yet)");
-        metrics_describe("thopter_build_info", METRICS_GAUGE,
-                         "Always 1; labels carry the versions");
-        metrics_set("thopter_build_info", "version=\"" THOPTER_VERSION "\"", 1);
+        metrics_set(M_BUILD_INFO, "version=\"" THOPTER_VERSION "\"", 1);
 
         if (a.v6) {
                 /* "::" also takes IPv4 (fly's checks and scrapes may use

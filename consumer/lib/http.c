@@ -247,7 +247,7 @@ struct http *http_new(struct err *err) {
                 return NULL;
         http = calloc(1, sizeof(*http));
         if (!http) {
-                err_set(err, ERR_TRANSIENT, 0, "http: out of memory");
+                err_oom(err, "http");
                 return NULL;
         }
         for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -581,8 +581,8 @@ int http_request(struct http *http,
         h = pool_get(http);
         headers = build_headers(req);
         if (!h || !headers) {
-                err_set(err, ERR_TRANSIENT, CURLE_OUT_OF_MEMORY,
-                        "http: %s: out of memory", req->method);
+                err_setc(err, ERR_TRANSIENT, ERR_CAUSE_OOM, CURLE_OUT_OF_MEMORY,
+                         "http: %s: out of memory", req->method);
                 goto out;
         }
         rc = set_options(http, h, req, headers, &sink, errbuf);
@@ -613,9 +613,9 @@ int http_request(struct http *http,
                 goto out;
         }
         if (sink.oom) {
-                err_set(err, ERR_TRANSIENT, CURLE_OUT_OF_MEMORY,
-                        "http: %s: out of memory for the response body",
-                        req->method);
+                err_setc(err, ERR_TRANSIENT, ERR_CAUSE_OOM, CURLE_OUT_OF_MEMORY,
+                         "http: %s: out of memory for the response body",
+                         req->method);
                 goto out;
         }
         if (rc != CURLE_OK) {

@@ -58,32 +58,63 @@ void log_clear_secrets(void) {
         pthread_mutex_unlock(&secrets_lock);
 }
 
-void log_redact(char *s, size_t cap) {
+/* Lock held. @p s with every secret replaced, malloc'd; NULL on OOM. */
+static char *redacted_dup(const char *s) {
         size_t rlen = strlen(REDACTED);
+        char *out = strdup(s);
 
-        pthread_mutex_lock(&secrets_lock);
-        for (int i = 0; i < nsecrets; i++) {
+        for (int i = 0; out && i < nsecrets; i++) {
                 size_t slen = strlen(secrets[i]);
-                char *p = s;
-                while ((p = strstr(p, secrets[i])) != NULL) {
+                char *p;
+                size_t from = 0;
+                while ((p = strstr(out + from, secrets[i])) != NULL) {
+                        size_t at = (size_t)(p - out);
                         size_t tail = strlen(p + slen);
-                        size_t used = (size_t)(p - s);
-                        /* Never grow past cap: truncate the tail instead. */
-                        if (used + rlen + tail + 1 > cap)
-                                tail = cap > used + rlen + 1
-                                           ? cap - used - rlen - 1
-                                           : 0;
-                        if (used + rlen + 1 > cap) {
-                                *p = '\0';
-                                break;
+                        char *grown = out;
+                        if (rlen > slen) {
+                                grown = realloc(out, at + rlen + tail + 1);
+                                if (!grown) {
+                                        free(out);
+                                        return NULL;
+                                }
                         }
-                        memmove(p + rlen, p + slen, tail);
-                        p[rlen + tail] = '\0';
-                        memcpy(p, REDACTED, rlen);
-                        p += rlen;
+                        memmove(grown + at + rlen, grown + at + slen, tail + 1);
+                        memcpy(grown + at, REDACTED, rlen);
+                        out = grown;
+                        from = at + rlen;
                 }
         }
+        return out;
+}
+
+void log_redact_copy(char *dst,
+                     size_t cap,
+                     const char *src,
+                     enum log_keep keep) {
+        if (!cap)
+                return;
+        pthread_mutex_lock(&secrets_lock);
+        char *r = redacted_dup(src);
         pthread_mutex_unlock(&secrets_lock);
+        if (!r) {
+                /* Never fall back to the unredacted text. */
+                snprintf(dst, cap, "%s", "[text withheld: out of memory]");
+                return;
+        }
+        size_t n = strlen(r);
+        const char *from = r;
+        if (n >= cap) {
+                if (keep == LOG_KEEP_TAIL)
+                        from = r + n - (cap - 1);
+                n = cap - 1;
+        }
+        memmove(dst, from, n);
+        dst[n] = '\0';
+        free(r);
+}
+
+void log_redact(char *s, size_t cap) {
+        log_redact_copy(s, cap, s, LOG_KEEP_HEAD);
 }
 
 /* Appends @p s JSON-escaped to out[*len..cap). */

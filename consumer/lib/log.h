@@ -24,10 +24,24 @@ void log_add_secret(const char *secret);
 void log_clear_secrets(void);
 
 /**
- * @brief Replace every registered secret in @p s, in place.
- * The result is never longer than the input plus what fits in @p cap.
+ * @brief Replace every registered secret in @p s, in place; the result is
+ * cut to @p cap bytes (its head kept). Same as log_redact_copy(s, cap, s,
+ * LOG_KEEP_HEAD).
  */
 void log_redact(char *s, size_t cap);
+
+enum log_keep { LOG_KEEP_HEAD, LOG_KEEP_TAIL };
+
+/**
+ * @brief Copy @p src into @p dst (@p cap bytes, NUL-terminated) with every
+ * registered secret replaced first and the result cut after, keeping its
+ * head or its tail (remote stderr: the tail says what went wrong). Cutting
+ * first would let part of a secret survive. @p dst may be @p src.
+ */
+void log_redact_copy(char *dst,
+                     size_t cap,
+                     const char *src,
+                     enum log_keep keep);
 
 /**
  * @brief Write one record. @p request_id may be NULL.

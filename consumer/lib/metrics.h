@@ -1,9 +1,10 @@
-/* metrics.h - a small process-wide registry of Prometheus metrics.
+/* metrics.h - the process-wide registry of Prometheus metrics.
  *
- * Counters, gauges and histograms are identified by name plus a label string
- * written in Prometheus syntax (`topic="thopter.destroy",class="ssh"`, or ""
- * for none). Names are declared once with metrics_describe() so that HELP and
- * TYPE lines come out right; an undescribed name is rendered as untyped.
+ * Every metric is declared once in metrics_table.h and named here by its id
+ * (M_IN_FLIGHT, ...), so a typo is a compile error and /metrics always
+ * carries HELP and TYPE for each family, also before its first sample. A
+ * series is the id plus a label string in Prometheus syntax
+ * (`topic="thopter.destroy",class="ssh"`, or "" for none).
  *
  * @locality any thread (one mutex; nothing here is on a hot path that
  * matters next to a network call).
@@ -11,20 +12,20 @@
 #ifndef THOPTER_METRICS_H
 #define THOPTER_METRICS_H
 
-enum metrics_type { METRICS_COUNTER, METRICS_GAUGE, METRICS_HISTOGRAM };
+#include "metrics_table.h"
 
-void metrics_describe(const char *name,
-                      enum metrics_type type,
-                      const char *help);
-void metrics_inc(const char *name, const char *labels, double v);
-void metrics_set(const char *name, const char *labels, double v);
+void metrics_inc(enum metrics_id id, const char *labels, double v);
+void metrics_set(enum metrics_id id, const char *labels, double v);
 /** @brief Record one observation (seconds) in a histogram. */
-void metrics_observe(const char *name, const char *labels, double v);
-/** @brief Current value of a counter or gauge (0 when unknown). */
-double metrics_get(const char *name, const char *labels);
-/** @brief The Prometheus text exposition; malloc'd. */
+void metrics_observe(enum metrics_id id, const char *labels, double v);
+/** @brief Current value of a counter or gauge; a histogram's count (0 when
+ * the series does not exist). */
+double metrics_get(enum metrics_id id, const char *labels);
+/** @brief The Prometheus text exposition; malloc'd (NULL on OOM). */
 char *metrics_render(void);
-/** @brief Drop everything (tests). */
+/** @brief The Prometheus name of @p id. */
+const char *metrics_name(enum metrics_id id);
+/** @brief Drop every series (tests). */
 void metrics_reset(void);
 
 #endif

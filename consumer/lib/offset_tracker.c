@@ -85,20 +85,20 @@ find_or_add(struct offset_tracker *t, const char *topic, int32_t partition) {
         return p;
 }
 
-int offset_tracker_add(struct offset_tracker *t,
-                       const char *topic,
-                       int32_t partition,
-                       int64_t offset) {
+enum offset_tracker_added offset_tracker_add(struct offset_tracker *t,
+                                             const char *topic,
+                                             int32_t partition,
+                                             int64_t offset) {
         struct partition *p = find_or_add(t, topic, partition);
         if (!p)
-                return -2;
+                return OFFSET_TRACKER_OOM;
         if (offset <= p->last_added)
-                return -1;
+                return OFFSET_TRACKER_OUT_OF_ORDER;
         if (p->len == p->cap) {
                 size_t cap = p->cap ? p->cap * 2 : 16;
                 struct pending *ring = malloc(cap * sizeof(*ring));
                 if (!ring)
-                        return -2;
+                        return OFFSET_TRACKER_OOM;
                 for (size_t i = 0; i < p->len; i++)
                         ring[i] = p->ring[(p->head + i) % p->cap];
                 free(p->ring);
@@ -109,7 +109,7 @@ int offset_tracker_add(struct offset_tracker *t,
         p->ring[(p->head + p->len) % p->cap] = (struct pending){offset, 0};
         p->len++;
         p->last_added = offset;
-        return 0;
+        return OFFSET_TRACKER_ADDED;
 }
 
 int offset_tracker_finish(struct offset_tracker *t,

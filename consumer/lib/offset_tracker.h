@@ -21,16 +21,19 @@ struct offset_tracker;
 struct offset_tracker *offset_tracker_new(void);
 void offset_tracker_destroy(struct offset_tracker *t); /* NULL is a no-op */
 
-/**
- * @brief Record @p offset as delivered and unfinished.
- * @returns 0, -1 when @p offset is not above the last one added for the
- * partition (a redelivery the tracker cannot order; the caller logs it),
- * or -2 when out of memory.
- */
-int offset_tracker_add(struct offset_tracker *t,
-                       const char *topic,
-                       int32_t partition,
-                       int64_t offset);
+enum offset_tracker_added {
+        OFFSET_TRACKER_ADDED,
+        OFFSET_TRACKER_OUT_OF_ORDER, /* not above the last one added for the
+                                        partition: a redelivery the tracker
+                                        cannot order (not tracked) */
+        OFFSET_TRACKER_OOM,          /* out of memory (not tracked) */
+};
+
+/** @brief Record @p offset as delivered and unfinished. */
+enum offset_tracker_added offset_tracker_add(struct offset_tracker *t,
+                                             const char *topic,
+                                             int32_t partition,
+                                             int64_t offset);
 
 /**
  * @brief Mark @p offset finished.

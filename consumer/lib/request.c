@@ -857,3 +857,13 @@ void request_destroy_free(struct destroy_request *req) {
         free(req->reason);
         memset(req, 0, sizeof(*req));
 }
+
+void request_peek_id(const void *buf, size_t len, char *out, size_t cap) {
+        if (!buf || len == 0 || len > REQUEST_PAYLOAD_MAX)
+                return;
+        cJSON *root = cJSON_ParseWithLength(buf, len);
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "requestId");
+        if (cJSON_IsString(id) && request_id_is_valid(id->valuestring))
+                snprintf(out, cap, "%s", id->valuestring);
+        cJSON_Delete(root);
+}

@@ -61,6 +61,13 @@ int request_parse_provision(const void *buf,
                             struct err *err);
 void request_provision_free(struct provision_request *req);
 
+/**
+ * @brief Best-effort requestId of a record that failed validation: the
+ * value's "requestId" when it is a valid id; @p out is left unchanged
+ * otherwise (a tombstone, not JSON, no such field).
+ */
+void request_peek_id(const void *buf, size_t len, char *out, size_t cap);
+
 /** @brief true when @p s is 1-128 chars of [A-Za-z0-9._:-]. */
 int request_id_is_valid(const char *s);
 /** @brief true when @p s is a fly machine id: 14 lowercase hex chars. */

@@ -21,13 +21,14 @@
  * The host key is checked before authentication, so a wrong host never sees
  * our key signature, let alone a command.
  */
-#define _GNU_SOURCE /* asprintf */
 #include "ssh_client.h"
 
 #include "clock.h"
+#include "dynbuf.h"
 #include "log.h"
 #include "metrics.h"
 #include "shell_quote.h"
+#include "strfmt.h"
 
 #include <libssh2.h>
 #include <libssh2_sftp.h>
@@ -74,19 +75,15 @@ static int init_rc;
 static void init_lib(void) {
         /* libssh2_init is not thread-safe; once per process. */
         init_rc = libssh2_init(0);
-        metrics_describe("thopter_ssh_connections_total", METRICS_COUNTER,
-                         "SSH connection attempts, by result");
-        metrics_describe("thopter_ssh_commands_total", METRICS_COUNTER,
-                         "Commands started on remote hosts over SSH");
 }
 
 static void count_connection(int ok) {
-        metrics_inc("thopter_ssh_connections_total",
+        metrics_inc(M_SSH_CONNECTIONS,
                     ok ? "result=\"ok\"" : "result=\"error\"", 1);
 }
 
 static void count_command(void) {
-        metrics_inc("thopter_ssh_commands_total", "", 1);
+        metrics_inc(M_SSH_COMMANDS, "", 1);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -198,9 +195,10 @@ static int fail_rc(struct ssh_conn *c,
                    const char *what,
                    long timeout_ms) {
         if (rc == RC_DEADLINE)
-                return err_set(err, ERR_TRANSIENT, LIBSSH2_ERROR_TIMEOUT,
-                               "ssh: %s on %s timed out after %ld ms", what,
-                               c->name, timeout_ms);
+                return err_setc(err, ERR_TRANSIENT, ERR_CAUSE_DEADLINE,
+                                LIBSSH2_ERROR_TIMEOUT,
+                                "ssh: %s on %s timed out after %ld ms", what,
+                                c->name, timeout_ms);
         if (is_transport_rc(rc))
                 mark_broken(c);
         return err_set(err, classify(rc), rc, "ssh: %s on %s: %s (libssh2 %d)",
@@ -212,81 +210,6 @@ static int fail_broken(struct ssh_conn *c, struct err *err) {
                        "ssh: connection to %s is unusable after an earlier "
                        "failure; reconnect",
                        c->name);
-}
-
-/* ---------------------------------------------------------------------- */
-/* bounded output buffers (keep the tail)                                  */
-
-struct capbuf {
-        char *p;
-        size_t len, alloc, cap;
-        int truncated;
-        int oom;
-};
-
-static void capbuf_add(struct capbuf *b, const char *d, size_t n) {
-        if (b->oom || n == 0)
-                return;
-        if (n >= b->cap) { /* only the last cap bytes can survive */
-                d += n - b->cap;
-                n = b->cap;
-                b->truncated |= b->len > 0 || n < b->cap;
-                b->len = 0;
-        }
-        /* Let the buffer grow to 2*cap, then drop the head down to cap, so
-         * that keeping the tail costs O(1) per byte amortized. */
-        if (b->len + n > 2 * b->cap) {
-                size_t keep = b->cap - n;
-                memmove(b->p, b->p + b->len - keep, keep);
-                b->len = keep;
-                b->truncated = 1;
-        }
-        if (b->len + n + 1 > b->alloc) {
-                size_t want = b->alloc ? b->alloc * 2 : 4096;
-                char *np;
-
-                if (want > 2 * b->cap + 1)
-                        want = 2 * b->cap + 1;
-                if (want < b->len + n + 1)
-                        want = b->len + n + 1;
-                np = realloc(b->p, want);
-                if (!np) {
-                        b->oom = 1;
-                        return;
-                }
-                b->p = np;
-                b->alloc = want;
-        }
-        memcpy(b->p + b->len, d, n);
-        b->len += n;
-        b->p[b->len] = '\0';
-}
-
-/* Trim to the last cap bytes and hand the string over (never NULL unless
- * out of memory). */
-static char *capbuf_take(struct capbuf *b, size_t *len) {
-        char *p;
-
-        if (b->len > b->cap) {
-                memmove(b->p, b->p + b->len - b->cap, b->cap);
-                b->len = b->cap;
-                b->truncated = 1;
-        }
-        if (!b->p)
-                b->p = calloc(1, 1);
-        else
-                b->p[b->len] = '\0';
-        p = b->p;
-        *len = p ? b->len : 0;
-        b->p = NULL;
-        b->len = b->alloc = 0;
-        return p;
-}
-
-static void capbuf_free(struct capbuf *b) {
-        free(b->p);
-        b->p = NULL;
-        b->len = b->alloc = 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -340,10 +263,11 @@ static int tcp_connect(struct ssh_conn *c,
                         if (left <= 0) {
                                 freeaddrinfo(res);
                                 close(fd);
-                                return err_set(err, ERR_TRANSIENT, ETIMEDOUT,
-                                               "ssh: connect to %s timed out "
-                                               "after %ld ms",
-                                               c->name, timeout_ms);
+                                return err_setc(err, ERR_TRANSIENT,
+                                                ERR_CAUSE_DEADLINE, ETIMEDOUT,
+                                                "ssh: connect to %s timed out "
+                                                "after %ld ms",
+                                                c->name, timeout_ms);
                         }
                         pr = poll(&p, 1, (int)left);
                         if (pr > 0)
@@ -432,15 +356,15 @@ static int check_host_key(struct ssh_conn *c,
                                              knownhost_keytype(ktype),
                                          &found);
         if (check != LIBSSH2_KNOWNHOST_CHECK_MATCH) {
-                err_set(err, ERR_PERMANENT, check,
-                        "ssh: host key for %s does not match "
-                        "THOPTER_SSH_KNOWN_HOSTS (%s)",
-                        c->name,
-                        check == LIBSSH2_KNOWNHOST_CHECK_MISMATCH
-                            ? "different key"
-                        : check == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND
-                            ? "no entry for the host"
-                            : "check failed");
+                err_setc(err, ERR_PERMANENT, ERR_CAUSE_HOST_KEY, check,
+                         "ssh: host key for %s does not match "
+                         "THOPTER_SSH_KNOWN_HOSTS (%s)",
+                         c->name,
+                         check == LIBSSH2_KNOWNHOST_CHECK_MISMATCH
+                             ? "different key"
+                         : check == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND
+                             ? "no entry for the host"
+                             : "check failed");
                 goto out;
         }
         rc = 0;
@@ -497,7 +421,8 @@ static struct ssh_conn *connect_once(const struct ssh_opts *opts,
         }
         c = calloc(1, sizeof(*c));
         if (!c) {
-                err_set(err, ERR_TRANSIENT, ENOMEM, "ssh: out of memory");
+                err_setc(err, ERR_TRANSIENT, ERR_CAUSE_OOM, ENOMEM,
+                         "ssh: out of memory");
                 *why = ATTEMPT_RETRY;
                 goto fail;
         }
@@ -522,9 +447,11 @@ static struct ssh_conn *connect_once(const struct ssh_opts *opts,
                 /* Anything in the handshake is the connection's fault until
                  * proven otherwise: a half-started sshd drops connections. */
                 if (rc == RC_DEADLINE)
-                        err_set(err, ERR_TRANSIENT, LIBSSH2_ERROR_TIMEOUT,
-                                "ssh: handshake with %s timed out after %ld ms",
-                                c->name, timeout_ms);
+                        err_setc(
+                            err, ERR_TRANSIENT, ERR_CAUSE_DEADLINE,
+                            LIBSSH2_ERROR_TIMEOUT,
+                            "ssh: handshake with %s timed out after %ld ms",
+                            c->name, timeout_ms);
                 else
                         err_set(err, classify(rc), rc,
                                 "ssh: handshake with %s: %s (libssh2 %d)",
@@ -537,9 +464,9 @@ static struct ssh_conn *connect_once(const struct ssh_opts *opts,
                 goto fail;
 
         *why = ATTEMPT_RETRY;
-        if (asprintf(&pubkey, "%s.pub", opts->key_path) < 0) {
-                pubkey = NULL;
-                err_set(err, ERR_TRANSIENT, ENOMEM, "ssh: out of memory");
+        pubkey = strfmt("%s.pub", opts->key_path);
+        if (!pubkey) {
+                err_oom(err, "ssh");
                 goto fail;
         }
         /* NULL lets libssh2 derive the public key from the private one
@@ -551,15 +478,16 @@ static struct ssh_conn *connect_once(const struct ssh_opts *opts,
                     NULL));
         if (rc != 0) {
                 if (rc == RC_DEADLINE) {
-                        err_set(err, ERR_TRANSIENT, LIBSSH2_ERROR_TIMEOUT,
-                                "ssh: login to %s timed out after %ld ms",
-                                c->name, timeout_ms);
+                        err_setc(err, ERR_TRANSIENT, ERR_CAUSE_DEADLINE,
+                                 LIBSSH2_ERROR_TIMEOUT,
+                                 "ssh: login to %s timed out after %ld ms",
+                                 c->name, timeout_ms);
                 } else if (rc == LIBSSH2_ERROR_AUTHENTICATION_FAILED ||
                            rc == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED) {
-                        err_set(err, ERR_PERMANENT, rc,
-                                "ssh: login as %s to %s refused with key %s "
-                                "(libssh2 %d)",
-                                opts->user, c->name, opts->key_path, rc);
+                        err_setc(err, ERR_PERMANENT, ERR_CAUSE_LOGIN, rc,
+                                 "ssh: login as %s to %s refused with key %s "
+                                 "(libssh2 %d)",
+                                 opts->user, c->name, opts->key_path, rc);
                 } else {
                         if (rc == LIBSSH2_ERROR_FILE)
                                 *why = ATTEMPT_FATAL;
@@ -620,9 +548,6 @@ void ssh_close(struct ssh_conn *c) {
                 conn_free(c);
 }
 
-const char *ssh_conn_name(const struct ssh_conn *c) {
-        return c->name;
-}
 
 /* ---------------------------------------------------------------------- */
 /* channels                                                                */
@@ -749,7 +674,7 @@ static int channel_start(struct ssh_conn *c,
 
 /* Read everything available from one stream of @p ch into @p b.
  * @returns 1 if bytes moved, 0 if not, or a libssh2 error rc (< 0). */
-static int drain(LIBSSH2_CHANNEL *ch, int stream, struct capbuf *b) {
+static int drain(LIBSSH2_CHANNEL *ch, int stream, struct dynbuf *b) {
         char buf[IO_CHUNK];
         int moved = 0;
 
@@ -758,7 +683,7 @@ static int drain(LIBSSH2_CHANNEL *ch, int stream, struct capbuf *b) {
                     libssh2_channel_read_ex(ch, stream, buf, sizeof(buf));
                 if (n > 0) {
                         if (b)
-                                capbuf_add(b, buf, (size_t)n);
+                                dynbuf_add(b, buf, (size_t)n);
                         moved = 1;
                         continue;
                 }
@@ -775,8 +700,7 @@ int ssh_run(struct ssh_conn *c,
             long timeout_ms,
             struct ssh_result *res,
             struct err *err) {
-        struct capbuf out = {.cap = SSH_OUTPUT_CAP};
-        struct capbuf errb = {.cap = SSH_OUTPUT_CAP};
+        struct dynbuf out, errb;
         LIBSSH2_CHANNEL *ch = NULL;
         long tmo = timeout_ms > 0 ? timeout_ms : SSH_OP_TIMEOUT_DEFAULT_MS;
         int64_t deadline = deadline_in(timeout_ms, SSH_OP_TIMEOUT_DEFAULT_MS);
@@ -784,6 +708,8 @@ int ssh_run(struct ssh_conn *c,
         size_t off = 0;
         int eof_sent = 0, status = -1, rc, ret = -1;
 
+        dynbuf_init(&out, SSH_OUTPUT_CAP, DYNBUF_KEEP_TAIL);
+        dynbuf_init(&errb, SSH_OUTPUT_CAP, DYNBUF_KEEP_TAIL);
         memset(res, 0, sizeof(*res));
         if (c->broken)
                 return fail_broken(c, err);
@@ -850,26 +776,26 @@ int ssh_run(struct ssh_conn *c,
                 fail_rc(c, err, rc, "finishing a command", tmo);
                 goto out;
         }
-        if (out.oom || errb.oom) {
-                err_set(err, ERR_TRANSIENT, ENOMEM,
-                        "ssh: command output on %s: out of memory", c->name);
+        if (out.state != DYNBUF_OK || errb.state != DYNBUF_OK) {
+                err_setc(err, ERR_TRANSIENT, ERR_CAUSE_OOM, ENOMEM,
+                         "ssh: command output on %s: out of memory", c->name);
                 goto out;
         }
         res->exit_status = status;
         res->truncated = out.truncated || errb.truncated;
-        res->out = capbuf_take(&out, &res->out_len);
-        res->errout = capbuf_take(&errb, &res->err_len);
+        res->out = dynbuf_take(&out, &res->out_len);
+        res->errout = dynbuf_take(&errb, &res->err_len);
         if (!res->out || !res->errout) {
                 ssh_result_free(res);
-                err_set(err, ERR_TRANSIENT, ENOMEM,
-                        "ssh: command output on %s: out of memory", c->name);
+                err_setc(err, ERR_TRANSIENT, ERR_CAUSE_OOM, ENOMEM,
+                         "ssh: command output on %s: out of memory", c->name);
                 goto out;
         }
         ret = 0;
 out:
         channel_discard(c, ch);
-        capbuf_free(&out);
-        capbuf_free(&errb);
+        dynbuf_free(&out);
+        dynbuf_free(&errb);
         return ret;
 }
 
@@ -879,31 +805,43 @@ out:
 struct pipe_end {
         struct ssh_conn *c;
         LIBSSH2_CHANNEL *ch;
-        struct capbuf errb;
+        struct dynbuf errb;
         int remote_eof; /* all output read and EOF seen */
         int finished;   /* exit status known */
         int status;
 };
 
+/* The redacted tail of @p text: trailing blanks dropped, secrets replaced,
+ * then cut to @p cap keeping the end (where the error usually is). */
+static void text_tail(char *dst, size_t cap, const char *text, size_t len) {
+        char *copy = strndup(text ? text : "", len);
+        if (!copy) {
+                snprintf(dst, cap, "%s", "");
+                return;
+        }
+        size_t n = strlen(copy);
+        while (n > 0 && (copy[n - 1] == '\n' || copy[n - 1] == ' ' ||
+                         copy[n - 1] == '\r'))
+                copy[--n] = '\0';
+        log_redact_copy(dst, cap, copy, LOG_KEEP_TAIL);
+        free(copy);
+}
+
+void ssh_result_tail(const struct ssh_result *res, char *dst, size_t cap) {
+        if (res->err_len)
+                text_tail(dst, cap, res->errout, res->err_len);
+        else
+                text_tail(dst, cap, res->out, res->out_len);
+}
+
 /* Failure of a command in a pipe, with its stderr tail, redacted. */
 static int fail_status(struct pipe_end *e, const char *which, struct err *err) {
-        char tail[160] = "";
-        size_t n = e->errb.len;
-        const char *p = e->errb.p ? e->errb.p : "";
+        char tail[160];
 
-        while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == ' '))
-                n--;
-        if (n > sizeof(tail) - 1) {
-                p += n - (sizeof(tail) - 1);
-                n = sizeof(tail) - 1;
-        }
-        memcpy(tail, p, n);
-        tail[n] = '\0';
-        err_set(err, ERR_PERMANENT, e->status,
-                "ssh: pipe: %s command on %s exited %d%s%s", which, e->c->name,
-                e->status, n ? ": " : "", tail);
-        log_redact(err->msg, sizeof(err->msg));
-        return -1;
+        text_tail(tail, sizeof(tail), e->errb.p, e->errb.len);
+        return err_setc(err, ERR_PERMANENT, ERR_CAUSE_REMOTE_EXIT, e->status,
+                        "ssh: pipe: %s command on %s exited %d%s%s", which,
+                        e->c->name, e->status, tail[0] ? ": " : "", tail);
 }
 
 int ssh_pipe(struct ssh_conn *src,
@@ -912,8 +850,7 @@ int ssh_pipe(struct ssh_conn *src,
              const char *dst_cmd,
              long timeout_ms,
              struct err *err) {
-        struct pipe_end s = {.c = src, .errb = {.cap = PIPE_ERR_CAP}};
-        struct pipe_end d = {.c = dst, .errb = {.cap = PIPE_ERR_CAP}};
+        struct pipe_end s = {.c = src}, d = {.c = dst};
         long tmo = timeout_ms > 0 ? timeout_ms : SSH_OP_TIMEOUT_DEFAULT_MS;
         int64_t deadline = deadline_in(timeout_ms, SSH_OP_TIMEOUT_DEFAULT_MS);
         int64_t src_grace = 0;
@@ -921,14 +858,17 @@ int ssh_pipe(struct ssh_conn *src,
         size_t blen = 0, boff = 0;
         int dst_eof_sent = 0, dst_stdin_closed = 0, rc, ret = -1;
 
+        dynbuf_init(&s.errb, PIPE_ERR_CAP, DYNBUF_KEEP_TAIL);
+        dynbuf_init(&d.errb, PIPE_ERR_CAP, DYNBUF_KEEP_TAIL);
+
         if (src->broken)
                 return fail_broken(src, err);
         if (dst->broken)
                 return fail_broken(dst, err);
         buf = malloc(IO_CHUNK);
         if (!buf)
-                return err_set(err, ERR_TRANSIENT, ENOMEM,
-                               "ssh: pipe: out of memory");
+                return err_setc(err, ERR_TRANSIENT, ERR_CAUSE_OOM, ENOMEM,
+                                "ssh: pipe: out of memory");
         /* Destination first: it must be ready to read before data flows. */
         rc = channel_start(dst, dst_cmd, deadline, &d.ch);
         if (rc != 0) {
@@ -1075,8 +1015,8 @@ int ssh_pipe(struct ssh_conn *src,
 out:
         channel_discard(src, s.ch);
         channel_discard(dst, d.ch);
-        capbuf_free(&s.errb);
-        capbuf_free(&d.errb);
+        dynbuf_free(&s.errb);
+        dynbuf_free(&d.errb);
         free(buf);
         return ret;
 }
@@ -1119,9 +1059,10 @@ static int fail_sftp(struct ssh_conn *c,
                                path, c->name, what, st, sftp_status_name(st));
         }
         if (rc == RC_DEADLINE)
-                return err_set(err, ERR_TRANSIENT, LIBSSH2_ERROR_TIMEOUT,
-                               "ssh: upload %s on %s timed out after %ld ms",
-                               path, c->name, tmo);
+                return err_setc(err, ERR_TRANSIENT, ERR_CAUSE_DEADLINE,
+                                LIBSSH2_ERROR_TIMEOUT,
+                                "ssh: upload %s on %s timed out after %ld ms",
+                                path, c->name, tmo);
         if (is_transport_rc(rc))
                 mark_broken(c);
         return err_set(err, classify(rc), rc,
@@ -1146,44 +1087,37 @@ static int rename_with_mv(struct ssh_conn *c,
                           int64_t deadline,
                           struct err *err) {
         struct ssh_result res = {0};
-        char *cmd = NULL;
+        char *cmd = NULL, *qfrom = NULL, *qto = NULL;
         long left = (long)(deadline - clock_mono_ms());
         int ret = -1;
 
         if (left <= 0)
                 left = 1;
-        if (asprintf(&cmd, "mv -f -- ") < 0) {
-                cmd = NULL;
-                goto oom;
-        }
-        if (shell_quote_append(&cmd, from) == -1)
-                goto oom;
-        {
-                size_t l = strlen(cmd);
-                char *g = realloc(cmd, l + 2);
-                if (!g)
-                        goto oom;
-                cmd = g;
-                memcpy(cmd + l, " ", 2);
-        }
-        if (shell_quote_append(&cmd, to) == -1)
+        qfrom = shell_quote(from);
+        qto = shell_quote(to);
+        cmd = qfrom && qto ? strfmt("mv -f -- %s %s", qfrom, qto) : NULL;
+        if (!cmd)
                 goto oom;
         if (ssh_run(c, cmd, NULL, 0, left, &res, err) == -1)
                 goto out;
         if (res.exit_status != 0) {
-                err_set(err, ERR_PERMANENT, res.exit_status,
-                        "ssh: upload %s on %s: mv exited %d: %.120s", to,
-                        c->name, res.exit_status, res.errout);
-                log_redact(err->msg, sizeof(err->msg));
+                char tail[128];
+                ssh_result_tail(&res, tail, sizeof(tail));
+                err_setc(err, ERR_PERMANENT, ERR_CAUSE_REMOTE_EXIT,
+                         res.exit_status,
+                         "ssh: upload %s on %s: mv exited %d: %s", to, c->name,
+                         res.exit_status, tail);
                 goto out;
         }
         ret = 0;
         goto out;
 oom:
-        err_set(err, ERR_TRANSIENT, ENOMEM, "ssh: upload: out of memory");
+        err_oom(err, "ssh: upload");
 out:
         ssh_result_free(&res);
         free(cmd);
+        free(qfrom);
+        free(qto);
         return ret;
 }
 
@@ -1206,11 +1140,9 @@ int ssh_upload(struct ssh_conn *c,
 
         if (c->broken)
                 return fail_broken(c, err);
-        if (asprintf(&tmp, "%s.tmp-%08x", remote_path, tmp_suffix()) < 0) {
-                tmp = NULL;
-                return err_set(err, ERR_TRANSIENT, ENOMEM,
-                               "ssh: upload: out of memory");
-        }
+        tmp = strfmt("%s.tmp-%08x", remote_path, tmp_suffix());
+        if (!tmp)
+                return err_oom(err, "ssh: upload");
         for (;;) {
                 sftp = libssh2_sftp_init(c->session);
                 if (sftp)
@@ -1327,11 +1259,12 @@ out:
 }
 
 /* ---------------------------------------------------------------------- */
-/* ssh_wait_ready                                                          */
+/* ssh_connect_until                                                       */
 
-int ssh_wait_ready(const struct ssh_opts *opts,
-                   int64_t deadline_ms_monotonic,
-                   struct err *err) {
+struct ssh_conn *ssh_connect_until(const struct ssh_opts *opts,
+                                   int64_t deadline,
+                                   const atomic_int *cancel,
+                                   struct err *err) {
         struct err last = {0};
         int64_t backoff = 250, start = clock_mono_ms();
         int attempts = 0;
@@ -1341,7 +1274,7 @@ int ssh_wait_ready(const struct ssh_opts *opts,
                 struct ssh_opts o = *opts;
                 struct ssh_conn *c;
                 enum attempt_fail why;
-                int64_t left = deadline_ms_monotonic - clock_mono_ms();
+                int64_t left = clock_left_ms(deadline);
                 long per = opts->connect_timeout_ms > 0
                                ? opts->connect_timeout_ms
                                : SSH_CONNECT_TIMEOUT_DEFAULT_MS;
@@ -1353,33 +1286,39 @@ int ssh_wait_ready(const struct ssh_opts *opts,
                 attempts++;
                 c = connect_once(&o, &last, &why);
                 if (c) {
-                        ssh_close(c);
                         log_debug(COMPONENT,
-                                  "%s:%d ready after %d attempts "
-                                  "in %lld ms",
+                                  "%s:%d ready after %d attempts in %lld ms",
                                   opts->host, port, attempts,
                                   (long long)(clock_mono_ms() - start));
-                        return 0;
+                        return c;
                 }
-                if (why == ATTEMPT_FATAL)
-                        return err_set(err, last.kind, last.code, "%s",
-                                       last.msg);
-                left = deadline_ms_monotonic - clock_mono_ms();
+                if (why == ATTEMPT_FATAL) {
+                        *err = last;
+                        return NULL;
+                }
+                left = clock_left_ms(deadline);
                 if (left <= 0)
                         break;
-                clock_sleep_ms(backoff < left ? backoff : left);
+                if (clock_sleep_cancellable(backoff < left ? backoff : left,
+                                            cancel) == -1) {
+                        err_cancelled(err);
+                        return NULL;
+                }
                 backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
         }
         if (attempts == 0)
-                return err_set(err, ERR_TRANSIENT, LIBSSH2_ERROR_TIMEOUT,
-                               "ssh: %s:%d not ready: timed out before the "
-                               "first attempt",
-                               opts->host, port);
-        if (last.kind == ERR_PERMANENT)
-                return err_set(err, ERR_PERMANENT, last.code, "%s", last.msg);
-        return err_set(err, ERR_TRANSIENT, last.code,
-                       "ssh: %s:%d not ready: timed out after %d attempts "
-                       "in %lld ms; last: %s",
-                       opts->host, port, attempts,
-                       (long long)(clock_mono_ms() - start), last.msg);
+                err_setc(err, ERR_TRANSIENT, ERR_CAUSE_DEADLINE,
+                         LIBSSH2_ERROR_TIMEOUT,
+                         "ssh: %s:%d not ready: timed out before the first "
+                         "attempt",
+                         opts->host, port);
+        else if (last.kind == ERR_PERMANENT)
+                *err = last; /* refused login: the deadline changes nothing */
+        else
+                err_setc(err, ERR_TRANSIENT, ERR_CAUSE_DEADLINE, last.code,
+                         "ssh: %s:%d not ready: timed out after %d attempts "
+                         "in %lld ms; last: %s",
+                         opts->host, port, attempts,
+                         (long long)(clock_mono_ms() - start), last.msg);
+        return NULL;
 }

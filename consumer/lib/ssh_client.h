@@ -7,16 +7,17 @@
  * most the timeout.
  *
  * What this module does not do: retry (the caller's backoff does, except
- * ssh_wait_ready() whose job is retrying), quote (shell_quote.h), or decide
+ * ssh_connect_until() whose job is retrying), quote (shell_quote.h), or decide
  * what a non-zero exit status means (the caller does).
  *
  * Errors (struct err) are ready for the caller's classes:
  *   - connection refused/reset/unreachable, DNS failure, connect or handshake
  *     timeout, a connection dropped mid-command: ERR_TRANSIENT;
- *   - host key not in / not matching the known_hosts file, login refused,
- *     unreadable key or known_hosts file: ERR_PERMANENT, and nothing was run;
- *   - an operation that passed its deadline: ERR_TRANSIENT, message contains
- *     "timed out" (the caller maps it to class timeout);
+ *   - host key not accepted (cause ERR_CAUSE_HOST_KEY), login refused
+ *     (ERR_CAUSE_LOGIN), unreadable key or known_hosts file: ERR_PERMANENT,
+ *     and nothing was run;
+ *   - an operation that passed its deadline: ERR_TRANSIENT with cause
+ *     ERR_CAUSE_DEADLINE (the caller maps it to class timeout);
  *   - anything libssh2 reports that is none of the above: ERR_PERMANENT
  *     (unknown means permanent).
  * err->code is the libssh2 rc, errno, or SFTP status. Messages never contain
@@ -34,6 +35,7 @@
 
 #include "err.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,8 +74,6 @@ struct ssh_conn *ssh_connect(const struct ssh_opts *opts, struct err *err);
 /** @brief Disconnect and free; bounded by a short grace period. NULL ok. */
 void ssh_close(struct ssh_conn *c);
 
-/** @brief "HOST:PORT" of the connection (valid until ssh_close()). */
-const char *ssh_conn_name(const struct ssh_conn *c);
 
 struct ssh_result {
         int exit_status; /* 128+N when killed by signal N (255: unknown) */
@@ -86,6 +86,14 @@ struct ssh_result {
 
 /** @brief Free out/errout and zero @p r; safe on a zeroed or freed result. */
 void ssh_result_free(struct ssh_result *r);
+
+/**
+ * @brief What a failed command said, for an error message: the tail of its
+ * stderr (of its stdout when stderr is empty), trailing blanks dropped,
+ * secrets redacted first and then cut to @p cap (the one way remote text
+ * reaches a message).
+ */
+void ssh_result_tail(const struct ssh_result *res, char *dst, size_t cap);
 
 /**
  * @brief Run @p cmd (a shell command line) on a new channel.
@@ -147,20 +155,22 @@ int ssh_pipe(struct ssh_conn *src,
              struct err *err);
 
 /**
- * @brief Try ssh_connect() until it succeeds or @p deadline_ms_monotonic
- * (clock_mono_ms()) passes, with backoff from 250 ms up to 2 s; the session
- * is closed again before returning. Each attempt's connect timeout is the
- * smaller of opts->connect_timeout_ms and the time left.
+ * @brief ssh_connect() until it succeeds, @p deadline (clock_mono_ms())
+ * passes, or *@p cancel (optional) is set, with backoff from 250 ms up to
+ * 2 s. Each attempt's connect timeout is the smaller of
+ * opts->connect_timeout_ms and the time left.
  *
  * Transient failures and refused logins (sshd may be up before the key is
- * installed) are retried; a host key mismatch or an unreadable local file
- * fails at once. On the deadline the error is ERR_TRANSIENT with "timed out"
- * and the last attempt's message, unless that attempt was refused login,
- * which stays ERR_PERMANENT.
- * @returns 0 or -1.
+ * installed) are retried; a host key that is not accepted or an unreadable
+ * local file fails at once. On the deadline the error is ERR_TRANSIENT with
+ * cause ERR_CAUSE_DEADLINE and the last attempt's message, unless that
+ * attempt was refused login, which stays ERR_PERMANENT (ERR_CAUSE_LOGIN).
+ * @returns a connection, or NULL (see @p err; ERR_CAUSE_CANCELLED when
+ * cancelled).
  */
-int ssh_wait_ready(const struct ssh_opts *opts,
-                   int64_t deadline_ms_monotonic,
-                   struct err *err);
+struct ssh_conn *ssh_connect_until(const struct ssh_opts *opts,
+                                   int64_t deadline,
+                                   const atomic_int *cancel,
+                                   struct err *err);
 
 #endif

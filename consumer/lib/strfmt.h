@@ -1,8 +1,19 @@
-/* strfmt.h - printf into a string of exactly the right size. */
+/* strfmt.h - printf into a string of exactly the right size, and wiping
+ * secrets from memory before it is freed. */
 #ifndef THOPTER_STRFMT_H
 #define THOPTER_STRFMT_H
 
+#include <stdarg.h>
+#include <stddef.h>
+
 /** @returns a malloc'd string, or NULL on OOM or a format error. */
 char *strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *vstrfmt(const char *fmt, va_list ap)
+    __attribute__((format(printf, 1, 0)));
+
+/** @brief explicit_bzero() @p len bytes of @p p (NULL is a no-op). */
+void secret_wipe(void *p, size_t len);
+/** @brief Wipe the NUL-terminated secret @p s, then free it (NULL ok). */
+void secret_free(char *s);
 
 #endif

@@ -267,6 +267,14 @@ TestSuite(ssh_client, .fini = teardown, .timeout = 120);
 
 /* tests ---------------------------------------------------------------- */
 
+/* ssh_connect_until() as a yes/no: the connection is closed again. */
+static int
+connect_until(const struct ssh_opts *o, int64_t deadline, struct err *err) {
+        struct ssh_conn *c = ssh_connect_until(o, deadline, NULL, err);
+        ssh_close(c);
+        return c ? 0 : -1;
+}
+
 Test(ssh_client, run_returns_output_and_exit_status, .init = setup_one) {
         struct ssh_conn *c = connect_ok(&h1);
         struct ssh_result res = {0};
@@ -299,9 +307,8 @@ Test(ssh_client, run_returns_output_and_exit_status, .init = setup_one) {
         cr_expect_eq(res.exit_status, 128 + 15);
         ssh_result_free(&res);
 
-        cr_expect_eq(
-            metrics_get("thopter_ssh_connections_total", "result=\"ok\""), 1);
-        cr_expect_eq(metrics_get("thopter_ssh_commands_total", ""), 22);
+        cr_expect_eq(metrics_get(M_SSH_CONNECTIONS, "result=\"ok\""), 1);
+        cr_expect_eq(metrics_get(M_SSH_COMMANDS, ""), 22);
         ssh_close(c);
 }
 
@@ -358,6 +365,7 @@ Test(ssh_client, command_timeout_fails_fast, .init = setup_one) {
         took = clock_mono_ms() - t0;
         cr_expect_eq(err.kind, ERR_TRANSIENT);
         cr_expect(strstr(err.msg, "timed out"), "msg: %s", err.msg);
+        cr_expect_eq(err.cause, ERR_CAUSE_DEADLINE);
         cr_expect(took >= 450 && took < tmo(1200), "took %lld ms",
                   (long long)took);
         cr_expect_null(res.out);
@@ -518,6 +526,7 @@ Test(ssh_client, pipe_times_out, .init = setup_two) {
         took = clock_mono_ms() - t0;
         cr_expect_eq(err.kind, ERR_TRANSIENT);
         cr_expect(strstr(err.msg, "timed out"), "msg: %s", err.msg);
+        cr_expect_eq(err.cause, ERR_CAUSE_DEADLINE);
         cr_expect(took < tmo(1500), "took %lld ms", (long long)took);
         ssh_close(a);
         ssh_close(b);
@@ -577,9 +586,7 @@ static void assert_refused_before_auth(int other_host) {
         cr_expect_null(strstr(log, "Failed publickey"), "log:\n%s", log);
         free(log);
         free(cmd);
-        cr_expect_eq(
-            metrics_get("thopter_ssh_connections_total", "result=\"error\""),
-            1);
+        cr_expect_eq(metrics_get(M_SSH_CONNECTIONS, "result=\"error\""), 1);
 }
 
 Test(ssh_client,
@@ -645,9 +652,7 @@ Test(ssh_client, connection_refused_is_transient) {
         cr_expect_eq(err.kind, ERR_TRANSIENT);
         cr_expect(strstr(err.msg, "refused"), "msg: %s", err.msg);
         cr_expect(clock_mono_ms() - t0 < tmo(1000));
-        cr_expect_eq(
-            metrics_get("thopter_ssh_connections_total", "result=\"error\""),
-            1);
+        cr_expect_eq(metrics_get(M_SSH_CONNECTIONS, "result=\"error\""), 1);
 }
 
 /* A peer that accepts TCP but never says a word: the handshake times out. */
@@ -673,6 +678,7 @@ Test(ssh_client, silent_peer_times_out_transient) {
         took = clock_mono_ms() - t0;
         cr_expect_eq(err.kind, ERR_TRANSIENT);
         cr_expect(strstr(err.msg, "timed out"), "msg: %s", err.msg);
+        cr_expect_eq(err.cause, ERR_CAUSE_DEADLINE);
         cr_expect(took >= 350 && took < tmo(1500), "took %lld ms",
                   (long long)took);
         close(fd);
@@ -685,7 +691,7 @@ Test(ssh_client,
         struct err err = {0};
         int64_t t0 = clock_mono_ms(), took;
 
-        assert_ok(ssh_wait_ready(&o, t0 + tmo(20000), &err), &err);
+        assert_ok(connect_until(&o, t0 + tmo(20000), &err), &err);
         took = clock_mono_ms() - t0;
         cr_expect(took >= 1000, "ready after %lld ms: too early?",
                   (long long)took);
@@ -693,10 +699,8 @@ Test(ssh_client,
                 "ssh_client: sshd started after 1500 ms; ready after "
                 "%lld ms\n",
                 (long long)took);
-        cr_expect(metrics_get("thopter_ssh_connections_total",
-                              "result=\"error\"") >= 1);
-        cr_expect_eq(
-            metrics_get("thopter_ssh_connections_total", "result=\"ok\""), 1);
+        cr_expect(metrics_get(M_SSH_CONNECTIONS, "result=\"error\"") >= 1);
+        cr_expect_eq(metrics_get(M_SSH_CONNECTIONS, "result=\"ok\""), 1);
 }
 
 Test(ssh_client, wait_ready_gives_up_at_the_deadline) {
@@ -709,10 +713,12 @@ Test(ssh_client, wait_ready_gives_up_at_the_deadline) {
         struct err err = {0};
         int64_t t0 = clock_mono_ms(), took;
 
-        cr_assert_eq(ssh_wait_ready(&o, t0 + 800, &err), -1);
+        cr_assert_eq(connect_until(&o, t0 + 800, &err), -1);
         took = clock_mono_ms() - t0;
         cr_expect_eq(err.kind, ERR_TRANSIENT);
+        cr_expect_eq(err.cause, ERR_CAUSE_DEADLINE);
         cr_expect(strstr(err.msg, "timed out"), "msg: %s", err.msg);
+        cr_expect_eq(err.cause, ERR_CAUSE_DEADLINE);
         cr_expect(took >= 750 && took < tmo(1500), "took %lld ms",
                   (long long)took);
 }
@@ -727,8 +733,9 @@ Test(ssh_client,
 
         write_wrong_known_hosts(&h1, kh, sizeof(kh), 0);
         o.known_hosts_path = kh;
-        cr_assert_eq(ssh_wait_ready(&o, t0 + tmo(20000), &err), -1);
+        cr_assert_eq(connect_until(&o, t0 + tmo(20000), &err), -1);
         cr_expect_eq(err.kind, ERR_PERMANENT);
+        cr_expect_eq(err.cause, ERR_CAUSE_HOST_KEY);
         cr_expect(strstr(err.msg, "does not match"), "msg: %s", err.msg);
         cr_expect(clock_mono_ms() - t0 < tmo(2000));
 }
@@ -793,12 +800,29 @@ Test(ssh_client,
         cr_assert(system(cmd) == 0);
         o.key_path = key;
         t0 = clock_mono_ms();
-        cr_assert_eq(ssh_wait_ready(&o, t0 + 1200, &err), -1);
+        cr_assert_eq(connect_until(&o, t0 + 1200, &err), -1);
         took = clock_mono_ms() - t0;
         cr_expect_eq(err.kind, ERR_PERMANENT);
+        cr_expect_eq(err.cause, ERR_CAUSE_LOGIN);
         cr_expect(strstr(err.msg, "refused"), "msg: %s", err.msg);
         cr_expect(took >= 1100 && took < tmo(2500), "took %lld ms",
                   (long long)took);
-        cr_expect(metrics_get("thopter_ssh_connections_total",
-                              "result=\"error\"") >= 3);
+        cr_expect(metrics_get(M_SSH_CONNECTIONS, "result=\"error\"") >= 3);
+}
+
+/* A stop must not wait for a thopter that never answers. */
+Test(ssh_client, connect_until_stops_when_cancelled) {
+        struct ssh_opts o = {.host = "127.0.0.1",
+                             .port = closed_port(),
+                             .user = "root",
+                             .key_path = "/dev/null",
+                             .insecure = 1,
+                             .connect_timeout_ms = tmo(5000)};
+        struct err err = {0};
+        atomic_int cancel = 1;
+        int64_t t0 = clock_mono_ms();
+
+        cr_assert_null(ssh_connect_until(&o, t0 + tmo(20000), &cancel, &err));
+        cr_expect_eq(err.cause, ERR_CAUSE_CANCELLED, "msg: %s", err.msg);
+        cr_expect(clock_mono_ms() - t0 < tmo(2000));
 }

@@ -193,7 +193,7 @@ class TestStopTimeouts(unittest.TestCase):
         self.assertTrue(runtime.startswith("debian:12-slim"))
         install = re.search(r"apt-get install[^\n]*\\\n(.*?)\n &&", runtime, re.S).group(1)
         pkgs = set(install.replace("\\", " ").split())
-        self.assertEqual(pkgs, {"librdkafka1", "libcurl4", "libcjson1", "libssh2-1", "libmicrohttpd12",
+        self.assertEqual(pkgs, {"librdkafka1", "libcurl4", "libcjson1", "libssh2-1", "libmicrohttpd12", "libssl3",
                                 "ca-certificates"})
         self.assertFalse(any(p.endswith("-dev") for p in pkgs))
         user = re.findall(r"^USER\s+(\S+)", runtime, re.M)
@@ -212,7 +212,7 @@ class TestStopTimeouts(unittest.TestCase):
         needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]",
                             subprocess.run(["readelf", "-d", exe], capture_output=True, text=True).stdout)
         direct = {"librdkafka.so.1": "librdkafka1", "libcurl.so.4": "libcurl4", "libcjson.so.1": "libcjson1",
-                  "libssh2.so.1": "libssh2-1", "libmicrohttpd.so.12": "libmicrohttpd12"}
+                  "libssh2.so.1": "libssh2-1", "libmicrohttpd.so.12": "libmicrohttpd12", "libcrypto.so.3": "libssl3"}
         for lib in needed:
             if lib.startswith(("libc.so", "libm.so", "libpthread", "ld-linux", "libdl", "librt")):
                 continue  # libc6, always there

@@ -19,7 +19,8 @@ TestSuite(offset_tracker, .init = setup, .fini = teardown);
 Test(offset_tracker, in_order_completion_commits_each_next_offset) {
         int64_t c = -1;
         for (int64_t o = 0; o < 3; o++)
-                cr_assert_eq(offset_tracker_add(t, "d", 0, o), 0);
+                cr_assert_eq(offset_tracker_add(t, "d", 0, o),
+                             OFFSET_TRACKER_ADDED);
         cr_assert_eq(offset_tracker_finish(t, "d", 0, 0, &c), 1);
         cr_assert_eq(c, 1);
         cr_assert_eq(offset_tracker_finish(t, "d", 0, 1, &c), 1);
@@ -75,13 +76,15 @@ Test(offset_tracker, revoked_partition_forgets_its_offsets) {
                      "a job finishing after revoke must not commit");
         cr_assert_eq(offset_tracker_unfinished(t), 0);
         /* Re-assigned later: the same offsets are delivered again. */
-        cr_assert_eq(offset_tracker_add(t, "d", 0, 0), 0);
+        cr_assert_eq(offset_tracker_add(t, "d", 0, 0), OFFSET_TRACKER_ADDED);
 }
 
 Test(offset_tracker, regressing_offset_is_refused) {
         offset_tracker_add(t, "d", 0, 7);
-        cr_assert_eq(offset_tracker_add(t, "d", 0, 7), -1);
-        cr_assert_eq(offset_tracker_add(t, "d", 0, 3), -1);
+        cr_assert_eq(offset_tracker_add(t, "d", 0, 7),
+                     OFFSET_TRACKER_OUT_OF_ORDER);
+        cr_assert_eq(offset_tracker_add(t, "d", 0, 3),
+                     OFFSET_TRACKER_OUT_OF_ORDER);
 }
 
 Test(offset_tracker, finishing_twice_or_unknown_offset) {
@@ -122,7 +125,8 @@ Test(offset_tracker, uncommitted_until_the_broker_confirms) {
 Test(offset_tracker, ring_grows_past_its_first_capacity_in_order) {
         int64_t c = -1;
         for (int64_t o = 0; o < 100; o++)
-                cr_assert_eq(offset_tracker_add(t, "d", 0, o), 0);
+                cr_assert_eq(offset_tracker_add(t, "d", 0, o),
+                             OFFSET_TRACKER_ADDED);
         for (int64_t o = 99; o >= 1; o--)
                 cr_assert_eq(offset_tracker_finish(t, "d", 0, o, &c), 0);
         cr_assert_eq(offset_tracker_finish(t, "d", 0, 0, &c), 1);

@@ -1,5 +1,5 @@
-/* producer.c - the shared producer and its delivery-report thread. */
-#include "producer.h"
+/* kafka_producer.c - the shared producer and its delivery-report thread. */
+#include "kafka_producer.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -7,14 +7,14 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-struct producer {
+struct kafka_producer {
         rd_kafka_t *rk;
         pthread_t thread;
         atomic_int stop;
 };
 
 struct pending_done {
-        producer_done_fn *done;
+        kafka_producer_done_fn *done;
         void *arg;
 };
 
@@ -23,7 +23,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
         (void)rk;
         (void)opaque;
         if (rkm->err)
-                metrics_inc("thopter_produce_errors_total", "", 1);
+                metrics_inc(M_PRODUCE_ERRORS, "", 1);
         if (pd) {
                 if (pd->done)
                         pd->done(pd->arg, rkm->err);
@@ -32,33 +32,23 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
 }
 
 static void *delivery_thread(void *arg) {
-        struct producer *p = arg;
+        struct kafka_producer *p = arg;
         while (!atomic_load(&p->stop))
                 rd_kafka_poll(p->rk, 100);
         return NULL;
 }
 
-struct producer *producer_new(rd_kafka_conf_t *conf, struct err *err) {
+struct kafka_producer *kafka_producer_new(rd_kafka_conf_t *conf,
+                                          struct err *err) {
         char errstr[512];
-        struct producer *p = calloc(1, sizeof(*p));
+        struct kafka_producer *p = calloc(1, sizeof(*p));
 
         if (!p) {
                 rd_kafka_conf_destroy(conf);
-                err_set(err, ERR_PERMANENT, 0, "producer: out of memory");
+                err_oom(err, "producer");
                 return NULL;
         }
-        metrics_describe("thopter_produce_errors_total", METRICS_COUNTER,
-                         "Records the broker did not acknowledge (they are "
-                         "retried or redelivered)");
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-        if (rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr,
-                              sizeof(errstr)) ||
-            rd_kafka_conf_set(conf, "acks", "all", errstr, sizeof(errstr))) {
-                rd_kafka_conf_destroy(conf);
-                free(p);
-                err_set(err, ERR_PERMANENT, 0, "producer: %s", errstr);
-                return NULL;
-        }
         p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
         if (!p->rk) {
                 rd_kafka_conf_destroy(conf);
@@ -76,24 +66,23 @@ struct producer *producer_new(rd_kafka_conf_t *conf, struct err *err) {
         return p;
 }
 
-int producer_send(struct producer *p,
-                  const char *topic,
-                  const void *key,
-                  size_t key_len,
-                  const void *value,
-                  size_t value_len,
-                  rd_kafka_headers_t *headers,
-                  producer_done_fn *done,
-                  void *arg,
-                  struct err *err) {
+int kafka_producer_send(struct kafka_producer *p,
+                        const char *topic,
+                        const void *key,
+                        size_t key_len,
+                        const void *value,
+                        size_t value_len,
+                        rd_kafka_headers_t *headers,
+                        kafka_producer_done_fn *done,
+                        void *arg,
+                        struct err *err) {
         struct pending_done *pd = malloc(sizeof(*pd));
         rd_kafka_resp_err_t e;
 
         if (!pd) {
                 if (headers)
                         rd_kafka_headers_destroy(headers);
-                return err_set(err, ERR_TRANSIENT, 0,
-                               "produce to %s: out of memory", topic);
+                return err_oom(err, "produce");
         }
         pd->done = done;
         pd->arg = arg;
@@ -120,7 +109,9 @@ int producer_send(struct producer *p,
         return 0;
 }
 
-int producer_warm_topic(struct producer *p, const char *topic, int timeout_ms) {
+int kafka_producer_warm_topic(struct kafka_producer *p,
+                              const char *topic,
+                              int timeout_ms) {
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
         rd_kafka_resp_err_t e;
@@ -139,17 +130,7 @@ int producer_warm_topic(struct producer *p, const char *topic, int timeout_ms) {
         return 0;
 }
 
-int producer_flush(struct producer *p, int timeout_ms) {
-        return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR
-                   ? 0
-                   : -1;
-}
-
-rd_kafka_t *producer_handle(struct producer *p) {
-        return p->rk;
-}
-
-void producer_destroy(struct producer *p) {
+void kafka_producer_destroy(struct kafka_producer *p) {
         if (!p)
                 return;
         if (rd_kafka_flush(p->rk, 5000))

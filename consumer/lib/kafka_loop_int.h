@@ -1,0 +1,139 @@
+/* kafka_loop_int.h - what the kafka_*.c files of one Kafka loop share; not
+ * for anyone else (the public contract is kafka_loop.h).
+ *
+ *   kafka_loop.c     life cycle, the poll thread, dispatch of records
+ *   kafka_workers.c  worker threads: run jobs, never two with one key
+ *   kafka_finish.c   final events, dead letters and their acknowledgements
+ *   kafka_commit.c   commits of the finished prefix, rebalances, draining
+ *   kafka_pause.c    pausing and resuming intake
+ *
+ * Locking: `lock` guards the job lists and counters below it; the rest is
+ * the poll thread's, or atomic.
+ */
+#ifndef THOPTER_KAFKA_LOOP_INT_H
+#define THOPTER_KAFKA_LOOP_INT_H
+
+#include "kafka_loop.h"
+#include "offset_tracker.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* A job as the loop owns it: the handler's view plus the finishing state. */
+struct kafka_job {
+        struct job job; /* first: a struct job * is a struct kafka_job * */
+
+        uint64_t generation; /* assignment generation it was received in */
+        int abandoned;       /* cancelled: neither commit nor dead letter */
+
+        /* Finishing: the final event and, for a failure, the dead letter must
+         * be acknowledged before the offset may be committed. */
+        struct err failure; /* why it is dead-lettered */
+        int final_failed;   /* the final event is "failed" (+ dead letter) */
+        int event_done, dlq_done;   /* acknowledged */
+        int event_retry, dlq_retry; /* to send again */
+        int in_resend;              /* on the resend list */
+        int send_tries;             /* sends that failed */
+        int dlq_reduced;      /* send the reduced form (the original was big) */
+        int64_t next_send_ms; /* monotonic time of the next send */
+
+        struct kafka_job *next;
+};
+
+static inline struct kafka_job *kafka_job_of(struct job *job) {
+        return (struct kafka_job *)job;
+}
+
+struct kafka_loop {
+        char *name, *topic, *group, *dlq_topic, *events_topic;
+        int max_in_flight;
+        int prefetch_high, prefetch_low;
+        long drain_timeout_ms, revoke_timeout_ms;
+        struct job_handler handler;
+        struct kafka_producer *producer;
+        struct fly_breaker *breaker;
+        rd_kafka_t *rk;
+        rd_kafka_queue_t *queue;        /* the consumer queue, to yield */
+        struct offset_tracker *tracker; /* poll thread only */
+        char labels[192];               /* topic="…" */
+
+        pthread_mutex_t lock;
+        pthread_cond_t cond;      /* workers: pending changed, or exit */
+        pthread_cond_t idle_cond; /* poll thread: running/finishing changed */
+        struct kafka_job *pending_head, *pending_tail;
+        struct kafka_job *done_head;
+        struct kafka_job *resend_head; /* final events/dead letters to resend */
+        struct kafka_job **running;    /* max_in_flight slots */
+        int n_pending, n_running, n_finishing;
+        int workers_exit;
+        pthread_t *workers;
+        int n_workers;
+
+        uint64_t generation;
+        int paused_applied;
+        atomic_int stopping;
+        atomic_int hold;
+        atomic_int failed; /* a record could not be tracked: stop, exit 1 */
+        int64_t stop_deadline;
+        atomic_int joined;
+        atomic_llong last_poll_ms;
+        int64_t last_recommit_ms;
+};
+
+/* kafka_loop.c */
+void kafka_loop_wake(struct kafka_loop *loop);
+void kafka_job_free(struct kafka_loop *loop, struct kafka_job *kj);
+
+/* kafka_workers.c */
+int kafka_workers_start(struct kafka_loop *loop, struct err *err);
+void kafka_workers_join(struct kafka_loop *loop);
+/** Queue a prepared job for the workers. */
+void kafka_workers_enqueue(struct kafka_loop *loop, struct kafka_job *kj);
+/** Tell running jobs to give up: all, or only those merely waiting. */
+void kafka_workers_cancel(struct kafka_loop *loop, int only_interruptible);
+/** Queued (not started) jobs go back to Kafka: freed, never committed. */
+void kafka_workers_drop_pending(struct kafka_loop *loop);
+
+/* kafka_finish.c */
+/** Send what finishes @p kj: its final event and, for a failure (@p failure
+ * not NULL), its dead letter. Any thread; lock not held. */
+void kafka_finish(struct kafka_loop *loop,
+                  struct kafka_job *kj,
+                  const struct err *failure);
+/** The same, for a job already counted in n_finishing (under the lock, in
+ * the same critical section that took it out of its running slot). */
+void kafka_finish_counted(struct kafka_loop *loop,
+                          struct kafka_job *kj,
+                          const struct err *failure);
+/** Poll thread: send again what is due on the resend list. */
+void kafka_finish_resend_due(struct kafka_loop *loop);
+/** Final events or dead letters that failed 3+ times (for /readyz). */
+int kafka_finish_stuck(struct kafka_loop *loop);
+
+/* kafka_commit.c */
+/** Poll thread: commit what finished; resend; recommit what is unconfirmed. */
+void kafka_commit_process_done(struct kafka_loop *loop);
+/** Poll thread: wait until nothing runs (and, @p with_acks, nothing awaits
+ * an acknowledgement), or @p deadline. 0 when idle. */
+int kafka_commit_drain(struct kafka_loop *loop, int64_t deadline, int with_acks);
+/** Commit what is finished, waiting up to @p timeout_ms for the broker. */
+void kafka_commit_final(struct kafka_loop *loop, long timeout_ms);
+void kafka_commit_cb(rd_kafka_t *rk,
+                     rd_kafka_resp_err_t e,
+                     rd_kafka_topic_partition_list_t *offsets,
+                     void *opaque);
+void kafka_rebalance_cb(rd_kafka_t *rk,
+                        rd_kafka_resp_err_t e,
+                        rd_kafka_topic_partition_list_t *parts,
+                        void *opaque);
+
+/* kafka_pause.c */
+/** Poll thread: pause or resume the assignment as the loop's state says. */
+void kafka_pause_update(struct kafka_loop *loop);
+/** Whether intake should be paused now. */
+int kafka_pause_wanted(struct kafka_loop *loop);
+int kafka_pause_apply(struct kafka_loop *loop,
+                      rd_kafka_topic_partition_list_t *parts,
+                      int pause);
+
+#endif

@@ -1,0 +1,166 @@
+/* provision.c - turn one provision request into a running, set-up thopter:
+ * the handler of the provision loop and the sequence of its steps. See
+ * provision.h for the files of this flow.
+ *
+ * DESIGN
+ * ------
+ *   lookup -> capacity -> volume -> create -> wait -> ssh -> golden_claude
+ *          -> git -> context_files -> launch (+ done marker)
+ *
+ * Idempotent by construction: every machine carries its requestId in
+ * config.metadata.thopter_request_id, and the first step looks it up. A
+ * machine that has the done marker means the request already finished (a
+ * redelivery): emit completed again, touch nothing. A machine without it is
+ * resumed from the wait step. THOPTER_READY_TIMEOUT counts from the create
+ * (or from finding the machine), never including a capacity or breaker wait.
+ *
+ * A failure after the machine exists destroys it (unless THOPTER_KEEP_FAILED)
+ * before the request is dead-lettered: no orphans.
+ */
+#include "provision_int.h"
+#include "clock.h"
+#include "metrics.h"
+#include "provision_context.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void count(const char *outcome) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "kind=\"provision\",outcome=\"%s\"",
+                 outcome);
+        metrics_inc(M_REQUESTS, labels, 1);
+}
+
+static int prepare(struct job *job, void *opaque, struct err *err) {
+        struct provision_request *req = calloc(1, sizeof(*req));
+        (void)opaque;
+
+        if (!req) {
+                err_oom(err, "provision request");
+                return err_classify(err, ERRC_INTERNAL, "parse");
+        }
+        if (request_parse_provision(job->rec.value, job->rec.value_len, req,
+                                    err) == -1) {
+                request_peek_id(job->rec.value, job->rec.value_len,
+                                job->request_id, sizeof(job->request_id));
+                request_provision_free(req);
+                free(req);
+                return -1;
+        }
+        snprintf(job->request_id, sizeof(job->request_id), "%s",
+                 req->request_id);
+        snprintf(job->exclusive_key, sizeof(job->exclusive_key), "%s",
+                 req->request_id);
+        job->request = req;
+        return 0;
+}
+
+static void release(struct job *job, void *opaque) {
+        (void)opaque;
+        request_provision_free(job->request);
+        free(job->request);
+        job->request = NULL;
+}
+
+/* The machine is there (made now, or found): the remote part. */
+static int set_up(struct provision_run *r, int found, struct err *err) {
+        int done = 0;
+
+        provision_work_branch(r->req, r->machine.id, r->work_branch,
+                              sizeof(r->work_branch));
+        if (provision_wait_started(r, err) == -1 ||
+            provision_connect(r, err) == -1)
+                return -1;
+        if (found) {
+                if (provision_is_done(r, &done, err) == -1)
+                        return -1;
+                if (done) {
+                        job_log(r->job, LOG_INFO,
+                                "already provisioned (redelivered request): "
+                                "nothing to do");
+                        count("already_done");
+                        return 0;
+                }
+        }
+        if (provision_golden_claude(r, err) == -1 ||
+            provision_git(r, err) == -1 ||
+            provision_context_files(r, err) == -1 ||
+            provision_launch(r, err) == -1)
+                return -1;
+        job_log(r->job, LOG_INFO, "provisioned %s (%s) for %s#%s",
+                r->machine.id, r->machine.name, r->req->repository,
+                r->req->issue_number);
+        count("provisioned");
+        return 0;
+}
+
+static int run(struct job *job, void *opaque, struct err *err) {
+        struct provision_ctx *ctx = opaque;
+        struct provision_run r = {
+            .ctx = ctx, .cfg = ctx->deps.cfg, .job = job, .req = job->request};
+        int found = 0, rc = -1;
+
+        snprintf(r.workspace, sizeof(r.workspace), "%s/workspace",
+                 r.cfg->remote_home);
+        job_log(job, LOG_INFO, "provisioning %s#%s", r.req->repository,
+                r.req->issue_number);
+        r.repo = config_repo(r.cfg, r.req->repository);
+        if (!r.repo) {
+                err_set(err, ERR_PERMANENT, 0,
+                        "no credentials for repository %s in "
+                        "GITHUB_INTEGRATION_JSON",
+                        r.req->repository);
+                err_classify(err, ERRC_UNKNOWN_REPOSITORY, "validate");
+                count("unknown_repository");
+                return -1;
+        }
+        if (provision_lookup(&r, &found, err) == -1)
+                goto out;
+        if (found) {
+                r.ready_deadline =
+                    clock_deadline(r.cfg->ready_timeout_s * 1000L);
+                job_set_machine(job, r.machine.id, r.machine.name,
+                                r.machine.region);
+                job_log(job, LOG_INFO,
+                        "machine %s already exists for this request",
+                        r.machine.id);
+        } else if (provision_capacity(&r, err) == -1 ||
+                   provision_create(&r, err) == -1) {
+                goto out;
+        }
+        rc = set_up(&r, found, err);
+out:
+        ssh_close(r.ssh);
+        if (rc == -1 && err->cause != ERR_CAUSE_CANCELLED &&
+            !job_cancelled(job)) {
+                count("failed");
+                provision_cleanup(&r);
+        }
+        return rc;
+}
+
+struct provision_ctx *provision_ctx_new(const struct provision_deps *deps,
+                                        struct err *err) {
+        struct provision_ctx *ctx = calloc(1, sizeof(*ctx));
+        if (!ctx) {
+                err_oom(err, "provision");
+                return NULL;
+        }
+        ctx->deps = *deps;
+        ctx->destroy = (struct destroy_deps){deps->fly, deps->retry};
+        ctx->seed = (unsigned)clock_wall_ms() ^ (unsigned)getpid();
+        return ctx;
+}
+
+void provision_ctx_destroy(struct provision_ctx *ctx) {
+        free(ctx);
+}
+
+struct job_handler provision_handler(struct provision_ctx *ctx) {
+        struct job_handler h = {
+            .prepare = prepare, .run = run, .release = release, .opaque = ctx};
+        return h;
+}

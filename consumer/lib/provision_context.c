@@ -1,0 +1,175 @@
+/* provision_context.c - see provision_context.h. */
+#include "provision_context.h"
+#include "dynbuf.h"
+#include "shell_quote.h"
+#include "strfmt.h"
+#include "template.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* issue.md of the largest request (256 KiB body + comments) fits easily. */
+#define MARKDOWN_MAX (4u * 1024u * 1024u)
+
+static void md_comment(struct dynbuf *b, const cJSON *c) {
+        const cJSON *author = cJSON_GetObjectItemCaseSensitive(c, "author");
+        const cJSON *at = cJSON_GetObjectItemCaseSensitive(c, "createdAt");
+        const cJSON *body = cJSON_GetObjectItemCaseSensitive(c, "body");
+
+        dynbuf_addf(b, "\n### %s (%s)\n\n%s\n",
+                    cJSON_IsString(author) ? author->valuestring : "unknown",
+                    cJSON_IsString(at) ? at->valuestring : "",
+                    cJSON_IsString(body) ? body->valuestring : "");
+}
+
+char *provision_issue_markdown(const struct provision_request *req) {
+        struct dynbuf b;
+        cJSON *comments = NULL;
+        const cJSON *c;
+
+        dynbuf_init(&b, MARKDOWN_MAX, DYNBUF_FAIL);
+        dynbuf_addf(&b, "# %s\n\n- Repository: %s\n- Issue: #%s\n",
+                    req->issue_title, req->repository, req->issue_number);
+        if (req->issue_url)
+                dynbuf_addf(&b, "- URL: %s\n", req->issue_url);
+        if (req->issue_author)
+                dynbuf_addf(&b, "- Author: %s\n", req->issue_author);
+        dynbuf_addf(&b, "\n## Description\n\n%s\n", req->issue_body);
+        if (req->comments_json)
+                comments = cJSON_Parse(req->comments_json);
+        if (cJSON_GetArraySize(comments) > 0)
+                dynbuf_addstr(&b, "\n## Comments\n");
+        cJSON_ArrayForEach(c, comments) md_comment(&b, c);
+        cJSON_Delete(comments);
+        return dynbuf_take(&b, NULL);
+}
+
+char *provision_issue_json(const struct provision_request *req,
+                           const char *work_branch) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON *gh = cJSON_Parse(req->github_json);
+        char *out = NULL;
+
+        if (o && gh && cJSON_AddStringToObject(o, "source", "github") &&
+            cJSON_AddStringToObject(o, "repository", req->repository) &&
+            cJSON_AddStringToObject(o, "workBranch", work_branch) &&
+            cJSON_AddItemToObject(o, "github", gh)) {
+                gh = NULL; /* o owns it now */
+                out = cJSON_Print(o);
+        }
+        cJSON_Delete(gh);
+        cJSON_Delete(o);
+        return out;
+}
+
+char *provision_prompt(const char *tpl,
+                       const struct provision_request *req,
+                       const char *work_branch,
+                       const char *machine_id) {
+        struct template_var v[] = {{"repository", req->repository},
+                                   {"workBranch", work_branch},
+                                   {"repoName", req->repo_name},
+                                   {"issueNumber", req->issue_number},
+                                   {"machineId", machine_id}};
+        return template_render(tpl, "{{", "}}", v, 5);
+}
+
+void provision_work_branch(const struct provision_request *req,
+                           const char *machine_id,
+                           char *out,
+                           size_t cap) {
+        snprintf(out, cap, "thopter/%s--%s", req->issue_number, machine_id);
+}
+
+char *provision_log_command(const char *log_path,
+                            const char *msg,
+                            int64_t wall_ms) {
+        char ts[32];
+        time_t secs = (time_t)(wall_ms / 1000);
+        struct tm tm;
+
+        gmtime_r(&secs, &tm);
+        strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", &tm);
+        char *line = strfmt("%s [PROVISIONER] %s", ts, msg);
+        char *qline = line ? shell_quote(line) : NULL;
+        char *qlog = shell_quote(log_path);
+        char *out = NULL;
+        if (qline && qlog)
+                out = strfmt(
+                    "mkdir -p \"$(dirname %s)\" && printf '%%s\\n' %s >> %s",
+                    qlog, qline, qlog);
+        free(line);
+        free(qline);
+        free(qlog);
+        return out;
+}
+
+char *provision_as_user(const char *user, const char *inner) {
+        return shell_su_command(user, inner);
+}
+
+char *provision_git_command(const char *user_name,
+                            const char *user_email,
+                            const char *workspace,
+                            const char *url,
+                            const char *repo_name) {
+        char *qname = shell_quote(user_name), *qmail = shell_quote(user_email);
+        char *qws = shell_quote(workspace), *qurl = shell_quote(url);
+        char *qrepo = shell_quote(repo_name);
+        char *out = NULL;
+
+        if (qname && qmail && qws && qurl && qrepo)
+                out = strfmt(
+                    "IFS= read -r THOPTER_GIT_TOKEN; export THOPTER_GIT_TOKEN; "
+                    "git config --global user.name %s && "
+                    "git config --global user.email %s && "
+                    "mkdir -p %s && cd %s && "
+                    "if [ -d %s/.git ]; then echo 'already cloned'; else "
+                    "rm -rf .thopter-clone && "
+                    "git -c credential.helper= "
+                    "-c 'credential.helper=!f() { echo "
+                    "username=x-access-token; echo "
+                    "\"password=$THOPTER_GIT_TOKEN\"; }; f' "
+                    "clone --quiet %s .thopter-clone && "
+                    "mv -- .thopter-clone %s; fi",
+                    qname, qmail, qws, qws, qrepo, qurl, qrepo);
+        free(qname);
+        free(qmail);
+        free(qws);
+        free(qurl);
+        free(qrepo);
+        return out;
+}
+
+char *provision_launch_command(const char *workspace,
+                               const char *repo_name,
+                               const char *remote_log,
+                               const char *agent_command,
+                               const char *session) {
+        char *qws = shell_quote(workspace), *qrepo = shell_quote(repo_name);
+        char *qlog = shell_quote(remote_log), *qsess = shell_quote(session);
+        char *typed = NULL, *qtyped = NULL, *out = NULL;
+
+        if (qws && qrepo && qlog)
+                typed = strfmt(
+                    "(cd %s/%s && if [ -f ../post-checkout.sh ]; then chmod +x "
+                    "../post-checkout.sh && echo 'Running "
+                    "post-checkout.sh...' && ../post-checkout.sh 2>&1 | tee "
+                    "-a %s || true; fi); cd %s && %s",
+                    qws, qrepo, qlog, qws, agent_command);
+        qtyped = typed ? shell_quote(typed) : NULL;
+        if (qtyped && qsess)
+                out = strfmt(
+                    "tmux send-keys -t %s -l %s && tmux send-keys -t %s Enter",
+                    qsess, qtyped, qsess);
+        free(qws);
+        free(qrepo);
+        free(qlog);
+        free(qsess);
+        free(typed);
+        free(qtyped);
+        return out;
+}

@@ -1,0 +1,73 @@
+/* provision_context.h - the text provisioning puts on a thopter: the issue
+ * as markdown and JSON, the rendered prompt, and the shell commands of the
+ * remote steps. Pure functions (no I/O), so each is unit-tested.
+ *
+ * Every value that reaches a shell goes through shell_quote() here (contract
+ * 5.11); a function that cannot build its command (a name that is not safe,
+ * out of memory) returns NULL.
+ */
+#ifndef THOPTER_PROVISION_CONTEXT_H
+#define THOPTER_PROVISION_CONTEXT_H
+
+#include "request.h"
+
+#include <stdint.h>
+
+/** @brief issue.md: title, repository, number, URL, author, body, comments. */
+char *provision_issue_markdown(const struct provision_request *req);
+
+/** @brief issue.json: {source, repository, workBranch, github} (the observer
+ * reads it). */
+char *provision_issue_json(const struct provision_request *req,
+                           const char *work_branch);
+
+/** @brief prompt.md: @p tpl with {{repository}} {{repoName}}
+ * {{issueNumber}} {{machineId}} {{workBranch}} replaced. */
+char *provision_prompt(const char *tpl,
+                       const struct provision_request *req,
+                       const char *work_branch,
+                       const char *machine_id);
+
+/** @brief "thopter/<issueNumber>--<machineId>" into @p out. */
+void provision_work_branch(const struct provision_request *req,
+                           const char *machine_id,
+                           char *out,
+                           size_t cap);
+
+/**
+ * @brief A shell command that appends "YYYY-MM-DD HH:MM:SS [PROVISIONER]
+ * <msg>" to @p log_path (creating its directory), as the original did.
+ */
+char *provision_log_command(const char *log_path,
+                            const char *msg,
+                            int64_t wall_ms);
+
+/** @brief `su - USER -c '<inner>'` (NULL when @p user is not a safe name). */
+char *provision_as_user(const char *user, const char *inner);
+
+#endif
+
+/**
+ * @brief The git step, run as the thopter user: set the commit identity and
+ * clone @p url into WORKSPACE/REPO (skipped when it is there). The token is
+ * read from the command's stdin (one line), never from its arguments, and
+ * reaches git through a credential helper: never on a command line, never
+ * in .git/config.
+ */
+char *provision_git_command(const char *user_name,
+                            const char *user_email,
+                            const char *workspace,
+                            const char *url,
+                            const char *repo_name);
+
+/**
+ * @brief What the launch step types into tmux session @p session: run
+ * ../post-checkout.sh in the clone when there is one (its output appended to
+ * @p remote_log), then @p agent_command in @p workspace. As one shell
+ * command for the thopter user (`tmux send-keys -l` then Enter).
+ */
+char *provision_launch_command(const char *workspace,
+                               const char *repo_name,
+                               const char *remote_log,
+                               const char *agent_command,
+                               const char *session);

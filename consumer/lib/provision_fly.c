@@ -1,0 +1,384 @@
+/* provision_fly.c - the fly steps of a provision: lookup, capacity, volume
+ * and create, wait for started, and the clean-up of a failed provision.
+ * See provision_int.h.
+ *
+ * DESIGN
+ * ------
+ * Create is not idempotent, so every machine carries its requestId in
+ * config.metadata.thopter_request_id and is looked up before the flow and
+ * before every create attempt: an ambiguous failure (a timeout or a 5xx
+ * after fly made the machine) never turns into a second machine.
+ */
+#include "provision_int.h"
+#include "clock.h"
+#include "metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* Lookup and capacity */
+
+struct list_call {
+        struct fly_client *fly;
+        const char *key, *value; /* metadata filter, optional */
+        struct fly_machine *machines;
+        size_t n;
+};
+
+static int call_list(void *arg, struct err *err) {
+        struct list_call *c = arg;
+        free(c->machines);
+        c->machines = NULL;
+        c->n = 0;
+        return fly_machine_list(c->fly, c->key, c->value, &c->machines, &c->n,
+                                err);
+}
+
+/* One attempt: the machine already made for this request, if any, into
+ * r->machine. */
+static int find_by_request_id(struct provision_run *r,
+                              int *found,
+                              struct err *err) {
+        struct list_call c = {r->ctx->deps.fly, "thopter_request_id",
+                              r->req->request_id, NULL, 0};
+        *found = 0;
+        if (call_list(&c, err) == -1)
+                return -1;
+        for (size_t i = 0; i < c.n && !*found; i++) {
+                if (strcmp(c.machines[i].request_id, r->req->request_id) == 0) {
+                        r->machine = c.machines[i];
+                        *found = 1;
+                }
+        }
+        free(c.machines);
+        return 0;
+}
+
+struct lookup_call {
+        struct provision_run *r;
+        int found;
+};
+
+static int call_lookup(void *arg, struct err *err) {
+        struct lookup_call *l = arg;
+        return find_by_request_id(l->r, &l->found, err);
+}
+
+int provision_lookup(struct provision_run *r, int *found, struct err *err) {
+        struct lookup_call l = {r, 0};
+        if (fly_retry_call(r->ctx->deps.retry, r->job, "lookup", "lookup",
+                           call_lookup, &l, err) == -1)
+                return -1;
+        *found = l.found;
+        r->have_machine = l.found;
+        return 0;
+}
+
+static int count_started_thopters(struct provision_run *r,
+                                  int *count,
+                                  struct err *err) {
+        struct list_call c = {r->ctx->deps.fly, NULL, NULL, NULL, 0};
+        if (fly_retry_call(r->ctx->deps.retry, r->job, "capacity", "list",
+                           call_list, &c, err) == -1)
+                return -1;
+        *count = 0;
+        for (size_t i = 0; i < c.n; i++)
+                *count += destroy_name_is_thopter(c.machines[i].name) &&
+                          strcmp(c.machines[i].state, "started") == 0;
+        free(c.machines);
+        return 0;
+}
+
+/* Contract 5.8: wait, do not fail, while at capacity. The hold pauses the
+ * partition; the loop keeps polling. One waiting_capacity event. */
+int provision_capacity(struct provision_run *r, struct err *err) {
+        long delay = 1000, max = r->cfg->capacity_recheck_max_s * 1000L;
+        int announced = 0, started, rc = -1;
+
+        job_step(r->job, "capacity");
+        for (;;) {
+                if (count_started_thopters(r, &started, err) == -1)
+                        goto out;
+                if (started < r->cfg->max_thopters)
+                        break;
+                if (!announced) {
+                        announced = 1;
+                        /* Nothing done yet: a stop may take it back at once. */
+                        job_set_interruptible(r->job, 1);
+                        job_hold_intake(r->job, 1);
+                        job_log(r->job, LOG_INFO,
+                                "at capacity (%d started thopters, "
+                                "MAX_THOPTERS %d): waiting",
+                                started, r->cfg->max_thopters);
+                        job_emit(r->job, "waiting_capacity", "capacity", NULL);
+                }
+                if (job_sleep(r->job, delay, err) == -1)
+                        goto out;
+                delay = delay * 2 > max ? max : delay * 2;
+        }
+        if (announced)
+                job_log(r->job, LOG_INFO, "capacity available again");
+        rc = 0;
+out:
+        job_set_interruptible(r->job, 0);
+        if (announced)
+                job_hold_intake(r->job, 0);
+        return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Volume and create */
+
+struct volume_call {
+        struct provision_run *r;
+        char skip[4][64]; /* volumes that turned out to be claimed */
+        int nskip;
+        struct fly_volume chosen;
+};
+
+static int call_volume(void *arg, struct err *err) {
+        struct volume_call *c = arg;
+        struct fly_volume *vols = NULL;
+        size_t n = 0;
+        const struct config *cfg = c->r->cfg;
+        struct fly_client *fly = c->r->ctx->deps.fly;
+
+        if (fly_volume_list(fly, &vols, &n, err) == -1)
+                return -1;
+        for (size_t i = 0; i < n; i++) {
+                int skipped = 0;
+                for (int s = 0; s < c->nskip; s++)
+                        skipped |= strcmp(c->skip[s], vols[i].id) == 0;
+                if (!skipped &&
+                    strcmp(vols[i].name, PROVISION_VOLUME_NAME) == 0 &&
+                    strcmp(vols[i].region, cfg->region) == 0 &&
+                    !vols[i].attached_machine_id[0]) {
+                        c->chosen = vols[i];
+                        free(vols);
+                        return 0;
+                }
+        }
+        free(vols);
+        return fly_volume_create(fly, PROVISION_VOLUME_NAME,
+                                 cfg->volume_size_gb, cfg->region, &c->chosen,
+                                 err);
+}
+
+/* fly's preset sizes (fly docs "Machine sizing"). */
+static int guest_for(const char *size, const char **kind, int *cpus, int *mem) {
+        static const struct {
+                const char *name;
+                const char *kind;
+                int cpus, mem;
+        } sizes[] = {
+            {"shared-cpu-1x", "shared", 1, 256},
+            {"shared-cpu-2x", "shared", 2, 512},
+            {"shared-cpu-4x", "shared", 4, 1024},
+            {"shared-cpu-8x", "shared", 8, 2048},
+            {"performance-1x", "performance", 1, 2048},
+            {"performance-2x", "performance", 2, 4096},
+            {"performance-4x", "performance", 4, 8192},
+            {"performance-8x", "performance", 8, 16384},
+            {"performance-16x", "performance", 16, 32768},
+        };
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+                if (strcmp(sizes[i].name, size) == 0) {
+                        *kind = sizes[i].kind;
+                        *cpus = sizes[i].cpus;
+                        *mem = sizes[i].mem;
+                        return 0;
+                }
+        }
+        return -1;
+}
+
+struct create_call {
+        struct provision_run *r;
+        struct fly_create_spec spec;
+        int created;
+};
+
+/* Look the request up before every attempt, so an ambiguous failure (408,
+ * 5xx after the machine was made) is not turned into a second machine. */
+static int call_create(void *arg, struct err *err) {
+        struct create_call *c = arg;
+        int found = 0;
+
+        if (find_by_request_id(c->r, &found, err) == -1)
+                return -1;
+        if (found)
+                return 0;
+        if (fly_machine_create(c->r->ctx->deps.fly, &c->spec, &c->r->machine,
+                               err) == -1)
+                return -1;
+        c->created = 1;
+        return 0;
+}
+
+static void random_suffix(struct provision_ctx *ctx, char *out, size_t n) {
+        static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+        for (size_t i = 0; i + 1 < n; i++)
+                out[i] = alphabet[rand_r(&ctx->seed) % 36];
+        out[n - 1] = '\0';
+}
+
+#define ENV_MAX 16
+
+/* Add @p k=@p v to the machine's environment when @p v is set. */
+static void env_add(struct fly_kv *env, size_t *n, const char *k, const char *v) {
+        if (v && *v && *n < ENV_MAX)
+                env[(*n)++] = (struct fly_kv){k, v};
+}
+
+int provision_create(struct provision_run *r, struct err *err) {
+        const struct config *cfg = r->cfg;
+        struct volume_call vc = {.r = r};
+        struct create_call cc = {.r = r};
+        char name[64], suffix[7];
+        struct fly_kv env[ENV_MAX], meta[2];
+        size_t nenv = 0;
+        const char *kind;
+        int cpus, mem;
+
+        if (guest_for(cfg->vm_size, &kind, &cpus, &mem) == -1) {
+                err_set(err, ERR_PERMANENT, 0,
+                        "THOPTER_VM_SIZE \"%s\" is not a fly size name",
+                        cfg->vm_size);
+                return err_classify(err, ERRC_FLY_REJECTED, "create");
+        }
+        random_suffix(r->ctx, suffix, sizeof(suffix));
+        snprintf(name, sizeof(name), THOPTER_NAME_PREFIX "%s-%s",
+                 r->req->issue_number, suffix);
+        env_add(env, &nenv, "APP_NAME", cfg->app_name);
+        env_add(env, &nenv, "METADATA_SERVICE_HOST",
+                cfg->metadata_service_host);
+        env_add(env, &nenv, "WEB_TERMINAL_PORT", cfg->web_terminal_port);
+        env_add(env, &nenv, "HUB_STATUS_PORT", cfg->hub_status_port);
+        env_add(env, &nenv, "GITHUB_REPO_PAT", r->repo->pat);
+        env_add(env, &nenv, "REPOSITORY", r->req->repository);
+        env_add(env, &nenv, "ISSUE_NUMBER", r->req->issue_number);
+        env_add(env, &nenv, "GIT_USER_NAME", r->repo->user_name);
+        env_add(env, &nenv, "GIT_USER_EMAIL", r->repo->user_email);
+        env_add(env, &nenv, "DANGEROUSLY_SKIP_FIREWALL",
+                cfg->dangerously_skip_firewall);
+        env_add(env, &nenv, "ALLOWED_DOMAINS", cfg->allowed_domains);
+        meta[0] = (struct fly_kv){"thopter_request_id", r->req->request_id};
+        meta[1] = (struct fly_kv){"thopter_role", "agent"};
+
+        for (int tries = 0;; tries++) {
+                job_step(r->job, "volume");
+                memset(&vc.chosen, 0, sizeof(vc.chosen));
+                if (fly_retry_call(r->ctx->deps.retry, r->job, "volume",
+                                   "volume", call_volume, &vc, err) == -1)
+                        return -1;
+                cc.spec = (struct fly_create_spec){.name = name,
+                                                   .region = cfg->region,
+                                                   .image = cfg->image,
+                                                   .cpu_kind = kind,
+                                                   .cpus = cpus,
+                                                   .memory_mb = mem,
+                                                   .env = env,
+                                                   .n_env = nenv,
+                                                   .metadata = meta,
+                                                   .n_metadata = 2,
+                                                   .volume_id = vc.chosen.id,
+                                                   .mount_path = "/data"};
+                job_step(r->job, "create");
+                if (fly_retry_call(r->ctx->deps.retry, r->job, "create",
+                                   "create", call_create, &cc, err) == 0)
+                        break;
+                if (err->cause == ERR_CAUSE_VOLUME_CLAIMED && tries < 3 &&
+                    vc.nskip < 4) {
+                        /* Another create took the volume: pick another. */
+                        snprintf(vc.skip[vc.nskip++], sizeof(vc.skip[0]), "%s",
+                                 vc.chosen.id);
+                        job_log(r->job, LOG_INFO,
+                                "volume %s already claimed; picking another",
+                                vc.chosen.id);
+                        err_clear(err);
+                        continue;
+                }
+                if (err->cause == ERR_CAUSE_NO_CAPACITY)
+                        err_classify(err, ERRC_CAPACITY, "create");
+                return -1;
+        }
+        r->have_machine = 1;
+        r->ready_deadline = clock_deadline(cfg->ready_timeout_s * 1000L);
+        job_set_machine(r->job, r->machine.id, r->machine.name,
+                        r->machine.region);
+        job_log(r->job, LOG_INFO, "%s machine %s (%s) in %s with volume %s",
+                cc.created ? "created" : "found", r->machine.id,
+                r->machine.name, r->machine.region, vc.chosen.id);
+        return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Wait */
+
+static int call_wait(void *arg, struct err *err) {
+        struct provision_run *r = arg;
+        int64_t left = clock_left_ms(r->ready_deadline);
+        int secs = (int)(left / 1000);
+
+        if (left <= 0)
+                return err_setc(err, ERR_PERMANENT, ERR_CAUSE_DEADLINE, 0,
+                                "machine %s not started within "
+                                "THOPTER_READY_TIMEOUT (%d s)",
+                                r->machine.id, r->cfg->ready_timeout_s);
+        return fly_machine_wait(r->ctx->deps.fly, r->machine.id, "started",
+                                NULL,
+                                secs < 1    ? 1
+                                : secs > 60 ? 60
+                                            : secs,
+                                err);
+}
+
+int provision_wait_started(struct provision_run *r, struct err *err) {
+        /* A 408 from /wait only means "not yet": keep waiting until the
+         * deadline instead of spending the usual retry budget. */
+        struct fly_retry patient = *r->ctx->deps.retry;
+        char target[96];
+
+        patient.max_attempts = 1000;
+        snprintf(target, sizeof(target), "wait:%s", r->machine.id);
+        job_step(r->job, "wait");
+        if (fly_retry_call(&patient, r->job, "wait", target, call_wait, r,
+                           err) == -1) {
+                if (err->cause == ERR_CAUSE_DEADLINE)
+                        err_classify(err, ERRC_TIMEOUT, "wait");
+                return -1;
+        }
+        /* private_ip may only be known now. */
+        struct fly_machine fresh;
+        struct err e = {0};
+        if (fly_machine_get(r->ctx->deps.fly, r->machine.id, &fresh, &e) == 0)
+                r->machine = fresh;
+        return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Clean-up */
+
+void provision_cleanup(struct provision_run *r) {
+        struct err e = {0};
+
+        if (!r->have_machine || job_cancelled(r->job))
+                return;
+        if (r->cfg->keep_failed) {
+                job_log(r->job, LOG_WARN,
+                        "keeping failed machine %s (THOPTER_KEEP_FAILED=1)",
+                        r->machine.id);
+                return;
+        }
+        if (destroy_machine(&r->ctx->destroy, r->job, r->machine.id, NULL,
+                            NULL, &e) == 0) {
+                job_log(r->job, LOG_INFO, "destroyed failed machine %s",
+                        r->machine.id);
+                return;
+        }
+        job_log(r->job, LOG_ERROR,
+                "could not destroy failed machine %s: %s (destroy it by hand)",
+                r->machine.id, e.msg);
+}

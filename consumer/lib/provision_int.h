@@ -1,0 +1,60 @@
+/* provision_int.h - what the provision_*.c files share; not for anyone else
+ * (the public contract is provision.h).
+ */
+#ifndef THOPTER_PROVISION_INT_H
+#define THOPTER_PROVISION_INT_H
+
+#include "destroy.h"
+#include "provision.h"
+#include "request.h"
+#include "ssh_client.h"
+
+#include <stdint.h>
+
+#define PROVISION_VOLUME_NAME "thopter_data"
+#define PROVISION_DONE_MARKER ".thopter-provisioned"
+
+struct provision_ctx {
+        struct provision_deps deps;
+        struct destroy_deps destroy; /* the clean-up's */
+        unsigned seed;               /* machine name suffixes */
+};
+
+/* Everything one run knows; freed at its end. */
+struct provision_run {
+        struct provision_ctx *ctx;
+        const struct config *cfg;
+        struct job *job;
+        struct provision_request *req;
+        const struct repo_cred *repo;
+        struct fly_machine machine;
+        int have_machine;
+        struct ssh_conn *ssh;
+        char workspace[512];
+        char work_branch[160];
+        int64_t ready_deadline; /* monotonic; set at create (or lookup) */
+};
+
+/* provision_fly.c */
+/** The machine already made for this request, if any, into r->machine. */
+int provision_lookup(struct provision_run *r, int *found, struct err *err);
+/** Contract 5.8: wait, do not fail, while MAX_THOPTERS are started. */
+int provision_capacity(struct provision_run *r, struct err *err);
+/** Pick or create a volume, create the machine. */
+int provision_create(struct provision_run *r, struct err *err);
+/** Wait until fly says the machine is started (within ready_deadline). */
+int provision_wait_started(struct provision_run *r, struct err *err);
+/** No orphans: remove the failed provision's machine. */
+void provision_cleanup(struct provision_run *r);
+
+/* provision_remote.c */
+/** Connect until sshd accepts (within ready_deadline). */
+int provision_connect(struct provision_run *r, struct err *err);
+/** Whether the done marker of this request is on the machine. */
+int provision_is_done(struct provision_run *r, int *done, struct err *err);
+int provision_golden_claude(struct provision_run *r, struct err *err);
+int provision_git(struct provision_run *r, struct err *err);
+int provision_context_files(struct provision_run *r, struct err *err);
+int provision_launch(struct provision_run *r, struct err *err);
+
+#endif

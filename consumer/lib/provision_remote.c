@@ -1,0 +1,535 @@
+/* provision_remote.c - the SSH session of a provision and its remote steps:
+ * Golden Claude copy, git, context files, launch. See provision_int.h.
+ *
+ * DESIGN
+ * ------
+ * One SSH connection per machine per provision: every remote step, and the
+ * log line that announces it, runs over it. When it drops (sshd restarted, a
+ * network blip) a new one is opened and the step runs again: every remote
+ * step is safe to repeat (clone is skipped when the repository is there,
+ * files are replaced atomically) except the launch, which types into tmux
+ * and is therefore retried only after checking the done marker it writes in
+ * the same command. The Golden Claude copy streams tar from the GC's
+ * connection into tar on the thopter's, with no temporary file.
+ */
+#include "provision_int.h"
+#include "clock.h"
+#include "metrics.h"
+#include "provision_context.h"
+#include "shell_quote.h"
+#include "strfmt.h"
+#include "template.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define SSH_CONNECT_MS    15000L
+#define SSH_STEP_ATTEMPTS 3
+#define SSH_RECONNECT_MS  30000L
+#define PROMPT_MAX        (1 << 20)
+
+/* ------------------------------------------------------------------ */
+/* The session */
+
+static char *host_for(struct provision_run *r, const struct fly_machine *m) {
+        struct template_var vars[] = {{"id", m->id},
+                                      {"app", r->cfg->app_name},
+                                      {"private_ip", m->private_ip}};
+        return template_render(r->cfg->ssh_host, "{", "}", vars, 3);
+}
+
+static struct ssh_opts ssh_opts_for(struct provision_run *r, const char *host) {
+        struct ssh_opts o = {
+            .host = host,
+            .port = r->cfg->ssh_port,
+            .user = r->cfg->ssh_user,
+            .key_path = r->cfg->ssh_key,
+            .known_hosts_path =
+                r->cfg->ssh_known_hosts && *r->cfg->ssh_known_hosts
+                    ? r->cfg->ssh_known_hosts
+                    : NULL,
+            .insecure = r->cfg->ssh_insecure,
+            .connect_timeout_ms = SSH_CONNECT_MS,
+        };
+        return o;
+}
+
+/* Connect to @p m until @p deadline. */
+static struct ssh_conn *open_session(struct provision_run *r,
+                                     const struct fly_machine *m,
+                                     int64_t deadline,
+                                     struct err *err) {
+        char *host = host_for(r, m);
+        struct ssh_conn *c = NULL;
+
+        if (!host) {
+                err_oom(err, "ssh host");
+                return NULL;
+        }
+        struct ssh_opts o = ssh_opts_for(r, host);
+        c = ssh_connect_until(&o, deadline, &r->job->cancel, err);
+        if (c)
+                metrics_inc(M_PROVISION_SSH_CONNECTIONS, "", 1);
+        free(host);
+        return c;
+}
+
+int provision_connect(struct provision_run *r, struct err *err) {
+        r->ssh = open_session(r, &r->machine, r->ready_deadline, err);
+        if (r->ssh)
+                return 0;
+        if (err->cause == ERR_CAUSE_CANCELLED)
+                return -1;
+        return err_classify(err,
+                            err->cause == ERR_CAUSE_DEADLINE ? ERRC_TIMEOUT
+                                                             : ERRC_SSH,
+                            "wait");
+}
+
+/* Whether a failed remote call is worth another attempt on a new
+ * connection: transient (the transport, not a deadline), attempts left, and
+ * a new connection could be made. */
+static int retry_remote(struct provision_run *r,
+                        int attempt,
+                        const char *step,
+                        struct err *err) {
+        if (err->kind != ERR_TRANSIENT || err->cause == ERR_CAUSE_DEADLINE ||
+            attempt + 1 >= SSH_STEP_ATTEMPTS || job_cancelled(r->job))
+                return 0;
+        job_log(r->job, LOG_WARN, "%s: %s; reconnecting to retry", step,
+                err->msg);
+        metrics_inc(M_SSH_STEP_RETRIES, "", 1);
+        long window = r->cfg->ready_timeout_s * 1000L < SSH_RECONNECT_MS
+                          ? r->cfg->ready_timeout_s * 1000L
+                          : SSH_RECONNECT_MS;
+        struct err ce = {0};
+        ssh_close(r->ssh);
+        r->ssh = open_session(r, &r->machine, clock_deadline(window), &ce);
+        if (!r->ssh) {
+                job_log(r->job, LOG_WARN, "%s: reconnect failed: %s", step,
+                        ce.msg);
+                return 0;
+        }
+        err_clear(err);
+        return 1;
+}
+
+/* The class of a failed remote call of @p step. */
+static int remote_failed(struct err *err, const char *step) {
+        if (err->cause == ERR_CAUSE_CANCELLED)
+                return -1;
+        return err_classify(err,
+                            err->cause == ERR_CAUSE_DEADLINE ? ERRC_TIMEOUT
+                            : err->cause == ERR_CAUSE_OOM    ? ERRC_INTERNAL
+                                                             : ERRC_SSH,
+                            step);
+}
+
+/* Run @p cmd (after logging @p what to the remote log); a non-zero exit is
+ * a permanent ssh failure of @p step; a dropped connection is retried on a
+ * new one when @p may_retry. */
+static int remote_step(struct provision_run *r,
+                       const char *step,
+                       const char *what,
+                       const char *cmd,
+                       const void *in,
+                       size_t in_len,
+                       int may_retry,
+                       struct err *err) {
+        struct ssh_result res = {0};
+        char *logc = provision_log_command(r->cfg->remote_log, what,
+                                           clock_wall_ms());
+        char *full = logc ? strfmt("%s; %s", logc, cmd) : NULL;
+        int rc = -1;
+
+        if (!full) {
+                err_oom(err, step);
+                remote_failed(err, step);
+                goto out;
+        }
+        for (int attempt = 0;; attempt++) {
+                if (ssh_run(r->ssh, full, in, in_len,
+                            r->cfg->ssh_timeout_s * 1000L, &res, err) == 0)
+                        break;
+                ssh_result_free(&res);
+                if (!may_retry || !retry_remote(r, attempt, step, err)) {
+                        remote_failed(err, step);
+                        goto out;
+                }
+        }
+        if (res.exit_status != 0) {
+                char tail[160];
+                ssh_result_tail(&res, tail, sizeof(tail));
+                err_setc(err, ERR_PERMANENT, ERR_CAUSE_REMOTE_EXIT,
+                         res.exit_status, "%s: remote command exited %d: %s",
+                         step, res.exit_status, tail);
+                err_classify(err, ERRC_SSH, step);
+                goto out;
+        }
+        rc = 0;
+out:
+        ssh_result_free(&res);
+        free(logc);
+        free(full);
+        return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The done marker */
+
+static char *marker_path(struct provision_run *r) {
+        return strfmt("%s/%s", r->cfg->remote_home, PROVISION_DONE_MARKER);
+}
+
+int provision_is_done(struct provision_run *r, int *done, struct err *err) {
+        struct ssh_result res = {0};
+        char *path = marker_path(r);
+        char *q = path ? shell_quote(path) : NULL;
+        char *cmd = q ? strfmt("cat %s 2>/dev/null", q) : NULL;
+        int rc = -1;
+
+        if (!cmd) {
+                err_oom(err, "done marker");
+                remote_failed(err, "lookup");
+                goto out;
+        }
+        if (ssh_run(r->ssh, cmd, NULL, 0, 30000, &res, err) == -1) {
+                remote_failed(err, "lookup");
+                goto out;
+        }
+        /* The whole line must match: "prov-10" is not "prov-1". */
+        size_t idlen = strlen(r->req->request_id);
+        *done = res.exit_status == 0 &&
+                strncmp(res.out, r->req->request_id, idlen) == 0 &&
+                (res.out[idlen] == '\n' || res.out[idlen] == '\0');
+        rc = 0;
+out:
+        ssh_result_free(&res);
+        free(path);
+        free(q);
+        free(cmd);
+        return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Golden Claude */
+
+struct gc_find {
+        struct provision_run *r;
+        struct fly_machine gc;
+        int found;
+};
+
+static int find_gc_call(void *arg, struct err *err) {
+        struct gc_find *f = arg;
+        struct fly_machine *ms = NULL;
+        size_t n = 0;
+        char want[64];
+
+        f->found = 0;
+        if (fly_machine_list(f->r->ctx->deps.fly, NULL, NULL, &ms, &n, err) ==
+            -1)
+                return -1;
+        for (int pass = 0; pass < 2 && !f->found; pass++) {
+                snprintf(want, sizeof(want), "gc-%s",
+                         pass == 0 ? f->r->req->gc : "default");
+                for (size_t i = 0; i < n && !f->found; i++) {
+                        if (strcmp(ms[i].name, want) == 0 &&
+                            strcmp(ms[i].state, "started") == 0) {
+                                f->gc = ms[i];
+                                f->found = 1;
+                        }
+                }
+        }
+        free(ms);
+        return 0;
+}
+
+/* The original treated this copy as optional: a thopter without Golden
+ * Claude credentials still works once someone logs it in. So a missing GC
+ * is a note, and a failed copy a warning; neither fails the request. */
+int provision_golden_claude(struct provision_run *r, struct err *err) {
+        struct gc_find f = {.r = r};
+        struct ssh_conn *gcssh = NULL;
+        char *qhome = NULL, *quser = NULL, *src = NULL, *inner = NULL;
+        char *logc = NULL, *dst = NULL;
+        struct err e = {0};
+        int rc = -1;
+
+        job_step(r->job, "golden_claude");
+        if (fly_retry_call(r->ctx->deps.retry, r->job, "golden_claude", "list",
+                           find_gc_call, &f, err) == -1)
+                return -1;
+        if (!f.found) {
+                job_log(r->job, LOG_INFO,
+                        "no started Golden Claude gc-%s or gc-default: copy "
+                        "skipped",
+                        r->req->gc);
+                return remote_step(r, "golden_claude",
+                                   "Golden Claude copy skipped: none running",
+                                   "true", NULL, 0, 1, err);
+        }
+        /* One attempt: a Golden Claude that does not answer is skipped. */
+        char *gchost = host_for(r, &f.gc);
+        if (gchost) {
+                struct ssh_opts o = ssh_opts_for(r, gchost);
+                gcssh = ssh_connect(&o, &e);
+        } else {
+                err_oom(&e, "ssh host");
+        }
+        free(gchost);
+        if (!gcssh) {
+                job_log(r->job, LOG_WARN, "Golden Claude %s unreachable: %s",
+                        f.gc.name, e.msg);
+                return 0;
+        }
+        metrics_inc(M_PROVISION_SSH_CONNECTIONS, "", 1);
+        qhome = shell_quote(r->cfg->remote_home);
+        quser = shell_quote(r->cfg->remote_user);
+        src = qhome ? strfmt("tar czf - -C %s --exclude=./.bashrc "
+                             "--exclude=./.claude/projects .",
+                             qhome)
+                    : NULL;
+        inner = qhome && quser
+                    ? strfmt("mkdir -p %s && tar xzf - -C %s && chown -R %s: "
+                             "%s",
+                             qhome, qhome, quser, qhome)
+                    : NULL;
+        logc = provision_log_command(r->cfg->remote_log,
+                                     "copying Golden Claude data",
+                                     clock_wall_ms());
+        dst = logc && inner ? strfmt("%s; %s", logc, inner) : NULL;
+        if (!src || !dst) {
+                err_oom(err, "golden_claude");
+                remote_failed(err, "golden_claude");
+                goto out;
+        }
+        if (ssh_pipe(gcssh, src, r->ssh, dst, r->cfg->ssh_timeout_s * 1000L,
+                     &e) == -1)
+                job_log(r->job, LOG_WARN,
+                        "Golden Claude copy from %s failed (continuing): %s",
+                        f.gc.name, e.msg);
+        else
+                job_log(r->job, LOG_INFO, "Golden Claude data copied from %s",
+                        f.gc.name);
+        rc = 0;
+out:
+        ssh_close(gcssh);
+        free(qhome);
+        free(quser);
+        free(src);
+        free(inner);
+        free(logc);
+        free(dst);
+        return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* git */
+
+int provision_git(struct provision_run *r, struct err *err) {
+        struct template_var v[] = {{"repository", r->req->repository}};
+        char *url = template_render(r->cfg->git_url, "{", "}", v, 1);
+        char *inner = url ? provision_git_command(r->repo->user_name,
+                                                  r->repo->user_email,
+                                                  r->workspace, url,
+                                                  r->req->repo_name)
+                          : NULL;
+        char *cmd = inner ? provision_as_user(r->cfg->remote_user, inner) : NULL;
+        char *in = strfmt("%s\n", r->repo->pat);
+        int rc = -1;
+
+        job_step(r->job, "git");
+        if (!cmd || !in) {
+                err_oom(err, "git");
+                remote_failed(err, "git");
+        } else {
+                /* The token goes in on stdin, never on a command line. */
+                rc = remote_step(r, "git", "git identity and clone", cmd, in,
+                                 strlen(in), 1, err);
+        }
+        secret_free(in);
+        free(url);
+        free(inner);
+        free(cmd);
+        return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Context files */
+
+static char *read_local_file(const char *path, size_t max) {
+        FILE *f = fopen(path, "rb");
+        char *buf = NULL;
+        long n;
+
+        if (!f)
+                return NULL;
+        if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+            (size_t)n < max && fseek(f, 0, SEEK_SET) == 0) {
+                buf = malloc((size_t)n + 1);
+                if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+                        buf[n] = '\0';
+                } else {
+                        free(buf);
+                        buf = NULL;
+                }
+        }
+        fclose(f);
+        return buf;
+}
+
+static const char *prompts_dir(const struct config *cfg) {
+        struct stat st;
+        if (cfg->prompts_dir && *cfg->prompts_dir)
+                return cfg->prompts_dir;
+        if (stat(THOPTER_DATA_DIR "/prompts", &st) == 0)
+                return THOPTER_DATA_DIR "/prompts";
+        return THOPTER_SOURCE_DATA_DIR "/prompts";
+}
+
+static char *prompt_markdown(struct provision_run *r, struct err *err) {
+        const char *dir = prompts_dir(r->cfg);
+        char *path = strfmt("%s/%s.md", dir, r->req->prompt);
+        char *tpl = path ? read_local_file(path, PROMPT_MAX) : NULL;
+        char *out = NULL;
+
+        if (path && !tpl) {
+                job_log(r->job, LOG_WARN, "prompt %s not found; using default",
+                        path);
+                free(path);
+                path = strfmt("%s/default.md", dir);
+                tpl = path ? read_local_file(path, PROMPT_MAX) : NULL;
+        }
+        if (!path) {
+                err_oom(err, "context_files");
+        } else if (!tpl) {
+                err_set(err, ERR_PERMANENT, 0,
+                        "no prompt template %s (THOPTER_PROMPTS_DIR)", path);
+        } else {
+                out = provision_prompt(tpl, r->req, r->work_branch,
+                                       r->machine.id);
+                if (!out)
+                        err_oom(err, "context_files");
+        }
+        if (!out)
+                err_classify(err, ERRC_INTERNAL, "context_files");
+        free(path);
+        free(tpl);
+        return out;
+}
+
+int provision_context_files(struct provision_run *r, struct err *err) {
+        struct {
+                const char *name;
+                char *data;
+        } files[3] = {{"issue.md", provision_issue_markdown(r->req)},
+                      {"prompt.md", NULL},
+                      {"issue.json",
+                       provision_issue_json(r->req, r->work_branch)}};
+        char *qws = shell_quote(r->workspace);
+        char *quser = shell_quote(r->cfg->remote_user);
+        char *inner = NULL;
+        int rc = -1;
+
+        job_step(r->job, "context_files");
+        files[1].data = prompt_markdown(r, err);
+        if (!files[1].data)
+                goto out;
+        if (!files[0].data || !files[2].data || !qws || !quser)
+                goto oom;
+        for (int i = 0; i < 3; i++) {
+                char *path = strfmt("%s/%s", r->workspace, files[i].name);
+                if (!path)
+                        goto oom;
+                for (int attempt = 0;; attempt++) {
+                        if (ssh_upload(r->ssh, path, files[i].data,
+                                       strlen(files[i].data), 0644,
+                                       r->cfg->ssh_timeout_s * 1000L,
+                                       err) == 0)
+                                break;
+                        if (!retry_remote(r, attempt, "context_files", err)) {
+                                free(path);
+                                remote_failed(err, "context_files");
+                                goto out;
+                        }
+                }
+                free(path);
+        }
+        inner = strfmt("chown %s: %s/issue.md %s/prompt.md %s/issue.json",
+                       quser, qws, qws, qws);
+        if (!inner)
+                goto oom;
+        rc = remote_step(r, "context_files", "context files written", inner,
+                         NULL, 0, 1, err);
+        goto out;
+oom:
+        err_oom(err, "context_files");
+        remote_failed(err, "context_files");
+out:
+        for (int i = 0; i < 3; i++)
+                free(files[i].data);
+        free(qws);
+        free(quser);
+        free(inner);
+        return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Launch */
+
+/* Types the agent command into the tmux session and writes the done marker
+ * in the same remote command, so a redelivery never types it twice. */
+int provision_launch(struct provision_run *r, struct err *err) {
+        char *typed = provision_launch_command(
+            r->workspace, r->req->repo_name, r->cfg->remote_log,
+            r->cfg->agent_command, r->cfg->tmux_session);
+        char *cmd = typed ? provision_as_user(r->cfg->remote_user, typed)
+                          : NULL;
+        char *marker = marker_path(r);
+        char *qmarker = marker ? shell_quote(marker) : NULL;
+        char *qid = shell_quote(r->req->request_id);
+        char *full = cmd && qmarker && qid
+                         ? strfmt("%s && printf '%%s\\n' %s > %s", cmd, qid,
+                                  qmarker)
+                         : NULL;
+        int rc = -1;
+
+        job_step(r->job, "launch");
+        if (!full) {
+                err_oom(err, "launch");
+                remote_failed(err, "launch");
+                goto out;
+        }
+        /* Not blindly retried: if the connection dropped after the keys
+         * were typed, typing them again would start a second agent. The
+         * marker written in the same command tells which happened. */
+        for (int attempt = 0;; attempt++) {
+                rc = remote_step(r, "launch", "launching the agent in tmux",
+                                 full, NULL, 0, 0, err);
+                if (rc == 0 || err->kind != ERR_TRANSIENT ||
+                    err->cause == ERR_CAUSE_DEADLINE ||
+                    !retry_remote(r, attempt, "launch", err))
+                        break;
+                int done = 0;
+                struct err e = {0};
+                if (provision_is_done(r, &done, &e) == -1) {
+                        *err = e;
+                        break;
+                }
+                if (done) {
+                        rc = 0;
+                        break;
+                }
+        }
+out:
+        free(typed);
+        free(cmd);
+        free(marker);
+        free(qmarker);
+        free(qid);
+        free(full);
+        return rc;
+}
