@@ -67,6 +67,7 @@ static const struct {
     {"github.issueUrl", "--issue-url"},
     {"gc", "--gc"},
     {"prompt", "--prompt"},
+    {"image", "--image"},
     {"thopterId", "ID"},
     {"reason", "--reason"},
 };
@@ -79,7 +80,9 @@ static void usage(FILE *out) {
             "--issue-number N\n"
             "                         --issue-title TITLE --issue-body BODY "
             "[--issue-url URL]\n"
-            "                         [--gc NAME] [--prompt NAME] [options]\n"
+            "                         [--gc NAME] [--prompt NAME] [--image "
+            "REF] "
+            "[options]\n"
             "  thopter-send provision - [options]        JSON lines on stdin, "
             "one request each\n"
             "  thopter-send destroy ID... [--reason R] [--request-id ID] "
@@ -243,7 +246,7 @@ static int destroy_from_id(struct msg *m,
 struct provision_flags {
         const char *request_id, *repository, *issue_number, *issue_title,
             *issue_body;
-        const char *issue_url, *gc, *prompt;
+        const char *issue_url, *gc, *prompt, *image;
 };
 
 static int provision_from_flags(struct msg *m,
@@ -267,6 +270,8 @@ static int provision_from_flags(struct msg *m,
                 cJSON_AddStringToObject(obj, "gc", f->gc);
         if (f->prompt)
                 cJSON_AddStringToObject(obj, "prompt", f->prompt);
+        if (f->image)
+                cJSON_AddStringToObject(obj, "image", f->image);
         add_common(obj);
         return set_json(m, obj);
 }
@@ -538,6 +543,9 @@ int main(int argc, char **argv) {
                 if (r == 0)
                         r = cli_value(&cli, argc, argv, &i, "--prompt", NULL,
                                       &pf.prompt);
+                if (r == 0)
+                        r = cli_value(&cli, argc, argv, &i, "--image", NULL,
+                                      &pf.image);
                 if (r == -1)
                         return CLI_USAGE;
                 if (r == 1)
@@ -578,9 +586,10 @@ int main(int argc, char **argv) {
                     "unknown command \"%s\": expected provision or destroy",
                     sub);
 
-        if (nfiles && (use_stdin || nids || pf.request_id || pf.repository ||
-                       pf.issue_number || pf.issue_title || pf.issue_body ||
-                       pf.issue_url || pf.gc || pf.prompt || reason))
+        if (nfiles &&
+            (use_stdin || nids || pf.request_id || pf.repository ||
+             pf.issue_number || pf.issue_title || pf.issue_body ||
+             pf.issue_url || pf.gc || pf.prompt || pf.image || reason))
                 return cli_usage_error(
                     &cli, "--file sends the requests as written: give no ids, "
                           "no - and no request flags with it");
@@ -597,7 +606,7 @@ int main(int argc, char **argv) {
                 if (use_stdin &&
                     (pf.request_id || pf.repository || pf.issue_number ||
                      pf.issue_title || pf.issue_body || pf.issue_url || pf.gc ||
-                     pf.prompt))
+                     pf.prompt || pf.image))
                         return cli_usage_error(
                             &cli, "provision -: the requests come from stdin; "
                                   "drop the request flags");
@@ -618,7 +627,8 @@ int main(int argc, char **argv) {
                 }
         } else {
                 if (pf.repository || pf.issue_number || pf.issue_title ||
-                    pf.issue_body || pf.issue_url || pf.gc || pf.prompt)
+                    pf.issue_body || pf.issue_url || pf.gc || pf.prompt ||
+                    pf.image)
                         return cli_usage_error(&cli,
                                                "destroy takes ids, --reason "
                                                "and --request-id only");

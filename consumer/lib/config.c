@@ -11,6 +11,7 @@
 #include "config.h"
 #include "log.h"
 #include "shell_quote.h"
+#include "strfmt.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -19,6 +20,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum stype { S_STR, S_INT, S_BOOL };
 
@@ -118,7 +120,15 @@ static const struct setting settings[] = {
     {"THOPTER_PROMPTS_DIR", STR(prompts_dir), NULL, 0, 0, 0, 0,
      "prompt templates NAME.md (default: installed data dir)"},
     {"THOPTER_READY_TIMEOUT", INT(ready_timeout_s), "120", 1, 3600, 0, 0,
-     "machine start + ssh readiness deadline, s"},
+     "from the create: machine started and ssh answering, s"},
+    {"THOPTER_ENV_FILE", STR(env_file), NULL, 0, 0, 0, 0,
+     "local .env.thopters given to each new thopter (read per provision)"},
+    {"THOPTER_POST_CHECKOUT_FILE", STR(post_checkout_file), NULL, 0, 0, 0, 0,
+     "local post-checkout.sh given to each new thopter (read per "
+     "provision)"},
+    {"THOPTER_FALLBACK_REGIONS", STR(fallback_regions), NULL, 0, 0, 0, 0,
+     "regions tried in order when REGION has no capacity (comma or space "
+     "separated)"},
     {"THOPTER_KEEP_FAILED", BOOL(keep_failed), "0", 0, 1, 0, 0,
      "1: keep a failed provision's machine"},
     {"THOPTER_METRICS_ADDR", STR(metrics_addr), "127.0.0.1:9464", 0, 0, 0, 0,
@@ -404,6 +414,19 @@ static int metrics_addr_ok(const char *addr) {
         return inet_pton(AF_INET, host, buf) == 1;
 }
 
+/* THOPTER_FALLBACK_REGIONS: region codes, comma or space separated. */
+static int check_regions(const char *list, struct err *err) {
+        for (const char *p = list; p && *p; p++)
+                if (!(islower((unsigned char)*p) ||
+                      isdigit((unsigned char)*p) || *p == ',' || *p == ' '))
+                        return err_set(err, ERR_PERMANENT, EINVAL,
+                                       "THOPTER_FALLBACK_REGIONS: region codes "
+                                       "([a-z0-9]) separated by commas or "
+                                       "spaces (got \"%s\")",
+                                       list);
+        return 0;
+}
+
 static int validate(struct config *cfg, struct err *err) {
         int need = cfg->role == ROLE_PROVISION ? NEED_PROVISION
                    : cfg->role == ROLE_DESTROY ? NEED_DESTROY
@@ -466,6 +489,18 @@ static int validate(struct config *cfg, struct err *err) {
                                        cfg->remote_home[0] != '/'
                                            ? "THOPTER_REMOTE_HOME"
                                            : "THOPTER_REMOTE_LOG");
+                for (int i = 0; i < 2; i++) {
+                        const char *path =
+                            i ? cfg->post_checkout_file : cfg->env_file;
+                        if (path && *path && access(path, R_OK) != 0)
+                                return err_set(err, ERR_PERMANENT, errno,
+                                               "%s: cannot read %s: %s",
+                                               i ? "THOPTER_POST_CHECKOUT_FILE"
+                                                 : "THOPTER_ENV_FILE",
+                                               path, strerror(errno));
+                }
+                if (check_regions(cfg->fallback_regions, err) == -1)
+                        return -1;
                 if ((!cfg->ssh_known_hosts || !*cfg->ssh_known_hosts) &&
                     !cfg->ssh_insecure)
                         return err_set(
@@ -513,15 +548,21 @@ int config_load(struct config *cfg, int argc, char **argv, struct err *err) {
 }
 
 void config_free(struct config *cfg) {
-        for (size_t i = 0; i < NSETTINGS; i++)
-                if (settings[i].type == S_STR)
-                        free(*(char **)((char *)cfg + settings[i].off));
+        for (size_t i = 0; i < NSETTINGS; i++) {
+                if (settings[i].type != S_STR)
+                        continue;
+                char *v = *(char **)((char *)cfg + settings[i].off);
+                if (settings[i].secret)
+                        secret_free(v);
+                else
+                        free(v);
+        }
         for (int i = 0; i < cfg->n_kafka_props; i++)
                 free(cfg->kafka_props[i]);
         free(cfg->kafka_props);
         for (int i = 0; cfg->repos && i < cfg->n_repos; i++) {
                 free(cfg->repos[i].repository);
-                free(cfg->repos[i].pat);
+                secret_free(cfg->repos[i].pat);
                 free(cfg->repos[i].user_name);
                 free(cfg->repos[i].user_email);
         }

@@ -53,6 +53,8 @@ struct config {
         int ssh_insecure, ssh_port;
         char *remote_home, *remote_user, *remote_log, *tmux_session;
         char *agent_command, *git_url, *prompts_dir;
+        char *env_file, *post_checkout_file; /* optional local files */
+        char *fallback_regions;              /* optional */
         int ready_timeout_s;
         int keep_failed;
 

@@ -171,9 +171,9 @@ struct consumer *consumer_new(const struct config *cfg, struct err *err) {
         c->fly = fly_client_new(&fo, err);
         if (!c->fly)
                 goto fail;
-        c->breaker = fly_breaker_new(cfg->breaker_threshold,
-                                     cfg->breaker_probe_ms, probe_fly, c->fly,
-                                     err);
+        c->breaker =
+            fly_breaker_new(cfg->breaker_threshold, cfg->breaker_probe_ms,
+                            probe_fly, c->fly, err);
         if (!c->breaker)
                 goto fail;
         c->retry = (struct fly_retry){cfg->fly_retries, cfg->retry_base_ms,

@@ -58,6 +58,14 @@ struct fly_kv {
         const char *value;
 };
 
+/* A file fly writes into the machine's root filesystem before its init
+ * runs (config.files; sent base64-encoded as raw_value). */
+struct fly_file {
+        const char *guest_path; /* absolute */
+        const void *data;
+        size_t len;
+};
+
 /* Everything a create sends. NULL / 0 members are left out of the body. */
 struct fly_create_spec {
         const char *name;
@@ -72,6 +80,8 @@ struct fly_create_spec {
         size_t n_metadata;
         const char *volume_id; /* mounts[0].volume, path "/data" */
         const char *mount_path;
+        const struct fly_file *files; /* config.files */
+        size_t n_files;
 };
 
 /**

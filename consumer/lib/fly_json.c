@@ -4,8 +4,10 @@
  * the caller's fixed-size structs, so nothing cJSON owns escapes.
  */
 #include "fly_json.h"
+#include "strfmt.h"
 
 #include <cjson/cJSON.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,11 +351,64 @@ add_mount(cJSON *config, const struct fly_create_spec *spec, struct err *err) {
         return 0;
 }
 
+static int
+add_files(cJSON *config, const struct fly_create_spec *spec, struct err *err) {
+        cJSON *files;
+
+        if (spec->n_files == 0)
+                return 0;
+        files = cJSON_AddArrayToObject(config, "files");
+        if (!files)
+                return err_oom(err, "fly json");
+        for (size_t i = 0; i < spec->n_files; i++) {
+                const struct fly_file *f = &spec->files[i];
+                cJSON *file;
+                char *b64;
+
+                if (!f->guest_path || f->guest_path[0] != '/')
+                        return err_set(err, ERR_PERMANENT, 0,
+                                       "files entry %zu: guest_path must be "
+                                       "absolute",
+                                       i);
+                b64 = malloc(4 * ((f->len + 2) / 3) + 1);
+                file = cJSON_CreateObject();
+                if (!b64 || !file || !cJSON_AddItemToArray(files, file)) {
+                        free(b64);
+                        cJSON_Delete(file);
+                        return err_oom(err, "fly json");
+                }
+                EVP_EncodeBlock((unsigned char *)b64, f->data, (int)f->len);
+                int ok = cJSON_AddStringToObject(file, "guest_path",
+                                                 f->guest_path) &&
+                         cJSON_AddStringToObject(file, "raw_value", b64);
+                /* A file may be a private key: no copy left in freed heap. */
+                secret_free(b64);
+                if (!ok)
+                        return err_oom(err, "fly json");
+        }
+        return 0;
+}
+
+/* The files' contents may be private keys: wipe cJSON's copies before the
+ * tree is freed. */
+static void wipe_file_values(cJSON *root) {
+        cJSON *config = cJSON_GetObjectItemCaseSensitive(root, "config");
+        cJSON *file;
+        cJSON_ArrayForEach(file,
+                           cJSON_GetObjectItemCaseSensitive(config, "files")) {
+                cJSON *v = cJSON_GetObjectItemCaseSensitive(file, "raw_value");
+                if (cJSON_IsString(v))
+                        secret_wipe(v->valuestring, strlen(v->valuestring));
+        }
+}
+
 /* Print and hand back memory the caller can free(). */
 static char *print(cJSON *root, struct err *err) {
         char *s = cJSON_PrintUnformatted(root);
         char *copy = s ? strdup(s) : NULL;
 
+        if (s)
+                secret_wipe(s, strlen(s));
         cJSON_free(s);
         if (!copy)
                 err_oom(err, "fly json");
@@ -387,7 +442,8 @@ char *fly_json_create_body(const struct fly_create_spec *spec,
             add_guest(config, spec, err) == -1 ||
             add_map(config, "metadata", spec->metadata, spec->n_metadata,
                     err) == -1 ||
-            add_mount(config, spec, err) == -1)
+            add_mount(config, spec, err) == -1 ||
+            add_files(config, spec, err) == -1)
                 goto out;
         /* Why "no" and auto_destroy false: see fly_json.h. */
         restart = cJSON_AddObjectToObject(config, "restart");
@@ -398,6 +454,7 @@ char *fly_json_create_body(const struct fly_create_spec *spec,
         }
         body = print(root, err);
 out:
+        wipe_file_values(root);
         cJSON_Delete(root);
         return body;
 }

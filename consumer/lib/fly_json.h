@@ -65,7 +65,8 @@ bool fly_json_machine_state_active(const char *state);
  * @brief The CreateMachineRequest body for @p spec:
  * {"name","region","config":{"image","env","guest":{cpu_kind,cpus,
  * memory_mb},"metadata","mounts":[{"volume","path"}],
- * "restart":{"policy":"no"},"auto_destroy":false}}.
+ * "files":[{"guest_path","raw_value"}],"restart":{"policy":"no"},
+ * "auto_destroy":false}}.
  * NULL/0 members of @p spec are left out; image is required.
  *
  * restart.policy "no": the API default is on-failure (up to 10 restarts),

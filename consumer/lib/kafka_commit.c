@@ -55,13 +55,17 @@ static void commit_one(struct kafka_loop *loop,
         rd_kafka_topic_partition_list_destroy(l);
 }
 
-static void
-commit_async_cb(const char *topic, int32_t partition, int64_t offset, void *arg) {
+static void commit_async_cb(const char *topic,
+                            int32_t partition,
+                            int64_t offset,
+                            void *arg) {
         commit_one(arg, topic, partition, offset, 1);
 }
 
-static void
-commit_sync_cb(const char *topic, int32_t partition, int64_t offset, void *arg) {
+static void commit_sync_cb(const char *topic,
+                           int32_t partition,
+                           int64_t offset,
+                           void *arg) {
         commit_one(arg, topic, partition, offset, 0);
 }
 
@@ -130,7 +134,9 @@ void kafka_commit_process_done(struct kafka_loop *loop) {
         }
 }
 
-int kafka_commit_drain(struct kafka_loop *loop, int64_t deadline, int with_acks) {
+int kafka_commit_drain(struct kafka_loop *loop,
+                       int64_t deadline,
+                       int with_acks) {
         int idle = 0;
         for (;;) {
                 /* Waiting for work to finish is the loop being alive. */

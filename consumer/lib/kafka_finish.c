@@ -138,8 +138,7 @@ static void send_final_event(struct kafka_loop *loop, struct kafka_job *kj) {
 static void send_dead_letter(struct kafka_loop *loop, struct kafka_job *kj) {
         struct err err = {0};
         if (dlq_publish(loop->producer, loop->dlq_topic, &kj->job, &kj->failure,
-                        kj->dlq_reduced, on_dead_letter_acked, kj,
-                        &err) == -1)
+                        kj->dlq_reduced, on_dead_letter_acked, kj, &err) == -1)
                 send_failed(loop, kj, SEND_DLQ, &err);
 }
 

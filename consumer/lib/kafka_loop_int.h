@@ -115,7 +115,9 @@ int kafka_finish_stuck(struct kafka_loop *loop);
 void kafka_commit_process_done(struct kafka_loop *loop);
 /** Poll thread: wait until nothing runs (and, @p with_acks, nothing awaits
  * an acknowledgement), or @p deadline. 0 when idle. */
-int kafka_commit_drain(struct kafka_loop *loop, int64_t deadline, int with_acks);
+int kafka_commit_drain(struct kafka_loop *loop,
+                       int64_t deadline,
+                       int with_acks);
 /** Commit what is finished, waiting up to @p timeout_ms for the broker. */
 void kafka_commit_final(struct kafka_loop *loop, long timeout_ms);
 void kafka_commit_cb(rd_kafka_t *rk,

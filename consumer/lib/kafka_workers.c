@@ -15,7 +15,8 @@
 /* Lock held. The first pending job whose exclusive key is not running. */
 static struct kafka_job *take_runnable(struct kafka_loop *loop) {
         struct kafka_job *prev = NULL;
-        for (struct kafka_job *j = loop->pending_head; j; prev = j, j = j->next) {
+        for (struct kafka_job *j = loop->pending_head; j;
+             prev = j, j = j->next) {
                 const char *key = j->job.exclusive_key;
                 int busy = 0;
                 for (int i = 0; i < loop->max_in_flight && !busy; i++)

@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "metrics.h"
 #include "provision_context.h"
+#include "strfmt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,11 +86,15 @@ static int set_up(struct provision_run *r, int found, struct err *err) {
                         return 0;
                 }
         }
+        /* The original's first and last lines in THOPTER_REMOTE_LOG. */
+        provision_remote_note(r, "Starting provisioning for issue %s: %s",
+                              r->req->issue_number, r->req->issue_title);
         if (provision_golden_claude(r, err) == -1 ||
             provision_git(r, err) == -1 ||
             provision_context_files(r, err) == -1 ||
             provision_launch(r, err) == -1)
                 return -1;
+        provision_finish_line(r);
         job_log(r->job, LOG_INFO, "provisioned %s (%s) for %s#%s",
                 r->machine.id, r->machine.name, r->req->repository,
                 r->req->issue_number);
@@ -105,6 +110,9 @@ static int run(struct job *job, void *opaque, struct err *err) {
 
         snprintf(r.workspace, sizeof(r.workspace), "%s/workspace",
                  r.cfg->remote_home);
+        if (ssh_keys_derive_host_key(ctx->key_secret, ctx->key_secret_len,
+                                     r.req->request_id, &r.host_key, err) == -1)
+                return err_classify(err, ERRC_INTERNAL, "create");
         job_log(job, LOG_INFO, "provisioning %s#%s", r.req->repository,
                 r.req->issue_number);
         r.repo = config_repo(r.cfg, r.req->repository);
@@ -134,6 +142,8 @@ static int run(struct job *job, void *opaque, struct err *err) {
         rc = set_up(&r, found, err);
 out:
         ssh_close(r.ssh);
+        ssh_keys_wipe(&r.host_key);
+        free(r.note);
         if (rc == -1 && err->cause != ERR_CAUSE_CANCELLED &&
             !job_cancelled(job)) {
                 count("failed");
@@ -152,10 +162,35 @@ struct provision_ctx *provision_ctx_new(const struct provision_deps *deps,
         ctx->deps = *deps;
         ctx->destroy = (struct destroy_deps){deps->fly, deps->retry};
         ctx->seed = (unsigned)clock_wall_ms() ^ (unsigned)getpid();
+        /* Both come from THOPTER_SSH_KEY and are needed for every create:
+         * a key that cannot be read stops the consumer at start. */
+        ctx->key_secret =
+            ssh_keys_read_file(deps->cfg->ssh_key, &ctx->key_secret_len, err);
+        ctx->authorized_key =
+            ctx->key_secret
+                ? ssh_keys_client_public_line(deps->cfg->ssh_key, err)
+                : NULL;
+        if (!ctx->authorized_key) {
+                if (err->kind != ERR_NONE &&
+                    !strstr(err->msg, "THOPTER_SSH_KEY")) {
+                        struct err e = *err;
+                        err_clear(err);
+                        err_set(err, e.kind, e.code, "THOPTER_SSH_KEY: %s",
+                                e.msg);
+                }
+                provision_ctx_destroy(ctx);
+                return NULL;
+        }
         return ctx;
 }
 
 void provision_ctx_destroy(struct provision_ctx *ctx) {
+        if (!ctx)
+                return;
+        if (ctx->key_secret)
+                secret_wipe(ctx->key_secret, ctx->key_secret_len);
+        free(ctx->key_secret);
+        free(ctx->authorized_key);
         free(ctx);
 }
 

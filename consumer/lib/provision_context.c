@@ -84,9 +84,8 @@ void provision_work_branch(const struct provision_request *req,
         snprintf(out, cap, "thopter/%s--%s", req->issue_number, machine_id);
 }
 
-char *provision_log_command(const char *log_path,
-                            const char *msg,
-                            int64_t wall_ms) {
+char *
+provision_log_command(const char *log_path, const char *msg, int64_t wall_ms) {
         char ts[32];
         time_t secs = (time_t)(wall_ms / 1000);
         struct tm tm;
@@ -111,31 +110,75 @@ char *provision_as_user(const char *user, const char *inner) {
         return shell_su_command(user, inner);
 }
 
+int provision_credential_base(const char *url, char *out, size_t cap) {
+        const char *host;
+
+        if (strncmp(url, "https://", 8) == 0)
+                host = url + 8;
+        else if (strncmp(url, "http://", 7) == 0)
+                host = url + 7;
+        else
+                host = NULL;
+        size_t n = host ? strcspn(host, "/?#") : 0;
+        /* user@ in the URL would put a credential where it must not be. */
+        if (!host || n == 0 || memchr(host, '@', n) ||
+            (size_t)(host - url) + n >= cap) {
+                if (cap)
+                        out[0] = '\0';
+                return -1;
+        }
+        memcpy(out, url, (size_t)(host - url) + n);
+        out[(size_t)(host - url) + n] = '\0';
+        return 0;
+}
+
+/* The helper git runs: answers "get" with the token from the environment,
+ * ignores "store" and "erase" (it keeps nothing). */
+#define CREDENTIAL_HELPER                                                      \
+        "!f() { test \"$1\" = get || exit 0; echo username=x-access-token; "   \
+        "echo \"password=${GITHUB_REPO_PAT}\"; }; f"
+
 char *provision_git_command(const char *user_name,
                             const char *user_email,
                             const char *workspace,
                             const char *url,
                             const char *repo_name) {
+        char base[512], *key = NULL, *qkey = NULL;
         char *qname = shell_quote(user_name), *qmail = shell_quote(user_email);
         char *qws = shell_quote(workspace), *qurl = shell_quote(url);
-        char *qrepo = shell_quote(repo_name);
+        char *qrepo = shell_quote(repo_name), *qhelper = NULL, *cred = NULL;
         char *out = NULL;
 
-        if (qname && qmail && qws && qurl && qrepo)
+        if (provision_credential_base(url, base, sizeof(base)) == 0) {
+                key = strfmt("credential.%s.helper", base);
+                qkey = key ? shell_quote(key) : NULL;
+                qhelper = shell_quote(CREDENTIAL_HELPER);
+                /* An empty helper first resets the list (git >= 2.9). */
+                cred = qkey && qhelper
+                           ? strfmt("{ git config --global --unset-all %s; "
+                                    "true; } && "
+                                    "git config --global --add %s '' && "
+                                    "git config --global --add %s %s && ",
+                                    qkey, qkey, qkey, qhelper)
+                           : NULL;
+        } else {
+                cred = strdup("");
+        }
+        if (qname && qmail && qws && qurl && qrepo && cred)
                 out = strfmt(
-                    "IFS= read -r THOPTER_GIT_TOKEN; export THOPTER_GIT_TOKEN; "
+                    "IFS= read -r GITHUB_REPO_PAT; export GITHUB_REPO_PAT; "
                     "git config --global user.name %s && "
-                    "git config --global user.email %s && "
+                    "git config --global user.email %s && %s"
                     "mkdir -p %s && cd %s && "
                     "if [ -d %s/.git ]; then echo 'already cloned'; else "
                     "rm -rf .thopter-clone && "
-                    "git -c credential.helper= "
-                    "-c 'credential.helper=!f() { echo "
-                    "username=x-access-token; echo "
-                    "\"password=$THOPTER_GIT_TOKEN\"; }; f' "
-                    "clone --quiet %s .thopter-clone && "
+                    "git clone --quiet %s .thopter-clone && "
                     "mv -- .thopter-clone %s; fi",
-                    qname, qmail, qws, qws, qrepo, qurl, qrepo);
+                    qname, qmail, cred, qws, qws, qrepo, qurl, qrepo);
+        free(key);
+        free(qkey);
+        free(qhelper);
+        free(cred);
         free(qname);
         free(qmail);
         free(qws);

@@ -38,9 +38,8 @@ void provision_work_branch(const struct provision_request *req,
  * @brief A shell command that appends "YYYY-MM-DD HH:MM:SS [PROVISIONER]
  * <msg>" to @p log_path (creating its directory), as the original did.
  */
-char *provision_log_command(const char *log_path,
-                            const char *msg,
-                            int64_t wall_ms);
+char *
+provision_log_command(const char *log_path, const char *msg, int64_t wall_ms);
 
 /** @brief `su - USER -c '<inner>'` (NULL when @p user is not a safe name). */
 char *provision_as_user(const char *user, const char *inner);
@@ -48,17 +47,24 @@ char *provision_as_user(const char *user, const char *inner);
 #endif
 
 /**
- * @brief The git step, run as the thopter user: set the commit identity and
- * clone @p url into WORKSPACE/REPO (skipped when it is there). The token is
- * read from the command's stdin (one line), never from its arguments, and
- * reaches git through a credential helper: never on a command line, never
- * in .git/config.
+ * @brief The git step, run as the thopter user: set the commit identity,
+ * install a credential helper for @p url's host that answers with the token
+ * in $GITHUB_REPO_PAT (and only that helper: a system "store" helper would
+ * write the token to disk), and clone @p url into WORKSPACE/REPO (skipped
+ * when it is there). The command reads the token from its stdin (one line)
+ * for the clone; the agent's own pushes later find it in the machine's
+ * environment (GITHUB_REPO_PAT, set at create). The token is never on a
+ * command line, in .git/config or in any file.
  */
 char *provision_git_command(const char *user_name,
                             const char *user_email,
                             const char *workspace,
                             const char *url,
                             const char *repo_name);
+
+/** @brief "scheme://host[:port]" of an http(s) URL into @p out; 0, or -1
+ * (and "") for any other URL (file://, ssh). */
+int provision_credential_base(const char *url, char *out, size_t cap);
 
 /**
  * @brief What the launch step types into tmux session @p session: run

@@ -12,6 +12,7 @@
 #include "provision_int.h"
 #include "clock.h"
 #include "metrics.h"
+#include "strfmt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,9 +39,8 @@ static int call_list(void *arg, struct err *err) {
 
 /* One attempt: the machine already made for this request, if any, into
  * r->machine. */
-static int find_by_request_id(struct provision_run *r,
-                              int *found,
-                              struct err *err) {
+static int
+find_by_request_id(struct provision_run *r, int *found, struct err *err) {
         struct list_call c = {r->ctx->deps.fly, "thopter_request_id",
                               r->req->request_id, NULL, 0};
         *found = 0;
@@ -76,9 +76,8 @@ int provision_lookup(struct provision_run *r, int *found, struct err *err) {
         return 0;
 }
 
-static int count_started_thopters(struct provision_run *r,
-                                  int *count,
-                                  struct err *err) {
+static int
+count_started_thopters(struct provision_run *r, int *count, struct err *err) {
         struct list_call c = {r->ctx->deps.fly, NULL, NULL, NULL, 0};
         if (fly_retry_call(r->ctx->deps.retry, r->job, "capacity", "list",
                            call_list, &c, err) == -1)
@@ -133,6 +132,7 @@ out:
 
 struct volume_call {
         struct provision_run *r;
+        const char *region;
         char skip[4][64]; /* volumes that turned out to be claimed */
         int nskip;
         struct fly_volume chosen;
@@ -142,7 +142,6 @@ static int call_volume(void *arg, struct err *err) {
         struct volume_call *c = arg;
         struct fly_volume *vols = NULL;
         size_t n = 0;
-        const struct config *cfg = c->r->cfg;
         struct fly_client *fly = c->r->ctx->deps.fly;
 
         if (fly_volume_list(fly, &vols, &n, err) == -1)
@@ -153,7 +152,7 @@ static int call_volume(void *arg, struct err *err) {
                         skipped |= strcmp(c->skip[s], vols[i].id) == 0;
                 if (!skipped &&
                     strcmp(vols[i].name, PROVISION_VOLUME_NAME) == 0 &&
-                    strcmp(vols[i].region, cfg->region) == 0 &&
+                    strcmp(vols[i].region, c->region) == 0 &&
                     !vols[i].attached_machine_id[0]) {
                         c->chosen = vols[i];
                         free(vols);
@@ -162,8 +161,8 @@ static int call_volume(void *arg, struct err *err) {
         }
         free(vols);
         return fly_volume_create(fly, PROVISION_VOLUME_NAME,
-                                 cfg->volume_size_gb, cfg->region, &c->chosen,
-                                 err);
+                                 c->r->cfg->volume_size_gb, c->region,
+                                 &c->chosen, err);
 }
 
 /* fly's preset sizes (fly docs "Machine sizing"). */
@@ -224,20 +223,87 @@ static void random_suffix(struct provision_ctx *ctx, char *out, size_t n) {
         out[n - 1] = '\0';
 }
 
-#define ENV_MAX 16
+#define ENV_MAX   16
+#define FILES_MAX 4
 
 /* Add @p k=@p v to the machine's environment when @p v is set. */
-static void env_add(struct fly_kv *env, size_t *n, const char *k, const char *v) {
+static void
+env_add(struct fly_kv *env, size_t *n, const char *k, const char *v) {
         if (v && *v && *n < ENV_MAX)
                 env[(*n)++] = (struct fly_kv){k, v};
 }
 
-int provision_create(struct provision_run *r, struct err *err) {
-        const struct config *cfg = r->cfg;
-        struct volume_call vc = {.r = r};
-        struct create_call cc = {.r = r};
-        char name[64], suffix[7];
+/* What a create sends besides the volume and the region; freed by
+ * machine_spec_free(). */
+struct machine_spec {
+        struct fly_create_spec spec;
+        char name[64];
         struct fly_kv env[ENV_MAX], meta[2];
+        struct fly_file files[FILES_MAX];
+        char *host_key_pem, *authorized_keys;
+        unsigned char *local[2]; /* THOPTER_ENV_FILE, _POST_CHECKOUT_FILE */
+        size_t local_len[2];
+};
+
+static void machine_spec_free(struct machine_spec *m) {
+        secret_free(m->host_key_pem);
+        free(m->authorized_keys);
+        for (int i = 0; i < 2; i++) {
+                /* .env.thopters holds the developers' secrets. */
+                if (m->local[i])
+                        secret_wipe(m->local[i], m->local_len[i]);
+                free(m->local[i]);
+        }
+}
+
+/* config.files: the machine's SSH host key and the consumer's public key
+ * (contract 5.13), and the local files the original's --file-local put in
+ * /tmp for its init to move into the workspace. */
+static int
+add_files(struct provision_run *r, struct machine_spec *m, struct err *err) {
+        static const char *const local_setting[2] = {
+            "THOPTER_ENV_FILE", "THOPTER_POST_CHECKOUT_FILE"};
+        static const char *const local_guest[2] = {"/tmp/.env.thopters",
+                                                   "/tmp/post-checkout.sh"};
+        const char *local_path[2] = {r->cfg->env_file,
+                                     r->cfg->post_checkout_file};
+        size_t n = 0;
+
+        m->host_key_pem =
+            ssh_keys_private_openssh(&r->host_key, r->req->request_id);
+        m->authorized_keys = strfmt("%s\n", r->ctx->authorized_key);
+        if (!m->host_key_pem || !m->authorized_keys)
+                return err_oom(err, "create");
+        m->files[n++] = (struct fly_file){
+            PROVISION_HOST_KEY_PATH, m->host_key_pem, strlen(m->host_key_pem)};
+        m->files[n++] =
+            (struct fly_file){PROVISION_AUTHORIZED_KEYS_PATH,
+                              m->authorized_keys, strlen(m->authorized_keys)};
+        for (int i = 0; i < 2; i++) {
+                struct err fe = {0};
+                if (!local_path[i] || !*local_path[i])
+                        continue;
+                /* Read per provision: an operator may replace the file. */
+                m->local[i] =
+                    ssh_keys_read_file(local_path[i], &m->local_len[i], &fe);
+                if (!m->local[i]) {
+                        err_set(err, ERR_PERMANENT, fe.code, "%s: %s",
+                                local_setting[i], fe.msg);
+                        return err_classify(err, ERRC_INTERNAL, "create");
+                }
+                m->files[n++] = (struct fly_file){local_guest[i], m->local[i],
+                                                  m->local_len[i]};
+        }
+        m->spec.files = m->files;
+        m->spec.n_files = n;
+        return 0;
+}
+
+static int machine_spec_init(struct provision_run *r,
+                             struct machine_spec *m,
+                             struct err *err) {
+        const struct config *cfg = r->cfg;
+        char suffix[7];
         size_t nenv = 0;
         const char *kind;
         int cpus, mem;
@@ -249,23 +315,48 @@ int provision_create(struct provision_run *r, struct err *err) {
                 return err_classify(err, ERRC_FLY_REJECTED, "create");
         }
         random_suffix(r->ctx, suffix, sizeof(suffix));
-        snprintf(name, sizeof(name), THOPTER_NAME_PREFIX "%s-%s",
+        snprintf(m->name, sizeof(m->name), THOPTER_NAME_PREFIX "%s-%s",
                  r->req->issue_number, suffix);
-        env_add(env, &nenv, "APP_NAME", cfg->app_name);
-        env_add(env, &nenv, "METADATA_SERVICE_HOST",
+        env_add(m->env, &nenv, "APP_NAME", cfg->app_name);
+        env_add(m->env, &nenv, "METADATA_SERVICE_HOST",
                 cfg->metadata_service_host);
-        env_add(env, &nenv, "WEB_TERMINAL_PORT", cfg->web_terminal_port);
-        env_add(env, &nenv, "HUB_STATUS_PORT", cfg->hub_status_port);
-        env_add(env, &nenv, "GITHUB_REPO_PAT", r->repo->pat);
-        env_add(env, &nenv, "REPOSITORY", r->req->repository);
-        env_add(env, &nenv, "ISSUE_NUMBER", r->req->issue_number);
-        env_add(env, &nenv, "GIT_USER_NAME", r->repo->user_name);
-        env_add(env, &nenv, "GIT_USER_EMAIL", r->repo->user_email);
-        env_add(env, &nenv, "DANGEROUSLY_SKIP_FIREWALL",
+        env_add(m->env, &nenv, "WEB_TERMINAL_PORT", cfg->web_terminal_port);
+        env_add(m->env, &nenv, "HUB_STATUS_PORT", cfg->hub_status_port);
+        /* The agent's pushes find the token here (its git credential
+         * helper reads it), never in a file or a remote URL. */
+        env_add(m->env, &nenv, "GITHUB_REPO_PAT", r->repo->pat);
+        env_add(m->env, &nenv, "REPOSITORY", r->req->repository);
+        env_add(m->env, &nenv, "ISSUE_NUMBER", r->req->issue_number);
+        env_add(m->env, &nenv, "GIT_USER_NAME", r->repo->user_name);
+        env_add(m->env, &nenv, "GIT_USER_EMAIL", r->repo->user_email);
+        env_add(m->env, &nenv, "DANGEROUSLY_SKIP_FIREWALL",
                 cfg->dangerously_skip_firewall);
-        env_add(env, &nenv, "ALLOWED_DOMAINS", cfg->allowed_domains);
-        meta[0] = (struct fly_kv){"thopter_request_id", r->req->request_id};
-        meta[1] = (struct fly_kv){"thopter_role", "agent"};
+        env_add(m->env, &nenv, "ALLOWED_DOMAINS", cfg->allowed_domains);
+        m->meta[0] = (struct fly_kv){"thopter_request_id", r->req->request_id};
+        m->meta[1] = (struct fly_kv){"thopter_role", "agent"};
+        m->spec = (struct fly_create_spec){
+            .name = m->name,
+            .image = r->req->image[0] ? r->req->image : cfg->image,
+            .cpu_kind = kind,
+            .cpus = cpus,
+            .memory_mb = mem,
+            .env = m->env,
+            .n_env = nenv,
+            .metadata = m->meta,
+            .n_metadata = 2,
+            .mount_path = "/data",
+        };
+        return add_files(r, m, err);
+}
+
+/* Volume and create in @p region: a volume claimed by another create in
+ * between is skipped and another one taken. */
+static int create_in(struct provision_run *r,
+                     struct machine_spec *m,
+                     const char *region,
+                     struct err *err) {
+        struct volume_call vc = {.r = r, .region = region};
+        struct create_call cc = {.r = r};
 
         for (int tries = 0;; tries++) {
                 job_step(r->job, "volume");
@@ -273,45 +364,86 @@ int provision_create(struct provision_run *r, struct err *err) {
                 if (fly_retry_call(r->ctx->deps.retry, r->job, "volume",
                                    "volume", call_volume, &vc, err) == -1)
                         return -1;
-                cc.spec = (struct fly_create_spec){.name = name,
-                                                   .region = cfg->region,
-                                                   .image = cfg->image,
-                                                   .cpu_kind = kind,
-                                                   .cpus = cpus,
-                                                   .memory_mb = mem,
-                                                   .env = env,
-                                                   .n_env = nenv,
-                                                   .metadata = meta,
-                                                   .n_metadata = 2,
-                                                   .volume_id = vc.chosen.id,
-                                                   .mount_path = "/data"};
+                cc.spec = m->spec;
+                cc.spec.region = region;
+                cc.spec.volume_id = vc.chosen.id;
                 job_step(r->job, "create");
                 if (fly_retry_call(r->ctx->deps.retry, r->job, "create",
                                    "create", call_create, &cc, err) == 0)
                         break;
-                if (err->cause == ERR_CAUSE_VOLUME_CLAIMED && tries < 3 &&
-                    vc.nskip < 4) {
-                        /* Another create took the volume: pick another. */
-                        snprintf(vc.skip[vc.nskip++], sizeof(vc.skip[0]), "%s",
-                                 vc.chosen.id);
-                        job_log(r->job, LOG_INFO,
-                                "volume %s already claimed; picking another",
-                                vc.chosen.id);
-                        err_clear(err);
-                        continue;
-                }
-                if (err->cause == ERR_CAUSE_NO_CAPACITY)
-                        err_classify(err, ERRC_CAPACITY, "create");
-                return -1;
+                if (err->cause != ERR_CAUSE_VOLUME_CLAIMED || tries >= 3 ||
+                    vc.nskip >= 4)
+                        return -1;
+                /* Another create took the volume: pick another. */
+                snprintf(vc.skip[vc.nskip++], sizeof(vc.skip[0]), "%s",
+                         vc.chosen.id);
+                job_log(r->job, LOG_INFO,
+                        "volume %s already claimed; picking another",
+                        vc.chosen.id);
+                err_clear(err);
         }
-        r->have_machine = 1;
-        r->ready_deadline = clock_deadline(cfg->ready_timeout_s * 1000L);
-        job_set_machine(r->job, r->machine.id, r->machine.name,
-                        r->machine.region);
         job_log(r->job, LOG_INFO, "%s machine %s (%s) in %s with volume %s",
                 cc.created ? "created" : "found", r->machine.id,
                 r->machine.name, r->machine.region, vc.chosen.id);
         return 0;
+}
+
+/* REGION, then THOPTER_FALLBACK_REGIONS in order (comma or space
+ * separated), into @p out. */
+static int regions_of(const struct config *cfg, char out[][32], int cap) {
+        int n = 0;
+        snprintf(out[n++], 32, "%s", cfg->region);
+        for (const char *p = cfg->fallback_regions; p && *p && n < cap;) {
+                size_t len = strcspn(p, ", ");
+                if (len && len < 32) {
+                        snprintf(out[n], 32, "%.*s", (int)len, p);
+                        int dup = 0;
+                        for (int i = 0; i < n; i++)
+                                dup |= strcmp(out[i], out[n]) == 0;
+                        n += !dup;
+                }
+                p += len;
+                p += strspn(p, ", ");
+        }
+        return n;
+}
+
+int provision_create(struct provision_run *r, struct err *err) {
+        struct machine_spec m = {0};
+        char regions[8][32];
+        int nregions = regions_of(r->cfg, regions, 8), rc = -1;
+
+        if (machine_spec_init(r, &m, err) == -1)
+                goto out;
+        for (int i = 0; i < nregions; i++) {
+                if (create_in(r, &m, regions[i], err) == 0) {
+                        rc = 0;
+                        break;
+                }
+                if (err->cause != ERR_CAUSE_NO_CAPACITY)
+                        goto out;
+                if (i + 1 == nregions) {
+                        err_classify(err, ERRC_CAPACITY, "create");
+                        goto out;
+                }
+                /* Contract 7: the next region, its own volume. */
+                job_log(r->job, LOG_WARN, "no capacity in %s (%s); trying %s",
+                        regions[i], err->msg, regions[i + 1]);
+                struct err note = {0};
+                err_setc(&note, ERR_TRANSIENT, ERR_CAUSE_NO_CAPACITY, 0,
+                         "no capacity in %s; trying %s", regions[i],
+                         regions[i + 1]);
+                err_classify(&note, ERRC_CAPACITY, "create");
+                job_emit(r->job, "retrying", "create", &note);
+                err_clear(err);
+        }
+        r->have_machine = 1;
+        r->ready_deadline = clock_deadline(r->cfg->ready_timeout_s * 1000L);
+        job_set_machine(r->job, r->machine.id, r->machine.name,
+                        r->machine.region);
+out:
+        machine_spec_free(&m);
+        return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -372,8 +504,8 @@ void provision_cleanup(struct provision_run *r) {
                         r->machine.id);
                 return;
         }
-        if (destroy_machine(&r->ctx->destroy, r->job, r->machine.id, NULL,
-                            NULL, &e) == 0) {
+        if (destroy_machine(&r->ctx->destroy, r->job, r->machine.id, NULL, NULL,
+                            &e) == 0) {
                 job_log(r->job, LOG_INFO, "destroyed failed machine %s",
                         r->machine.id);
                 return;

@@ -8,16 +8,23 @@
 #include "provision.h"
 #include "request.h"
 #include "ssh_client.h"
+#include "ssh_keys.h"
 
 #include <stdint.h>
 
 #define PROVISION_VOLUME_NAME "thopter_data"
 #define PROVISION_DONE_MARKER ".thopter-provisioned"
+/* Contract 5.13: where a machine finds its SSH keys (config.files). */
+#define PROVISION_HOST_KEY_PATH        "/etc/thopter/ssh/ssh_host_ed25519_key"
+#define PROVISION_AUTHORIZED_KEYS_PATH "/etc/thopter/ssh/authorized_keys"
 
 struct provision_ctx {
         struct provision_deps deps;
         struct destroy_deps destroy; /* the clean-up's */
         unsigned seed;               /* machine name suffixes */
+        unsigned char *key_secret;   /* THOPTER_SSH_KEY's bytes (ssh_keys.h) */
+        size_t key_secret_len;
+        char *authorized_key; /* the consumer's public key line */
 };
 
 /* Everything one run knows; freed at its end. */
@@ -30,6 +37,8 @@ struct provision_run {
         struct fly_machine machine;
         int have_machine;
         struct ssh_conn *ssh;
+        struct ssh_host_key host_key; /* made for this request's machine */
+        char *note; /* a line for the next remote step's log */
         char workspace[512];
         char work_branch[160];
         int64_t ready_deadline; /* monotonic; set at create (or lookup) */
@@ -48,6 +57,9 @@ int provision_wait_started(struct provision_run *r, struct err *err);
 void provision_cleanup(struct provision_run *r);
 
 /* provision_remote.c */
+/** A line for THOPTER_REMOTE_LOG, written with the next remote step. */
+int provision_remote_note(struct provision_run *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /** Connect until sshd accepts (within ready_deadline). */
 int provision_connect(struct provision_run *r, struct err *err);
 /** Whether the done marker of this request is on the machine. */
@@ -56,5 +68,7 @@ int provision_golden_claude(struct provision_run *r, struct err *err);
 int provision_git(struct provision_run *r, struct err *err);
 int provision_context_files(struct provision_run *r, struct err *err);
 int provision_launch(struct provision_run *r, struct err *err);
+/** The last line in THOPTER_REMOTE_LOG (best effort). */
+void provision_finish_line(struct provision_run *r);
 
 #endif

@@ -20,6 +20,7 @@
 #include "strfmt.h"
 #include "template.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,12 +57,13 @@ static struct ssh_opts ssh_opts_for(struct provision_run *r, const char *host) {
         return o;
 }
 
-/* Connect to @p m until @p deadline. */
-static struct ssh_conn *open_session(struct provision_run *r,
-                                     const struct fly_machine *m,
-                                     int64_t deadline,
-                                     struct err *err) {
-        char *host = host_for(r, m);
+/* Connect to this request's machine until @p deadline: its host key is the
+ * one made for it at create (ssh_keys.h), or one THOPTER_SSH_KNOWN_HOSTS
+ * lists (fixed-key images). */
+static struct ssh_conn *
+open_session(struct provision_run *r, int64_t deadline, struct err *err) {
+        char *host = host_for(r, &r->machine);
+        unsigned char blob[SSH_KEYS_BLOB_MAX];
         struct ssh_conn *c = NULL;
 
         if (!host) {
@@ -69,6 +71,8 @@ static struct ssh_conn *open_session(struct provision_run *r,
                 return NULL;
         }
         struct ssh_opts o = ssh_opts_for(r, host);
+        o.host_key_len = ssh_keys_public_blob(&r->host_key, blob, sizeof(blob));
+        o.host_key = o.host_key_len ? blob : NULL;
         c = ssh_connect_until(&o, deadline, &r->job->cancel, err);
         if (c)
                 metrics_inc(M_PROVISION_SSH_CONNECTIONS, "", 1);
@@ -77,15 +81,14 @@ static struct ssh_conn *open_session(struct provision_run *r,
 }
 
 int provision_connect(struct provision_run *r, struct err *err) {
-        r->ssh = open_session(r, &r->machine, r->ready_deadline, err);
+        r->ssh = open_session(r, r->ready_deadline, err);
         if (r->ssh)
                 return 0;
         if (err->cause == ERR_CAUSE_CANCELLED)
                 return -1;
-        return err_classify(err,
-                            err->cause == ERR_CAUSE_DEADLINE ? ERRC_TIMEOUT
-                                                             : ERRC_SSH,
-                            "wait");
+        return err_classify(
+            err, err->cause == ERR_CAUSE_DEADLINE ? ERRC_TIMEOUT : ERRC_SSH,
+            "wait");
 }
 
 /* Whether a failed remote call is worth another attempt on a new
@@ -106,7 +109,7 @@ static int retry_remote(struct provision_run *r,
                           : SSH_RECONNECT_MS;
         struct err ce = {0};
         ssh_close(r->ssh);
-        r->ssh = open_session(r, &r->machine, clock_deadline(window), &ce);
+        r->ssh = open_session(r, clock_deadline(window), &ce);
         if (!r->ssh) {
                 job_log(r->job, LOG_WARN, "%s: reconnect failed: %s", step,
                         ce.msg);
@@ -139,9 +142,15 @@ static int remote_step(struct provision_run *r,
                        int may_retry,
                        struct err *err) {
         struct ssh_result res = {0};
-        char *logc = provision_log_command(r->cfg->remote_log, what,
-                                           clock_wall_ms());
-        char *full = logc ? strfmt("%s; %s", logc, cmd) : NULL;
+        char *note = r->note ? provision_log_command(r->cfg->remote_log,
+                                                     r->note, clock_wall_ms())
+                             : NULL;
+        char *logc =
+            provision_log_command(r->cfg->remote_log, what, clock_wall_ms());
+        char *full = logc && (note || !r->note)
+                         ? strfmt("%s%s%s; %s", note ? note : "",
+                                  note ? "; " : "", logc, cmd)
+                         : NULL;
         int rc = -1;
 
         if (!full) {
@@ -169,11 +178,26 @@ static int remote_step(struct provision_run *r,
                 goto out;
         }
         rc = 0;
+        free(r->note); /* written */
+        r->note = NULL;
 out:
         ssh_result_free(&res);
+        free(note);
         free(logc);
         free(full);
         return rc;
+}
+
+int provision_remote_note(struct provision_run *r, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        char *line = vstrfmt(fmt, ap);
+        va_end(ap);
+        if (!line)
+                return -1;
+        free(r->note);
+        r->note = line;
+        return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -297,9 +321,8 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
                              "%s",
                              qhome, qhome, quser, qhome)
                     : NULL;
-        logc = provision_log_command(r->cfg->remote_log,
-                                     "copying Golden Claude data",
-                                     clock_wall_ms());
+        logc = provision_log_command(
+            r->cfg->remote_log, "copying Golden Claude data", clock_wall_ms());
         dst = logc && inner ? strfmt("%s; %s", logc, inner) : NULL;
         if (!src || !dst) {
                 err_oom(err, "golden_claude");
@@ -332,12 +355,12 @@ out:
 int provision_git(struct provision_run *r, struct err *err) {
         struct template_var v[] = {{"repository", r->req->repository}};
         char *url = template_render(r->cfg->git_url, "{", "}", v, 1);
-        char *inner = url ? provision_git_command(r->repo->user_name,
-                                                  r->repo->user_email,
-                                                  r->workspace, url,
-                                                  r->req->repo_name)
-                          : NULL;
-        char *cmd = inner ? provision_as_user(r->cfg->remote_user, inner) : NULL;
+        char *inner =
+            url ? provision_git_command(r->repo->user_name, r->repo->user_email,
+                                        r->workspace, url, r->req->repo_name)
+                : NULL;
+        char *cmd =
+            inner ? provision_as_user(r->cfg->remote_user, inner) : NULL;
         char *in = strfmt("%s\n", r->repo->pat);
         int rc = -1;
 
@@ -425,10 +448,10 @@ int provision_context_files(struct provision_run *r, struct err *err) {
         struct {
                 const char *name;
                 char *data;
-        } files[3] = {{"issue.md", provision_issue_markdown(r->req)},
-                      {"prompt.md", NULL},
-                      {"issue.json",
-                       provision_issue_json(r->req, r->work_branch)}};
+        } files[3] = {
+            {"issue.md", provision_issue_markdown(r->req)},
+            {"prompt.md", NULL},
+            {"issue.json", provision_issue_json(r->req, r->work_branch)}};
         char *qws = shell_quote(r->workspace);
         char *quser = shell_quote(r->cfg->remote_user);
         char *inner = NULL;
@@ -447,8 +470,7 @@ int provision_context_files(struct provision_run *r, struct err *err) {
                 for (int attempt = 0;; attempt++) {
                         if (ssh_upload(r->ssh, path, files[i].data,
                                        strlen(files[i].data), 0644,
-                                       r->cfg->ssh_timeout_s * 1000L,
-                                       err) == 0)
+                                       r->cfg->ssh_timeout_s * 1000L, err) == 0)
                                 break;
                         if (!retry_remote(r, attempt, "context_files", err)) {
                                 free(path);
@@ -486,15 +508,15 @@ int provision_launch(struct provision_run *r, struct err *err) {
         char *typed = provision_launch_command(
             r->workspace, r->req->repo_name, r->cfg->remote_log,
             r->cfg->agent_command, r->cfg->tmux_session);
-        char *cmd = typed ? provision_as_user(r->cfg->remote_user, typed)
-                          : NULL;
+        char *cmd =
+            typed ? provision_as_user(r->cfg->remote_user, typed) : NULL;
         char *marker = marker_path(r);
         char *qmarker = marker ? shell_quote(marker) : NULL;
         char *qid = shell_quote(r->req->request_id);
-        char *full = cmd && qmarker && qid
-                         ? strfmt("%s && printf '%%s\\n' %s > %s", cmd, qid,
-                                  qmarker)
-                         : NULL;
+        char *full =
+            cmd && qmarker && qid
+                ? strfmt("%s && printf '%%s\\n' %s > %s", cmd, qid, qmarker)
+                : NULL;
         int rc = -1;
 
         job_step(r->job, "launch");
@@ -532,4 +554,19 @@ out:
         free(qid);
         free(full);
         return rc;
+}
+
+void provision_finish_line(struct provision_run *r) {
+        struct err e = {0};
+        char *line = strfmt("Provisioning completed successfully. Thopter %s "
+                            "is ready to work on issue %s",
+                            r->machine.id, r->req->issue_number);
+        /* Best effort: the agent runs already; a lost log line must not
+         * fail (and destroy) a provision that worked. */
+        if (!line ||
+            remote_step(r, "launch", line, "true", NULL, 0, 0, &e) == -1)
+                job_log(r->job, LOG_WARN,
+                        "could not write the last provisioner log line: %s",
+                        line ? e.msg : "out of memory");
+        free(line);
 }

@@ -30,6 +30,7 @@
 #include "request.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 
 #include <math.h>
 #include <stdarg.h>
@@ -41,6 +42,7 @@
 #define TITLE_MAX  1024
 #define BODY_MAX   (256 * 1024)
 #define REASON_MAX 1024
+#define IMAGE_MAX  REQUEST_IMAGE_MAX
 #define DEPTH_MAX  64
 /* The largest integer an IEEE double (JavaScript's number) holds exactly:
  * GitHub comment ids must survive the hub's JSON.parse/stringify unchanged. */
@@ -605,11 +607,10 @@ static int check_comments(const cJSON *arr, struct err *err) {
                         return reject(err, "validate",
                                       "github.comments[%zu]: must be an object",
                                       i);
-                if (!id)
-                        return reject(err, "validate",
-                                      "github.comments[%zu].id: is required",
-                                      i);
-                if (!is_positive_int(id, SAFE_INT_MAX))
+                /* The hub's comments may lack a field: it reads as empty
+                 * (contract section 2). */
+                if (id && !cJSON_IsNull(id) &&
+                    !is_positive_int(id, SAFE_INT_MAX))
                         return reject(err, "validate",
                                       "github.comments[%zu].id: must be a "
                                       "positive integer of at most 2^53-1",
@@ -617,7 +618,7 @@ static int check_comments(const cJSON *arr, struct err *err) {
                 for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++) {
                         snprintf(path, sizeof(path), "github.comments[%zu].%s",
                                  i, strs[k]);
-                        if (get_string(c, strs[k], path, 1, 0, &s, err) == -1)
+                        if (get_string(c, strs[k], path, 0, 0, &s, err) == -1)
                                 return -1;
                 }
         }
@@ -695,25 +696,61 @@ check_github(const cJSON *gh, struct provision_request *out, struct err *err) {
         return 0;
 }
 
-/* An optional name with a default: gc and prompt. */
+/* An optional name with a default (gc and prompt), normalised the way the
+ * hub writes it (contract section 2): letters lowercased, then @p prefix
+ * dropped from the front or @p suffix from the end (either may be NULL);
+ * absent or "" means "default". */
 static int get_name(const cJSON *root,
                     const char *key,
                     size_t max,
                     const char *rest,
+                    const char *prefix,
+                    const char *suffix,
                     const char *what,
                     char *dst,
                     size_t dstlen,
                     struct err *err) {
         const cJSON *v = optional(root, key);
+        char buf[128];
 
-        if (!v) {
+        if (v && !cJSON_IsString(v))
+                return reject(err, "validate", "%s: must be a string", key);
+        if (!v || !v->valuestring[0]) {
                 snprintf(dst, dstlen, "default");
                 return 0;
         }
-        if (!cJSON_IsString(v) ||
-            !is_name(v->valuestring, max, LOWER DIGITS, rest))
+        size_t n = strlen(v->valuestring);
+        if (n >= sizeof(buf))
                 return reject(err, "validate", "%s: must be %s", key, what);
-        snprintf(dst, dstlen, "%s", v->valuestring);
+        for (size_t i = 0; i <= n; i++)
+                buf[i] = (char)tolower((unsigned char)v->valuestring[i]);
+        char *name = buf;
+        if (prefix && strncmp(name, prefix, strlen(prefix)) == 0)
+                name += strlen(prefix);
+        size_t len = strlen(name), sl = suffix ? strlen(suffix) : 0;
+        if (suffix && len > sl && strcmp(name + len - sl, suffix) == 0)
+                name[len - sl] = '\0';
+        if (!is_name(name, max, LOWER DIGITS, rest))
+                return reject(err, "validate", "%s: must be %s", key, what);
+        snprintf(dst, dstlen, "%s", name);
+        return 0;
+}
+
+/* image: an OCI reference the hub knows is current; absent = THOPTER_IMAGE. */
+static int
+get_image(const cJSON *root, char *dst, size_t dstlen, struct err *err) {
+        const char *s = NULL;
+        if (get_string(root, "image", "image", 0, 0, &s, err) == -1)
+                return -1;
+        if (!s || !*s)
+                return 0;
+        if (!is_name(s, IMAGE_MAX, LOWER UPPER DIGITS "._/:@-",
+                     LOWER UPPER DIGITS "._/:@-"))
+                return reject(err, "validate",
+                              "image: must be at most %d characters of "
+                              "[A-Za-z0-9._/:@-]",
+                              IMAGE_MAX);
+        snprintf(dst, dstlen, "%s", s);
         return 0;
 }
 
@@ -772,12 +809,15 @@ int request_parse_provision(const void *buf,
         if (check_github(gh, out, err) == -1)
                 goto fail;
 
-        if (get_name(root, "gc", 40, LOWER DIGITS "-",
-                     "a Golden Claude name: [a-z0-9][a-z0-9-]{0,39}", out->gc,
-                     sizeof(out->gc), err) == -1 ||
-            get_name(root, "prompt", 64, LOWER DIGITS "_-",
-                     "a prompt name: [a-z0-9][a-z0-9_-]{0,63}", out->prompt,
-                     sizeof(out->prompt), err) == -1)
+        if (get_name(root, "gc", 40, LOWER DIGITS "-", "gc-", NULL,
+                     "a Golden Claude name: an optional gc- prefix, then "
+                     "[a-z0-9][a-z0-9-]{0,39} (letters of any case)",
+                     out->gc, sizeof(out->gc), err) == -1 ||
+            get_name(root, "prompt", 64, LOWER DIGITS "_-", NULL, ".md",
+                     "a prompt name: [a-z0-9][a-z0-9_-]{0,63} with an "
+                     "optional .md suffix (letters of any case)",
+                     out->prompt, sizeof(out->prompt), err) == -1 ||
+            get_image(root, out->image, sizeof(out->image), err) == -1)
                 goto fail;
 
         cJSON_Delete(root);

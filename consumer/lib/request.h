@@ -18,7 +18,8 @@
 
 #include <stddef.h>
 
-#define REQUEST_ID_MAX 128
+#define REQUEST_ID_MAX    128
+#define REQUEST_IMAGE_MAX 256
 /* The largest payload accepted, in bytes (see schemas/README.md). */
 #define REQUEST_PAYLOAD_MAX (512 * 1024)
 
@@ -33,9 +34,10 @@ struct provision_request {
         char repository[204]; /* owner/name */
         char owner[101];
         char repo_name[101];
-        char issue_number[11]; /* digits, as a string */
-        char gc[41];           /* default "default" */
-        char prompt[65];       /* default "default" */
+        char issue_number[11];             /* digits, as a string */
+        char gc[41];                       /* default "default" */
+        char prompt[65];                   /* default "default" */
+        char image[REQUEST_IMAGE_MAX + 1]; /* "" = THOPTER_IMAGE */
         char *issue_title;
         char *issue_body;
         char *issue_url;              /* NULL when absent */

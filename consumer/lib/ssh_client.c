@@ -331,7 +331,19 @@ static int check_host_key(struct ssh_conn *c,
                         c->name);
                 goto out;
         }
+        if (opts->host_key && opts->host_key_len == klen &&
+            memcmp(opts->host_key, key, klen) == 0) {
+                rc = 0; /* the key made for this machine */
+                goto out;
+        }
         if (!opts->known_hosts_path) {
+                if (opts->host_key) {
+                        err_setc(err, ERR_PERMANENT, ERR_CAUSE_HOST_KEY, 0,
+                                 "ssh: host key for %s is not the one made "
+                                 "for this machine",
+                                 c->name);
+                        goto out;
+                }
                 rc = 0; /* insecure, checked by the caller */
                 goto out;
         }
@@ -356,15 +368,17 @@ static int check_host_key(struct ssh_conn *c,
                                              knownhost_keytype(ktype),
                                          &found);
         if (check != LIBSSH2_KNOWNHOST_CHECK_MATCH) {
-                err_setc(err, ERR_PERMANENT, ERR_CAUSE_HOST_KEY, check,
-                         "ssh: host key for %s does not match "
-                         "THOPTER_SSH_KNOWN_HOSTS (%s)",
-                         c->name,
-                         check == LIBSSH2_KNOWNHOST_CHECK_MISMATCH
-                             ? "different key"
-                         : check == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND
-                             ? "no entry for the host"
-                             : "check failed");
+                err_setc(
+                    err, ERR_PERMANENT, ERR_CAUSE_HOST_KEY, check,
+                    "ssh: host key for %s does not match "
+                    "THOPTER_SSH_KNOWN_HOSTS (%s)%s",
+                    c->name,
+                    check == LIBSSH2_KNOWNHOST_CHECK_MISMATCH ? "different key"
+                    : check == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND
+                        ? "no entry for the host"
+                        : "check failed",
+                    opts->host_key ? " and is not the one made for this machine"
+                                   : "");
                 goto out;
         }
         rc = 0;
@@ -407,7 +421,7 @@ static struct ssh_conn *connect_once(const struct ssh_opts *opts,
                         "ssh: host, user and key are required");
                 goto fail;
         }
-        if (!opts->known_hosts_path && !opts->insecure) {
+        if (!opts->known_hosts_path && !opts->host_key && !opts->insecure) {
                 err_set(err, ERR_PERMANENT, EINVAL,
                         "ssh: THOPTER_SSH_KNOWN_HOSTS is not set and "
                         "THOPTER_SSH_INSECURE is not 1");

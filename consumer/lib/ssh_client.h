@@ -55,18 +55,23 @@ struct ssh_opts {
                                  KEY.pub is used too when it exists */
         const char *known_hosts_path; /* optional; when set it is always
                                          checked, whatever insecure says */
-        int insecure;                 /* with known_hosts_path NULL: accept any
-                                         host key; otherwise refuse to connect */
+        /* optional: the host key made for this machine (SSH wire form,
+         * ssh_keys.h); accepted as well as what known_hosts_path lists */
+        const unsigned char *host_key;
+        size_t host_key_len;
+        int insecure; /* with neither known_hosts_path nor host_key: accept
+                         any host key; otherwise refuse to connect */
         long connect_timeout_ms; /* TCP + handshake + login; <= 0: default */
 };
 
 /**
  * @brief Connect, check the host key, log in with the key.
  *
- * The host key is checked against known_hosts_path (entries `HOST` or
- * `[HOST]:PORT`, plain or hashed) before any authentication; a mismatch or a
- * missing entry is ERR_PERMANENT "ssh: host key for HOST:PORT does not match
- * THOPTER_SSH_KNOWN_HOSTS".
+ * The host key is checked before any authentication: it is accepted when it
+ * is opts->host_key, or when known_hosts_path lists it for the host
+ * (entries `HOST` or `[HOST]:PORT`, plain or hashed). Anything else is
+ * ERR_PERMANENT, cause ERR_CAUSE_HOST_KEY, "ssh: host key for HOST:PORT
+ * ...", and nothing is sent.
  * @returns a connection to free with ssh_close(), or NULL (see @p err).
  */
 struct ssh_conn *ssh_connect(const struct ssh_opts *opts, struct err *err);
