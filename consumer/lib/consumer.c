@@ -58,7 +58,7 @@ static void *loop_main(void *arg) {
 static int probe_fly(void *arg, struct err *err) {
         struct fly_machine *machines = NULL;
         size_t n = 0;
-        int rc = fly_machine_list(arg, NULL, NULL, &machines, &n, err);
+        int rc = fly_machine_list(arg, NULL, &machines, &n, err);
         free(machines);
         return rc;
 }

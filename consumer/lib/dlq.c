@@ -87,6 +87,8 @@ rd_kafka_headers_t *dlq_headers(const struct job *job,
         add(h, DLQ_PREFIX "attempts", buf);
         clock_iso8601(failed_at_ms, buf, sizeof(buf));
         add(h, DLQ_PREFIX "failed_at", buf);
+        if (job->left_behind[0])
+                add(h, DLQ_PREFIX "left_machine", job->left_behind);
         if (reduced)
                 add_reduced(h, rec);
         return h;

@@ -222,12 +222,14 @@ static int parse_volume(const char *b, size_t n, void *out, struct err *err) {
 struct list_out {
         void **items;
         size_t *n;
+        bool include_deleted;
 };
 
 static int parse_machines(const char *b, size_t n, void *out, struct err *err) {
         struct list_out *l = out;
-        return fly_json_machines_parse(b, n, (struct fly_machine **)l->items,
-                                       l->n, err);
+        return fly_json_machines_parse(b, n, l->include_deleted,
+                                       (struct fly_machine **)l->items, l->n,
+                                       err);
 }
 
 static int parse_volumes(const char *b, size_t n, void *out, struct err *err) {
@@ -402,35 +404,69 @@ int fly_machine_get(struct fly_client *fly,
 }
 
 int fly_machine_list(struct fly_client *fly,
-                     const char *meta_key,
-                     const char *meta_value,
+                     const struct fly_list_opts *opts,
                      struct fly_machine **out,
                      size_t *n,
                      struct err *err) {
-        struct list_out l = {(void **)out, n};
+        static const struct fly_list_opts none = {0};
+        struct list_out l = {(void **)out, n, false};
         struct call c = {.route = "machines.list",
                          .method = "GET",
                          .parse = parse_machines,
                          .out = &l};
+        const char *deleted;
 
+        opts = opts ? opts : &none;
+        l.include_deleted = opts->include_deleted;
+        deleted = opts->include_deleted ? "include_deleted=true" : "";
         *out = NULL;
         *n = 0;
-        if (meta_key && meta_key[0]) {
-                char *k = http_escape(meta_key);
-                char *v = http_escape(meta_value ? meta_value : "");
+        if (opts->meta_key && opts->meta_key[0]) {
+                char *k = http_escape(opts->meta_key);
+                char *v = http_escape(opts->meta_value ? opts->meta_value : "");
                 snprintf(c.what, sizeof(c.what),
-                         "list machines in app %s (%s=%s)", fly->app, meta_key,
-                         meta_value ? meta_value : "");
-                c.path =
-                    k && v ? strfmt("/machines?metadata.%s=%s", k, v) : NULL;
+                         "list machines in app %s (%s=%s)", fly->app,
+                         opts->meta_key,
+                         opts->meta_value ? opts->meta_value : "");
+                c.path = k && v ? strfmt("/machines?metadata.%s=%s%s%s", k, v,
+                                         deleted[0] ? "&" : "", deleted)
+                                : NULL;
                 free(k);
                 free(v);
         } else {
                 snprintf(c.what, sizeof(c.what), "list machines in app %s",
                          fly->app);
-                c.path = strdup("/machines");
+                c.path =
+                    strfmt("/machines%s%s", deleted[0] ? "?" : "", deleted);
         }
         return perform(fly, &c, err);
+}
+
+int fly_machine_set_metadata(struct fly_client *fly,
+                             const char *id,
+                             const char *key,
+                             const char *value,
+                             struct err *err) {
+        struct call c = {.route = "machines.metadata", .method = "POST"};
+        struct err jerr = {0};
+
+        if (check_id("set machine metadata", id, err) == -1)
+                return -1;
+        snprintf(c.what, sizeof(c.what), "set metadata %s of machine %s", key,
+                 id);
+        char *body = fly_json_metadata_body(value, &jerr);
+        if (!body)
+                return fail(err, jerr.kind, jerr.cause, 0, 0, "fly: %s: %s",
+                            c.what, jerr.msg);
+        char *esc = http_escape(key);
+        char *suffix = esc ? strfmt("/metadata/%s", esc) : NULL;
+        c.path = suffix ? item_path("machines", id, suffix) : NULL;
+        c.body = body;
+        int rc = perform(fly, &c, err);
+        free(esc);
+        free(suffix);
+        free(body);
+        return rc;
 }
 
 int fly_machine_stop(struct fly_client *fly, const char *id, struct err *err) {
@@ -536,7 +572,7 @@ int fly_volume_list(struct fly_client *fly,
                     struct fly_volume **out,
                     size_t *n,
                     struct err *err) {
-        struct list_out l = {(void **)out, n};
+        struct list_out l = {(void **)out, n, false};
         struct call c = {.route = "volumes.list",
                          .method = "GET",
                          .parse = parse_volumes,

@@ -42,6 +42,11 @@ struct fly_machine {
         char role[32];        /* config.metadata.thopter_role */
         char volume_id[64];   /* config.mounts[0].volume */
         char image[256];      /* config.image */
+        char created_at[40];  /* RFC 3339, "" when absent */
+        char updated_at[40];
+        /* config.metadata.thopter_provisioned: the requestId whose provision
+         * completed on this machine (set by the consumer at the end). */
+        char provisioned[160];
 };
 
 struct fly_volume {
@@ -102,18 +107,33 @@ int fly_machine_get(struct fly_client *fly,
                     struct fly_machine *out,
                     struct err *err);
 
+/* What fly_machine_list() asks for. */
+struct fly_list_opts {
+        const char *meta_key; /* optional: ?metadata.KEY=VALUE */
+        const char *meta_value;
+        bool include_deleted; /* also machines destroying or destroyed (as
+                                 long as fly still lists them) */
+};
+
 /**
- * @brief GET /v1/apps/{app}/machines, optionally ?metadata.KEY=VALUE.
- * @param meta_key optional (NULL: no filter)
+ * @brief GET /v1/apps/{app}/machines.
+ * @param opts optional (NULL: every live machine).
  * @param out receives a malloc'd array of *n machines; free() it.
- * Machines in state destroyed or destroying are left out.
+ * Machines in state destroyed or destroying are left out unless
+ * opts->include_deleted.
  */
 int fly_machine_list(struct fly_client *fly,
-                     const char *meta_key,
-                     const char *meta_value,
+                     const struct fly_list_opts *opts,
                      struct fly_machine **out,
                      size_t *n,
                      struct err *err);
+
+/** @brief POST /v1/apps/{app}/machines/{id}/metadata/{key} {"value"}. */
+int fly_machine_set_metadata(struct fly_client *fly,
+                             const char *id,
+                             const char *key,
+                             const char *value,
+                             struct err *err);
 
 /** @brief POST /v1/apps/{app}/machines/{id}/stop. */
 int fly_machine_stop(struct fly_client *fly, const char *id, struct err *err);

@@ -97,7 +97,14 @@ machine_from(const cJSON *obj, struct fly_machine *m, struct err *err) {
         if (copy_str(config, "image", m->image, sizeof(m->image), err) == -1 ||
             copy_str(meta, "thopter_request_id", m->request_id,
                      sizeof(m->request_id), err) == -1 ||
-            copy_str(meta, "thopter_role", m->role, sizeof(m->role), err) == -1)
+            copy_str(meta, "thopter_role", m->role, sizeof(m->role), err) ==
+                -1 ||
+            copy_str(meta, "thopter_provisioned", m->provisioned,
+                     sizeof(m->provisioned), err) == -1 ||
+            copy_str(obj, "created_at", m->created_at, sizeof(m->created_at),
+                     err) == -1 ||
+            copy_str(obj, "updated_at", m->updated_at, sizeof(m->updated_at),
+                     err) == -1)
                 return -1;
 
         mounts =
@@ -135,6 +142,7 @@ int fly_json_machine_parse(const char *body,
 
 int fly_json_machines_parse(const char *body,
                             size_t len,
+                            bool include_deleted,
                             struct fly_machine **out,
                             size_t *n,
                             struct err *err) {
@@ -164,7 +172,8 @@ int fly_json_machines_parse(const char *body,
         cJSON_ArrayForEach(it, root) {
                 if (machine_from(it, &list[count], err) == -1)
                         goto out;
-                if (fly_json_machine_state_active(list[count].state))
+                if (include_deleted ||
+                    fly_json_machine_state_active(list[count].state))
                         count++;
         }
         if (count == 0) {
@@ -455,6 +464,19 @@ char *fly_json_create_body(const struct fly_create_spec *spec,
         body = print(root, err);
 out:
         wipe_file_values(root);
+        cJSON_Delete(root);
+        return body;
+}
+
+char *fly_json_metadata_body(const char *value, struct err *err) {
+        cJSON *root = cJSON_CreateObject();
+        char *body = NULL;
+
+        if (!root ||
+            !cJSON_AddStringToObject(root, "value", value ? value : ""))
+                err_oom(err, "fly json");
+        else
+                body = print(root, err);
         cJSON_Delete(root);
         return body;
 }

@@ -29,13 +29,15 @@ int fly_json_machine_parse(const char *body,
 
 /**
  * @brief A list response (a JSON array of Machines). Machines in state
- * "destroyed" or "destroying" are left out (fly-go's ListActive).
+ * "destroyed" or "destroying" are left out (fly-go's ListActive) unless
+ * @p include_deleted.
  * @param out receives a malloc'd array to free(), NULL when *n is 0.
  * One malformed element fails the whole list: a list that silently lost a
  * machine would make the caller create a duplicate.
  */
 int fly_json_machines_parse(const char *body,
                             size_t len,
+                            bool include_deleted,
                             struct fly_machine **out,
                             size_t *n,
                             struct err *err);
@@ -79,6 +81,9 @@ bool fly_json_machine_state_active(const char *state);
  * @returns a malloc'd string to free(), or NULL (see @p err).
  */
 char *fly_json_create_body(const struct fly_create_spec *spec, struct err *err);
+
+/** @brief The body of a metadata update: {"value": @p value}. */
+char *fly_json_metadata_body(const char *value, struct err *err);
 
 /**
  * @brief The CreateVolumeRequest body {"name","size_gb","region"};

@@ -50,6 +50,10 @@ void job_set_machine(struct job *job,
                 snprintf(job->region, sizeof(job->region), "%s", region);
 }
 
+void job_set_left_behind(struct job *job, const char *id) {
+        snprintf(job->left_behind, sizeof(job->left_behind), "%s", id);
+}
+
 void job_note_attempt(struct job *job, int attempt) {
         if (attempt > job->attempt)
                 job->attempt = attempt;

@@ -81,7 +81,9 @@ struct job {
         char thopter_id[64];
         char machine_name[128];
         char region[32];
-        int attempt; /* counts from 1 */
+        int attempt;          /* counts from 1 */
+        char left_behind[64]; /* a machine a failed request could not remove
+                                 (named in its dead letter) */
 
         /* Control, across threads. */
         atomic_int cancel;        /* the loop: give up now */
@@ -138,6 +140,11 @@ void job_set_machine(struct job *job,
                      const char *id,
                      const char *name,
                      const char *region);
+
+/** @brief A failed request leaves machine @p id behind (its clean-up gave
+ * up): the dead letter names it (thopter.dlq.left_machine) for an operator
+ * or thopter-reaper. */
+void job_set_left_behind(struct job *job, const char *id);
 
 /** @brief Raise the attempt count shown in events to @p attempt. */
 void job_note_attempt(struct job *job, int attempt);

@@ -67,7 +67,8 @@ static void release(struct job *job, void *opaque) {
 }
 
 /* The machine is there (made now, or found): the remote part. */
-static int set_up(struct provision_run *r, int found, struct err *err) {
+static int
+set_up(struct provision_run *r, enum provision_found found, struct err *err) {
         int done = 0;
 
         provision_work_branch(r->req, r->machine.id, r->work_branch,
@@ -75,7 +76,7 @@ static int set_up(struct provision_run *r, int found, struct err *err) {
         if (provision_wait_started(r, err) == -1 ||
             provision_connect(r, err) == -1)
                 return -1;
-        if (found) {
+        if (found == FOUND_LIVE) {
                 if (provision_is_done(r, &done, err) == -1)
                         return -1;
                 if (done) {
@@ -94,6 +95,7 @@ static int set_up(struct provision_run *r, int found, struct err *err) {
             provision_context_files(r, err) == -1 ||
             provision_launch(r, err) == -1)
                 return -1;
+        provision_mark_done(r);
         provision_finish_line(r);
         job_log(r->job, LOG_INFO, "provisioned %s (%s) for %s#%s",
                 r->machine.id, r->machine.name, r->req->repository,
@@ -106,7 +108,8 @@ static int run(struct job *job, void *opaque, struct err *err) {
         struct provision_ctx *ctx = opaque;
         struct provision_run r = {
             .ctx = ctx, .cfg = ctx->deps.cfg, .job = job, .req = job->request};
-        int found = 0, rc = -1;
+        enum provision_found found = FOUND_NONE;
+        int rc = -1;
 
         snprintf(r.workspace, sizeof(r.workspace), "%s/workspace",
                  r.cfg->remote_home);
@@ -127,7 +130,20 @@ static int run(struct job *job, void *opaque, struct err *err) {
         }
         if (provision_lookup(&r, &found, err) == -1)
                 goto out;
-        if (found) {
+        if (found == FOUND_DONE) {
+                /* Completed before, its thopter destroyed since (a
+                 * redelivery): done, and nothing is made again. */
+                job_set_machine(job, r.machine.id, r.machine.name,
+                                r.machine.region);
+                job_log(job, LOG_INFO,
+                        "already provisioned on machine %s, destroyed since "
+                        "(redelivered request): nothing to do",
+                        r.machine.id);
+                count("already_done");
+                rc = 0;
+                goto out;
+        }
+        if (found == FOUND_LIVE) {
                 r.ready_deadline =
                     clock_deadline(r.cfg->ready_timeout_s * 1000L);
                 job_set_machine(job, r.machine.id, r.machine.name,

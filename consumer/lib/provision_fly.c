@@ -11,6 +11,7 @@
  */
 #include "provision_int.h"
 #include "clock.h"
+#include "fly_json.h"
 #include "metrics.h"
 #include "strfmt.h"
 
@@ -23,7 +24,7 @@
 
 struct list_call {
         struct fly_client *fly;
-        const char *key, *value; /* metadata filter, optional */
+        struct fly_list_opts opts;
         struct fly_machine *machines;
         size_t n;
 };
@@ -33,23 +34,36 @@ static int call_list(void *arg, struct err *err) {
         free(c->machines);
         c->machines = NULL;
         c->n = 0;
-        return fly_machine_list(c->fly, c->key, c->value, &c->machines, &c->n,
-                                err);
+        return fly_machine_list(c->fly, &c->opts, &c->machines, &c->n, err);
 }
 
-/* One attempt: the machine already made for this request, if any, into
- * r->machine. */
-static int
-find_by_request_id(struct provision_run *r, int *found, struct err *err) {
-        struct list_call c = {r->ctx->deps.fly, "thopter_request_id",
-                              r->req->request_id, NULL, 0};
-        *found = 0;
+/* One attempt: what fly knows of this request's machines. A live one goes
+ * into r->machine (FOUND_LIVE); else a destroyed one that carries the
+ * consumer's "provisioned" mark for this request means the request was done
+ * and its thopter destroyed since (FOUND_DONE). Destroyed machines without
+ * the mark (a failed attempt's clean-up) do not count. */
+static int find_by_request_id(struct provision_run *r,
+                              enum provision_found *found,
+                              struct err *err) {
+        const char *id = r->req->request_id;
+        struct list_call c = {
+            r->ctx->deps.fly, {"thopter_request_id", id, true}, NULL, 0};
+
+        *found = FOUND_NONE;
         if (call_list(&c, err) == -1)
                 return -1;
-        for (size_t i = 0; i < c.n && !*found; i++) {
-                if (strcmp(c.machines[i].request_id, r->req->request_id) == 0) {
-                        r->machine = c.machines[i];
-                        *found = 1;
+        for (size_t i = 0; i < c.n; i++) {
+                struct fly_machine *m = &c.machines[i];
+                if (strcmp(m->request_id, id) != 0)
+                        continue;
+                if (fly_json_machine_state_active(m->state)) {
+                        r->machine = *m;
+                        *found = FOUND_LIVE;
+                        break;
+                }
+                if (strcmp(m->provisioned, id) == 0 && *found == FOUND_NONE) {
+                        r->machine = *m;
+                        *found = FOUND_DONE;
                 }
         }
         free(c.machines);
@@ -58,7 +72,7 @@ find_by_request_id(struct provision_run *r, int *found, struct err *err) {
 
 struct lookup_call {
         struct provision_run *r;
-        int found;
+        enum provision_found found;
 };
 
 static int call_lookup(void *arg, struct err *err) {
@@ -66,19 +80,21 @@ static int call_lookup(void *arg, struct err *err) {
         return find_by_request_id(l->r, &l->found, err);
 }
 
-int provision_lookup(struct provision_run *r, int *found, struct err *err) {
-        struct lookup_call l = {r, 0};
+int provision_lookup(struct provision_run *r,
+                     enum provision_found *found,
+                     struct err *err) {
+        struct lookup_call l = {r, FOUND_NONE};
         if (fly_retry_call(r->ctx->deps.retry, r->job, "lookup", "lookup",
                            call_lookup, &l, err) == -1)
                 return -1;
         *found = l.found;
-        r->have_machine = l.found;
+        r->have_machine = l.found == FOUND_LIVE;
         return 0;
 }
 
 static int
 count_started_thopters(struct provision_run *r, int *count, struct err *err) {
-        struct list_call c = {r->ctx->deps.fly, NULL, NULL, NULL, 0};
+        struct list_call c = {r->ctx->deps.fly, {0}, NULL, 0};
         if (fly_retry_call(r->ctx->deps.retry, r->job, "capacity", "list",
                            call_list, &c, err) == -1)
                 return -1;
@@ -203,17 +219,34 @@ struct create_call {
  * 5xx after the machine was made) is not turned into a second machine. */
 static int call_create(void *arg, struct err *err) {
         struct create_call *c = arg;
-        int found = 0;
+        enum provision_found found;
 
         if (find_by_request_id(c->r, &found, err) == -1)
                 return -1;
-        if (found)
+        if (found == FOUND_LIVE)
                 return 0;
         if (fly_machine_create(c->r->ctx->deps.fly, &c->spec, &c->r->machine,
                                err) == -1)
                 return -1;
         c->created = 1;
         return 0;
+}
+
+/* The create's budget is spent on ambiguous answers (a timeout or a 5xx
+ * after the POST may have made the machine): one more lookup decides before
+ * giving up, so a machine fly did make is used, not orphaned. */
+static int made_after_all(struct provision_run *r, struct err *err) {
+        enum provision_found found = FOUND_NONE;
+        struct err e = {0};
+
+        if (err->kind != ERR_TRANSIENT || err->cause == ERR_CAUSE_CANCELLED ||
+            find_by_request_id(r, &found, &e) == -1 || found != FOUND_LIVE)
+                return 0;
+        job_log(r->job, LOG_INFO,
+                "create gave up (%s) but machine %s exists: using it", err->msg,
+                r->machine.id);
+        err_clear(err);
+        return 1;
 }
 
 static void random_suffix(struct provision_ctx *ctx, char *out, size_t n) {
@@ -369,7 +402,8 @@ static int create_in(struct provision_run *r,
                 cc.spec.volume_id = vc.chosen.id;
                 job_step(r->job, "create");
                 if (fly_retry_call(r->ctx->deps.retry, r->job, "create",
-                                   "create", call_create, &cc, err) == 0)
+                                   "create", call_create, &cc, err) == 0 ||
+                    made_after_all(r, err))
                         break;
                 if (err->cause != ERR_CAUSE_VOLUME_CLAIMED || tries >= 3 ||
                     vc.nskip >= 4)
@@ -491,6 +525,38 @@ int provision_wait_started(struct provision_run *r, struct err *err) {
 }
 
 /* ------------------------------------------------------------------ */
+/* The "provisioned" mark */
+
+struct mark_call {
+        struct provision_run *r;
+};
+
+static int call_mark(void *arg, struct err *err) {
+        struct mark_call *c = arg;
+        return fly_machine_set_metadata(c->r->ctx->deps.fly, c->r->machine.id,
+                                        "thopter_provisioned",
+                                        c->r->req->request_id, err);
+}
+
+void provision_mark_done(struct provision_run *r) {
+        struct mark_call c = {r};
+        struct err e = {0};
+        char target[96];
+
+        /* Best effort: the agent runs. Without the mark a redelivery finds
+         * the machine alive (the done marker answers), and only a
+         * redelivery after the machine was destroyed would provision again;
+         * the reaper reads the mark too (an unmarked old thopter is an
+         * orphan). */
+        snprintf(target, sizeof(target), "metadata:%s", r->machine.id);
+        if (fly_retry_call(r->ctx->deps.retry, r->job, "launch", target,
+                           call_mark, &c, &e) == -1)
+                job_log(r->job, LOG_WARN,
+                        "could not mark machine %s as provisioned: %s",
+                        r->machine.id, e.msg);
+}
+
+/* ------------------------------------------------------------------ */
 /* Clean-up */
 
 void provision_cleanup(struct provision_run *r) {
@@ -499,6 +565,7 @@ void provision_cleanup(struct provision_run *r) {
         if (!r->have_machine || job_cancelled(r->job))
                 return;
         if (r->cfg->keep_failed) {
+                job_set_left_behind(r->job, r->machine.id);
                 job_log(r->job, LOG_WARN,
                         "keeping failed machine %s (THOPTER_KEEP_FAILED=1)",
                         r->machine.id);
@@ -510,7 +577,11 @@ void provision_cleanup(struct provision_run *r) {
                         r->machine.id);
                 return;
         }
+        if (e.cause == ERR_CAUSE_CANCELLED)
+                return; /* a stop: the redelivery cleans up */
+        job_set_left_behind(r->job, r->machine.id);
         job_log(r->job, LOG_ERROR,
-                "could not destroy failed machine %s: %s (destroy it by hand)",
+                "could not destroy failed machine %s: %s (its dead letter "
+                "names it; thopter-reaper or an operator removes it)",
                 r->machine.id, e.msg);
 }

@@ -45,8 +45,17 @@ struct provision_run {
 };
 
 /* provision_fly.c */
-/** The machine already made for this request, if any, into r->machine. */
-int provision_lookup(struct provision_run *r, int *found, struct err *err);
+enum provision_found {
+        FOUND_NONE, /* no machine for this request: create one */
+        FOUND_LIVE, /* its machine exists: resume (or nothing, if done) */
+        FOUND_DONE, /* it completed and its machine was destroyed since */
+};
+/** What fly knows of this request's machine, into r->machine. */
+int provision_lookup(struct provision_run *r,
+                     enum provision_found *found,
+                     struct err *err);
+/** Mark the machine: this request's provision completed on it. */
+void provision_mark_done(struct provision_run *r);
 /** Contract 5.8: wait, do not fail, while MAX_THOPTERS are started. */
 int provision_capacity(struct provision_run *r, struct err *err);
 /** Pick or create a volume, create the machine. */

@@ -159,6 +159,13 @@ static int remote_step(struct provision_run *r,
                 goto out;
         }
         for (int attempt = 0;; attempt++) {
+                /* A job cancelled at a revoke deadline is redone by the new
+                 * owner: it must not write anything more (or type the agent
+                 * into tmux) from here. */
+                if (job_cancelled(r->job)) {
+                        err_cancelled(err);
+                        goto out;
+                }
                 if (ssh_run(r->ssh, full, in, in_len,
                             r->cfg->ssh_timeout_s * 1000L, &res, err) == 0)
                         break;
@@ -253,8 +260,7 @@ static int find_gc_call(void *arg, struct err *err) {
         char want[64];
 
         f->found = 0;
-        if (fly_machine_list(f->r->ctx->deps.fly, NULL, NULL, &ms, &n, err) ==
-            -1)
+        if (fly_machine_list(f->r->ctx->deps.fly, NULL, &ms, &n, err) == -1)
                 return -1;
         for (int pass = 0; pass < 2 && !f->found; pass++) {
                 snprintf(want, sizeof(want), "gc-%s",
@@ -327,6 +333,10 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
         if (!src || !dst) {
                 err_oom(err, "golden_claude");
                 remote_failed(err, "golden_claude");
+                goto out;
+        }
+        if (job_cancelled(r->job)) {
+                err_cancelled(err);
                 goto out;
         }
         if (ssh_pipe(gcssh, src, r->ssh, dst, r->cfg->ssh_timeout_s * 1000L,
@@ -468,6 +478,11 @@ int provision_context_files(struct provision_run *r, struct err *err) {
                 if (!path)
                         goto oom;
                 for (int attempt = 0;; attempt++) {
+                        if (job_cancelled(r->job)) {
+                                free(path);
+                                err_cancelled(err);
+                                goto out;
+                        }
                         if (ssh_upload(r->ssh, path, files[i].data,
                                        strlen(files[i].data), 0644,
                                        r->cfg->ssh_timeout_s * 1000L, err) == 0)

@@ -11,13 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KEY_TYPE        "ssh-ed25519"
-#define DERIVE_LABEL    "thopter-host-key-v1"
-#define FILE_MAX        (1u << 20)
-#define PEM_BEGIN       "-----BEGIN OPENSSH PRIVATE KEY-----"
-#define PEM_END         "-----END OPENSSH PRIVATE KEY-----"
-#define OPENSSH_MAGIC   "openssh-key-v1"
-#define PEM_LINE        70
+#define KEY_TYPE      "ssh-ed25519"
+#define DERIVE_LABEL  "thopter-host-key-v1"
+#define FILE_MAX      (1u << 20)
+#define PEM_BEGIN     "-----BEGIN OPENSSH PRIVATE KEY-----"
+#define PEM_END       "-----END OPENSSH PRIVATE KEY-----"
+#define OPENSSH_MAGIC "openssh-key-v1"
+#define PEM_LINE      70
 
 int ssh_keys_derive_host_key(const void *secret,
                              size_t secret_len,
@@ -110,10 +110,10 @@ char *ssh_keys_public_line(const struct ssh_host_key *k, const char *comment) {
         unsigned char blob[SSH_KEYS_BLOB_MAX];
         size_t n = ssh_keys_public_blob(k, blob, sizeof(blob));
         char *b64 = n ? base64(blob, n) : NULL;
-        char *line = b64 ? strfmt(KEY_TYPE " %s%s%s", b64,
-                                  comment && *comment ? " " : "",
-                                  comment ? comment : "")
-                         : NULL;
+        char *line =
+            b64 ? strfmt(KEY_TYPE " %s%s%s", b64,
+                         comment && *comment ? " " : "", comment ? comment : "")
+                : NULL;
         free(b64);
         return line;
 }
@@ -184,9 +184,8 @@ char *ssh_keys_private_openssh(const struct ssh_host_key *k,
 
 /* ---- the client's public key -------------------------------------------- */
 
-unsigned char *ssh_keys_read_file(const char *path,
-                                  size_t *len,
-                                  struct err *err) {
+unsigned char *
+ssh_keys_read_file(const char *path, size_t *len, struct err *err) {
         FILE *f = fopen(path, "rb");
         struct dynbuf b;
         char chunk[4096];
@@ -250,8 +249,8 @@ static char *public_from_openssh(const char *text) {
                         b64[nb++] = *c;
         b64[nb] = '\0';
         raw = malloc(nb + 1);
-        int rawlen = raw ? EVP_DecodeBlock(raw, (unsigned char *)b64, (int)nb)
-                         : -1;
+        int rawlen =
+            raw ? EVP_DecodeBlock(raw, (unsigned char *)b64, (int)nb) : -1;
         if (rawlen > 0) {
                 /* EVP_DecodeBlock counts the padding as zero bytes. */
                 for (size_t i = nb; i > 0 && b64[i - 1] == '='; i--)
@@ -270,12 +269,12 @@ static char *public_from_openssh(const char *text) {
                                         const unsigned char *q = pub;
                                         if (get_string(&q, pub + npub, &s,
                                                        &n) == 0)
-                                                type = strndup(
-                                                    (const char *)s, n);
+                                                type =
+                                                    strndup((const char *)s, n);
                                         char *enc = base64(pub, npub);
                                         if (type && enc)
-                                                line = strfmt("%s %s", type,
-                                                              enc);
+                                                line =
+                                                    strfmt("%s %s", type, enc);
                                         free(enc);
                                 }
                         }

@@ -74,8 +74,7 @@ char *ssh_keys_client_public_line(const char *path, struct err *err);
  * @brief Read a whole local secret file (at most 1 MiB) into memory.
  * @returns a malloc'd buffer to free with secret_wipe()+free(), or NULL.
  */
-unsigned char *ssh_keys_read_file(const char *path,
-                                  size_t *len,
-                                  struct err *err);
+unsigned char *
+ssh_keys_read_file(const char *path, size_t *len, struct err *err);
 
 #endif

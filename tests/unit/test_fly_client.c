@@ -175,8 +175,9 @@ Test(fly_client, every_route_is_counted_under_its_name) {
         metrics_reset();
         fly_machine_create(fly, &spec, &m, &(struct err){0});
         fly_machine_get(fly, ID, &m, &(struct err){0});
-        fly_machine_list(fly, "thopter_request_id", "req 1/2", &ms, &n,
-                         &(struct err){0});
+        fly_machine_list(
+            fly, &(struct fly_list_opts){"thopter_request_id", "req 1/2", true},
+            &ms, &n, &(struct err){0});
         fly_machine_stop(fly, ID, &(struct err){0});
         fly_machine_delete(fly, ID, false, &(struct err){0});
         fly_machine_wait(fly, ID, "stopped", "01HEPA330HZ37A78TK080NAK1M", 600,

@@ -150,13 +150,38 @@ Test(fly_json, list_skips_destroyed_and_destroying) {
         size_t n = 99, len;
         char *body = slurp("machines_list_mixed.json", &len);
 
-        assert_ok(fly_json_machines_parse(body, len, &ms, &n, &err), &err);
+        assert_ok(fly_json_machines_parse(body, len, false, &ms, &n, &err),
+                  &err);
         cr_assert_eq(n, 2);
         cr_assert_str_eq(ms[0].id, "148e21a3c96989");
         cr_assert_str_eq(ms[0].request_id, "req-0001");
         cr_assert_str_eq(ms[1].id, "a5c5de9ce64ca12");
         cr_assert_str_eq(ms[1].state, "stopped");
         cr_assert_str_eq(ms[1].role, "");
+        free(ms);
+        free(body);
+}
+
+/* include_deleted: a destroyed machine that carries the "provisioned" mark
+ * tells the provision flow its request was done (provision_fly.c). */
+Test(fly_json, list_with_deleted_keeps_them_and_reads_marks_and_times) {
+        struct fly_machine *ms = NULL;
+        struct err err = {0};
+        size_t n = 99, len;
+        char *body = slurp("machines_list_with_deleted.json", &len);
+
+        assert_ok(fly_json_machines_parse(body, len, true, &ms, &n, &err),
+                  &err);
+        cr_assert_eq(n, 2);
+        cr_assert_str_eq(ms[1].state, "destroyed");
+        cr_assert_str_eq(ms[1].provisioned, "req-0002");
+        cr_assert_str_eq(ms[0].created_at, "2026-12-01T10:00:00Z");
+        cr_assert_str_eq(ms[0].updated_at, "2026-12-01T10:01:00Z");
+        free(ms);
+        assert_ok(fly_json_machines_parse(body, len, false, &ms, &n, &err),
+                  &err);
+        cr_assert_eq(n, 1);
+        cr_assert_str_eq(ms[0].id, "148e21a3c96989");
         free(ms);
         free(body);
 }
@@ -170,8 +195,9 @@ Test(fly_json, empty_and_all_destroyed_lists_are_empty) {
                 size_t n = 99, len;
                 char *body = slurp(files[i], &len);
 
-                assert_ok(fly_json_machines_parse(body, len, &ms, &n, &err),
-                          &err);
+                assert_ok(
+                    fly_json_machines_parse(body, len, false, &ms, &n, &err),
+                    &err);
                 cr_assert_eq(n, 0, "%s", files[i]);
                 cr_assert_null(ms, "%s", files[i]);
                 free(body);
@@ -188,8 +214,9 @@ Test(fly_json, bad_lists_fail_whole) {
                 size_t n = 99, len;
                 char *body = slurp(files[i], &len);
 
-                cr_assert_eq(fly_json_machines_parse(body, len, &ms, &n, &err),
-                             -1, "%s", files[i]);
+                cr_assert_eq(
+                    fly_json_machines_parse(body, len, false, &ms, &n, &err),
+                    -1, "%s", files[i]);
                 cr_assert_eq(err.kind, ERR_PERMANENT, "%s", files[i]);
                 cr_assert_null(ms, "%s", files[i]);
                 cr_assert_eq(n, 0, "%s", files[i]);

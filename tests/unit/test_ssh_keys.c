@@ -15,9 +15,9 @@ static const char secret[] = "the consumer's private key file, say";
 static struct ssh_host_key derive(const char *id) {
         struct ssh_host_key k;
         struct err err = {0};
-        cr_assert_eq(ssh_keys_derive_host_key(secret, sizeof(secret), id, &k,
-                                              &err),
-                     0, "%s", err.msg);
+        cr_assert_eq(
+            ssh_keys_derive_host_key(secret, sizeof(secret), id, &k, &err), 0,
+            "%s", err.msg);
         return k;
 }
 
@@ -41,9 +41,9 @@ Test(ssh_keys, derivation_is_stable_and_per_request) {
         cr_assert_neq(memcmp(a.pub, c.pub, sizeof(a.pub)), 0);
         struct err err = {0};
         struct ssh_host_key d;
-        cr_assert_eq(ssh_keys_derive_host_key("another secret", 14, "prov-1",
-                                              &d, &err),
-                     0);
+        cr_assert_eq(
+            ssh_keys_derive_host_key("another secret", 14, "prov-1", &d, &err),
+            0);
         cr_assert_neq(memcmp(a.pub, d.pub, sizeof(a.pub)), 0,
                       "the secret must matter");
 }
@@ -93,7 +93,8 @@ Test(ssh_keys, public_blob_is_the_wire_form) {
 Test(ssh_keys, client_public_line_from_the_private_key_alone) {
         char dir[] = "/tmp/ssh_keys.XXXXXX";
         cr_assert_not_null(mkdtemp(dir));
-        char *cmd = strfmt("ssh-keygen -q -t ed25519 -N '' -C me -f %s/id", dir);
+        char *cmd =
+            strfmt("ssh-keygen -q -t ed25519 -N '' -C me -f %s/id", dir);
         cr_assert_eq(system(cmd), 0);
         free(cmd);
         char *key = strfmt("%s/id", dir), *pub = strfmt("%s/id.pub", dir);
