@@ -1,4 +1,7 @@
-/* backoff.h - exponential backoff with jitter, honouring Retry-After. Pure. */
+/* backoff.h - exponential backoff with jitter, honouring Retry-After. Pure.
+ *
+ * Callers: fly_retry.c (the one retry policy).
+ */
 #ifndef THOPTER_BACKOFF_H
 #define THOPTER_BACKOFF_H
 

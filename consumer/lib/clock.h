@@ -8,6 +8,8 @@
  * shortens or stretches a wait.
  *
  * @locality any thread.
+ *
+ * Callers: everyone.
  */
 #ifndef THOPTER_CLOCK_H
 #define THOPTER_CLOCK_H

@@ -5,6 +5,9 @@
  * with '_' turned into '-' (KAFKA_BROKERS -> --kafka-brokers VALUE or
  * --kafka-brokers=VALUE). Flags win over the environment. A missing or
  * malformed setting fails config_load() with one line that names it.
+ *
+ * Callers: main.c (loads it), consumer.c and the flows read it; nothing else
+ * calls getenv().
  */
 #ifndef THOPTER_CONFIG_H
 #define THOPTER_CONFIG_H

@@ -4,6 +4,8 @@
  * server. main.c turns the command line and signals into these calls.
  *
  * @locality the main thread, except consumer_running() (any thread).
+ *
+ * Callers: main.c only.
  */
 #ifndef THOPTER_CONSUMER_H
 #define THOPTER_CONSUMER_H

@@ -2,6 +2,9 @@
  * steps for anyone else who must remove a machine (a failed provision's
  * clean-up): look it up, refuse anything not named thopter-*, stop it,
  * delete it with force (contract sections 2 and 5.7).
+ *
+ * Callers: consumer.c (the handler), provision_fly.c (the clean-up of a
+ * failed provision).
  */
 #ifndef THOPTER_DESTROY_H
 #define THOPTER_DESTROY_H

@@ -12,6 +12,9 @@
  * SHA-256 in headers (schemas/dead-letter-headers.md).
  *
  * No I/O but kafka_producer_send(). @locality any thread.
+ *
+ * Callers: kafka_finish.c only (dead letters are the loop's, never a
+ * handler's).
  */
 #ifndef THOPTER_DLQ_H
 #define THOPTER_DLQ_H

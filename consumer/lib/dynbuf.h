@@ -13,6 +13,9 @@
  * many pieces and check once.
  *
  * @locality one thread per buffer.
+ *
+ * Callers: any module that builds text or collects output (metrics, ssh,
+ * provision context, ssh keys).
  */
 #ifndef THOPTER_DYNBUF_H
 #define THOPTER_DYNBUF_H

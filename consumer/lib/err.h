@@ -14,6 +14,8 @@
  * recorded wins, so the message names the root cause.
  *
  * @locality any thread (a struct err belongs to one thread at a time).
+ *
+ * Callers: everyone.
  */
 #ifndef THOPTER_ERR_H
 #define THOPTER_ERR_H

@@ -4,6 +4,9 @@
  * without waiting for the broker (started, step, retrying, waiting_*); the
  * Kafka loop sends the final event (completed or failed) itself and commits
  * the record only once that event is acknowledged (kafka_finish.c).
+ *
+ * Callers: the Kafka loop only (kafka_*.c): handlers emit through
+ * job_emit().
  */
 #ifndef THOPTER_EVENTS_H
 #define THOPTER_EVENTS_H

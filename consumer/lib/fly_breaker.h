@@ -34,6 +34,9 @@
  * they are never evidence of an outage.
  *
  * @locality any thread.
+ *
+ * Callers: consumer.c (builds it), fly_retry.c (records and waits),
+ * kafka_pause.c (pauses while open).
  */
 #ifndef THOPTER_FLY_BREAKER_H
 #define THOPTER_FLY_BREAKER_H

@@ -12,6 +12,9 @@
  *
  * @locality any thread: a client may be shared by every worker thread; it
  * keeps a pool of libcurl handles so that connections are reused.
+ *
+ * Callers: the flows (destroy.c, provision_*.c) through fly_retry_call();
+ * consumer.c (the breaker's probe); the reaper.
  */
 #ifndef THOPTER_FLY_CLIENT_H
 #define THOPTER_FLY_CLIENT_H

@@ -11,6 +11,9 @@
  * another machine.
  *
  * @locality any thread.
+ *
+ * Callers: fly_client.c; provision_fly.c (machine states); tests and
+ * fuzzers.
  */
 #ifndef THOPTER_FLY_JSON_H
 #define THOPTER_FLY_JSON_H

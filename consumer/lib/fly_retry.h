@@ -13,6 +13,9 @@
  *
  * The job (optional) gets "retrying" and "waiting_fly" events and its
  * attempt count, and its cancellation ends the wait at once.
+ *
+ * Callers: the flows (destroy.c, provision_*.c) for every fly call;
+ * consumer.c builds the policy.
  */
 #ifndef THOPTER_FLY_RETRY_H
 #define THOPTER_FLY_RETRY_H

@@ -6,6 +6,8 @@
  * /metrics: the registry of metrics.h, plus what is computed per scrape:
  * consumer lag per partition (from the broker's watermarks), seconds since
  * the last confirmed commit, and each loop's poll age.
+ *
+ * Callers: consumer.c only.
  */
 #ifndef THOPTER_HEALTH_SERVER_H
 #define THOPTER_HEALTH_SERVER_H

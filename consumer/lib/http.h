@@ -5,6 +5,8 @@
  * arrive ready-made from the caller and never appear in a message).
  *
  * @locality any thread: a struct http may be shared by every worker thread.
+ *
+ * Callers: fly_client.c only.
  */
 #ifndef THOPTER_HTTP_H
 #define THOPTER_HTTP_H

@@ -27,6 +27,9 @@
  * identity fields are written by prepare() before the job is queued; the
  * progress fields by run()'s thread only. `cancel` and `interruptible`
  * cross threads and are atomic.
+ *
+ * Callers: handlers (destroy.c, provision*.c) and fly_retry.c; the Kafka
+ * loop implements job_ops.
  */
 #ifndef THOPTER_JOB_H
 #define THOPTER_JOB_H

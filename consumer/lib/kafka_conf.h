@@ -1,5 +1,8 @@
 /* kafka_conf.h - librdkafka configuration from brokers and -X properties,
- * shared by the consumer and every producer tool. */
+ * shared by the consumer and every producer tool.
+ *
+ * Callers: consumer.c, kafka_loop.c, and the producer tools.
+ */
 #ifndef THOPTER_KAFKA_CONF_H
 #define THOPTER_KAFKA_CONF_H
 

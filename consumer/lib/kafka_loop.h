@@ -19,6 +19,9 @@
  *
  * What a handler sees of a record is job.h. Who calls this: consumer.c
  * (life cycle) and health_server.c (readiness, liveness, lag).
+ *
+ * Callers: consumer.c (life cycle) and health_server.c (readiness, liveness,
+ * lag).
  */
 #ifndef THOPTER_KAFKA_LOOP_H
 #define THOPTER_KAFKA_LOOP_H

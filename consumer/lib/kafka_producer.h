@@ -3,6 +3,9 @@
  *
  * A background thread serves delivery reports, so a caller learns that the
  * broker acknowledged a record through its callback, on that thread.
+ *
+ * Callers: consumer.c (builds it), kafka_finish.c and events.c (send through
+ * it).
  */
 #ifndef THOPTER_KAFKA_PRODUCER_H
 #define THOPTER_KAFKA_PRODUCER_H

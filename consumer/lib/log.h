@@ -6,6 +6,8 @@
  * slips into an error text (a URL, a server echo) never reaches the log.
  *
  * @locality any thread; records are written with one write(2) each.
+ *
+ * Callers: everyone.
  */
 #ifndef THOPTER_LOG_H
 #define THOPTER_LOG_H

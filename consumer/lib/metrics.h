@@ -8,6 +8,8 @@
  *
  * @locality any thread (one mutex; nothing here is on a hot path that
  * matters next to a network call).
+ *
+ * Callers: everyone that counts; health_server.c renders it.
  */
 #ifndef THOPTER_METRICS_H
 #define THOPTER_METRICS_H

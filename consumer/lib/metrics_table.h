@@ -6,6 +6,8 @@
  * To add a metric: add a row here, then call metrics_inc/set/observe with
  * its id. Labels are low-cardinality only (topic, class, route, status,
  * outcome): never a request or machine id.
+ *
+ * Callers: metrics.h (and through it every module that counts).
  */
 #ifndef THOPTER_METRICS_TABLE_H
 #define THOPTER_METRICS_TABLE_H

@@ -9,6 +9,8 @@
  *
  * No Kafka types here: the loop turns results into commit lists.
  * @locality not thread-safe; the Kafka loop's poll thread owns it.
+ *
+ * Callers: the Kafka loop only (kafka_loop.c, kafka_commit.c).
  */
 #ifndef THOPTER_OFFSET_TRACKER_H
 #define THOPTER_OFFSET_TRACKER_H

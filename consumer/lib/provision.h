@@ -9,6 +9,8 @@
  *   provision_remote.c   the SSH session and the remote steps
  *   provision_context.c  the text the remote steps write (pure functions)
  *   provision_int.h      what they share
+ *
+ * Callers: consumer.c only.
  */
 #ifndef THOPTER_PROVISION_H
 #define THOPTER_PROVISION_H

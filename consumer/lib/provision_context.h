@@ -5,6 +5,8 @@
  * Every value that reaches a shell goes through shell_quote() here (contract
  * 5.11); a function that cannot build its command (a name that is not safe,
  * out of memory) returns NULL.
+ *
+ * Callers: provision.c and provision_remote.c; unit tests.
  */
 #ifndef THOPTER_PROVISION_CONTEXT_H
 #define THOPTER_PROVISION_CONTEXT_H

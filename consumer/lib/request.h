@@ -10,6 +10,9 @@
  * payload must be at most REQUEST_PAYLOAD_MAX bytes, strict RFC 8259 JSON in
  * UTF-8, with no duplicate key anywhere and no \u0000 in a string; see
  * schemas/README.md. Out of memory is ERR_TRANSIENT with class ERRC_INTERNAL.
+ *
+ * Callers: the handlers' prepare() (destroy.c, provision.c), thopter-send,
+ * the reaper, fuzzers.
  */
 #ifndef THOPTER_REQUEST_H
 #define THOPTER_REQUEST_H

@@ -9,6 +9,9 @@
  * No I/O here.
  *
  * @locality any thread.
+ *
+ * Callers: every module that builds a remote command (provision_context.c,
+ * provision_remote.c, ssh_client.c) and config.c (name checks).
  */
 #ifndef THOPTER_SHELL_QUOTE_H
 #define THOPTER_SHELL_QUOTE_H

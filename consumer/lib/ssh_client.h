@@ -29,6 +29,8 @@
  *
  * @locality any thread, one thread per struct ssh_conn at a time; different
  * connections may be used from different threads concurrently.
+ *
+ * Callers: provision_remote.c, and the reaper.
  */
 #ifndef THOPTER_SSH_CLIENT_H
 #define THOPTER_SSH_CLIENT_H

@@ -22,6 +22,9 @@
  * old machines no longer accept the new client key either.
  *
  * No I/O except reading the client key file. @locality any thread.
+ *
+ * Callers: provision (derives and hands out the keys), the reaper (checks
+ * idle thopters).
  */
 #ifndef THOPTER_SSH_KEYS_H
 #define THOPTER_SSH_KEYS_H

@@ -1,5 +1,8 @@
 /* strfmt.h - printf into a string of exactly the right size, and wiping
- * secrets from memory before it is freed. */
+ * secrets from memory before it is freed.
+ *
+ * Callers: everyone that builds a string.
+ */
 #ifndef THOPTER_STRFMT_H
 #define THOPTER_STRFMT_H
 

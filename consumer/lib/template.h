@@ -3,6 +3,8 @@
  * Replaces every "<open>NAME<close>" whose NAME is in @p vars by its value;
  * unknown names are left as they are. Used with "{" "}" for the host and
  * clone URL templates and "{{" "}}" for prompt templates. Pure.
+ *
+ * Callers: provision_context.c, provision_remote.c (host and URL templates).
  */
 #ifndef THOPTER_TEMPLATE_H
 #define THOPTER_TEMPLATE_H
