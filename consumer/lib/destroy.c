@@ -25,29 +25,27 @@ struct call {
         int gone;
 };
 
-static int call_get(void *arg, struct err *err) {
-        struct call *c = arg;
-        if (fly_machine_get(c->d->fly, c->id, &c->machine, err) == 0)
-                return 0;
-        if (err->code == 404) {
+/* A machine that is gone (404) is a destroy that is done: a replayed
+ * destroy must be harmless. */
+static int gone_on_404(struct call *c, int rc, struct err *err) {
+        if (rc == -1 && err->code == 404) {
                 c->gone = 1;
                 err_clear(err);
                 return 0;
         }
-        return -1;
+        return rc;
+}
+
+static int call_get(void *arg, struct err *err) {
+        struct call *c = arg;
+        return gone_on_404(
+            c, fly_machine_get(c->d->fly, c->id, &c->machine, err), err);
 }
 
 static int call_delete(void *arg, struct err *err) {
         struct call *c = arg;
-        if (fly_machine_delete(c->d->fly, c->id, 1, err) == 0)
-                return 0;
-        /* 404 is success: a replayed destroy must be harmless. */
-        if (err->code == 404) {
-                c->gone = 1;
-                err_clear(err);
-                return 0;
-        }
-        return -1;
+        return gone_on_404(c, fly_machine_delete(c->d->fly, c->id, 1, err),
+                           err);
 }
 
 int destroy_name_is_thopter(const char *name) {

@@ -210,6 +210,25 @@ item_path(const char *collection, const char *id, const char *suffix) {
         return path;
 }
 
+/* POST @p body, built by a fly_json builder (NULL: its error is in @p jerr),
+ * to @p path. The body may carry secrets (env, files): wiped, then freed. */
+static int post(struct fly_client *fly,
+                struct call *c,
+                const char *path,
+                char *body,
+                const struct err *jerr,
+                struct err *err) {
+        if (!body)
+                return fail(err, jerr->kind, jerr->cause, 0, 0, "fly: %s: %s",
+                            c->what, jerr->msg);
+        c->method = "POST";
+        c->body = body;
+        c->path = strdup(path);
+        int rc = perform(fly, c, err);
+        secret_free(body);
+        return rc;
+}
+
 /* Adapters from fly_json's parsers to call.parse. */
 static int parse_machine(const char *b, size_t n, void *out, struct err *err) {
         return fly_json_machine_parse(b, n, out, err);
@@ -454,18 +473,15 @@ int fly_machine_set_metadata(struct fly_client *fly,
                 return -1;
         snprintf(c.what, sizeof(c.what), "set metadata %s of machine %s", key,
                  id);
-        char *body = fly_json_metadata_body(value, &jerr);
-        if (!body)
-                return fail(err, jerr.kind, jerr.cause, 0, 0, "fly: %s: %s",
-                            c.what, jerr.msg);
         char *esc = http_escape(key);
         char *suffix = esc ? strfmt("/metadata/%s", esc) : NULL;
-        c.path = suffix ? item_path("machines", id, suffix) : NULL;
-        c.body = body;
-        int rc = perform(fly, &c, err);
+        char *path = suffix ? item_path("machines", id, suffix) : NULL;
+        int rc = path ? post(fly, &c, path,
+                             fly_json_metadata_body(value, &jerr), &jerr, err)
+                      : err_oom(err, c.what);
         free(esc);
         free(suffix);
-        free(body);
+        free(path);
         return rc;
 }
 
@@ -512,19 +528,11 @@ int fly_machine_create(struct fly_client *fly,
         else
                 snprintf(c.what, sizeof(c.what), "create machine in app %s",
                          fly->app);
-        char *body = fly_json_create_body(spec, &jerr);
-        if (!body)
-                return fail(err, jerr.kind, jerr.cause, 0, 0, "fly: %s: %s",
-                            c.what, jerr.msg);
         /* Not idempotent: a 408/5xx here is ambiguous (the machine may
          * exist). The caller looks it up by metadata before retrying
-         * (reference section 9). The body carries secrets (env, files):
-         * wiped before it is freed. */
-        c.body = body;
-        c.path = strdup("/machines");
-        int rc = perform(fly, &c, err);
-        secret_free(body);
-        return rc;
+         * (reference section 9). */
+        return post(fly, &c, "/machines", fly_json_create_body(spec, &jerr),
+                    &jerr, err);
 }
 
 int fly_machine_wait(struct fly_client *fly,
@@ -600,13 +608,7 @@ int fly_volume_create(struct fly_client *fly,
         memset(out, 0, sizeof(*out));
         snprintf(c.what, sizeof(c.what), "create volume %s in app %s",
                  name ? name : "", fly->app);
-        char *body = fly_json_volume_create_body(name, size_gb, region, &jerr);
-        if (!body)
-                return fail(err, jerr.kind, jerr.cause, 0, 0, "fly: %s: %s",
-                            c.what, jerr.msg);
-        c.body = body;
-        c.path = strdup("/volumes");
-        int rc = perform(fly, &c, err);
-        free(body);
-        return rc;
+        return post(fly, &c, "/volumes",
+                    fly_json_volume_create_body(name, size_gb, region, &jerr),
+                    &jerr, err);
 }
