@@ -30,11 +30,14 @@ export function tmo(ms: number): number {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 20000, everyMs = 50): Promise<T> {
+type Falsy = undefined | null | false | '' | 0;
+
+/** Polls @fn until it returns a true value, which it returns. */
+export async function waitFor<T>(what: string, fn: () => T | Falsy | Promise<T | Falsy>, timeoutMs = 20000, everyMs = 50): Promise<T> {
   const deadline = Date.now() + tmo(timeoutMs);
   for (;;) {
     const v = await fn();
-    if (v) return v;
+    if (v) return v as T;
     if (Date.now() > deadline) throw new Error(`timed out after ${tmo(timeoutMs)} ms waiting for ${what}`);
     await sleep(everyMs);
   }
@@ -90,7 +93,7 @@ export class Devbroker {
   async inject(command: string): Promise<void> {
     const before = this.stderr.length;
     this.child.stdin?.write(`${command}\n`);
-    await waitFor(`devbroker to acknowledge "${command}"`, () => /thopter-devbroker: (ok|error)/.test(this.stderr.slice(before)), 5000);
+    await waitFor(`devbroker to acknowledge "${command}"`, () => /thopter-devbroker: (ok|error|brokers? (down|up))/.test(this.stderr.slice(before)), 5000);
   }
 
   stop(): Promise<void> {
