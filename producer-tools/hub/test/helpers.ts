@@ -19,6 +19,8 @@ export const MULTIPLIER = Number(process.env.THOPTER_TIMEOUT_MULTIPLIER ?? '1') 
 export const TOKEN = 'fm2_test-secret-token-ABCDEF0123456789';
 /* Group settings the mock broker needs (shared/reference/environment.md section 3). */
 export const GROUP = { sessionTimeoutMs: 4000, heartbeatIntervalMs: 500 };
+/* What tests/CMakeLists.txt fails a test on, here applied to the children's own output (ASan builds). */
+export const SANITIZER_RE = /ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer/;
 
 export function binary(name: string): string {
   return path.join(BUILD_DIR, name);
@@ -96,8 +98,9 @@ export class Devbroker {
     await waitFor(`devbroker to acknowledge "${command}"`, () => /thopter-devbroker: (ok|error|brokers? (down|up))/.test(this.stderr.slice(before)), 5000);
   }
 
-  stop(): Promise<void> {
-    return stopChild(this.child);
+  async stop(): Promise<void> {
+    await stopChild(this.child);
+    if (SANITIZER_RE.test(this.stderr)) throw new Error(`sanitizer report from thopter-devbroker:\n${this.stderr}`);
   }
 }
 
@@ -193,12 +196,16 @@ export class ThopterConsumer {
   }
 
   async stop(): Promise<number | null> {
-    if (this.child.exitCode !== null) return this.child.exitCode;
-    const exited = new Promise<number | null>((r) => this.child.once('exit', (code) => r(code)));
-    this.child.kill('SIGTERM');
-    const t = setTimeout(() => this.child.kill('SIGKILL'), tmo(40000));
-    const code = await exited;
-    clearTimeout(t);
+    let code = this.child.exitCode;
+    if (code === null && this.child.signalCode === null) {
+      const exited = new Promise<number | null>((r) => this.child.once('exit', (c) => r(c)));
+      this.child.kill('SIGTERM');
+      const t = setTimeout(() => this.child.kill('SIGKILL'), tmo(40000));
+      code = await exited;
+      clearTimeout(t);
+    }
+    const log = this.log();
+    if (SANITIZER_RE.test(log)) throw new Error(`sanitizer report from thopter-consumer (${this.logFile}):\n${log.slice(-6000)}`);
     return code;
   }
 }
