@@ -14,6 +14,7 @@ packages=(
     openssh-server openssh-client tmux procps
     python3 python3-confluent-kafka
     shellcheck valgrind clang libclang-rt-14-dev
+    prometheus
 )
 
 missing=()
@@ -42,5 +43,12 @@ $SUDO mkdir -p /run/sshd
 if [ -f "$here/tests/tools/package.json" ] && [ ! -d "$here/tests/tools/node_modules" ]; then
     echo "setup: npm install in tests/tools"
     (cd "$here/tests/tools" && npm install --no-audit --no-fund --loglevel=error)
+fi
+# The hub's package (producer-tools/hub): exactly what its package-lock.json
+# pins; npm ci only when something is missing, from npm's cache when it can.
+hub="$here/producer-tools/hub"
+if [ -f "$hub/package-lock.json" ] && ! (cd "$hub" && npm ls --depth=0 >/dev/null 2>&1); then
+    echo "setup: npm ci in producer-tools/hub"
+    (cd "$hub" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: done"
