@@ -142,6 +142,7 @@ struct fly_breaker *fly_breaker_new(int threshold,
         pthread_mutex_init(&b->lock, NULL);
         clock_cond_init(&b->cond);
         metrics_set(M_CIRCUIT_OPEN, "", 0);
+        metrics_inc(M_CIRCUIT_OPENED, "", 0);
         if (pthread_create(&b->thread, NULL, prober, b) != 0) {
                 pthread_cond_destroy(&b->cond);
                 pthread_mutex_destroy(&b->lock);

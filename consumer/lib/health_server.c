@@ -184,6 +184,9 @@ static void update_loop_metrics(struct health_server *hs,
         snprintf(labels, sizeof(labels), "loop=\"%s\"", kafka_loop_name(loop));
         metrics_set(M_POLL_AGE, labels,
                     (double)kafka_loop_poll_age_ms(loop) / 1000.0);
+        char why[256];
+        metrics_set(M_READY, labels,
+                    kafka_loop_ready(loop, READY_TIMEOUT_MS, why, sizeof(why)));
 
         snprintf(labels, sizeof(labels), "topic=\"%s\"", topic);
         double last = metrics_get(M_LAST_COMMIT_TIMESTAMP, labels);

@@ -470,7 +470,22 @@ struct kafka_loop *kafka_loop_new(const struct kafka_loop_opts *opts,
                 err_oom(err, opts->name);
                 goto fail;
         }
+        /* Every per-topic series exists from the start (at 0), so alerts
+         * and dashboards see them before the first event. */
         metrics_set(M_IN_FLIGHT, loop->labels, 0);
+        metrics_set(M_PAUSED, loop->labels, 0);
+        static const enum metrics_id zero[] = {
+            M_MESSAGES_RECEIVED,         M_MESSAGES_FINISHED,
+            M_COMMIT_FAILURES,           M_REBALANCES,
+            M_DEAD_LETTER_SEND_FAILURES, M_EVENT_SEND_FAILURES};
+        for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++)
+                metrics_inc(zero[i], loop->labels, 0);
+        for (int c = ERRC_INVALID_REQUEST; c <= ERRC_INTERNAL; c++) {
+                char labels[256];
+                snprintf(labels, sizeof(labels), "topic=\"%s\",class=\"%s\"",
+                         opts->topic, err_class_name((enum err_class)c));
+                metrics_inc(M_DEAD_LETTERS, labels, 0);
+        }
 
         if (kafka_conf_set(conf, "group.id", opts->group, err) == -1 ||
             kafka_conf_set(conf, "enable.auto.commit", "false", err) == -1 ||

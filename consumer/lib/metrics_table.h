@@ -71,6 +71,8 @@
   /* Per scrape (health_server.c) */                                         \
   X(M_POLL_AGE, "thopter_poll_age_seconds", GAUGE,                           \
     "Seconds since each Kafka loop last polled")                             \
+  X(M_READY, "thopter_ready", GAUGE,                                         \
+    "1 when the loop is ready (what /readyz checks), 0 when not")            \
   X(M_CONSUMER_LAG, "thopter_consumer_lag", GAUGE,                           \
     "Records not yet committed per assigned partition (high watermark - "    \
     "committed offset; 0 for a partition this instance no longer owns)")     \
