@@ -225,6 +225,7 @@ class SimMachine:
         self.proc = None
         self.pid = None          # the hook's pid on the host (PID 1 inside)
         self.pidns = None
+        self._pidns_fd = None
         self.returncode = None
         self.started_at = None
 
@@ -267,7 +268,10 @@ class SimMachine:
             if pids:
                 self.pid = int(pids[0])
                 try:
-                    self.pidns = os.readlink("/proc/%d/ns/pid" % self.pid)
+                    # Held open so that the namespace, and with it its inode number, is not
+                    # reused by a later machine while this object may still be asked.
+                    self._pidns_fd = os.open("/proc/%d/ns/pid" % self.pid, os.O_RDONLY)
+                    self.pidns = "pid:[%d]" % os.fstat(self._pidns_fd).st_ino
                 except OSError:
                     pass
                 return self
@@ -340,6 +344,9 @@ class SimMachine:
 
     def close(self):
         self.stop(timeout=5)
+        if self._pidns_fd is not None:
+            os.close(self._pidns_fd)
+            self._pidns_fd = None
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -532,6 +539,10 @@ class MachineBooter:
         if self._thread is not None:
             self._thread.join(60)
         self._stop_all()
+        with self.lock:
+            done = list(self.finished.values())
+        for sim in done:
+            sim.close()
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
