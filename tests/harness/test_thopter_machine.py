@@ -16,6 +16,7 @@ import unittest
 import urllib.request
 
 from flyfake import FlyFake
+from git_http_server import GitHttpServer
 from thopter_machine import (AUTHORIZED_KEYS_PATH, HOST_KEY_PATH, MachineBooter, config_files,
                              keygen, known_hosts_line, ssh_argv)
 
@@ -160,6 +161,27 @@ class BooterTest(unittest.TestCase):
         time.sleep(0.3)
         self.assertNotIn(plain["id"], self.booter.running())
         self.assertEqual(self.booter.errors, [])
+
+    def test_a_thopter_clones_from_the_git_server_on_the_hosts_loopback(self):
+        pat = "ghp_booter-test-token-0123456789"
+        git = GitHttpServer(pat).start()
+        self.addCleanup(git.stop)
+        git.create_repo("acme/widgets", {"README.md": "# widgets\n"})
+        key, pub = self.host_key()
+        m = self.create("thopter-8-dddddd", key)
+        self.booter.wait_sim(m["id"])
+        # As the consumer does it: the token on stdin, a helper that reads it from the env.
+        helper = '!f() { echo username=x-access-token; echo "password=$GITHUB_REPO_PAT"; }; f'
+        cmd = ("read -r GITHUB_REPO_PAT; export GITHUB_REPO_PAT; cd /data/thopter/workspace && "
+               "runuser -u thopter -- git -c credential.helper='%s' clone -q %s && "
+               "cat widgets/README.md && stat -c %%U widgets" % (helper, git.url("acme/widgets")))
+        r = subprocess.run(ssh_argv(m["private_ip"], self.booter.port, self.consumer_key,
+                                    self.known_hosts(m, pub)) + [cmd],
+                           input=pat + "\n", capture_output=True, text=True, timeout=60)
+        self.assertEqual((r.returncode, r.stdout), (0, "# widgets\nthopter\n"), r.stderr + "\n".join(git.lines()))
+        self.assertEqual([x["auth"] for x in git.requests][:2], ["missing", "ok"])
+        with open(self.booter.sim(m["id"]).path("/data/thopter/workspace/widgets/.git/config")) as f:
+            self.assertNotIn(pat, f.read())
 
 
 if __name__ == "__main__":

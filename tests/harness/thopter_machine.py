@@ -25,37 +25,50 @@ the old one (the old sim is stopped first), and a machine that stops or is destr
 its sim stopped. The consumer's SSH host key check can therefore only pass with the key it
 gave that machine.
 
-Using it from a provision test (what test_provision.py can switch to)::
+Using it from a provision test (what test_provision.py can switch to; ThopterHosts in
+provision_harness.py keeps working meanwhile)::
 
     from flyfake import FlyFake
-    from thopter_machine import MachineBooter
+    from git_http_server import GitHttpServer
+    from thopter_machine import MachineBooter, keygen
 
     class ProvisionTestCase(unittest.TestCase):
         def setUp(self):
             self.fly = FlyFake()
-            self.booter = MachineBooter(self.fly)                 # picks a port, a work dir
+            self.booter = MachineBooter(self.fly)            # a work dir, one port, 127.0.0.2/.3
             self.fly.start(token=TOKEN, **self.booter.fly_config())   # files_dir + private IPs
-            self.booter.start()                                   # the watcher thread
-            self.addCleanup(self.booter.close)                    # stops every sim
             self.addCleanup(self.fly.stop)
-            # A Golden Claude with a fixed host key, as deploy/thopter-image/gc-run.sh does:
-            gc = self.booter.seed_golden_claude(authorized_key=CONSUMER_KEY + ".pub")
-            gc.write("/data/thopter/.claude/credentials.json", '{"token":"x"}\\n', owner="thopter")
-            known_hosts = self.booter.write_known_hosts([gc.known_hosts_line])
-            env = dict(self.booter.consumer_env(), THOPTER_SSH_KEY=CONSUMER_KEY,
-                       THOPTER_SSH_KNOWN_HOSTS=known_hosts, ...)
-            # THOPTER_REMOTE_HOME is /data/thopter (the default) in the sims.
+            self.booter.start()                              # the watcher thread
+            self.addCleanup(self.booter.close)               # runs first: stops every sim
+            self.git = GitHttpServer(token=PAT).start()      # clones over HTTP, no file:// binds
+            self.addCleanup(self.git.stop)
+            self.git.create_repo("acme/widgets", {"README.md": "# widgets\n"})
+            key = os.path.join(self.booter.dir, "consumer")
+            keygen(key)                                      # the consumer's THOPTER_SSH_KEY
+            # A Golden Claude with a fixed host key, as deploy/thopter-image/gc-run.sh runs one:
+            self.gc = self.booter.seed_golden_claude(authorized_key=key + ".pub")
+            self.gc.write("/data/thopter/.claude/credentials.json", '{"token":"x"}\n')
+            env = dict(self.booter.consumer_env(),           # SSH host/port, /data/thopter, ...
+                       THOPTER_SSH_KEY=key,
+                       THOPTER_SSH_KNOWN_HOSTS=self.booter.write_known_hosts([self.gc.known_hosts_line]),
+                       THOPTER_GIT_URL=self.git.base_url + "/{repository}.git")
 
         def test_x(self):
             ...  # produce a provision request; the consumer creates thopter-42-xxxxxx
-            sim = self.booter.wait_sim(machine_id)          # booted and sshd listening
+            mid = final[-1]["thopterId"]
+            sim = self.booter.wait_sim(mid)                  # booted, sshd listening
             self.assertIn("spin", sim.read("/data/thopter/workspace/issue.md"))
+            self.assertTrue(sim.tmux_up())
             self.assertEqual(self.booter.errors, [])
 
-The booter only boots machines whose config.files the fake kept; a machine seeded without
-files (e.g. a busy thopter that only counts for capacity) is left alone. ThopterHosts
-(provision_harness.py) is unchanged and can run beside it (it uses its own addresses only
-if you give the booter others: MachineBooter(fly, thopter_ip=..., gc_ip=...)).
+The thopter user's home is /data/thopter in every sim (THOPTER_REMOTE_HOME's default);
+sim.path()/read() reach it on the host (/data is the machine's volume, a host directory
+under booter.dir/volumes/<volume id>). Host paths are not visible inside a sim (its /tmp
+is its own): bind what a test needs with MachineBooter(fly, binds=[(host, guest)]), e.g.
+a file:// repository, or use GitHttpServer. The booter only boots machines whose
+config.files the fake kept; a machine seeded without files (e.g. a busy thopter that only
+counts for capacity) is left alone. Sim machines listen on the machine's private_ip, so
+thopter_ip/gc_ip must not be ThopterHosts' addresses if both run in one test.
 
 As a command, `thopter_machine.py probe ...` is the readiness probe the tests run inside a
 machine's network namespace (see probe_main).
