@@ -67,6 +67,19 @@ that tests do not mistake them for facts about fly):
   ``verify: invalid token: no tokens found in header``, as real fly does.
 * Rate limits (off by default): token bucket per (route, machine id or app);
   ``machines.get`` 5/s burst 10, everything else 1/s burst 3.
+* ``config.files`` (what flyctl's ``--file-local`` sends; contract 5.13 delivers the
+  per-machine SSH keys this way): on create and on seed, each entry must be an object
+  with an absolute ``guest_path`` (no ``..`` segment, not ending in ``/``) and exactly
+  one of ``raw_value`` (strict base64, padding included, as Go's StdEncoding) or
+  ``secret_name``; ``mode`` (integer 0..0o7777) is optional; other keys are ignored,
+  as Go's JSON decoding does. Anything else is a 400 ``invalid_argument:
+  config.files[i]...`` (the fake's wording; real fly's text is unknown) and nothing is
+  created. The entries come back unchanged in the machine's ``config``, as fly returns
+  them. Secrets are not resolved (the fake has none). With config ``files_dir`` set,
+  each ``raw_value`` file is also written, decoded, to
+  ``<files_dir>/<machine id>/<guest_path>`` (mode ``mode``, else 0644; directories
+  0755) when the machine is created or seeded, before create returns, so a harness can
+  boot a simulated machine from them (tests/harness/thopter_machine.py).
 * Not modelled: leases, update, metadata endpoints, cordon, apps API, volume
   extend/update (501 ``not implemented in fake``), events beyond a short list.
 
@@ -83,7 +96,9 @@ Control API (no auth, JSON in and out) under /_fake; tests/harness/flyfake.py wr
       start_ms, stop_ms, destroy_ms}, destroyed_visible_ms, volume_unbind_ms,
       private_ip_by_prefix {prefix: ip}, list_includes_destroyed, capacity_error
       {region|"*": {"status", "error"?, "count"?}}, default_region, unique_names,
-      strict_scheme, wait_requires_instance_id, max_calls (call log cap, default 100000).
+      strict_scheme, wait_requires_instance_id, max_calls (call log cap, default 100000),
+      files_dir (null | directory: write each machine's config.files under
+      <files_dir>/<machine id>/<guest path> at create/seed).
   POST   /_fake/faults           push a rule; GET lists them (with id, remaining, hits);
                                  DELETE clears. Rule keys: method, route (glob over route
                                  names; must match one), path_regex, machine, skip (let N
@@ -96,12 +111,15 @@ Control API (no auth, JSON in and out) under /_fake; tests/harness/flyfake.py wr
                                  rate limit, operation.
   GET    /_fake/machines         every machine ever made (gone ones too), internal view:
                                  public fields + gone, internal_state, deleted_at, gone_at,
-                                 destroy_requested_at, launch_pending, volume, seeded, metadata
+                                 destroy_requested_at, launch_pending, volume, seeded, metadata,
+                                 files [{guest_path, content_b64 (the decoded content,
+                                 base64 again) | secret_name, mode (when given)}]
   POST   /_fake/machines         seed {name, state (default started), region, metadata, id,
-                                 image, private_ip, config, volume}; seeded machines rest in
+                                 image, private_ip, config (config.files checked and written
+                                 as on create), volume}; seeded machines rest in
                                  that state (a transient one stays stuck; destroyed -> gone
                                  after destroyed_visible_ms)
-  GET    /_fake/machines/ID      one machine; POST /_fake/machines/ID/state {"state": S}
+  GET    /_fake/machines/ID      one machine (same view, with files); POST /_fake/machines/ID/state {"state": S}
                                  forces a state now ("gone" = vanished, volume unbound)
   GET    /_fake/volumes          all volumes (+ "deleted"); POST seeds {name, region,
                                  size_gb, id, attached_machine_id}
@@ -122,6 +140,8 @@ volumes.{list,create,get,delete,update}, unknown.
 """
 
 import argparse
+import base64
+import binascii
 import fnmatch
 import heapq
 import json
@@ -163,6 +183,7 @@ DEFAULT_CONFIG = {
     "strict_scheme": True,
     "wait_requires_instance_id": False,
     "max_calls": 100000,
+    "files_dir": None,
 }
 MERGED_KEYS = {"timings", "rate_limits"}  # dict-valued keys merged, not replaced
 
@@ -253,6 +274,66 @@ def image_ref(image):
             "digest": "sha256:" + "0" * 64, "labels": {}}
 
 
+def file_view(f):
+    """A stored config.files entry as the control API shows it (content decoded, re-encoded)."""
+    out = {"guest_path": f["guest_path"]}
+    if "content" in f:
+        out["content_b64"] = base64.b64encode(f["content"]).decode("ascii")
+    else:
+        out["secret_name"] = f["secret_name"]
+    if "mode" in f:
+        out["mode"] = f["mode"]
+    return out
+
+
+def check_files(files):
+    """Validates config.files; returns [{"guest_path", "content" | "secret_name", "mode"?}].
+
+    fly-go's File is {guest_path, raw_value (base64), secret_name} (newer API versions
+    add mode); as Go's JSON decoder does, other keys are ignored.
+    """
+    if files is None:
+        return []
+    if not isinstance(files, list):
+        raise ApiError(400, "invalid_argument: config.files must be an array")
+    out = []
+    for i, f in enumerate(files):
+        where = "config.files[%d]" % i
+        if not isinstance(f, dict):
+            raise ApiError(400, "invalid_argument: %s must be an object" % where)
+        path = f.get("guest_path")
+        if not isinstance(path, str) or not path.startswith("/") or path.endswith("/") \
+                or "\0" in path or ".." in path.split("/"):
+            raise ApiError(400, "invalid_argument: %s.guest_path must be an absolute file path "
+                                "(got %s)" % (where, json.dumps(path)))
+        raw, secret = f.get("raw_value"), f.get("secret_name")
+        if raw is not None and secret is not None:
+            raise ApiError(400, "invalid_argument: %s: set raw_value or secret_name, not both" % where)
+        entry = {"guest_path": path}
+        if raw is not None:
+            if not isinstance(raw, str):
+                raise ApiError(400, "invalid_argument: %s.raw_value must be a base64 string" % where)
+            try:
+                entry["content"] = base64.b64decode(raw.encode("ascii"), validate=True)
+            except (binascii.Error, UnicodeEncodeError, ValueError):
+                raise ApiError(400, "invalid_argument: %s.raw_value is not valid base64" % where)
+        elif secret is not None:
+            if not isinstance(secret, str) or not secret:
+                raise ApiError(400, "invalid_argument: %s.secret_name must be a non-empty string"
+                               % where)
+            entry["secret_name"] = secret
+        else:
+            raise ApiError(400, "invalid_argument: %s needs raw_value or secret_name" % where)
+        mode = f.get("mode")
+        if mode is not None:
+            if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o7777:
+                raise ApiError(400, "invalid_argument: %s.mode must be an integer from 0 to 4095"
+                               % where)
+            entry["mode"] = mode
+        out.append(entry)
+    return out
+
+
 class Response:
     __slots__ = ("status", "body", "headers", "drop")
 
@@ -304,6 +385,7 @@ class Machine:
         self.destroy_requested_wall = None
         self.volume_id = None
         self.seeded = False
+        self.files = []  # [{"guest_path", "content" (bytes) | "secret_name", "mode"?}]
 
     def event(self, etype, status, wall, source="user"):
         self.events.append({"type": etype, "status": status, "source": source,
@@ -334,7 +416,8 @@ class Machine:
                   "destroy_requested_at": (rfc3339(self.destroy_requested_wall)
                                            if self.destroy_requested_wall else None),
                   "launch_pending": self.launch_pending, "volume": self.volume_id,
-                  "seeded": self.seeded, "metadata": self.config.get("metadata") or {}})
+                  "seeded": self.seeded, "metadata": self.config.get("metadata") or {},
+                  "files": [file_view(f) for f in self.files]})
         return d
 
 
@@ -478,6 +561,26 @@ class FakeFly:
             if name.startswith(prefix) and (best is None or len(prefix) > len(best[0])):
                 best = (prefix, ip)
         return best[1] if best else default_private_ip()
+
+    def _write_files(self, m):
+        """With config files_dir set: writes m's files to <files_dir>/<id>/<guest_path>."""
+        root = self.cfg["files_dir"]
+        if not root:
+            return
+        base = os.path.join(os.path.abspath(root), m.id)
+        try:
+            for f in m.files:
+                if "content" not in f:
+                    continue  # a secret: the fake has no secrets to resolve
+                path = os.path.normpath(os.path.join(base, f["guest_path"].lstrip("/")))
+                if not path.startswith(base + os.sep):
+                    raise ApiError(400, "invalid_argument: bad guest_path %s" % f["guest_path"])
+                os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+                with open(path, "wb") as out:
+                    out.write(f["content"])
+                os.chmod(path, f.get("mode", 0o644))
+        except OSError as e:
+            raise ApiError(500, "fake: cannot write config.files under files_dir: %s" % e)
 
     def _live(self, mid):
         """The machine for a mutating call: 404 when unknown, gone or destroyed."""
@@ -681,6 +784,7 @@ class FakeFly:
             if val is not None and (not isinstance(val, dict)
                                     or not all(isinstance(x, str) for x in val.values())):
                 raise ApiError(400, "invalid_argument: config.%s must map strings to strings" % key)
+        files = check_files(config.get("files"))
         mounts = config.get("mounts") or []
         if not isinstance(mounts, list) or len(mounts) > 1:
             raise ApiError(400, "invalid_argument: at most one mount is supported")
@@ -722,6 +826,8 @@ class FakeFly:
         name = name or "fake-%s" % mid[:8]
         now = time.monotonic()
         m = Machine(mid, name, region, config, self._private_ip_for(name), now, self.wall(now))
+        m.files = files
+        self._write_files(m)
         m.event("launch", "created", m.created_wall)
         if vol is not None:
             vol.attached_machine_id = mid
@@ -1000,9 +1106,12 @@ class FakeFly:
         if "metadata" in body:
             config["metadata"] = body["metadata"]
         now = time.monotonic()
+        files = check_files(config.get("files"))
         m = Machine(mid, name, body.get("region") or self.cfg["default_region"], config,
                     body.get("private_ip") or self._private_ip_for(name), now, self.wall(now))
         m.seeded = True
+        m.files = files
+        self._write_files(m)
         m.event("launch", "created", m.created_wall)
         if body.get("volume"):
             v = self.volumes.get(body["volume"])

@@ -3,8 +3,12 @@
 Run: cd tests/fakes && PYTHONPATH=../harness /usr/bin/python3 -m unittest -v test_fake_fly
 """
 
+import base64
 import http.client
 import json
+import os
+import stat
+import tempfile
 import threading
 import time
 import unittest
@@ -448,6 +452,91 @@ class FakeFlyTest(unittest.TestCase):
         m = self.fly.seed_machine(name="thopter-v", state="started")
         self.fly.set_state(m["id"], "gone")
         self.assertEqual(self.state(m["id"]), 404)
+
+    # ---- config.files --------------------------------------------------------------------
+
+    def create_with_files(self, files, name="thopter-f", expect=200):
+        status, _, m = self.api("POST", "/machines", {"name": name, "config": {
+            "image": IMAGE, "files": files}})
+        self.assertEqual(status, expect, m)
+        return m
+
+    def test_files_are_kept_returned_in_config_and_decoded_by_the_control_api(self):
+        key = b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEA\n-----END OPENSSH PRIVATE KEY-----\n"
+        files = [{"guest_path": "/etc/thopter/ssh/ssh_host_ed25519_key",
+                  "raw_value": base64.b64encode(key).decode()},
+                 {"guest_path": "/tmp/.env.thopters", "raw_value": "", "mode": 0o600},
+                 {"guest_path": "/etc/secret", "secret_name": "APP_SECRET"}]
+        m = self.create_with_files(files)
+        self.assertEqual(m["config"]["files"], files)
+        status, _, got = self.api("GET", "/machines/" + m["id"])
+        self.assertEqual(got["config"]["files"], files)
+        view = self.fly.machine(m["id"])["files"]
+        self.assertEqual(view, [
+            {"guest_path": "/etc/thopter/ssh/ssh_host_ed25519_key",
+             "content_b64": base64.b64encode(key).decode()},
+            {"guest_path": "/tmp/.env.thopters", "content_b64": "", "mode": 0o600},
+            {"guest_path": "/etc/secret", "secret_name": "APP_SECRET"}])
+        self.assertEqual(self.fly.machine_files(m["id"]), {
+            "/etc/thopter/ssh/ssh_host_ed25519_key": key, "/tmp/.env.thopters": b"",
+            "/etc/secret": None})
+        self.assertEqual([x["files"] for x in self.fly.machines()], [view])
+        # A machine created without files has none.
+        self.assertEqual(self.fly.machine(self.create(name="plain")["id"])["files"], [])
+
+    def test_bad_files_are_400_and_create_nothing(self):
+        good = base64.b64encode(b"x").decode()
+        cases = [
+            ("not-a-list", {"guest_path": "/a", "raw_value": good}, "config.files must be an array"),
+            ("relative", [{"guest_path": "etc/x", "raw_value": good}], "config.files[0].guest_path"),
+            ("dotdot", [{"guest_path": "/etc/../x", "raw_value": good}], "config.files[0].guest_path"),
+            ("dir", [{"guest_path": "/etc/", "raw_value": good}], "config.files[0].guest_path"),
+            ("no-path", [{"raw_value": good}], "config.files[0].guest_path"),
+            ("bad-base64", [{"guest_path": "/a", "raw_value": good},
+                            {"guest_path": "/b", "raw_value": "not base64!"}],
+             "config.files[1].raw_value is not valid base64"),
+            ("bad-padding", [{"guest_path": "/a", "raw_value": "eA"}], "not valid base64"),
+            ("number", [{"guest_path": "/a", "raw_value": 12}], "raw_value must be a base64 string"),
+            ("neither", [{"guest_path": "/a"}], "needs raw_value or secret_name"),
+            ("both", [{"guest_path": "/a", "raw_value": good, "secret_name": "S"}], "not both"),
+            ("empty-secret", [{"guest_path": "/a", "secret_name": ""}], "secret_name"),
+            ("bad-mode", [{"guest_path": "/a", "raw_value": good, "mode": "0600"}], "mode"),
+            ("not-object", ["/a"], "config.files[0] must be an object"),
+        ]
+        for label, files, text in cases:
+            with self.subTest(label):
+                body = self.create_with_files(files, name="thopter-" + label, expect=400)
+                self.assertTrue(body["error"].startswith("invalid_argument: "), body)
+                self.assertIn(text, body["error"])
+        self.assertEqual(self.fly.machines(), [])
+        with self.assertRaises(Exception):
+            self.fly.seed_machine(name="gc-x", config={"files": [{"guest_path": "rel", "raw_value": good}]})
+
+    def test_files_dir_gets_each_machines_files_at_create_and_seed(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.fly.config(files_dir=d)
+            m = self.create_with_files([
+                {"guest_path": "/etc/thopter/ssh/authorized_keys",
+                 "raw_value": base64.b64encode(b"ssh-ed25519 AAAA consumer\n").decode()},
+                {"guest_path": "/tmp/post-checkout.sh", "raw_value": base64.b64encode(b"#!/bin/sh\n").decode(),
+                 "mode": 0o700},
+                {"guest_path": "/etc/from-secret", "secret_name": "S"}])
+            path = os.path.join(d, m["id"], "etc/thopter/ssh/authorized_keys")
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), b"ssh-ed25519 AAAA consumer\n")
+            self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o644)
+            script = os.path.join(d, m["id"], "tmp/post-checkout.sh")
+            self.assertEqual(stat.S_IMODE(os.stat(script).st_mode), 0o700)
+            self.assertFalse(os.path.exists(os.path.join(d, m["id"], "etc/from-secret")))
+            gc = self.fly.seed_machine(name="gc-default", config={"files": [
+                {"guest_path": "/etc/thopter/ssh/ssh_host_ed25519_key", "raw_value": "a2V5"}]})
+            with open(os.path.join(d, gc["id"], "etc/thopter/ssh/ssh_host_ed25519_key"), "rb") as f:
+                self.assertEqual(f.read(), b"key")
+            self.assertEqual(sorted(os.listdir(d)), sorted([m["id"], gc["id"]]))
+            # Without files_dir nothing is written.
+            self.fly.config(files_dir=None)
+            other = self.create_with_files([{"guest_path": "/x", "raw_value": "eA=="}], name="thopter-g")
+            self.assertFalse(os.path.exists(os.path.join(d, other["id"])))
 
     # ---- volumes -------------------------------------------------------------------------
 

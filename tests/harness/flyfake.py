@@ -18,9 +18,15 @@ Keyword arguments of start() and config() are the fake's config keys (see the do
 of fake_fly.py and FlyFake.config): latency_ms, latency_by_route, rate_limit,
 retry_after, outage, timings, destroyed_visible_ms, volume_unbind_ms,
 private_ip_by_prefix, list_includes_destroyed, capacity_error, default_region,
-unique_names, strict_scheme, wait_requires_instance_id, rate_limits.
+unique_names, strict_scheme, wait_requires_instance_id, rate_limits, files_dir.
+
+config.files: fly.machine(id)["files"] is [{guest_path, content_b64 | secret_name,
+mode?}], and fly.machine_files(id) decodes it to {guest_path: bytes}. With files_dir set
+the fake also writes them to <files_dir>/<machine id>/<guest path> at create (and seed);
+tests/harness/thopter_machine.py boots simulated thopters from there.
 """
 
+import base64
 import json
 import os
 import subprocess
@@ -169,6 +175,15 @@ class FlyFake:
 
     def machine(self, machine_id):
         return self._control("GET", "/_fake/machines/%s" % machine_id)
+
+    def machine_files(self, machine_id):
+        """The machine's config.files as {guest_path: bytes}, decoded (None for a
+        secret_name entry, which the fake cannot resolve)."""
+        out = {}
+        for f in self.machine(machine_id).get("files", []):
+            out[f["guest_path"]] = (base64.b64decode(f["content_b64"]) if "content_b64" in f
+                                    else None)
+        return out
 
     def volumes(self):
         return self._control("GET", "/_fake/volumes")
