@@ -135,7 +135,8 @@ Control API (no auth, JSON in and out) under /_fake; tests/harness/flyfake.py wr
                                  headers being read until its answer is ready to write
                                  (latency and fault delays included).
 
-Route names: machines.{create,list,get,update,delete,start,stop,suspend,wait,lease,other},
+Route names: machines.{create,list,get,update,delete,start,stop,suspend,wait,lease,metadata,
+metadata_get,other},
 volumes.{list,create,get,delete,update}, unknown.
 """
 
@@ -215,6 +216,8 @@ ROUTES = [
     ("POST", r"^/v1/apps/([^/]+)/machines/([^/]+)/suspend$", "machines.suspend"),
     ("GET", r"^/v1/apps/([^/]+)/machines/([^/]+)/wait$", "machines.wait"),
     (None, r"^/v1/apps/([^/]+)/machines/([^/]+)/lease$", "machines.lease"),
+    ("POST", r"^/v1/apps/([^/]+)/machines/([^/]+)/metadata/([^/]+)$", "machines.metadata"),
+    ("GET", r"^/v1/apps/([^/]+)/machines/([^/]+)/metadata$", "machines.metadata_get"),
     (None, r"^/v1/apps/([^/]+)/machines/([^/]+)/(?:metadata|cordon|uncordon|restart|signal)(?:/.*)?$",
      "machines.other"),
     ("GET", r"^/v1/apps/([^/]+)/volumes$", "volumes.list"),
@@ -846,6 +849,19 @@ class FakeFly:
             raise ApiError(404, "machine not found")
         return Response(200, m.public())
 
+    def _api_machines_metadata(self, call, body):
+        """POST .../metadata/{key} {"value": v}: 204 (reference 4.11)."""
+        m = self._live(call["machine"])
+        key = urllib.parse.unquote(call["path"].rsplit("/", 1)[-1])
+        if not isinstance(body, dict) or not isinstance(body.get("value"), str):
+            raise ApiError(400, "invalid_argument: value must be a string")
+        m.config.setdefault("metadata", {})[key] = body["value"]
+        return Response(204)
+
+    def _api_machines_metadata_get(self, call, body):
+        m = self._live(call["machine"])
+        return Response(200, dict(m.config.get("metadata") or {}))
+
     def _api_machines_list(self, call, body):
         q = call["query"]
         include_deleted = q.get("include_deleted", ["false"])[-1].lower() in ("true", "1")
@@ -1247,12 +1263,15 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        if isinstance(resp.body, str):
+        if resp.status == 204:
+            data, ctype = b"", None  # No Content: no body (RFC 9110 15.3.5)
+        elif isinstance(resp.body, str):
             data, ctype = resp.body.encode("utf-8"), "text/plain; charset=utf-8"
         else:
             data, ctype = json.dumps(resp.body).encode("utf-8"), "application/json"
         self.send_response(resp.status)
-        self.send_header("Content-Type", ctype)
+        if ctype:
+            self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("fly-request-id", "01FAKE%020x" % random.getrandbits(80))
         for k, v in resp.headers.items():

@@ -448,6 +448,22 @@ class FakeFlyTest(unittest.TestCase):
         self.assertEqual(self.fly.seed_machine(name="gc-main")["private_ip"], "127.0.0.3")
         self.assertTrue(self.create(name="other")["private_ip"].startswith("fdaa:"))
 
+    def test_metadata_set_is_204_and_shows_in_config_also_with_include_deleted(self):
+        m = self.create(name="thopter-md", metadata={"thopter_request_id": "r-1"})
+        status, headers, body = self.api("POST", "/machines/%s/metadata/thopter_provisioned" % m["id"],
+                                         {"value": "r-1"})
+        self.assertEqual((status, body), (204, None))
+        status, _, md = self.api("GET", "/machines/%s/metadata" % m["id"])
+        self.assertEqual(md, {"thopter_request_id": "r-1", "thopter_provisioned": "r-1"})
+        self.assertEqual(self.api("POST", "/machines/%s/metadata/k" % m["id"], {"value": 3})[0], 400)
+        self.assertEqual(self.api("POST", "/machines/00000000000000/metadata/k", {"value": "v"})[0], 404)
+        self.api("DELETE", "/machines/%s" % m["id"], query={"force": "true"})
+        _, _, listed = self.api("GET", "/machines", query={"metadata.thopter_request_id": "r-1",
+                                                           "include_deleted": "true"})
+        self.assertEqual([x["config"]["metadata"]["thopter_provisioned"] for x in listed], ["r-1"])
+        _, _, live = self.api("GET", "/machines", query={"metadata.thopter_request_id": "r-1"})
+        self.assertEqual(live, [])
+
     def test_set_state_models_a_vanished_machine(self):
         m = self.fly.seed_machine(name="thopter-v", state="started")
         self.fly.set_state(m["id"], "gone")

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 BUILD_DIR = os.environ.get("THOPTER_BUILD_DIR") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "dev")
@@ -109,15 +109,22 @@ class Kafka:
                          "log_level": 3})
 
     def end_offsets(self, topic):
-        c = self._consumer()
-        try:
-            md = c.list_topics(topic, timeout=tmo(10))
-            out = {}
-            for p in md.topics[topic].partitions:
-                out[p] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=tmo(10))[1]
-            return out
-        finally:
-            c.close()
+        # A short-lived client's first connection can fail on a loaded machine
+        # ("Broker transport failure"): the broker is up, so ask again.
+        for attempt in range(3):
+            c = self._consumer()
+            try:
+                md = c.list_topics(topic, timeout=tmo(10))
+                out = {}
+                for p in md.topics[topic].partitions:
+                    out[p] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=tmo(10))[1]
+                return out
+            except KafkaException:
+                if attempt == 2:
+                    raise
+                time.sleep(0.5)
+            finally:
+                c.close()
 
     def read_all(self, topic):
         """Every record of @topic from the beginning to the current end."""

@@ -445,10 +445,17 @@ class SimMachine:
                          "-t", "=" + session]).returncode == 0
 
     def host_public_key(self):
-        """The public half of the host key file the machine got (from its files)."""
+        """The public half of the host key file the machine got (from its files). The
+        file is read through a private copy: fly writes config.files 0644, and
+        ssh-keygen refuses an unprotected private key."""
         key = os.path.join(self.files or "", HOST_KEY_PATH.lstrip("/"))
-        out = subprocess.run([SSH_KEYGEN, "-y", "-P", "", "-f", key], capture_output=True,
-                             text=True, check=True)
+        with tempfile.NamedTemporaryFile(prefix="hostkey.") as tmp:
+            with open(key, "rb") as f:
+                tmp.write(f.read())
+            tmp.flush()
+            os.chmod(tmp.name, 0o600)
+            out = subprocess.run([SSH_KEYGEN, "-y", "-P", "", "-f", tmp.name], capture_output=True,
+                                 text=True, check=True)
         return out.stdout.strip()
 
 
