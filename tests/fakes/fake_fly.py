@@ -98,7 +98,8 @@ Control API (no auth, JSON in and out) under /_fake; tests/harness/flyfake.py wr
                                  public fields + gone, internal_state, deleted_at, gone_at,
                                  destroy_requested_at, launch_pending, volume, seeded, metadata
   POST   /_fake/machines         seed {name, state (default started), region, metadata, id,
-                                 image, private_ip, config, volume}; seeded machines rest in
+                                 image, private_ip, config, volume, created_at, updated_at
+                                 (RFC 3339, default now)}; seeded machines rest in
                                  that state (a transient one stays stuck; destroyed -> gone
                                  after destroyed_visible_ms)
   GET    /_fake/machines/ID      one machine; POST /_fake/machines/ID/state {"state": S}
@@ -122,6 +123,7 @@ volumes.{list,create,get,delete,update}, unknown.
 """
 
 import argparse
+import datetime
 import fnmatch
 import heapq
 import json
@@ -221,6 +223,17 @@ def match_route(method, path):
 
 def rfc3339(wall):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
+
+
+def parse_rfc3339(text):
+    """Seconds since the epoch of an RFC 3339 string with a zone ("...Z", "...+01:00")."""
+    try:
+        dt = datetime.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        dt = None
+    if dt is None or dt.tzinfo is None:
+        raise ApiError(400, "not an RFC 3339 time with a zone: %r" % (text,))
+    return dt.timestamp()
 
 
 def ulid(wall):
@@ -989,6 +1002,7 @@ class FakeFly:
 
     def _seed_machine(self, body):
         state = body.get("state", "started")
+        walls = {k: parse_rfc3339(body[k]) for k in ("created_at", "updated_at") if k in body}
         if state == "gone":
             raise ApiError(400, "cannot seed a gone machine")
         mid = body.get("id") or self._new_machine_id()
@@ -1013,6 +1027,8 @@ class FakeFly:
             config.setdefault("mounts", [{"volume": v.id, "path": "/data"}])
         self.machines[mid] = m
         self._force_state(m, state)
+        m.created_wall = walls.get("created_at", m.created_wall)
+        m.updated_wall = walls.get("updated_at", m.updated_wall)
         return m
 
     def _force_state(self, m, state):

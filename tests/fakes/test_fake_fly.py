@@ -158,7 +158,7 @@ class FakeFlyTest(unittest.TestCase):
                                    query={"state": "stopped", "timeout": "5",
                                           "instance_id": m["instance_id"]})
         self.assertEqual((status, body["state"]), (200, "stopped"))
-        self.assertEqual(self.api("POST", "/machines/%s/stop" % m["id"])[0], 200)
+        self.assertEqual(self.api("POST", "/machines/%s/start" % m["id"])[0], 200)
         self.assertEqual(self.state(m["id"]), "stopped")
         self.assertEqual(self.api("POST", "/machines/%s/stop" % m["id"], [1])[0], 400)
 
@@ -252,7 +252,7 @@ class FakeFlyTest(unittest.TestCase):
     def test_wait_wakes_on_transition_not_by_polling(self):
         self.fly.config(timings={"stop_ms": 200})
         m = self.fly.seed_machine(name="thopter-w", state="started")
-        self.api("POST", "/machines/%s/stop" % m["id"])
+        self.api("POST", "/machines/%s/start" % m["id"])
         t0 = time.monotonic()
         status, _, _ = self.api("GET", "/machines/%s/wait" % m["id"],
                                 query={"state": "stopped", "timeout": "10"})
@@ -443,6 +443,31 @@ class FakeFlyTest(unittest.TestCase):
         self.assertEqual(self.create(name="thopter-1")["private_ip"], "127.0.0.2")
         self.assertEqual(self.fly.seed_machine(name="gc-main")["private_ip"], "127.0.0.3")
         self.assertTrue(self.create(name="other")["private_ip"].startswith("fdaa:"))
+
+    def test_seed_with_chosen_created_and_updated_times(self):
+        m = self.fly.seed_machine(name="thopter-old", state="stopped",
+                                  created_at="2025-01-02T03:04:05Z",
+                                  updated_at="2025-01-02T05:04:05+01:00",
+                                  metadata={"thopter_provisioned": "r1"})
+        self.assertEqual((m["created_at"], m["updated_at"]),
+                         ("2025-01-02T03:04:05Z", "2025-01-02T04:04:05Z"))
+        status, _, listed = self.api("GET", "/machines")
+        self.assertEqual(status, 200)
+        self.assertEqual([(x["id"], x["created_at"], x["updated_at"], x["state"]) for x in listed],
+                         [(m["id"], "2025-01-02T03:04:05Z", "2025-01-02T04:04:05Z", "stopped")])
+        self.assertEqual(self.api("GET", "/machines/" + m["id"])[2]["updated_at"], "2025-01-02T04:04:05Z")
+        # Without them: now; a later state change moves updated_at, not created_at.
+        n = self.fly.seed_machine(name="thopter-new", state="started")
+        self.assertLess(abs(time.mktime(time.strptime(n["created_at"], "%Y-%m-%dT%H:%M:%SZ"))
+                            - time.mktime(time.gmtime())), 120)
+        self.api("POST", "/machines/%s/start" % m["id"])
+        after = self.api("GET", "/machines/" + m["id"])[2]
+        self.assertEqual(after["created_at"], "2025-01-02T03:04:05Z")
+        self.assertNotEqual(after["updated_at"], "2025-01-02T04:04:05Z")
+        for bad in ("2025-01-02T03:04:05", "yesterday", 5):
+            with self.assertRaises(Exception):
+                self.fly.seed_machine(name="thopter-bad", created_at=bad)
+        self.assertEqual(len(self.fly.machines()), 2, "a refused seed leaves no machine")
 
     def test_set_state_models_a_vanished_machine(self):
         m = self.fly.seed_machine(name="thopter-v", state="started")
