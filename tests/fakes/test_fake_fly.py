@@ -158,7 +158,7 @@ class FakeFlyTest(unittest.TestCase):
                                    query={"state": "stopped", "timeout": "5",
                                           "instance_id": m["instance_id"]})
         self.assertEqual((status, body["state"]), (200, "stopped"))
-        self.assertEqual(self.api("POST", "/machines/%s/start" % m["id"])[0], 200)
+        self.assertEqual(self.api("POST", "/machines/%s/stop" % m["id"])[0], 200)
         self.assertEqual(self.state(m["id"]), "stopped")
         self.assertEqual(self.api("POST", "/machines/%s/stop" % m["id"], [1])[0], 400)
 
@@ -252,7 +252,7 @@ class FakeFlyTest(unittest.TestCase):
     def test_wait_wakes_on_transition_not_by_polling(self):
         self.fly.config(timings={"stop_ms": 200})
         m = self.fly.seed_machine(name="thopter-w", state="started")
-        self.api("POST", "/machines/%s/start" % m["id"])
+        self.api("POST", "/machines/%s/stop" % m["id"])
         t0 = time.monotonic()
         status, _, _ = self.api("GET", "/machines/%s/wait" % m["id"],
                                 query={"state": "stopped", "timeout": "10"})
