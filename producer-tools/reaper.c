@@ -435,11 +435,12 @@ static void print_summary(struct reaper *r,
         }
         if (off && off < sizeof(rules) - 1)
                 strcat(rules, ")");
-        printf("summary %s: %d machines: %d %s%s, %d kept (%d unchecked), "
+        printf("summary %s: %d machine%s: %d %s%s, %d kept (%d unchecked), "
                "%d skipped, %d failed",
-               when, t->machines, t->destroy,
-               r->args.apply ? "destroy requests published"
-                             : "would be destroyed",
+               when, t->machines, t->machines == 1 ? "" : "s", t->destroy,
+               !r->args.apply    ? "would be destroyed"
+               : t->destroy == 1 ? "destroy request published"
+                                 : "destroy requests published",
                rules, t->keep, t->unchecked, t->skip, t->failed);
         if (left)
                 printf(", %zu not looked at (stopping)", left);

@@ -24,15 +24,13 @@ int main(int argc, char **argv) {
         char *out;
 
         if (argc != 3 + pub) {
-                fprintf(stderr,
-                        "usage: %s [--public] SECRET_FILE REQUEST_ID\n",
+                fprintf(stderr, "usage: %s [--public] SECRET_FILE REQUEST_ID\n",
                         argv[0]);
                 return 2;
         }
         secret = ssh_keys_read_file(argv[1 + pub], &len, &err);
-        if (!secret ||
-            ssh_keys_derive_host_key(secret, len, argv[2 + pub], &key, &err) ==
-                -1) {
+        if (!secret || ssh_keys_derive_host_key(secret, len, argv[2 + pub],
+                                                &key, &err) == -1) {
                 fprintf(stderr, "%s: %s\n", argv[0], err.msg);
                 return 1;
         }

@@ -221,7 +221,7 @@ class TestFleet(ReaperTestCase):
         self.assertIn("not sent: the request would be invalid: thopterId", lines["a5c5de9ce64ca12"][3])
         self.assertEqual(lines[machine_id(0x600)][0], "destroy")
         self.assertIn("a5c5de9ce64ca12: cannot request its destruction", r.stderr)
-        self.assertIn("1 destroy requests published (lifetime 1)", summary)
+        self.assertIn("1 destroy request published (lifetime 1)", summary)
         self.assertIn("1 failed", summary)
         self.assertEqual([m.key().decode() for m in self.kafka.read_all(DESTROY)], [machine_id(0x600)])
 
