@@ -154,6 +154,21 @@ static const struct setting settings[] = {
      0, 0, "longest wait between capacity checks, s"},
     {"THOPTER_SSH_TIMEOUT", INT(ssh_timeout_s), "300", 1, 86400, 0, 0,
      "deadline of one remote command, s"},
+    /* thopter-reaper (producer-tools/reaper.c); the consumer ignores them. */
+    {"THOPTER_MAX_LIFETIME", STR(max_lifetime), "72h", 0, 0, 0, 0,
+     "thopter-reaper: destroy thopters created longer ago than this (72h, "
+     "1h30m, ... or off)"},
+    {"THOPTER_REAP_STOPPED_AFTER", STR(reap_stopped_after), "30m", 0, 0, 0, 0,
+     "thopter-reaper: destroy thopters stopped or failed for longer than this "
+     "(since updated_at; or off)"},
+    {"THOPTER_ORPHAN_GRACE", STR(orphan_grace), "1h", 0, 0, 0, 0,
+     "thopter-reaper: destroy thopters older than this whose provision never "
+     "completed (no thopter_provisioned mark; or off)"},
+    {"THOPTER_IDLE_AFTER", STR(idle_after), NULL, 0, 0, 0, 0,
+     "thopter-reaper: destroy agents whose tmux session has had no activity "
+     "for this long (checked over ssh; unset: off)"},
+    {"THOPTER_REAP_INTERVAL", STR(reap_interval), "5m", 0, 0, 0, 0,
+     "thopter-reaper: time between passes (without --once)"},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -430,6 +445,7 @@ static int check_regions(const char *list, struct err *err) {
 static int validate(struct config *cfg, struct err *err) {
         int need = cfg->role == ROLE_PROVISION ? NEED_PROVISION
                    : cfg->role == ROLE_DESTROY ? NEED_DESTROY
+                   : cfg->role == ROLE_REAPER  ? 0
                                                : BOTH;
         enum log_level lvl;
 
@@ -523,7 +539,16 @@ static void fix_flag_spelling(struct err *err) {
 }
 
 int config_load(struct config *cfg, int argc, char **argv, struct err *err) {
+        return config_load_role(cfg, ROLE_ALL, argc, argv, err);
+}
+
+int config_load_role(struct config *cfg,
+                     enum config_role role,
+                     int argc,
+                     char **argv,
+                     struct err *err) {
         memset(cfg, 0, sizeof(*cfg));
+        cfg->role = role;
         for (size_t i = 0; i < NSETTINGS; i++) {
                 const char *v = getenv(settings[i].env);
                 if (v && *v) {
@@ -618,5 +643,22 @@ void config_print_help(FILE *out, const char *prog) {
 const char *config_role_name(enum config_role role) {
         return role == ROLE_PROVISION ? "provision"
                : role == ROLE_DESTROY ? "destroy"
+               : role == ROLE_REAPER  ? "reaper"
                                       : "all";
+}
+
+void config_print_settings(FILE *out, const char *const *names) {
+        char flag[64];
+        for (; names && *names; names++) {
+                for (size_t i = 0; i < NSETTINGS; i++) {
+                        const struct setting *s = &settings[i];
+                        if (strcmp(s->env, *names) != 0)
+                                continue;
+                        flag_name(s->env, flag, sizeof(flag));
+                        fprintf(out, "  %-28s --%s\n      %s%s%s%s\n", s->env,
+                                flag, s->help, s->def ? " [default: " : "",
+                                s->def && !s->secret ? s->def : "",
+                                s->def ? "]" : "");
+                }
+        }
 }

@@ -16,7 +16,9 @@
 
 #include <stdio.h>
 
-enum config_role { ROLE_ALL = 0, ROLE_PROVISION, ROLE_DESTROY };
+/* ROLE_REAPER: thopter-reaper reads the same table (config_load_role()); no
+ * setting is required by the table for it, the reaper checks its own. */
+enum config_role { ROLE_ALL = 0, ROLE_PROVISION, ROLE_DESTROY, ROLE_REAPER };
 
 /* One entry of GITHUB_INTEGRATION_JSON's "repositories". */
 struct repo_cred {
@@ -61,6 +63,11 @@ struct config {
         int ready_timeout_s;
         int keep_failed;
 
+        /* thopter-reaper: durations as given ("72h", "1h30m", "off"); the
+         * reaper parses them (producer-tools/lib/reap_rules.h). */
+        char *max_lifetime, *reap_stopped_after, *orphan_grace, *idle_after;
+        char *reap_interval;
+
         /* operations */
         char *metrics_addr;
         char *log_level;
@@ -80,6 +87,20 @@ struct config {
  */
 int config_load(struct config *cfg, int argc, char **argv, struct err *err);
 void config_free(struct config *cfg);
+
+/**
+ * @brief config_load() for a program with a fixed role (thopter-reaper:
+ * ROLE_REAPER); --role is then not expected in @p argv.
+ */
+int config_load_role(struct config *cfg,
+                     enum config_role role,
+                     int argc,
+                     char **argv,
+                     struct err *err);
+
+/** @brief The --help lines of the settings named in @p names (NULL-ended),
+ * in the same form as config_print_help(); unknown names are skipped. */
+void config_print_settings(FILE *out, const char *const *names);
 
 /** @brief The --help text. */
 void config_print_help(FILE *out, const char *prog);

@@ -116,7 +116,8 @@ Control API (no auth, JSON in and out) under /_fake; tests/harness/flyfake.py wr
                                  base64 again) | secret_name, mode (when given)}]
   POST   /_fake/machines         seed {name, state (default started), region, metadata, id,
                                  image, private_ip, config (config.files checked and written
-                                 as on create), volume}; seeded machines rest in
+                                 as on create), volume, created_at, updated_at (RFC 3339,
+                                 default now)}; seeded machines rest in
                                  that state (a transient one stays stuck; destroyed -> gone
                                  after destroyed_visible_ms)
   GET    /_fake/machines/ID      one machine (same view, with files); POST /_fake/machines/ID/state {"state": S}
@@ -143,6 +144,7 @@ volumes.{list,create,get,delete,update}, unknown.
 import argparse
 import base64
 import binascii
+import datetime
 import fnmatch
 import heapq
 import json
@@ -245,6 +247,17 @@ def match_route(method, path):
 
 def rfc3339(wall):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
+
+
+def parse_rfc3339(text):
+    """Seconds since the epoch of an RFC 3339 string with a zone ("...Z", "...+01:00")."""
+    try:
+        dt = datetime.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        dt = None
+    if dt is None or dt.tzinfo is None:
+        raise ApiError(400, "not an RFC 3339 time with a zone: %r" % (text,))
+    return dt.timestamp()
 
 
 def ulid(wall):
@@ -1111,6 +1124,7 @@ class FakeFly:
 
     def _seed_machine(self, body):
         state = body.get("state", "started")
+        walls = {k: parse_rfc3339(body[k]) for k in ("created_at", "updated_at") if k in body}
         if state == "gone":
             raise ApiError(400, "cannot seed a gone machine")
         mid = body.get("id") or self._new_machine_id()
@@ -1138,6 +1152,8 @@ class FakeFly:
             config.setdefault("mounts", [{"volume": v.id, "path": "/data"}])
         self.machines[mid] = m
         self._force_state(m, state)
+        m.created_wall = walls.get("created_at", m.created_wall)
+        m.updated_wall = walls.get("updated_at", m.updated_wall)
         return m
 
     def _force_state(self, m, state):

@@ -464,6 +464,31 @@ class FakeFlyTest(unittest.TestCase):
         _, _, live = self.api("GET", "/machines", query={"metadata.thopter_request_id": "r-1"})
         self.assertEqual(live, [])
 
+    def test_seed_with_chosen_created_and_updated_times(self):
+        m = self.fly.seed_machine(name="thopter-old", state="stopped",
+                                  created_at="2025-01-02T03:04:05Z",
+                                  updated_at="2025-01-02T05:04:05+01:00",
+                                  metadata={"thopter_provisioned": "r1"})
+        self.assertEqual((m["created_at"], m["updated_at"]),
+                         ("2025-01-02T03:04:05Z", "2025-01-02T04:04:05Z"))
+        status, _, listed = self.api("GET", "/machines")
+        self.assertEqual(status, 200)
+        self.assertEqual([(x["id"], x["created_at"], x["updated_at"], x["state"]) for x in listed],
+                         [(m["id"], "2025-01-02T03:04:05Z", "2025-01-02T04:04:05Z", "stopped")])
+        self.assertEqual(self.api("GET", "/machines/" + m["id"])[2]["updated_at"], "2025-01-02T04:04:05Z")
+        # Without them: now; a later state change moves updated_at, not created_at.
+        n = self.fly.seed_machine(name="thopter-new", state="started")
+        self.assertLess(abs(time.mktime(time.strptime(n["created_at"], "%Y-%m-%dT%H:%M:%SZ"))
+                            - time.mktime(time.gmtime())), 120)
+        self.api("POST", "/machines/%s/start" % m["id"])
+        after = self.api("GET", "/machines/" + m["id"])[2]
+        self.assertEqual(after["created_at"], "2025-01-02T03:04:05Z")
+        self.assertNotEqual(after["updated_at"], "2025-01-02T04:04:05Z")
+        for bad in ("2025-01-02T03:04:05", "yesterday", 5):
+            with self.assertRaises(Exception):
+                self.fly.seed_machine(name="thopter-bad", created_at=bad)
+        self.assertEqual(len(self.fly.machines()), 2, "a refused seed leaves no machine")
+
     def test_set_state_models_a_vanished_machine(self):
         m = self.fly.seed_machine(name="thopter-v", state="started")
         self.fly.set_state(m["id"], "gone")

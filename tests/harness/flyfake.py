@@ -158,7 +158,8 @@ class FlyFake:
 
     def seed_machine(self, **kw):
         """Creates a machine directly: name, state (default started), region, metadata,
-        id, image, private_ip, config, volume. Returns the fake's internal view."""
+        id, image, private_ip, config, volume, created_at, updated_at (RFC 3339 strings;
+        default now). Returns the fake's internal view."""
         return self._control("POST", "/_fake/machines", kw)
 
     def seed_volume(self, **kw):

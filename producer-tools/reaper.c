@@ -1,0 +1,690 @@
+/* reaper.c - thopter-reaper: find the thopters that should be gone and
+ * publish destroy requests for them (contract sections 6 and 7).
+ *
+ * DESIGN
+ * ------
+ * list the app's machines (one fly call, retried like the consumer's) ->
+ * decide for each (reap_rules.h; an idle check over SSH only for a machine
+ * nothing else condemns) -> build each destroy request, validated by the
+ * consumer's own request_parse_destroy() -> without --apply print them and
+ * stop there; with --apply produce them (key thopterId, murmur2_random,
+ * idempotent, acks=all) and wait for every acknowledgement -> one line per
+ * machine, one summary line.
+ *
+ * The reaper destroys nothing itself: the destroy consumer does, with its
+ * own guard (contract 5.7), retries and dead letters. So several reapers
+ * may run at once: they publish the same requests, and a destroy of a
+ * machine already gone succeeds. Every request of one pass carries the
+ * requestId reap-<machine id>-<pass start, YYYYMMDDHHMM UTC>, so two
+ * reapers in the same minute even publish identical requests.
+ *
+ * Settings come from the consumer's table (config.h, role ROLE_REAPER):
+ * the same environment file serves both.
+ */
+#include "cli.h"
+#include "clock.h"
+#include "config.h"
+#include "err.h"
+#include "fly_client.h"
+#include "fly_retry.h"
+#include "log.h"
+#include "reap_idle.h"
+#include "reap_rules.h"
+#include "request.h"
+#include "ssh_keys.h"
+#include "strfmt.h"
+
+#include <cjson/cJSON.h>
+#include <librdkafka/rdkafka.h>
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROG            "thopter-reaper"
+#define IDLE_TIMEOUT_MS 10000L
+
+/* The settings thopter-reaper reads, in the order --help shows them. */
+static const char *const reaper_settings[] = {
+    "KAFKA_BROKERS",
+    "THOPTER_DESTROY_TOPIC",
+    "APP_NAME",
+    "FLY_DEPLOY_KEY",
+    "FLY_API_BASE",
+    "THOPTER_FLY_TIMEOUT",
+    "THOPTER_FLY_RETRIES",
+    "THOPTER_RETRY_BASE_MS",
+    "THOPTER_RETRY_MAX_MS",
+    "THOPTER_MAX_LIFETIME",
+    "THOPTER_REAP_STOPPED_AFTER",
+    "THOPTER_ORPHAN_GRACE",
+    "THOPTER_IDLE_AFTER",
+    "THOPTER_REAP_INTERVAL",
+    "THOPTER_READY_TIMEOUT",
+    "THOPTER_SSH_TIMEOUT",
+    "THOPTER_SSH_KEY",
+    "THOPTER_SSH_KNOWN_HOSTS",
+    "THOPTER_SSH_HOST",
+    "THOPTER_SSH_PORT",
+    "THOPTER_SSH_USER",
+    "THOPTER_REMOTE_USER",
+    "THOPTER_TMUX_SESSION",
+    "THOPTER_LOG_LEVEL",
+    NULL,
+};
+
+static volatile sig_atomic_t stop_signals;
+
+static void on_stop(int sig) {
+        static const char msg[] = PROG ": stopping (again to exit at once)\n";
+        (void)sig;
+        if (++stop_signals > 1)
+                _exit(1);
+        if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+                /* nothing more to do */
+        }
+}
+
+static void usage(FILE *out) {
+        fprintf(
+            out,
+            "Usage: " PROG " [--apply] [--once] [-b BROKERS] [-X key=value]... "
+            "[--SETTING VALUE]...\n"
+            "\n"
+            "Lists the fly app's machines and asks for the destruction of the "
+            "thopters that\n"
+            "should be gone, by publishing destroy requests (source "
+            "\"reaper\", with a reason)\n"
+            "for the destroy consumer to carry out:\n"
+            "  lifetime  created longer ago than THOPTER_MAX_LIFETIME\n"
+            "  stopped   stopped or failed for longer than "
+            "THOPTER_REAP_STOPPED_AFTER (since updated_at)\n"
+            "  orphan    no thopter_provisioned mark (the provision never "
+            "completed) and older\n"
+            "            than THOPTER_ORPHAN_GRACE\n"
+            "  idle      when THOPTER_IDLE_AFTER is set: no activity in its "
+            "tmux session for that\n"
+            "            long (asked over ssh; a machine that cannot be "
+            "checked is kept)\n"
+            "Never a machine whose name does not start with thopter- (the "
+            "hub, Redis, Golden\n"
+            "Claudes gc-*), nor one already being destroyed.\n"
+            "\n"
+            "Without --apply it publishes nothing: it prints what it would "
+            "destroy and why.\n"
+            "Output: one line per machine, \"VERDICT ID NAME STATE: REASON\" "
+            "(VERDICT: destroy,\n"
+            "would-destroy, keep, unchecked, skip, failed), then one summary "
+            "line.\n"
+            "\n"
+            "Options:\n"
+            "  --apply          publish the destroy requests (to "
+            "THOPTER_DESTROY_TOPIC)\n"
+            "  --once           one pass, then exit; otherwise a pass every "
+            "THOPTER_REAP_INTERVAL\n"
+            "                   until SIGTERM/SIGINT\n"
+            "  -b, --brokers B  Kafka bootstrap servers (same as "
+            "KAFKA_BROKERS)\n"
+            "  -X key=value     any librdkafka property (repeatable), as kcat "
+            "does\n"
+            "  -h, --help       this text\n"
+            "  -V, --version    print the version\n"
+            "\n"
+            "Settings (environment variable, or the flag shown; durations "
+            "like 72h, 30m, 90s,\n"
+            "1h30m, or off):\n");
+        config_print_settings(out, reaper_settings);
+        fprintf(out,
+                "\n"
+                "Defaults of the producer: partitioner=murmur2_random (as "
+                "kafkajs), acks=all,\n"
+                "enable.idempotence=true, message.timeout.ms=30000; each can "
+                "be changed with -X.\n"
+                "Exit status: 0 success (with --once: the pass completed and "
+                "every request was\n"
+                "acknowledged; without: a graceful stop), 1 failure, 2 bad "
+                "usage or setting.\n");
+}
+
+/* ------------------------------------------------------------------ */
+/* The command line */
+
+struct args {
+        int apply, once;
+        char **argv; /* for config_load_role(): the rest, -Xk=v split */
+        int argc;
+};
+
+static void flag_name(const char *env, char *out, size_t cap) {
+        size_t i = 0;
+        for (; env[i] && i + 1 < cap; i++)
+                out[i] =
+                    env[i] == '_' ? '-' : (char)tolower((unsigned char)env[i]);
+        out[i] = '\0';
+}
+
+static int is_setting_flag(const char *name, size_t len) {
+        char buf[64];
+        if (len == 7 && strncmp(name, "brokers", 7) == 0)
+                return 1;
+        for (size_t i = 0; reaper_settings[i]; i++) {
+                flag_name(reaper_settings[i], buf, sizeof(buf));
+                if (strlen(buf) == len && strncmp(buf, name, len) == 0)
+                        return 1;
+        }
+        return 0;
+}
+
+/* Takes --apply and --once; refuses any option the reaper does not read
+ * (the settings table is the consumer's too); passes the rest on. */
+static int parse_args(int argc, char **argv, struct args *a) {
+        a->argv = calloc((size_t)argc * 2 + 1, sizeof(char *));
+        if (!a->argv) {
+                fprintf(stderr, PROG ": out of memory\n");
+                return -1;
+        }
+        a->argv[a->argc++] = argv[0];
+        for (int i = 1; i < argc; i++) {
+                const char *arg = argv[i];
+                if (!strcmp(arg, "--apply")) {
+                        a->apply = 1;
+                } else if (!strcmp(arg, "--once")) {
+                        a->once = 1;
+                } else if (!strcmp(arg, "-h") || !strcmp(arg, "--help") ||
+                           !strcmp(arg, "-V") || !strcmp(arg, "--version")) {
+                        a->argv[a->argc++] = argv[i];
+                } else if (!strncmp(arg, "-X", 2) && arg[2]) {
+                        /* kcat's glued form */
+                        a->argv[a->argc++] = "-X";
+                        a->argv[a->argc++] = argv[i] + 2;
+                } else if (!strcmp(arg, "-b") || !strcmp(arg, "-X")) {
+                        a->argv[a->argc++] = argv[i];
+                        if (i + 1 < argc)
+                                a->argv[a->argc++] = argv[++i];
+                } else if (!strncmp(arg, "--", 2)) {
+                        const char *eq = strchr(arg + 2, '=');
+                        size_t len =
+                            eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+                        if (!is_setting_flag(arg + 2, len)) {
+                                fprintf(stderr,
+                                        PROG
+                                        ": unknown option \"%.*s\" (see " PROG
+                                        " --help)\n",
+                                        (int)len + 2, arg);
+                                return -1;
+                        }
+                        a->argv[a->argc++] = argv[i];
+                        if (!eq && i + 1 < argc)
+                                a->argv[a->argc++] = argv[++i];
+                } else {
+                        fprintf(stderr,
+                                PROG ": unexpected argument \"%s\" (see " PROG
+                                     " --help)\n",
+                                arg);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* A pass */
+
+struct item {
+        struct fly_machine m;
+        struct reap_decision d;
+        char *payload; /* the destroy request (REAP_DESTROY), or NULL */
+        char invalid[ERR_MSG_LEN]; /* request_parse_destroy() refused it */
+        rd_kafka_resp_err_t kerr;
+        int32_t partition;
+        int64_t offset;
+        int produced, delivered;
+};
+
+struct reaper {
+        struct config cfg;
+        struct reap_settings rs;
+        struct args args;
+        struct fly_client *fly;
+        struct fly_retry retry;
+        struct reap_idle_opts idle;
+        unsigned char *secret;
+        size_t secret_len;
+        rd_kafka_t *rk;
+        const char *topic;
+};
+
+struct list_call {
+        struct fly_client *fly;
+        struct fly_machine *machines;
+        size_t n;
+};
+
+static int call_list(void *arg, struct err *err) {
+        struct list_call *c = arg;
+        free(c->machines);
+        c->machines = NULL;
+        c->n = 0;
+        return fly_machine_list(c->fly, NULL, &c->machines, &c->n, err);
+}
+
+static int by_name(const void *a, const void *b) {
+        const struct item *x = a, *y = b;
+        int r = strcmp(x->m.name, y->m.name);
+        return r ? r : strcmp(x->m.id, y->m.id);
+}
+
+/* Builds and validates the request of a machine to destroy. */
+static int
+make_request(struct item *it, const char *pass_stamp, const char *created_at) {
+        struct destroy_request req;
+        struct err err = {0};
+        char rid[REQUEST_ID_MAX + 1];
+        cJSON *obj = cJSON_CreateObject();
+
+        if (!obj)
+                return -1;
+        snprintf(rid, sizeof(rid), "reap-%s-%s", it->m.id, pass_stamp);
+        if (!cJSON_AddStringToObject(obj, "thopterId", it->m.id) ||
+            !cJSON_AddStringToObject(obj, "requestId", rid) ||
+            !cJSON_AddStringToObject(obj, "reason", it->d.reason) ||
+            !cJSON_AddStringToObject(obj, "source", "reaper") ||
+            !cJSON_AddStringToObject(obj, "createdAt", created_at)) {
+                cJSON_Delete(obj);
+                return -1;
+        }
+        it->payload = cJSON_PrintUnformatted(obj);
+        cJSON_Delete(obj);
+        if (!it->payload)
+                return -1;
+        /* The consumer's own validator: what it would refuse is not sent. */
+        if (request_parse_destroy(it->payload, strlen(it->payload), &req,
+                                  &err) == -1) {
+                snprintf(it->invalid, sizeof(it->invalid), "%s", err.msg);
+                return 0;
+        }
+        request_destroy_free(&req);
+        return 0;
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
+        struct item *it = rkm->_private;
+        (void)rk;
+        (void)opaque;
+        it->kerr = rkm->err;
+        it->partition = rkm->partition;
+        it->offset = rkm->offset;
+        it->delivered = 1;
+}
+
+static void publish(struct reaper *r, struct item *items, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                struct item *it = &items[i];
+                rd_kafka_resp_err_t e;
+                if (!it->payload || it->invalid[0])
+                        continue;
+                do {
+                        e = rd_kafka_producev(
+                            r->rk, RD_KAFKA_V_TOPIC(r->topic),
+                            RD_KAFKA_V_KEY(it->m.id, strlen(it->m.id)),
+                            RD_KAFKA_V_VALUE(it->payload, strlen(it->payload)),
+                            RD_KAFKA_V_OPAQUE(it), RD_KAFKA_V_END);
+                        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                                rd_kafka_poll(r->rk, 100);
+                } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+                it->produced = 1;
+                if (e) {
+                        it->kerr = e;
+                        it->delivered = 1;
+                }
+        }
+        /* message.timeout.ms bounds this wait: every record gets a report. */
+        while (rd_kafka_outq_len(r->rk) > 0)
+                rd_kafka_poll(r->rk, 100);
+}
+
+/* Names and reasons come from the fly API: print them without control
+ * characters. */
+static void clean(char *s) {
+        for (; *s; s++)
+                if ((unsigned char)*s < 0x20 || *s == 0x7f)
+                        *s = '?';
+}
+
+struct tally {
+        int machines, destroy, keep, unchecked, skip, failed;
+        int by_rule[REAP_RULE_IDLE + 1];
+};
+
+static void print_item(struct reaper *r, struct item *it, struct tally *t) {
+        const char *verdict = "keep";
+        char tail[ERR_MSG_LEN + 128] = "";
+
+        clean(it->m.name);
+        clean(it->d.reason);
+        switch (it->d.verdict) {
+        case REAP_SKIP:
+                verdict = "skip";
+                t->skip++;
+                break;
+        case REAP_KEEP:
+        case REAP_CHECK_IDLE:
+                verdict = it->d.unchecked ? "unchecked" : "keep";
+                t->keep++;
+                t->unchecked += it->d.unchecked;
+                break;
+        case REAP_DESTROY:
+                if (it->invalid[0]) {
+                        verdict = "failed";
+                        snprintf(tail, sizeof(tail),
+                                 " (not sent: the request would be invalid: "
+                                 "%s)",
+                                 it->invalid);
+                        fprintf(stderr,
+                                PROG ": %s: cannot request its destruction: "
+                                     "%s\n",
+                                it->m.id, it->invalid);
+                        t->failed++;
+                } else if (!r->args.apply) {
+                        verdict = "would-destroy";
+                        t->destroy++;
+                        t->by_rule[it->d.rule]++;
+                } else if (it->delivered && !it->kerr) {
+                        verdict = "destroy";
+                        snprintf(tail, sizeof(tail),
+                                 " -> %s [%" PRId32 "] @%" PRId64, r->topic,
+                                 it->partition, it->offset);
+                        t->destroy++;
+                        t->by_rule[it->d.rule]++;
+                } else {
+                        verdict = "failed";
+                        snprintf(tail, sizeof(tail), " (not delivered: %s)",
+                                 rd_kafka_err2str(it->kerr));
+                        fprintf(stderr,
+                                PROG ": %s: destroy request not delivered to "
+                                     "%s: %s\n",
+                                it->m.id, r->topic, rd_kafka_err2str(it->kerr));
+                        t->failed++;
+                }
+                break;
+        }
+        printf("%s %s %s %s: %s%s\n", verdict, it->m.id,
+               it->m.name[0] ? it->m.name : "-",
+               it->m.state[0] ? it->m.state : "-", it->d.reason, tail);
+}
+
+static void print_summary(struct reaper *r,
+                          const struct tally *t,
+                          size_t left,
+                          const char *when) {
+        char rules[128] = "";
+        size_t off = 0;
+        for (int rule = REAP_RULE_LIFETIME; rule <= REAP_RULE_IDLE; rule++) {
+                if (!t->by_rule[rule])
+                        continue;
+                off += (size_t)snprintf(rules + off, sizeof(rules) - off,
+                                        "%s%s %d", off ? ", " : " (",
+                                        reap_rule_name(rule), t->by_rule[rule]);
+                if (off >= sizeof(rules))
+                        break;
+        }
+        if (off && off < sizeof(rules) - 1)
+                strcat(rules, ")");
+        printf("summary %s: %d machine%s: %d %s%s, %d kept (%d unchecked), "
+               "%d skipped, %d failed",
+               when, t->machines, t->machines == 1 ? "" : "s", t->destroy,
+               !r->args.apply    ? "would be destroyed"
+               : t->destroy == 1 ? "destroy request published"
+                                 : "destroy requests published",
+               rules, t->keep, t->unchecked, t->skip, t->failed);
+        if (left)
+                printf(", %zu not looked at (stopping)", left);
+        printf("%s\n", r->args.apply ? ""
+                                     : "; dry run: nothing published (--apply "
+                                       "publishes)");
+        fflush(stdout);
+}
+
+/* One pass. @returns 0 when every machine was looked at and every request
+ * acknowledged, -1 otherwise (reported on stderr). */
+static int run_pass(struct reaper *r) {
+        struct list_call lc = {r->fly, NULL, 0};
+        struct err err = {0};
+        struct item *items = NULL;
+        struct tally t = {0};
+        int64_t now_ms = clock_wall_ms();
+        int64_t now_s = now_ms / 1000;
+        char created_at[32], stamp[16];
+        size_t looked = 0;
+        int rc = -1;
+        time_t tt = (time_t)now_s;
+        struct tm tm;
+
+        clock_iso8601(now_ms, created_at, sizeof(created_at));
+        gmtime_r(&tt, &tm);
+        strftime(stamp, sizeof(stamp), "%Y%m%d%H%M", &tm);
+
+        if (fly_retry_call(&r->retry, NULL, "lookup", "list", call_list, &lc,
+                           &err) == -1) {
+                fprintf(stderr,
+                        PROG ": listing the machines of app %s failed: %s\n",
+                        r->cfg.app_name, err.msg);
+                goto out;
+        }
+        items = calloc(lc.n ? lc.n : 1, sizeof(*items));
+        if (!items) {
+                fprintf(stderr, PROG ": out of memory\n");
+                goto out;
+        }
+        for (size_t i = 0; i < lc.n; i++)
+                items[i].m = lc.machines[i];
+        qsort(items, lc.n, sizeof(*items), by_name);
+
+        for (; looked < lc.n && !stop_signals; looked++) {
+                struct item *it = &items[looked];
+                reap_decide(&it->m, now_s, &r->rs, NULL, &it->d);
+                if (it->d.verdict == REAP_CHECK_IDLE) {
+                        struct reap_idle_result idle;
+                        reap_idle_check(&r->idle, &it->m, &idle);
+                        reap_decide(&it->m, clock_wall_ms() / 1000, &r->rs,
+                                    &idle, &it->d);
+                }
+                if (it->d.verdict == REAP_DESTROY &&
+                    make_request(it, stamp, created_at) == -1) {
+                        fprintf(stderr, PROG ": out of memory\n");
+                        goto out;
+                }
+        }
+        if (r->args.apply)
+                publish(r, items, looked);
+        t.machines = (int)lc.n;
+        for (size_t i = 0; i < looked; i++)
+                print_item(r, &items[i], &t);
+        print_summary(r, &t, lc.n - looked, created_at);
+        rc = t.failed || looked < lc.n ? -1 : 0;
+out:
+        for (size_t i = 0; items && i < lc.n; i++)
+                free(items[i].payload);
+        free(items);
+        free(lc.machines);
+        return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Set-up */
+
+static int make_producer(struct reaper *r, struct err *err) {
+        struct cli cli;
+        char errstr[512];
+        rd_kafka_conf_t *conf;
+
+        cli_init(&cli, PROG);
+        cli.brokers = r->cfg.kafka_brokers;
+        if (r->cfg.n_kafka_props > CLI_PROPS_MAX)
+                return err_set(err, ERR_PERMANENT, 0,
+                               "more than %d -X properties", CLI_PROPS_MAX);
+        for (int i = 0; i < r->cfg.n_kafka_props; i++)
+                cli.props[cli.nprops++] = r->cfg.kafka_props[i];
+        conf = cli_kafka_conf(&cli, err);
+        if (!conf)
+                return -1;
+        if (cli_kafka_default(&cli, conf, "partitioner", "murmur2_random",
+                              err) == -1 ||
+            cli_kafka_default(&cli, conf, "enable.idempotence", "true", err) ==
+                -1 ||
+            cli_kafka_default(&cli, conf, "acks", "all", err) == -1 ||
+            cli_kafka_default(&cli, conf, "message.timeout.ms", "30000", err) ==
+                -1 ||
+            cli_kafka_default(&cli, conf, "linger.ms", "5", err) == -1) {
+                rd_kafka_conf_destroy(conf);
+                return -1;
+        }
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+        r->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+        if (!r->rk) {
+                rd_kafka_conf_destroy(conf);
+                return err_set(err, ERR_PERMANENT, 0, "%s", errstr);
+        }
+        return 0;
+}
+
+/* @returns CLI_OK to go on (-1 in *done: nothing to do), or an exit code. */
+static int setup(struct reaper *r, int argc, char **argv, int *done) {
+        struct err err = {0};
+        char warning[256];
+
+        *done = 1;
+        if (parse_args(argc, argv, &r->args) == -1)
+                return CLI_USAGE;
+        if (config_load_role(&r->cfg, ROLE_REAPER, r->args.argc, r->args.argv,
+                             &err) == -1) {
+                fprintf(stderr, PROG ": %s\n", err.msg);
+                return CLI_USAGE;
+        }
+        if (r->cfg.show_help) {
+                usage(stdout);
+                return CLI_OK;
+        }
+        if (r->cfg.show_version) {
+                printf(PROG " %s (librdkafka %s)\n", THOPTER_VERSION,
+                       rd_kafka_version_str());
+                return CLI_OK;
+        }
+        if (reap_settings_load(&r->cfg, r->args.apply, &r->rs, warning,
+                               sizeof(warning), &err) == -1) {
+                fprintf(stderr, PROG ": %s\n", err.msg);
+                return CLI_USAGE;
+        }
+        if (warning[0])
+                fprintf(stderr, PROG ": warning: %s\n", warning);
+        enum log_level lvl = LOG_INFO;
+        log_level_parse(r->cfg.log_level, &lvl);
+        log_set_level(lvl);
+
+        if (r->rs.idle_after_s) {
+                r->secret =
+                    ssh_keys_read_file(r->cfg.ssh_key, &r->secret_len, &err);
+                if (!r->secret) {
+                        fprintf(stderr, PROG ": THOPTER_SSH_KEY: %s\n",
+                                err.msg);
+                        return CLI_USAGE;
+                }
+        }
+        r->idle = (struct reap_idle_opts){
+            .host_template = r->cfg.ssh_host,
+            .app = r->cfg.app_name,
+            .port = r->cfg.ssh_port,
+            .user = r->cfg.ssh_user,
+            .key_path = r->cfg.ssh_key,
+            .known_hosts = r->cfg.ssh_known_hosts,
+            .secret = r->secret,
+            .secret_len = r->secret_len,
+            .remote_user = r->cfg.remote_user,
+            .tmux_session = r->cfg.tmux_session,
+            .timeout_ms = IDLE_TIMEOUT_MS,
+        };
+        r->retry = (struct fly_retry){
+            .max_attempts = r->cfg.fly_retries,
+            .base_ms = r->cfg.retry_base_ms,
+            .max_ms = r->cfg.retry_max_ms,
+        };
+        struct fly_client_opts fo = {
+            .base_url = r->cfg.fly_api_base,
+            .app = r->cfg.app_name,
+            .token = r->cfg.fly_deploy_key,
+            .timeout_ms = r->cfg.fly_timeout_s * 1000L,
+        };
+        r->fly = fly_client_new(&fo, &err);
+        if (!r->fly) {
+                fprintf(stderr, PROG ": %s\n", err.msg);
+                return CLI_FAIL;
+        }
+        r->topic = r->cfg.destroy_topic;
+        if (r->args.apply && make_producer(r, &err) == -1) {
+                fprintf(stderr, PROG ": %s\n", err.msg);
+                return CLI_USAGE;
+        }
+        *done = 0;
+        return CLI_OK;
+}
+
+static void teardown(struct reaper *r) {
+        if (r->rk) {
+                rd_kafka_flush(r->rk, 10000);
+                rd_kafka_destroy(r->rk);
+        }
+        fly_client_destroy(r->fly);
+        if (r->secret) {
+                secret_wipe(r->secret, r->secret_len);
+                free(r->secret);
+        }
+        free(r->args.argv);
+        config_free(&r->cfg);
+}
+
+int main(int argc, char **argv) {
+        static struct reaper r;
+        struct sigaction sa;
+        int done = 0, rc;
+
+        rc = setup(&r, argc, argv, &done);
+        if (done) {
+                teardown(&r);
+                return rc;
+        }
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_stop; /* no SA_RESTART: waits end at once */
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        if (r.args.once) {
+                rc = run_pass(&r) == 0 ? CLI_OK : CLI_FAIL;
+        } else {
+                char every[32];
+                reap_format_duration(r.rs.interval_s, every, sizeof(every));
+                fprintf(
+                    stderr, PROG ": %s: a pass every %s until SIGTERM/SIGINT\n",
+                    r.args.apply ? "publishing destroy requests" : "dry run",
+                    every);
+                while (!stop_signals) {
+                        int64_t next =
+                            clock_mono_ms() + r.rs.interval_s * 1000LL;
+                        /* A failed pass is reported; the next one tries
+                         * again. */
+                        run_pass(&r);
+                        while (!stop_signals && clock_mono_ms() < next)
+                                clock_sleep_ms(200);
+                }
+                fprintf(stderr, PROG ": stopped\n");
+                rc = CLI_OK;
+        }
+        teardown(&r);
+        return rc;
+}
