@@ -1,5 +1,6 @@
 /* helpers.c - see test_helpers.h. Linked into every Criterion test. */
 #include "test_helpers.h"
+#include "clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,4 +93,23 @@ cJSON *test_load_json(const char *path) {
         free(text);
         cr_assert(root, "%s: not JSON", path);
         return root;
+}
+
+long test_ms(long ms) {
+        const char *m = getenv("THOPTER_TIMEOUT_MULTIPLIER");
+        double k = m ? atof(m) : 1.0;
+
+        return (long)(ms * (k >= 1.0 ? k : 1.0));
+}
+
+int test_wait_for(int (*done)(void *arg), void *arg, long timeout_ms) {
+        int64_t deadline = clock_deadline(test_ms(timeout_ms));
+        int rc;
+
+        for (;;) {
+                rc = done(arg);
+                if (rc || clock_left_ms(deadline) == 0)
+                        return rc;
+                clock_sleep_ms(1);
+        }
 }

@@ -54,6 +54,15 @@ int test_parse_destroy(const char *text,
                        struct destroy_request *req,
                        struct err *err);
 
+/** @brief @p ms scaled by THOPTER_TIMEOUT_MULTIPLIER (slow builds: ASan). */
+long test_ms(long ms);
+
+/**
+ * @brief Poll @p done(@p arg) every millisecond until it is non-zero or
+ * test_ms(@p timeout_ms) passed. @returns its last answer.
+ */
+int test_wait_for(int (*done)(void *arg), void *arg, long timeout_ms);
+
 /** @brief The file @p path parsed as a provision request; the test fails
  * with the parser's message otherwise. Free with request_provision_free(). */
 void test_load_provision(const char *path, struct provision_request *req);
