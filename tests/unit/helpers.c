@@ -113,3 +113,15 @@ int test_wait_for(int (*done)(void *arg), void *arg, long timeout_ms) {
                 clock_sleep_ms(1);
         }
 }
+
+void test_json_keys(const cJSON *obj, char *out, size_t cap) {
+        const cJSON *f;
+        size_t n = 0;
+
+        out[0] = '\0';
+        cJSON_ArrayForEach(f, obj) {
+                n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? "," : "",
+                                      f->string);
+                cr_assert_lt(n, cap, "keys do not fit in %zu bytes", cap);
+        }
+}

@@ -68,34 +68,35 @@ load_argv(struct config *cfg, struct err *err, const char *const *args) {
         return rc;
 }
 
+/* The NULL-terminated const char * arguments of @p ap into @p args. */
+#define COLLECT_ARGS(args, last)                                               \
+        do {                                                                   \
+                size_t n_ = 0;                                                 \
+                va_list ap_;                                                   \
+                va_start(ap_, last);                                           \
+                do {                                                           \
+                        cr_assert_lt(n_, 32);                                  \
+                        (args)[n_] = va_arg(ap_, const char *);                \
+                } while ((args)[n_++]);                                        \
+                va_end(ap_);                                                   \
+        } while (0)
+
+/* config_load() with the arguments after @p err (NULL-terminated). */
 static int load(struct config *cfg, struct err *err, ...) {
         const char *args[32];
-        size_t n = 0;
-        va_list ap;
 
-        va_start(ap, err);
-        do {
-                cr_assert_lt(n, 32);
-                args[n] = va_arg(ap, const char *);
-        } while (args[n++]);
-        va_end(ap);
+        COLLECT_ARGS(args, err);
         return load_argv(cfg, err, args);
 }
 
-/* Loads, expecting the one-line message @p want. */
+/* Loads with the arguments after @p want (NULL-terminated), expecting the
+ * one-line message @p want. */
 static void expect_refused(const char *what, const char *want, ...) {
         const char *args[32];
         struct config cfg;
         struct err err;
-        size_t n = 0;
-        va_list ap;
 
-        va_start(ap, want);
-        do {
-                cr_assert_lt(n, 32);
-                args[n] = va_arg(ap, const char *);
-        } while (args[n++]);
-        va_end(ap);
+        COLLECT_ARGS(args, want);
         cr_expect_eq(load_argv(&cfg, &err, args), -1, "%s: accepted", what);
         cr_expect_str_eq(err.msg, want, "%s", what);
         cr_expect_eq(err.kind, ERR_PERMANENT, "%s", what);

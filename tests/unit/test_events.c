@@ -55,19 +55,6 @@ static double num(const cJSON *o, const char *key) {
         return v->valuedouble;
 }
 
-/* "requestId,kind,..." - the keys of @p o in order, joined by ','. */
-static void keys_of(const cJSON *o, char *out, size_t cap) {
-        const cJSON *f;
-        size_t n = 0;
-
-        out[0] = '\0';
-        cJSON_ArrayForEach(f, o) {
-                n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? "," : "",
-                                      f->string);
-                cr_assert_lt(n, cap);
-        }
-}
-
 struct presence_case {
         const char *step;
         int machine; /* job_set_machine() called */
@@ -103,7 +90,7 @@ Test(events, optional_fields_appear_only_when_given) {
                         err_set(&failure, ERR_TRANSIENT, 503, "HTTP 503");
                 o = event(&job, "step", c->step, c->failure ? &failure : NULL,
                           WALL_MS, 1000);
-                keys_of(o, keys, sizeof(keys));
+                test_json_keys(o, keys, sizeof(keys));
                 cr_expect_str_eq(keys, c->keys, "case %zu", i);
                 cJSON_Delete(o);
         }
@@ -175,7 +162,7 @@ Test(events, error_has_class_and_message) {
                 o = event(&job, "failed", NULL, &failure, WALL_MS, 1000);
                 e = cJSON_GetObjectItemCaseSensitive(o, "error");
                 cr_assert(cJSON_IsObject(e), "case %zu", i);
-                keys_of(e, keys, sizeof(keys));
+                test_json_keys(e, keys, sizeof(keys));
                 cr_expect_str_eq(keys, "class,message", "case %zu", i);
                 cr_expect_str_eq(str(e, "class"), cases[i].want, "case %zu", i);
                 cr_expect_str_eq(str(e, "message"), "fly: create: HTTP 422",

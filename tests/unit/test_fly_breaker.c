@@ -119,19 +119,32 @@ static void fail(struct fly_breaker *b, const char *target) {
         fly_breaker_record_failure(b, target, &e);
 }
 
-static double circuit_open(void) {
-        return metrics_get(M_CIRCUIT_OPEN, "");
+/* The breaker's metrics: thopter_circuit_open, thopter_circuit_opened_total
+ * and thopter_circuit_probes_total by result. */
+struct circuit_metrics {
+        double open, opened, probes_ok, probes_failed;
+};
+
+static void expect_metrics(struct circuit_metrics want, int line) {
+        struct circuit_metrics got = {
+            metrics_get(M_CIRCUIT_OPEN, ""),
+            metrics_get(M_CIRCUIT_OPENED, ""),
+            metrics_get(M_CIRCUIT_PROBES, "result=\"ok\""),
+            metrics_get(M_CIRCUIT_PROBES, "result=\"failed\""),
+        };
+
+        cr_expect(got.open == want.open && got.opened == want.opened &&
+                      got.probes_ok == want.probes_ok &&
+                      got.probes_failed == want.probes_failed,
+                  "line %d: open %g opened %g probes ok %g failed %g, wanted "
+                  "%g %g %g %g",
+                  line, got.open, got.opened, got.probes_ok, got.probes_failed,
+                  want.open, want.opened, want.probes_ok, want.probes_failed);
 }
 
-static double circuit_opened(void) {
-        return metrics_get(M_CIRCUIT_OPENED, "");
-}
-
-static double probes(const char *result) {
-        return metrics_get(M_CIRCUIT_PROBES, strcmp(result, "ok") == 0
-                                                 ? "result=\"ok\""
-                                                 : "result=\"failed\"");
-}
+#define EXPECT_METRICS(open, opened, ok, failed)                               \
+        expect_metrics((struct circuit_metrics){open, opened, ok, failed},     \
+                       __LINE__)
 
 /* ------------------------------------------------------------------------ */
 
@@ -215,10 +228,7 @@ Test(fly_breaker, checking_closes_when_the_probe_answers) {
         cr_expect_eq(fly_breaker_open_count(b), 0);
         cr_expect_eq(fly_breaker_probe_count(b), 1);
         cr_expect_eq(probe_calls(), 1);
-        cr_expect_eq(circuit_open(), 0);
-        cr_expect_eq(circuit_opened(), 0);
-        cr_expect_eq(probes("ok"), 1);
-        cr_expect_eq(probes("failed"), 0);
+        EXPECT_METRICS(0, 0, 1, 0);
         destroy(b);
 }
 
@@ -233,17 +243,14 @@ Test(fly_breaker, checking_opens_when_the_probe_fails) {
 
         cr_expect(fly_breaker_is_open(b));
         cr_expect_eq(fly_breaker_open_count(b), 1);
-        cr_expect_eq(circuit_open(), 1);
-        cr_expect_eq(circuit_opened(), 1);
-        cr_expect_eq(probes("failed"), 1);
-        cr_expect_eq(probes("ok"), 0);
+        EXPECT_METRICS(1, 1, 0, 1);
 
         /* More failures while open change nothing. */
         fail(b, "delete:c");
         fail(b, "delete:d");
         cr_expect_eq(fly_breaker_state(b), FLY_BREAKER_OPEN);
         cr_expect_eq(fly_breaker_open_count(b), 1);
-        cr_expect_eq(circuit_opened(), 1);
+        EXPECT_METRICS(1, 1, 0, 1);
         destroy(b);
 }
 
@@ -263,10 +270,7 @@ Test(fly_breaker, open_closes_when_a_probe_answers) {
         cr_expect_geq(clock_mono_ms() - opened_at, 2 * probe_ms - 10);
         cr_expect_eq(probe_calls(), 3);
         cr_expect_eq(fly_breaker_open_count(b), 1);
-        cr_expect_eq(circuit_open(), 0);
-        cr_expect_eq(circuit_opened(), 1);
-        cr_expect_eq(probes("failed"), 2);
-        cr_expect_eq(probes("ok"), 1);
+        EXPECT_METRICS(0, 1, 1, 2);
         destroy(b);
 }
 
@@ -279,8 +283,7 @@ Test(fly_breaker, open_closes_when_a_call_answers) {
         await_state(b, FLY_BREAKER_OPEN);
         fly_breaker_record_success(b);
         cr_expect_eq(fly_breaker_state(b), FLY_BREAKER_CLOSED);
-        cr_expect_eq(circuit_open(), 0);
-        cr_expect_eq(circuit_opened(), 1);
+        EXPECT_METRICS(0, 1, 0, 1);
         cr_expect_eq(probe_calls(), 1);
         destroy(b);
 }
@@ -335,7 +338,7 @@ Test(fly_breaker, outage_probes_when_there_is_no_fresh_answer) {
         cr_expect_eq(fly_breaker_outage(b), 0);
         cr_expect_eq(probe_calls(), 1);
         cr_expect_eq(fly_breaker_state(b), FLY_BREAKER_CLOSED);
-        cr_expect_eq(probes("ok"), 1);
+        EXPECT_METRICS(0, 0, 1, 0);
         destroy(b);
 
         /* An answer older than probe_ms is stale. */
@@ -357,9 +360,7 @@ Test(fly_breaker, outage_opens_when_its_probe_fails) {
         cr_expect_eq(fly_breaker_state(b), FLY_BREAKER_OPEN);
         cr_expect_eq(probe_calls(), 1);
         cr_expect_eq(fly_breaker_open_count(b), 1);
-        cr_expect_eq(circuit_open(), 1);
-        cr_expect_eq(circuit_opened(), 1);
-        cr_expect_eq(probes("failed"), 1);
+        EXPECT_METRICS(1, 1, 0, 1);
 
         /* Already open: the answer is 1, without another probe. */
         cr_expect_eq(fly_breaker_outage(b), 1);

@@ -71,4 +71,8 @@ void test_load_provision(const char *path, struct provision_request *req);
  * test fails when it is not JSON. */
 cJSON *test_load_json(const char *path);
 
+/** @brief The member names of @p obj in order, joined by ',' into @p out
+ * ("requestId,kind,state"); the test fails when they do not fit. */
+void test_json_keys(const cJSON *obj, char *out, size_t cap);
+
 #endif

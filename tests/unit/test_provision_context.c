@@ -260,18 +260,6 @@ Test(provision_context, comment_missing_fields_renders_as_unknown) {
         request_provision_free(&req);
 }
 
-static void keys_of(const cJSON *o, char *out, size_t cap) {
-        const cJSON *f;
-        size_t n = 0;
-
-        out[0] = '\0';
-        cJSON_ArrayForEach(f, o) {
-                n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? "," : "",
-                                      f->string);
-                cr_assert_lt(n, cap);
-        }
-}
-
 Test(provision_context, issue_json_wraps_the_github_object_unchanged) {
         static const char *const files[] = {"request-full.json",
                                             "request-minimal.json"};
@@ -289,7 +277,7 @@ Test(provision_context, issue_json_wraps_the_github_object_unchanged) {
                 cr_assert_not_null(json);
                 o = cJSON_Parse(json);
                 cr_assert(cJSON_IsObject(o), "%s", json);
-                keys_of(o, keys, sizeof(keys));
+                test_json_keys(o, keys, sizeof(keys));
                 cr_expect_str_eq(keys, "source,repository,workBranch,github");
                 cr_expect_str_eq(
                     cJSON_GetStringValue(cJSON_GetObjectItem(o, "source")),
