@@ -193,7 +193,8 @@ def headers_dict(msg):
 class ThopterConsumer:
     """thopter-consumer as a subprocess with its JSON log captured."""
 
-    def __init__(self, bootstrap, fly_base, role="destroy", env=None, args=(), token=TOKEN):
+    def __init__(self, bootstrap, fly_base, role="destroy", env=None, args=(), token=TOKEN, prefix=()):
+        """@prefix: a command the consumer runs under (e.g. valgrind and its options)."""
         self.logfile = tempfile.NamedTemporaryFile(prefix="thopter-consumer-", suffix=".log", delete=False)
         e = {k: v for k, v in os.environ.items() if not k.startswith(("THOPTER_", "KAFKA_", "FLY_"))}
         e.update({
@@ -210,7 +211,7 @@ class ThopterConsumer:
             "ASAN_OPTIONS": "detect_leaks=1",
         })
         e.update(env or {})
-        argv = [binary("thopter-consumer"), "--role", role]
+        argv = list(prefix) + [binary("thopter-consumer"), "--role", role]
         for p in GROUP_PROPS:
             argv += ["-X", p]
         argv += list(args)
@@ -322,22 +323,11 @@ class ConsumerTestCase(unittest.TestCase):
 # ---- wrapped consumers (tests/reliability) ----------------------------------------------
 
 class WrappedThopterConsumer(ThopterConsumer):
-    """ThopterConsumer with a command prefix (e.g. valgrind) and an optional extra
-    librdkafka group property list; everything else as ThopterConsumer."""
+    """ThopterConsumer under a command prefix (e.g. valgrind); the same as
+    ThopterConsumer(..., prefix=prefix), kept for tests/reliability."""
 
     def __init__(self, bootstrap, fly_base, role="destroy", env=None, args=(), token=TOKEN, prefix=()):
-        real_popen = subprocess.Popen
-
-        def popen(argv, **kw):
-            return real_popen(list(prefix) + list(argv), **kw)
-
-        # ThopterConsumer.__init__ starts the process with subprocess.Popen: route it
-        # through the prefix for this one call (single-threaded test code).
-        subprocess.Popen = popen
-        try:
-            super().__init__(bootstrap, fly_base, role=role, env=env, args=args, token=token)
-        finally:
-            subprocess.Popen = real_popen
+        super().__init__(bootstrap, fly_base, role=role, env=env, args=args, token=token, prefix=prefix)
 
 
 def kill_process_tree(pid, sig=signal.SIGKILL):
