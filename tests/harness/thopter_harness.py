@@ -1,10 +1,11 @@
 """Test harness: the real binaries, thopter-devbroker, and Kafka helpers.
 
-Used by the integration tests (tests/integration/test_*.py), the benchmark
-and the demo. Everything here starts real processes and speaks Kafka over
-real sockets (librdkafka's mock cluster in thopter-devbroker); Python's
-confluent_kafka (Debian's python3-confluent-kafka, built on the same
-librdkafka) produces, reads topics back and reads committed offsets.
+Used by the integration tests (tests/integration/test_*.py; the destroy
+consumer's derive from ConsumerTestCase), the benchmark and the demo.
+Everything here starts real processes and speaks Kafka over real sockets
+(librdkafka's mock cluster in thopter-devbroker); Python's confluent_kafka
+(Debian's python3-confluent-kafka, built on the same librdkafka) produces,
+reads topics back and reads committed offsets.
 """
 import json
 import os
@@ -13,8 +14,10 @@ import signal
 import subprocess
 import tempfile
 import time
+import unittest
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from flyfake import FlyFake
 
 BUILD_DIR = os.environ.get("THOPTER_BUILD_DIR") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "dev")
@@ -69,6 +72,30 @@ class Devbroker:
     def up(self):
         self.proc.stdin.write("up\n")
         self.proc.stdin.flush()
+
+    # Fault injection (tests/reliability).
+
+    def inject(self, command):
+        """Sends one fault-injection line to thopter-devbroker's stdin (see its --help):
+        "down 2", "up 2", "err 8 20 15", "coordinator thopter-destroyer 3", "rtt 1 200", ..."""
+        self.proc.stdin.write(command.strip() + "\n")
+        self.proc.stdin.flush()
+
+    def down_one(self, broker_id):
+        self.inject("down %d" % broker_id)
+
+    def up_one(self, broker_id):
+        self.inject("up %d" % broker_id)
+
+    def push_errors(self, apikey, count, errcode):
+        """The next @count requests of @apikey (8 = OffsetCommit) fail with Kafka error @errcode."""
+        self.inject("err %d %d %d" % (apikey, count, errcode))
+
+    def move_coordinator(self, group, broker_id):
+        self.inject("coordinator %s %d" % (group, broker_id))
+
+    def rtt(self, broker_id, ms):
+        self.inject("rtt %d %d" % (broker_id, ms))
 
     def stop(self):
         if self.proc.poll() is None:
@@ -173,7 +200,8 @@ def headers_dict(msg):
 class ThopterConsumer:
     """thopter-consumer as a subprocess with its JSON log captured."""
 
-    def __init__(self, bootstrap, fly_base, role="destroy", env=None, args=(), token=TOKEN):
+    def __init__(self, bootstrap, fly_base, role="destroy", env=None, args=(), token=TOKEN, prefix=()):
+        """@prefix: a command the consumer runs under (e.g. valgrind and its options)."""
         self.logfile = tempfile.NamedTemporaryFile(prefix="thopter-consumer-", suffix=".log", delete=False)
         e = {k: v for k, v in os.environ.items() if not k.startswith(("THOPTER_", "KAFKA_", "FLY_"))}
         e.update({
@@ -190,7 +218,7 @@ class ThopterConsumer:
             "ASAN_OPTIONS": "detect_leaks=1",
         })
         e.update(env or {})
-        argv = [binary("thopter-consumer"), "--role", role]
+        argv = list(prefix) + [binary("thopter-consumer"), "--role", role]
         for p in GROUP_PROPS:
             argv += ["-X", p]
         argv += list(args)
@@ -263,61 +291,50 @@ def machine_id(n):
     return "%014x" % n
 
 
-# ---- fault injection and wrapped consumers (tests/reliability) --------------------------
+# ---- the base of the destroy consumer's integration tests --------------------------------
 
-def _devbroker_inject(self, command):
-    """Sends one fault-injection line to thopter-devbroker's stdin (see its --help):
-    "down 2", "up 2", "err 8 20 15", "coordinator thopter-destroyer 3", "rtt 1 200", ..."""
-    self.proc.stdin.write(command.strip() + "\n")
-    self.proc.stdin.flush()
+class ConsumerTestCase(unittest.TestCase):
+    """A thopter-devbroker, the fake fly API (token TOKEN) and Kafka helpers per test, and
+    the destroy consumers a test starts with start_consumer(); all stopped after it (the
+    consumers first, then Kafka, the fake and the broker)."""
+
+    def setUp(self):
+        self.broker = Devbroker()
+        self.addCleanup(self.broker.stop)
+        self.fly = FlyFake()
+        self.fly.start(token=TOKEN)
+        self.addCleanup(self.fly.stop)
+        self.kafka = Kafka(self.broker.bootstrap)
+        self.addCleanup(self.kafka.close)
+        self.consumers = []
+
+    def tearDown(self):
+        for c in self.consumers:
+            c.close()
+
+    def start_consumer(self, **kw):
+        c = ThopterConsumer(self.broker.bootstrap, self.fly.base_url, role="destroy", **kw)
+        self.consumers.append(c)
+        return c
+
+    def seed(self, n, start=1, name="thopter-%d", state="started"):
+        """@n machines with ids machine_id(start..), named @name % i; returns their ids."""
+        return [self.fly.seed_machine(id=machine_id(i), name=name % i, state=state)["id"]
+                for i in range(start, start + n)]
+
+    def gone(self, ids):
+        machines = {m["id"]: m for m in self.fly.machines()}
+        return all(machines[i]["state"] == "destroyed" or machines[i].get("deleted") for i in ids)
 
 
-def _devbroker_down_one(self, broker_id):
-    _devbroker_inject(self, "down %d" % broker_id)
-
-
-def _devbroker_up_one(self, broker_id):
-    _devbroker_inject(self, "up %d" % broker_id)
-
-
-def _devbroker_push_errors(self, apikey, count, errcode):
-    """The next @count requests of @apikey (8 = OffsetCommit) fail with Kafka error @errcode."""
-    _devbroker_inject(self, "err %d %d %d" % (apikey, count, errcode))
-
-
-def _devbroker_move_coordinator(self, group, broker_id):
-    _devbroker_inject(self, "coordinator %s %d" % (group, broker_id))
-
-
-def _devbroker_rtt(self, broker_id, ms):
-    _devbroker_inject(self, "rtt %d %d" % (broker_id, ms))
-
-
-Devbroker.inject = _devbroker_inject
-Devbroker.down_one = _devbroker_down_one
-Devbroker.up_one = _devbroker_up_one
-Devbroker.push_errors = _devbroker_push_errors
-Devbroker.move_coordinator = _devbroker_move_coordinator
-Devbroker.rtt = _devbroker_rtt
-
+# ---- wrapped consumers (tests/reliability) ----------------------------------------------
 
 class WrappedThopterConsumer(ThopterConsumer):
-    """ThopterConsumer with a command prefix (e.g. valgrind) and an optional extra
-    librdkafka group property list; everything else as ThopterConsumer."""
+    """ThopterConsumer under a command prefix (e.g. valgrind); the same as
+    ThopterConsumer(..., prefix=prefix), kept for tests/reliability."""
 
     def __init__(self, bootstrap, fly_base, role="destroy", env=None, args=(), token=TOKEN, prefix=()):
-        real_popen = subprocess.Popen
-
-        def popen(argv, **kw):
-            return real_popen(list(prefix) + list(argv), **kw)
-
-        # ThopterConsumer.__init__ starts the process with subprocess.Popen: route it
-        # through the prefix for this one call (single-threaded test code).
-        subprocess.Popen = popen
-        try:
-            super().__init__(bootstrap, fly_base, role=role, env=env, args=args, token=token)
-        finally:
-            subprocess.Popen = real_popen
+        super().__init__(bootstrap, fly_base, role=role, env=env, args=args, token=token, prefix=prefix)
 
 
 def kill_process_tree(pid, sig=signal.SIGKILL):

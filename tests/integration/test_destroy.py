@@ -5,9 +5,7 @@ import signal
 import time
 import unittest
 
-from flyfake import FlyFake
-from thopter_harness import (Devbroker, Kafka, ThopterConsumer, TOKEN, headers_dict, machine_id, tmo,
-                             wait_until)
+from thopter_harness import TOKEN, ConsumerTestCase, headers_dict, machine_id, tmo, wait_until
 
 DESTROY = "thopter.destroy"
 DLQ = "thopter.dlq"
@@ -18,41 +16,11 @@ DLQ_HEADERS = ["thopter.dlq.topic", "thopter.dlq.partition", "thopter.dlq.offset
                "thopter.dlq.error.step", "thopter.dlq.attempts", "thopter.dlq.failed_at"]
 
 
-class DestroyTestCase(unittest.TestCase):
-    def setUp(self):
-        self.broker = Devbroker()
-        self.addCleanup(self.broker.stop)
-        self.fly = FlyFake()
-        self.fly.start(token=TOKEN)
-        self.addCleanup(self.fly.stop)
-        self.kafka = Kafka(self.broker.bootstrap)
-        self.addCleanup(self.kafka.close)
-        self.consumers = []
-
-    def tearDown(self):
-        for c in self.consumers:
-            c.close()
-
-    def start_consumer(self, **kw):
-        c = ThopterConsumer(self.broker.bootstrap, self.fly.base_url, role="destroy", **kw)
-        self.consumers.append(c)
-        return c
-
-    def seed(self, n, start=1, name="thopter-%d", state="started"):
-        ids = []
-        for i in range(start, start + n):
-            m = self.fly.seed_machine(id=machine_id(i), name=name % i, state=state)
-            ids.append(m["id"])
-        return ids
-
+class DestroyTestCase(ConsumerTestCase):
     def destroy(self, thopter_id, **fields):
         req = {"thopterId": thopter_id}
         req.update(fields)
         self.kafka.produce(DESTROY, req, key=thopter_id)
-
-    def gone(self, ids):
-        machines = {m["id"]: m for m in self.fly.machines()}
-        return all(machines[i]["state"] == "destroyed" or machines[i].get("deleted") for i in ids)
 
     def wait_committed_to_end(self, group=GROUP, topic=DESTROY, timeout=30):
         ends = self.kafka.end_offsets(topic)

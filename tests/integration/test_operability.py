@@ -14,8 +14,8 @@ import urllib.error
 import urllib.request
 
 from flyfake import FlyFake
-from thopter_harness import (Devbroker, Kafka, ThopterConsumer, TOKEN, binary, machine_id, tmo, wait_until,
-                             SOURCE_DIR)
+from thopter_harness import (ConsumerTestCase, Devbroker, Kafka, ThopterConsumer, TOKEN, binary, machine_id, tmo,
+                             wait_until, SOURCE_DIR)
 
 DESTROY = "thopter.destroy"
 DLQ = "thopter.dlq"
@@ -167,34 +167,7 @@ class TestPrometheusParser(unittest.TestCase):
 
 # ---- the consumer ----------------------------------------------------------------------
 
-class OperabilityTestCase(unittest.TestCase):
-    def setUp(self):
-        self.broker = Devbroker()
-        self.addCleanup(self.broker.stop)
-        self.fly = FlyFake()
-        self.fly.start(token=TOKEN)
-        self.addCleanup(self.fly.stop)
-        self.kafka = Kafka(self.broker.bootstrap)
-        self.addCleanup(self.kafka.close)
-        self.consumers = []
-
-    def tearDown(self):
-        for c in self.consumers:
-            c.close()
-
-    def start_consumer(self, **kw):
-        c = ThopterConsumer(self.broker.bootstrap, self.fly.base_url, role="destroy", **kw)
-        self.consumers.append(c)
-        return c
-
-    def seed(self, n, start=1, name="thopter-%d"):
-        return [self.fly.seed_machine(id=machine_id(i), name=name % i, state="started")["id"]
-                for i in range(start, start + n)]
-
-    def gone(self, ids):
-        machines = {m["id"]: m for m in self.fly.machines()}
-        return all(machines[i]["state"] == "destroyed" or machines[i].get("deleted") for i in ids)
-
+class OperabilityTestCase(ConsumerTestCase):
     def scrape(self, port):
         status, body, secs = http_get(port, "/metrics")
         self.assertEqual(status, 200, body)

@@ -1,5 +1,6 @@
 /* test_fly_json.c - fly_json.c on the canned bodies in tests/data/fly. */
 #include "fly_json.h"
+#include "test_helpers.h"
 
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
@@ -7,28 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define assert_ok(call, err) cr_assert((call) == 0, "%s: %s", #call, (err)->msg)
-
-/* The file's bytes, NUL-terminated; *len without the NUL. */
+/* The bytes of tests/data/fly/@p name, NUL-terminated; *len without it. */
 static char *slurp(const char *name, size_t *len) {
         char path[512];
-        FILE *f;
-        char *buf;
-        long n;
 
         snprintf(path, sizeof(path), "%s/fly/%s", TEST_DATA_DIR, name);
-        f = fopen(path, "rb");
-        cr_assert_not_null(f, "cannot open %s", path);
-        fseek(f, 0, SEEK_END);
-        n = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        buf = malloc((size_t)n + 1);
-        cr_assert_not_null(buf);
-        cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-        buf[n] = '\0';
-        fclose(f);
-        *len = (size_t)n;
-        return buf;
+        return test_slurp_str(path, len);
 }
 
 static int

@@ -7,6 +7,7 @@
  * malformed byte or token each, easier to read inline than as files.
  */
 #include "request.h"
+#include "test_helpers.h"
 
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
@@ -17,73 +18,10 @@
 
 #define EXAMPLES SCHEMA_DIR "/examples"
 
-/* The bytes of @p path in a buffer of exactly their size (no terminator). */
-static char *slurp(const char *path, size_t *len) {
-        FILE *f = fopen(path, "rb");
-        char *buf;
-        long n;
-
-        cr_assert(f, "open %s", path);
-        cr_assert(fseek(f, 0, SEEK_END) == 0);
-        n = ftell(f);
-        cr_assert(n > 0);
-        rewind(f);
-        buf = malloc((size_t)n);
-        cr_assert(buf);
-        cr_assert(fread(buf, 1, (size_t)n, f) == (size_t)n);
-        fclose(f);
-        *len = (size_t)n;
-        return buf;
-}
-
-/* Copies @p s without its terminator, as a Kafka payload arrives. */
-static int parse_provision(const char *s,
-                           size_t len,
-                           struct provision_request *req,
-                           struct err *err) {
-        char *buf = malloc(len ? len : 1);
-        int rc;
-
-        cr_assert(buf);
-        memcpy(buf, s, len);
-        rc = request_parse_provision(buf, len, req, err);
-        free(buf);
-        return rc;
-}
-
-static int parse_destroy(const char *s,
-                         size_t len,
-                         struct destroy_request *req,
-                         struct err *err) {
-        char *buf = malloc(len ? len : 1);
-        int rc;
-
-        cr_assert(buf);
-        memcpy(buf, s, len);
-        rc = request_parse_destroy(buf, len, req, err);
-        free(buf);
-        return rc;
-}
-
 /* A valid minimal provision as a cJSON tree, for cases that vary one field
  * to a size no example file should have. */
 static cJSON *minimal_provision(void) {
-        size_t len;
-        char *text = slurp(EXAMPLES "/valid/provision-minimal.json", &len);
-        cJSON *root = cJSON_ParseWithLength(text, len);
-
-        free(text);
-        cr_assert(root);
-        return root;
-}
-
-static char *repeat(char c, size_t n) {
-        char *s = malloc(n + 1);
-
-        cr_assert(s);
-        memset(s, c, n);
-        s[n] = '\0';
-        return s;
+        return test_load_json(EXAMPLES "/valid/provision-minimal.json");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -94,7 +32,7 @@ struct id_case {
 };
 
 Test(request, request_id_rule) {
-        char *max = repeat('a', 128), *over = repeat('a', 129);
+        char *max = test_repeat("a", 128), *over = test_repeat("a", 129);
         const struct id_case cases[] = {
             {"provision-1694000000000-a1b2c3", 1},
             {"a", 1},
@@ -238,7 +176,8 @@ Test(request, strict_json_syntax_and_utf8) {
                 const struct syntax_case *c = &cases[i];
                 struct destroy_request req;
                 struct err err = {0};
-                int rc = parse_destroy(c->json, strlen(c->json), &req, &err);
+                int rc =
+                    test_parse_destroy(c->json, strlen(c->json), &req, &err);
 
                 if (!c->step) {
                         cr_expect(rc == 0, "case %zu: rejected: %s", i,
@@ -333,11 +272,10 @@ Test(request, hub_shaped_provision_is_read_field_by_field) {
         struct provision_request req;
         struct err err = {0};
         size_t len;
-        char *buf = slurp(EXAMPLES "/valid/provision-hub-full.json", &len);
+        char *buf = test_slurp(EXAMPLES "/valid/provision-hub-full.json", &len);
         cJSON *orig, *gh, *back;
 
-        cr_assert_eq(request_parse_provision(buf, len, &req, &err), 0, "%s",
-                     err.msg);
+        assert_ok(request_parse_provision(buf, len, &req, &err), &err);
         cr_expect_str_eq(req.request_id, "provision-1757491200000-9f3c1e");
         cr_expect_str_eq(req.repository, "telepath-computer/thopter-swarm");
         cr_expect_str_eq(req.owner, "telepath-computer");
@@ -382,10 +320,9 @@ Test(request, minimal_provision_gets_defaults) {
         struct provision_request req;
         struct err err = {0};
         size_t len;
-        char *buf = slurp(EXAMPLES "/valid/provision-minimal.json", &len);
+        char *buf = test_slurp(EXAMPLES "/valid/provision-minimal.json", &len);
 
-        cr_assert_eq(request_parse_provision(buf, len, &req, &err), 0, "%s",
-                     err.msg);
+        assert_ok(request_parse_provision(buf, len, &req, &err), &err);
         cr_expect_str_eq(req.gc, "default");
         cr_expect_str_eq(req.prompt, "default");
         cr_expect_str_eq(req.issue_body, "");
@@ -403,13 +340,9 @@ Test(request, minimal_provision_gets_defaults) {
 
 Test(request, nulls_count_as_absent) {
         struct provision_request req;
-        struct err err = {0};
-        size_t len;
-        char *buf =
-            slurp(EXAMPLES "/valid/provision-nulls-as-absent.json", &len);
 
-        cr_assert_eq(request_parse_provision(buf, len, &req, &err), 0, "%s",
-                     err.msg);
+        test_load_provision(EXAMPLES "/valid/provision-nulls-as-absent.json",
+                            &req);
         cr_expect_str_eq(req.gc, "default");
         cr_expect_str_eq(req.prompt, "default");
         cr_expect_null(req.issue_url);
@@ -417,7 +350,6 @@ Test(request, nulls_count_as_absent) {
         cr_expect_eq(req.mention_comment_id, 0);
         cr_expect_null(req.comments_json);
         request_provision_free(&req);
-        free(buf);
 }
 
 struct number_case {
@@ -442,7 +374,7 @@ Test(request, issue_number_is_kept_as_digits) {
 
                 snprintf(path, sizeof(path), EXAMPLES "/valid/%s",
                          cases[i].file);
-                buf = slurp(path, &len);
+                buf = test_slurp(path, &len);
                 cr_expect_eq(request_parse_provision(buf, len, &req, &err), 0,
                              "%s: %s", cases[i].file, err.msg);
                 cr_expect_str_eq(req.issue_number, cases[i].issue_number, "%s",
@@ -478,7 +410,7 @@ Test(request, string_limits_count_bytes) {
                 cJSON *gh = cJSON_GetObjectItemCaseSensitive(root, "github");
                 struct provision_request req;
                 struct err err = {0};
-                char *s = repeat('b', c->bytes), *text;
+                char *s = test_repeat("b", c->bytes), *text;
                 int rc;
 
                 if (c->multibyte)
@@ -487,7 +419,7 @@ Test(request, string_limits_count_bytes) {
                 cr_assert(cJSON_ReplaceItemInObjectCaseSensitive(
                     gh, c->key, cJSON_CreateString(s)));
                 text = cJSON_PrintUnformatted(root);
-                rc = parse_provision(text, strlen(text), &req, &err);
+                rc = test_parse_provision(text, strlen(text), &req, &err);
                 cr_expect_eq(rc == 0, c->valid, "case %zu: %s", i, err.msg);
                 if (c->valid)
                         cr_expect_eq(strlen(c->key[5] == 'T' ? req.issue_title
@@ -507,8 +439,8 @@ Test(request, failure_leaves_the_request_empty) {
         struct provision_request req;
         struct err err = {0};
         size_t len;
-        char *buf =
-            slurp(EXAMPLES "/invalid/provision-bad-prompt-too-long.json", &len);
+        char *buf = test_slurp(
+            EXAMPLES "/invalid/provision-bad-prompt-too-long.json", &len);
 
         /* prompt is checked last, after the strings were copied. */
         memset(&req, 0xA5, sizeof(req));
@@ -525,19 +457,17 @@ Test(request, destroy_fields) {
         struct destroy_request req;
         struct err err = {0};
         size_t len;
-        char *buf = slurp(EXAMPLES "/valid/destroy-minimal.json", &len);
+        char *buf = test_slurp(EXAMPLES "/valid/destroy-minimal.json", &len);
 
-        cr_assert_eq(request_parse_destroy(buf, len, &req, &err), 0, "%s",
-                     err.msg);
+        assert_ok(request_parse_destroy(buf, len, &req, &err), &err);
         cr_expect_str_eq(req.thopter_id, "148e21a3c96989");
         cr_expect_str_eq(req.request_id, "");
         cr_expect_null(req.reason);
         request_destroy_free(&req);
         free(buf);
 
-        buf = slurp(EXAMPLES "/valid/destroy-hub-full.json", &len);
-        cr_assert_eq(request_parse_destroy(buf, len, &req, &err), 0, "%s",
-                     err.msg);
+        buf = test_slurp(EXAMPLES "/valid/destroy-hub-full.json", &len);
+        assert_ok(request_parse_destroy(buf, len, &req, &err), &err);
         cr_expect_str_eq(req.request_id, "destroy-1757491300000-0d2c4b");
         cr_expect_str_eq(req.reason, "Manual kill request from dashboard");
         request_destroy_free(&req);
@@ -550,7 +480,7 @@ Test(request, a_recorded_error_is_not_overwritten) {
         struct err err = {0};
 
         err_set(&err, ERR_TRANSIENT, 7, "earlier");
-        cr_expect_eq(parse_destroy("[]", 2, &req, &err), -1);
+        cr_expect_eq(test_parse_destroy("[]", 2, &req, &err), -1);
         cr_expect_str_eq(err.msg, "earlier");
         cr_expect_eq(err.kind, ERR_TRANSIENT);
         cr_expect_eq(err.cls, ERRC_NONE);

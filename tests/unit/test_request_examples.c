@@ -9,6 +9,7 @@
  * writes status events, it never parses them.
  */
 #include "request.h"
+#include "test_helpers.h"
 
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
@@ -20,32 +21,9 @@
 
 #define EXAMPLES SCHEMA_DIR "/examples"
 
-/* The exact bytes of @p path, in a buffer of exactly their size (not
- * NUL-terminated, like a Kafka payload, so ASan sees any over-read). */
-static char *slurp(const char *path, size_t *len) {
-        FILE *f = fopen(path, "rb");
-        char *buf;
-        long n;
-
-        cr_assert(f, "open %s", path);
-        cr_assert(fseek(f, 0, SEEK_END) == 0);
-        n = ftell(f);
-        cr_assert(n >= 0);
-        rewind(f);
-        buf = malloc(n > 0 ? (size_t)n : 1);
-        cr_assert(buf);
-        cr_assert(fread(buf, 1, (size_t)n, f) == (size_t)n, "read %s", path);
-        fclose(f);
-        *len = (size_t)n;
-        return buf;
-}
-
 static cJSON *expectations(void) {
-        size_t len;
-        char *text = slurp(EXAMPLES "/expectations.json", &len);
-        cJSON *exp = cJSON_ParseWithLength(text, len);
+        cJSON *exp = test_load_json(EXAMPLES "/expectations.json");
 
-        free(text);
         cr_assert(cJSON_IsObject(exp), "expectations.json is not an object");
         return exp;
 }
@@ -81,7 +59,7 @@ static int check_example(const char *dir, const char *name, const cJSON *all) {
         if (strcmp(kind, "event") == 0)
                 return 0;
 
-        buf = slurp(path, &len);
+        buf = test_slurp(path, &len);
         if (strcmp(kind, "provision") == 0) {
                 rc = request_parse_provision(buf, len, &prov, &err);
                 request_provision_free(&prov);

@@ -10,6 +10,7 @@
  * rest. tests/fuzz/fuzz_request.c goes on from these shapes at random.
  */
 #include "request.h"
+#include "test_helpers.h"
 
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
@@ -27,17 +28,6 @@
 /* Stands for a \u0000 escape in a value: cJSON strings cannot hold NUL, so
  * the printed text gets the escape in its place. */
 #define NUL_MARK "@NULL@" /* as long as the escape: replaced in place */
-
-static char *repeat(const char *unit, size_t times) {
-        size_t u = strlen(unit);
-        char *s = malloc(u * times + 1);
-
-        cr_assert(s);
-        for (size_t i = 0; i < times; i++)
-                memcpy(s + i * u, unit, u);
-        s[u * times] = '\0';
-        return s;
-}
 
 /* A valid provision: every optional github field present, one comment. */
 static cJSON *base_provision(void) {
@@ -115,51 +105,22 @@ static char *payload(cJSON *root, size_t *len) {
         return text;
 }
 
-/* Parses @p len bytes of @p text from a buffer of exactly that size. */
-static int parse_provision(const char *text,
-                           size_t len,
-                           struct provision_request *req,
-                           struct err *err) {
-        char *buf = malloc(len ? len : 1);
-        int rc;
-
-        cr_assert(buf);
-        memcpy(buf, text, len);
-        memset(err, 0, sizeof(*err));
-        rc = request_parse_provision(buf, len, req, err);
-        free(buf);
-        return rc;
-}
-
-static int parse_destroy(const char *text,
-                         size_t len,
-                         struct destroy_request *req,
-                         struct err *err) {
-        char *buf = malloc(len ? len : 1);
-        int rc;
-
-        cr_assert(buf);
-        memcpy(buf, text, len);
-        memset(err, 0, sizeof(*err));
-        rc = request_parse_destroy(buf, len, req, err);
-        free(buf);
-        return rc;
-}
-
 enum kind { PROVISION, DESTROY };
 
-/* Parses as @p kind; returns 0 or -1; the request is freed. */
+/* Parses as @p kind with @p err cleared first; returns 0 or -1; the request
+ * is freed. */
 static int
 parse_as(enum kind kind, const char *text, size_t len, struct err *err) {
         struct provision_request p;
         struct destroy_request d;
         int rc;
 
+        err_clear(err);
         if (kind == PROVISION) {
-                rc = parse_provision(text, len, &p, err);
+                rc = test_parse_provision(text, len, &p, err);
                 request_provision_free(&p);
         } else {
-                rc = parse_destroy(text, len, &d, err);
+                rc = test_parse_destroy(text, len, &d, err);
                 request_destroy_free(&d);
         }
         return rc;
@@ -236,12 +197,12 @@ Test(request_hostile, every_capped_field_at_and_past_its_cap) {
                 for (size_t extra = 0; extra <= 1; extra++) {
                         cJSON *root = c->kind == PROVISION ? base_provision()
                                                            : base_destroy();
-                        char *mid = repeat(c->unit, c->cap + extra), *value,
-                             *text;
+                        char *mid = test_repeat(c->unit, c->cap + extra),
+                             *value, *text;
                         size_t vlen = strlen(c->pre) + strlen(mid) +
                                       strlen(c->post) + 1,
                                len;
-                        struct err err;
+                        struct err err = {0};
                         int rc;
 
                         value = malloc(vlen);
@@ -280,14 +241,15 @@ Test(request_hostile, uncapped_fields_are_bounded_by_the_payload_cap) {
             {DESTROY, "source"},
             {DESTROY, "createdAt"},
         };
-        char *big = repeat("u", 500 * 1024), *huge = repeat("u", 600 * 1024);
+        char *big = test_repeat("u", 500 * 1024),
+             *huge = test_repeat("u", 600 * 1024);
 
         for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
                 for (int over = 0; over <= 1; over++) {
                         cJSON *root = fields[i].kind == PROVISION
                                           ? base_provision()
                                           : base_destroy();
-                        struct err err;
+                        struct err err = {0};
                         size_t len;
                         char *text;
 
@@ -309,9 +271,9 @@ Test(request_hostile, uncapped_fields_are_bounded_by_the_payload_cap) {
 Test(request_hostile, provision_payload_cap_is_exact) {
         cJSON *root = base_provision();
         struct provision_request req;
-        struct err err;
+        struct err err = {0};
         size_t len, pad;
-        char *text, *body = repeat("b", 256 * 1024), *filler;
+        char *text, *body = test_repeat("b", 256 * 1024), *filler;
 
         set_string(root, "github.issueBody", body);
         cJSON_AddStringToObject(root, "pad", "");
@@ -321,19 +283,21 @@ Test(request_hostile, provision_payload_cap_is_exact) {
         cJSON_free(text);
 
         for (size_t extra = 0; extra <= 1; extra++) {
+                err_clear(&err);
                 root = base_provision();
                 set_string(root, "github.issueBody", body);
-                filler = repeat("p", pad + extra);
+                filler = test_repeat("p", pad + extra);
                 cJSON_AddStringToObject(root, "pad", filler);
                 text = payload(root, &len);
                 cr_assert_eq(len, REQUEST_PAYLOAD_MAX + extra);
                 if (extra == 0) {
-                        cr_expect_eq(parse_provision(text, len, &req, &err), 0,
-                                     "%s", err.msg);
+                        cr_expect_eq(
+                            test_parse_provision(text, len, &req, &err), 0,
+                            "%s", err.msg);
                         cr_expect_eq(strlen(req.issue_body), 256 * 1024);
                 } else {
-                        cr_expect_eq(parse_provision(text, len, &req, &err),
-                                     -1);
+                        cr_expect_eq(
+                            test_parse_provision(text, len, &req, &err), -1);
                         expect_invalid(&err, "validate",
                                        "payload: 524289 bytes", "cap + 1");
                 }
@@ -415,7 +379,7 @@ Test(request_hostile, malformed_utf8_in_every_string_field) {
                         cJSON *root = string_fields[f].kind == PROVISION
                                           ? base_provision()
                                           : base_destroy();
-                        struct err err;
+                        struct err err = {0};
                         size_t len;
                         char *text;
                         char what[96];
@@ -444,7 +408,7 @@ Test(request_hostile, malformed_utf8_in_a_key) {
         };
 
         for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-                struct err err;
+                struct err err = {0};
 
                 cr_expect_eq(
                     parse_as(DESTROY, texts[i], strlen(texts[i]), &err), -1);
@@ -476,10 +440,10 @@ Test(request_hostile, deep_nesting_does_not_blow_the_stack) {
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 const struct nest_case *c = &cases[i];
                 const char *head = "{\"thopterId\":\"" TID "\",\"x\":";
-                char *open = repeat(c->open, c->levels),
-                     *close = repeat(c->close, c->levels), *text;
+                char *open = test_repeat(c->open, c->levels),
+                     *close = test_repeat(c->close, c->levels), *text;
                 size_t n = strlen(head) + strlen(open) + strlen(close) + 8;
-                struct err err;
+                struct err err = {0};
 
                 text = malloc(n);
                 cr_assert(text);
@@ -505,10 +469,10 @@ Test(request_hostile, nesting_inside_a_provision) {
         for (size_t levels = 60; levels <= 61; levels++) {
                 /* root(1) github(2) comments(3) comment(4) x: levels more */
                 cJSON *root = base_provision(), *c, *x;
-                struct err err;
+                struct err err = {0};
                 size_t len;
-                char *text, *open = repeat("[", levels),
-                            *close = repeat("]", levels), *mark, *full;
+                char *text, *open = test_repeat("[", levels),
+                            *close = test_repeat("]", levels), *mark, *full;
 
                 c = cJSON_GetArrayItem(
                     cJSON_GetObjectItemCaseSensitive(
@@ -601,7 +565,7 @@ Test(request_hostile, duplicate_keys_at_several_depths) {
 
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 const struct dup_case *c = &cases[i];
-                struct err err;
+                struct err err = {0};
                 int rc = parse_as(c->kind, c->json, strlen(c->json), &err);
 
                 if (!c->msg) {
@@ -619,7 +583,7 @@ Test(request_hostile, duplicate_keys_at_several_depths) {
 Test(request_hostile, duplicate_key_among_many_members) {
         size_t n = 40000, cap = 32 + n * 16, len = 0;
         char *text = malloc(cap);
-        struct err err;
+        struct err err = {0};
 
         cr_assert(text);
         len += (size_t)snprintf(text, cap, "{\"thopterId\":\"" TID "\"");
@@ -710,7 +674,7 @@ Test(request_hostile, rule_fields_refuse_shell_metacharacters) {
                         cJSON *root = c->kind == PROVISION ? base_provision()
                                                            : base_destroy();
                         char value[256], what[320];
-                        struct err err;
+                        struct err err = {0};
                         size_t len;
                         char *text;
 
@@ -743,7 +707,7 @@ Test(request_hostile, repository_parts_cannot_climb) {
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 cJSON *root = base_provision();
-                struct err err;
+                struct err err = {0};
                 size_t len;
                 char *text;
 
@@ -756,7 +720,7 @@ Test(request_hostile, repository_parts_cannot_climb) {
         }
         for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
                 cJSON *root = base_provision();
-                struct err err;
+                struct err err = {0};
                 size_t len;
                 char *text;
 
@@ -798,7 +762,7 @@ Test(request_hostile, free_text_fields_keep_metacharacters_byte_for_byte) {
                 for (size_t f = 0; f < sizeof(paths) / sizeof(paths[0]); f++) {
                         cJSON *root = base_provision();
                         struct provision_request req;
-                        struct err err;
+                        struct err err = {0};
                         size_t len;
                         char *text;
 
@@ -806,14 +770,14 @@ Test(request_hostile, free_text_fields_keep_metacharacters_byte_for_byte) {
                         text = payload(root, &len);
                         if (has_nul) {
                                 cr_expect_eq(
-                                    parse_provision(text, len, &req, &err), -1,
-                                    "%s: \\u0000 accepted", paths[f]);
+                                    test_parse_provision(text, len, &req, &err),
+                                    -1, "%s: \\u0000 accepted", paths[f]);
                                 expect_invalid(&err, "validate",
                                                "payload: a string contains "
                                                "\\u0000",
                                                paths[f]);
-                        } else if (parse_provision(text, len, &req, &err) ==
-                                   0) {
+                        } else if (test_parse_provision(text, len, &req,
+                                                        &err) == 0) {
                                 const char *got =
                                     provision_field(&req, paths[f]);
 
@@ -850,18 +814,19 @@ Test(request_hostile, destroy_reason_keeps_metacharacters_byte_for_byte) {
         for (size_t m = 0; m < NMETA; m++) {
                 cJSON *root = base_destroy();
                 struct destroy_request req;
-                struct err err;
+                struct err err = {0};
                 size_t len;
                 char *text;
 
                 set_string(root, "reason", meta[m]);
                 text = payload(root, &len);
                 if (strstr(meta[m], NUL_MARK)) {
-                        cr_expect_eq(parse_destroy(text, len, &req, &err), -1);
+                        cr_expect_eq(test_parse_destroy(text, len, &req, &err),
+                                     -1);
                         expect_invalid(&err, "validate", "payload:", "reason");
                 } else {
-                        cr_expect_eq(parse_destroy(text, len, &req, &err), 0,
-                                     "\"%s\": %s", meta[m], err.msg);
+                        cr_expect_eq(test_parse_destroy(text, len, &req, &err),
+                                     0, "\"%s\": %s", meta[m], err.msg);
                         cr_expect_str_eq(req.reason, meta[m]);
                         cr_expect_str_eq(req.thopter_id, TID);
                 }
@@ -888,11 +853,11 @@ Test(request_hostile, error_message_stays_printable_utf8) {
 
         for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
                 const char *at = strstr(keys[i], "@E@");
-                struct err err;
+                struct err err = {0};
                 size_t n;
 
                 if (at) {
-                        char *e = repeat("\xc3\xa9", 200);
+                        char *e = test_repeat("\xc3\xa9", 200);
 
                         snprintf(key, sizeof(key), "%.*s%s",
                                  (int)(at - keys[i]), keys[i], e);

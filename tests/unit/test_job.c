@@ -1,0 +1,207 @@
+/* test_job.c - job.c: what a handler reports through its job (machine,
+ * attempts, events, intake), cancellation of its sleeps, and its token. */
+#include "job.h"
+#include "clock.h"
+#include "test_helpers.h"
+
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <string.h>
+
+/* What the loop side saw: a job_ops that records. */
+struct seen {
+        int emits, holds;
+        struct job *job;
+        char state[32], step[32], failure[ERR_MSG_LEN];
+        int hold_on;
+};
+
+static void record_emit(void *ctx,
+                        struct job *job,
+                        const char *state,
+                        const char *step,
+                        const struct err *failure) {
+        struct seen *s = ctx;
+
+        s->emits++;
+        s->job = job;
+        snprintf(s->state, sizeof(s->state), "%s", state);
+        snprintf(s->step, sizeof(s->step), "%s", step ? step : "(null)");
+        snprintf(s->failure, sizeof(s->failure), "%s",
+                 failure ? failure->msg : "(null)");
+}
+
+static void record_hold(void *ctx, int on) {
+        struct seen *s = ctx;
+
+        s->holds++;
+        s->hold_on = on;
+}
+
+static const struct job_ops recording_ops = {record_emit, record_hold};
+
+static void init_job(struct job *job, char *topic, int32_t part, int64_t off) {
+        memset(job, 0, sizeof(*job));
+        job->rec.topic = topic;
+        job->rec.partition = part;
+        job->rec.offset = off;
+        job->rec.kind = "destroy";
+        snprintf(job->request_id, sizeof(job->request_id), "req-1");
+}
+
+Test(job, set_machine_sets_what_is_given_and_keeps_the_rest) {
+        struct job job;
+        char long_name[300];
+
+        init_job(&job, "thopter.destroy", 0, 1);
+        job_set_machine(&job, "148e21a3c96989", "thopter-42-x", "ord");
+        cr_expect_str_eq(job.thopter_id, "148e21a3c96989");
+        cr_expect_str_eq(job.machine_name, "thopter-42-x");
+        cr_expect_str_eq(job.region, "ord");
+
+        job_set_machine(&job, NULL, NULL, "ams");
+        cr_expect_str_eq(job.thopter_id, "148e21a3c96989");
+        cr_expect_str_eq(job.machine_name, "thopter-42-x");
+        cr_expect_str_eq(job.region, "ams");
+
+        /* Too long for its field: cut, still terminated. */
+        memset(long_name, 'n', sizeof(long_name) - 1);
+        long_name[sizeof(long_name) - 1] = '\0';
+        job_set_machine(&job, NULL, long_name, NULL);
+        cr_expect_eq(strlen(job.machine_name), sizeof(job.machine_name) - 1);
+        cr_expect_eq(
+            strncmp(job.machine_name, long_name, sizeof(job.machine_name) - 1),
+            0);
+}
+
+struct attempt_case {
+        int notes[6]; /* 0-terminated */
+        int want;
+};
+
+Test(job, note_attempt_only_raises) {
+        static const struct attempt_case cases[] = {
+            {{1}, 1},          {{1, 2, 3}, 3}, {{3, 2, 1}, 3},
+            {{2, 5, 4, 5}, 5}, {{-1}, 0},      {{0}, 0},
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct job job;
+
+                init_job(&job, "t", 0, 0);
+                for (size_t k = 0; cases[i].notes[k]; k++)
+                        job_note_attempt(&job, cases[i].notes[k]);
+                cr_expect_eq(job.attempt, cases[i].want, "case %zu", i);
+        }
+}
+
+Test(job, sleep_returns_at_once_when_cancelled) {
+        struct job job;
+        struct err err = {0};
+        int64_t t0;
+
+        init_job(&job, "t", 0, 0);
+        atomic_store(&job.cancel, 1);
+        cr_expect(job_cancelled(&job));
+        t0 = clock_mono_ms();
+        cr_expect_eq(job_sleep(&job, 60000, &err), -1);
+        cr_expect_lt(clock_mono_ms() - t0, 50);
+        cr_expect_eq(err.cause, ERR_CAUSE_CANCELLED);
+        cr_expect_eq(err.kind, ERR_TRANSIENT);
+}
+
+Test(job, sleep_sleeps_when_not_cancelled) {
+        struct job job;
+        struct err err = {0};
+        int64_t t0;
+
+        init_job(&job, "t", 0, 0);
+        cr_expect_not(job_cancelled(&job));
+        t0 = clock_mono_ms();
+        cr_expect_eq(job_sleep(&job, 5, &err), 0);
+        cr_expect_geq(clock_mono_ms() - t0, 5);
+        cr_expect_eq(err.kind, ERR_NONE);
+}
+
+Test(job, emit_step_and_hold_go_through_ops) {
+        struct job job;
+        struct seen seen = {0};
+        struct err failure = {0};
+
+        init_job(&job, "t", 0, 0);
+        job.ops = &recording_ops;
+        job.ops_ctx = &seen;
+        err_set(&failure, ERR_TRANSIENT, 503, "fly: HTTP 503");
+
+        job_emit(&job, "retrying", "delete", &failure);
+        cr_expect_eq(seen.emits, 1);
+        cr_expect_eq(seen.job, &job);
+        cr_expect_str_eq(seen.state, "retrying");
+        cr_expect_str_eq(seen.step, "delete");
+        cr_expect_str_eq(seen.failure, "fly: HTTP 503");
+
+        job_emit(&job, "waiting_fly", NULL, NULL);
+        cr_expect_eq(seen.emits, 2);
+        cr_expect_str_eq(seen.step, "(null)");
+        cr_expect_str_eq(seen.failure, "(null)");
+
+        job_step(&job, "clone");
+        cr_expect_eq(seen.emits, 3);
+        cr_expect_str_eq(seen.state, "step");
+        cr_expect_str_eq(seen.step, "clone");
+
+        job_hold_intake(&job, 1);
+        cr_expect_eq(seen.holds, 1);
+        cr_expect_eq(seen.hold_on, 1);
+        job_hold_intake(&job, 0);
+        cr_expect_eq(seen.holds, 2);
+        cr_expect_eq(seen.hold_on, 0);
+}
+
+Test(job, without_ops_reports_are_no_ops) {
+        static const struct job_ops no_callbacks = {NULL, NULL};
+        struct job job;
+
+        init_job(&job, "t", 0, 0);
+        job_emit(&job, "retrying", "delete", NULL);
+        job_step(&job, "clone");
+        job_hold_intake(&job, 1);
+
+        job.ops = &no_callbacks;
+        job_emit(&job, "retrying", "delete", NULL);
+        job_hold_intake(&job, 1);
+}
+
+Test(job, interruptible_is_a_flag) {
+        struct job job;
+
+        init_job(&job, "t", 0, 0);
+        job_set_interruptible(&job, 1);
+        cr_expect_eq(atomic_load(&job.interruptible), 1);
+        job_set_interruptible(&job, 0);
+        cr_expect_eq(atomic_load(&job.interruptible), 0);
+}
+
+Test(job, token_is_stable_and_names_the_record) {
+        char t1[] = "thopter.destroy", t2[] = "thopter.destroy";
+        char other[] = "thopter.provision";
+        struct job a, b, c;
+
+        init_job(&a, t1, 3, 1000);
+        init_job(&b, t2, 3, 1000);
+        /* Same record, other storage and other progress: same token. */
+        job_set_machine(&b, "148e21a3c96989", "thopter-1", "ord");
+        b.attempt = 4;
+        cr_expect_eq(job_token(&a), job_token(&b));
+        cr_expect_eq(job_token(&a), job_token(&a));
+
+        init_job(&c, t1, 3, 1001);
+        cr_expect_neq(job_token(&a), job_token(&c), "offset");
+        init_job(&c, t1, 4, 1000);
+        cr_expect_neq(job_token(&a), job_token(&c), "partition");
+        init_job(&c, other, 3, 1000);
+        cr_expect_neq(job_token(&a), job_token(&c), "topic");
+        init_job(&c, NULL, 3, 1000);
+        cr_expect_neq(job_token(&a), job_token(&c), "no topic");
+}
