@@ -381,12 +381,14 @@ static int parse_github_json(struct config *cfg, struct err *err) {
                 c->user_name = dup_json_string(r, "userName");
                 c->user_email = dup_json_string(r, "userEmail");
                 /* Other fields (the hub's issuesPAT) are secrets we never use.
-                 */
+                 * Only an object's members have names. */
                 const cJSON *f;
-                cJSON_ArrayForEach(f, r) {
-                        if (cJSON_IsString(f) && strstr(f->string, "PAT"))
-                                log_add_secret(f->valuestring);
-                }
+                if (cJSON_IsObject(r))
+                        cJSON_ArrayForEach(f, r) {
+                                if (cJSON_IsString(f) &&
+                                    strstr(f->string, "PAT"))
+                                        log_add_secret(f->valuestring);
+                        }
                 if (!cJSON_IsObject(r) || !c->pat || !*c->pat ||
                     !c->user_name || !c->user_email) {
                         err_set(err, ERR_PERMANENT, EINVAL,

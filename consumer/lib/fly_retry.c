@@ -100,11 +100,13 @@ int fly_retry_call(const struct fly_retry *r,
                 /* 429 (pacing us) and 408 (a wait that timed out) are the
                  * API answering, not failing. */
                 int answered = last.code == 429 || last.code == 408;
-                if (b && !answered)
+                /* Nor is our own out-of-memory evidence about the API. */
+                int ours = last.cause == ERR_CAUSE_OOM;
+                if (b && !answered && !ours)
                         fly_breaker_record_failure(b, target, &last);
                 failures++;
                 if (failures >= r->max_attempts) {
-                        if (b && !answered && fly_breaker_outage(b))
+                        if (b && !answered && !ours && fly_breaker_outage(b))
                                 continue; /* wait it out; budget restarts */
                         break;
                 }

@@ -58,32 +58,39 @@ void log_clear_secrets(void) {
         pthread_mutex_unlock(&secrets_lock);
 }
 
-/* Lock held. @p s with every secret replaced, malloc'd; NULL on OOM. */
+/* Lock held. @p s with every secret replaced, malloc'd; NULL on OOM. Every
+ * byte that belongs to any occurrence of any secret is marked first, then
+ * each run of marked bytes becomes one "[REDACTED]": a secret that contains
+ * another, or two that overlap, never leave a piece behind. */
 static char *redacted_dup(const char *s) {
-        size_t rlen = strlen(REDACTED);
-        char *out = strdup(s);
+        size_t n = strlen(s), rlen = strlen(REDACTED), runs = 0;
+        unsigned char *mask = calloc(n + 1, 1);
+        char *out = NULL;
 
-        for (int i = 0; out && i < nsecrets; i++) {
+        if (!mask)
+                return NULL;
+        for (int i = 0; i < nsecrets; i++) {
                 size_t slen = strlen(secrets[i]);
-                char *p;
-                size_t from = 0;
-                while ((p = strstr(out + from, secrets[i])) != NULL) {
-                        size_t at = (size_t)(p - out);
-                        size_t tail = strlen(p + slen);
-                        char *grown = out;
-                        if (rlen > slen) {
-                                grown = realloc(out, at + rlen + tail + 1);
-                                if (!grown) {
-                                        free(out);
-                                        return NULL;
-                                }
-                        }
-                        memmove(grown + at + rlen, grown + at + slen, tail + 1);
-                        memcpy(grown + at, REDACTED, rlen);
-                        out = grown;
-                        from = at + rlen;
-                }
+                for (const char *p = s; (p = strstr(p, secrets[i])) != NULL;
+                     p++)
+                        memset(mask + (p - s), 1, slen);
         }
+        for (size_t k = 0; k < n; k++)
+                runs += mask[k] && (k == 0 || !mask[k - 1]);
+        out = malloc(n + runs * rlen + 1);
+        if (out) {
+                size_t o = 0;
+                for (size_t k = 0; k < n; k++) {
+                        if (!mask[k])
+                                out[o++] = s[k];
+                        else if (k == 0 || !mask[k - 1]) {
+                                memcpy(out + o, REDACTED, rlen);
+                                o += rlen;
+                        }
+                }
+                out[o] = '\0';
+        }
+        free(mask);
         return out;
 }
 

@@ -46,7 +46,6 @@ provision_log_command(const char *log_path, const char *msg, int64_t wall_ms);
 /** @brief `su - USER -c '<inner>'` (NULL when @p user is not a safe name). */
 char *provision_as_user(const char *user, const char *inner);
 
-#endif
 
 /**
  * @brief The git step, run as the thopter user: set the commit identity,
@@ -79,3 +78,5 @@ char *provision_launch_command(const char *workspace,
                                const char *remote_log,
                                const char *agent_command,
                                const char *session);
+
+#endif

@@ -44,7 +44,8 @@ Test(log, a_secret_anywhere_is_replaced) {
             {{"tok-1234"}, "in the tok-1234 middle", "in the " R " middle"},
             {{"tok-1234"}, "at the end tok-1234", "at the end " R},
             {{"tok-1234"}, "tok-1234", R},
-            {{"tok-1234"}, "tok-1234tok-1234 and tok-1234", R R " and " R},
+            /* Adjacent occurrences are one run of secret: one mark. */
+            {{"tok-1234"}, "tok-1234tok-1234 and tok-1234", R " and " R},
             {{"tok-1234"}, "tok-123 is not it", "tok-123 is not it"},
             {{"tok-1234", "pat-5678"},
              "a tok-1234 b pat-5678 c",
@@ -55,9 +56,8 @@ Test(log, a_secret_anywhere_is_replaced) {
             {{"FlyV1 fm2_abcdef", "fm2_abcdef"},
              "Authorization: FlyV1 fm2_abcdef; fm2_abcdef",
              "Authorization: " R "; " R},
-            /* Secrets that overlap in the text: neither survives whole
-             * (what is left of the second is not checked here). */
-            {{"abcdef", "defghi"}, "xx abcdefghi yy", NULL},
+            /* Secrets that overlap in the text go together, no piece left. */
+            {{"abcdef", "defghi"}, "xx abcdefghi yy", "xx " R " yy"},
             /* Bytes that mean something to JSON or a shell are just bytes. */
             {{"p\"a$s(s)`"}, "{\"k\":\"p\"a$s(s)`\"}", "{\"k\":\"" R "\"}"},
         };
@@ -80,13 +80,10 @@ Test(log, a_secret_anywhere_is_replaced) {
         }
 }
 
-/* A secret that contains another registered earlier must go whole: today
- * the shorter one is replaced first and the rest of the longer one is left
- * in the text ("FlyV1 " is harmless, but "abcd" of "abcd1234" is a piece of
- * a secret). Enable once redaction replaces the longest match first. */
-Test(log,
-     a_secret_containing_an_earlier_one_is_replaced_whole,
-     .disabled = true) {
+/* A secret that contains another registered earlier must go whole: replacing
+ * the shorter one first used to leave the rest of the longer one in the text
+ * ("abcd" of "abcd1234" is a piece of a secret). */
+Test(log, a_secret_containing_an_earlier_one_is_replaced_whole) {
         char buf[64];
 
         log_add_secret("1234");

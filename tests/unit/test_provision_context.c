@@ -154,7 +154,7 @@ struct call {
         const char *name;
         const char *argv[16];
         int argc;
-        const char *token; /* THOPTER_GIT_TOKEN in its environment */
+        const char *token; /* GITHUB_REPO_PAT in its environment */
 };
 
 struct calls {
@@ -443,22 +443,34 @@ Test(provision_context, git_command_quotes_every_value_and_reads_the_token) {
         sprintf(input, "%s\n", token);
         cr_expect_eq(run_sh(cmd, input, 0), 0, "%s", cmd);
         read_calls(&calls);
-        cr_assert_eq(calls.n, 3, "%d calls", calls.n);
+        cr_assert_eq(calls.n, 6, "%d calls", calls.n);
         expect_call(&calls.c[0], "git",
                     (const char *const[]){"config", "--global", "user.name",
                                           name, NULL});
         expect_call(&calls.c[1], "git",
                     (const char *const[]){"config", "--global", "user.email",
                                           email, NULL});
-        expect_call(
-            &calls.c[2], "git",
-            (const char *const[]){
-                "-c", "credential.helper=", "-c",
-                "credential.helper=!f() { echo username=x-access-token; echo "
-                "\"password=$THOPTER_GIT_TOKEN\"; }; f",
-                "clone", "--quiet", url, ".thopter-clone", NULL});
+        /* The credential helper, for the URL's host only, and only it: the
+         * empty value first resets any helper (a system "store" would write
+         * the token to disk). */
+        const char *key = "credential.https://github.com.helper";
+        const char *helper =
+            "!f() { test \"$1\" = get || exit 0; echo username=x-access-token; "
+            "echo \"password=${GITHUB_REPO_PAT}\"; }; f";
+        expect_call(&calls.c[2], "git",
+                    (const char *const[]){"config", "--global", "--unset-all",
+                                          key, NULL});
+        expect_call(&calls.c[3], "git",
+                    (const char *const[]){"config", "--global", "--add", key,
+                                          "", NULL});
+        expect_call(&calls.c[4], "git",
+                    (const char *const[]){"config", "--global", "--add", key,
+                                          helper, NULL});
+        expect_call(&calls.c[5], "git",
+                    (const char *const[]){"clone", "--quiet", url,
+                                          ".thopter-clone", NULL});
         /* The token reaches git through its environment only. */
-        cr_expect_str_eq(calls.c[2].token, token);
+        cr_expect_str_eq(calls.c[5].token, token);
         for (int i = 0; i < calls.n; i++)
                 for (int k = 0; k < calls.c[i].argc; k++)
                         cr_expect_null(strstr(calls.c[i].argv[k], token));
@@ -478,7 +490,8 @@ Test(provision_context, git_command_quotes_every_value_and_reads_the_token) {
         cr_assert_eq(unlink(getenv("FAKE_LOG")), 0);
         cr_expect_eq(run_sh(cmd, input, 0), 0, "%s", cmd);
         read_calls(&calls);
-        cr_expect_eq(calls.n, 2, "%d calls", calls.n);
+        /* Identity and helper again (idempotent), no clone. */
+        cr_expect_eq(calls.n, 5, "%d calls", calls.n);
         out = read_tmp_file("out");
         cr_expect_not_null(strstr(out, "already cloned"), "%s", out);
         free(out);
