@@ -6,6 +6,7 @@
 #include "fly_json.h"
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,11 +51,42 @@ member_object(const cJSON *obj, const char *key, struct err *err, int *bad) {
         return it;
 }
 
+/* An upper bound of the values cJSON would make of @p body: one per ',',
+ * '[' and '{' outside strings, plus one. Reading it costs one pass and no
+ * memory, where the tree costs about 64 bytes a value plus its strings. */
+static size_t value_bound(const char *body, size_t len) {
+        size_t n = 1;
+        bool in_string = false;
+
+        for (size_t i = 0; i < len; i++) {
+                char c = body[i];
+                if (in_string) {
+                        if (c == '\\')
+                                i++;
+                        else if (c == '"')
+                                in_string = false;
+                } else if (c == '"') {
+                        in_string = true;
+                } else if (c == ',' || c == '[' || c == '{') {
+                        n++;
+                }
+        }
+        return n;
+}
+
 static cJSON *parse(const char *body, size_t len, struct err *err) {
         cJSON *root = NULL;
 
         if (!body || len == 0) {
                 err_set(err, ERR_PERMANENT, 0, "empty response body");
+                return NULL;
+        }
+        /* A body of tiny values ("[1,1,1,…]") would make a tree 30 times its
+         * size: refuse it before cJSON allocates anything. */
+        if (value_bound(body, len) > FLY_JSON_VALUES_MAX) {
+                err_set(err, ERR_PERMANENT, 0,
+                        "response has more than %d JSON values",
+                        FLY_JSON_VALUES_MAX);
                 return NULL;
         }
         root = cJSON_ParseWithLength(body, len);
@@ -139,7 +171,7 @@ int fly_json_machines_parse(const char *body,
         struct fly_machine *list = NULL;
         cJSON *root = NULL;
         const cJSON *it;
-        size_t count = 0;
+        size_t count = 0, cap = 0;
         int rc = -1;
 
         *out = NULL;
@@ -151,23 +183,32 @@ int fly_json_machines_parse(const char *body,
                 err_set(err, ERR_PERMANENT, 0, "machine list is not an array");
                 goto out;
         }
-        int total = cJSON_GetArraySize(root);
-        if (total > 0) {
-                list = calloc((size_t)total, sizeof(*list));
-                if (!list) {
-                        err_oom(err, "fly json");
-                        goto out;
-                }
+        if (cJSON_GetArraySize(root) > FLY_JSON_LIST_MAX) {
+                err_set(err, ERR_PERMANENT, 0,
+                        "machine list has more than %d elements",
+                        FLY_JSON_LIST_MAX);
+                goto out;
         }
+        /* Keep only the listed ones, growing by doubling: sizing the array
+         * by the element count made every element of a hostile list cost
+         * sizeof(struct fly_machine) whether it was kept or not. */
         cJSON_ArrayForEach(it, root) {
-                if (machine_from(it, &list[count], err) == -1)
+                struct fly_machine item;
+                if (machine_from(it, &item, err) == -1)
                         goto out;
-                if (fly_json_machine_state_active(list[count].state))
-                        count++;
-        }
-        if (count == 0) {
-                free(list);
-                list = NULL;
+                if (!fly_json_machine_state_active(item.state))
+                        continue;
+                if (count == cap) {
+                        size_t ncap = cap ? 2 * cap : 8;
+                        void *grown = realloc(list, ncap * sizeof(*list));
+                        if (!grown) {
+                                err_oom(err, "fly json");
+                                goto out;
+                        }
+                        list = grown;
+                        cap = ncap;
+                }
+                list[count++] = item;
         }
         *out = list;
         *n = count;
@@ -240,7 +281,7 @@ int fly_json_volumes_parse(const char *body,
         struct fly_volume *list = NULL;
         cJSON *root = NULL;
         const cJSON *it;
-        size_t count = 0;
+        size_t count = 0, cap = 0;
         int rc = -1;
 
         *out = NULL;
@@ -252,23 +293,32 @@ int fly_json_volumes_parse(const char *body,
                 err_set(err, ERR_PERMANENT, 0, "volume list is not an array");
                 goto out;
         }
-        int total = cJSON_GetArraySize(root);
-        if (total > 0) {
-                list = calloc((size_t)total, sizeof(*list));
-                if (!list) {
-                        err_oom(err, "fly json");
-                        goto out;
-                }
+        if (cJSON_GetArraySize(root) > FLY_JSON_LIST_MAX) {
+                err_set(err, ERR_PERMANENT, 0,
+                        "volume list has more than %d elements",
+                        FLY_JSON_LIST_MAX);
+                goto out;
         }
+        /* Keep only the listed ones, growing by doubling: sizing the array
+         * by the element count made every element of a hostile list cost
+         * sizeof(struct fly_volume) whether it was kept or not. */
         cJSON_ArrayForEach(it, root) {
-                if (volume_from(it, &list[count], err) == -1)
+                struct fly_volume item;
+                if (volume_from(it, &item, err) == -1)
                         goto out;
-                if (volume_state_listed(list[count].state))
-                        count++;
-        }
-        if (count == 0) {
-                free(list);
-                list = NULL;
+                if (!volume_state_listed(item.state))
+                        continue;
+                if (count == cap) {
+                        size_t ncap = cap ? 2 * cap : 8;
+                        void *grown = realloc(list, ncap * sizeof(*list));
+                        if (!grown) {
+                                err_oom(err, "fly json");
+                                goto out;
+                        }
+                        list = grown;
+                        cap = ncap;
+                }
+                list[count++] = item;
         }
         *out = list;
         *n = count;
@@ -453,7 +503,9 @@ void fly_json_error_text(const char *body, size_t len, char *buf, size_t cap) {
         buf[0] = '\0';
         if (!body || len == 0)
                 return;
-        root = cJSON_ParseWithLength(body, len);
+        /* Over the bound it is read as text, as a body that is not JSON. */
+        if (value_bound(body, len) <= FLY_JSON_VALUES_MAX)
+                root = cJSON_ParseWithLength(body, len);
         if (cJSON_IsObject(root)) {
                 const char *text = str_member(root, "error");
                 const char *status = str_member(root, "status");
