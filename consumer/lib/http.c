@@ -183,7 +183,13 @@ static int header_value(
         size_t n = (size_t)(end - v);
         if (n >= cap)
                 n = cap - 1;
-        memcpy(out, v, n);
+        /* The value reaches error messages (fly-request-id), which are one
+         * line in a log record, an event and a dead-letter header: a server
+         * gets no control byte into them. */
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)v[i];
+                out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+        }
         out[n] = '\0';
         return 1;
 }

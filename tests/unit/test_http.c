@@ -135,6 +135,17 @@ Test(http, header_capture_truncates_long_values) {
         cr_assert_eq(strlen(resp.request_id), sizeof(resp.request_id) - 1);
 }
 
+/* A hostile server's control bytes never reach a message (the request id
+ * is quoted in one-line error messages, events and dead-letter headers). */
+Test(http, header_capture_replaces_control_bytes) {
+        struct http_resp resp = {0};
+
+        feed(&resp, "fly-request-id: a\rb\x1b[31mc\x7f\r\n");
+        cr_assert_str_eq(resp.request_id, "a?b?[31mc?");
+        feed(&resp, "Retry-After: 1\t2\r\n");
+        cr_assert_str_eq(resp.retry_after, "1?2");
+}
+
 Test(http, escape_path_segments_and_query_values) {
         static const struct {
                 const char *in, *want;
