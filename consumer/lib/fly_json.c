@@ -6,6 +6,7 @@
 #include "fly_json.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -533,8 +534,10 @@ void fly_json_error_text(const char *body, size_t len, char *buf, size_t cap) {
 
 static int contains_ci(const char *hay, const char *needle) {
         size_t n = strlen(needle);
+        int first = tolower((unsigned char)needle[0]);
         for (; *hay; hay++)
-                if (strncasecmp(hay, needle, n) == 0)
+                if (tolower((unsigned char)*hay) == first &&
+                    strncasecmp(hay, needle, n) == 0)
                         return 1;
         return 0;
 }

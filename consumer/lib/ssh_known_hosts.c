@@ -13,16 +13,16 @@
 #include "ssh_known_hosts.h"
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#define NAME_MAX_LEN  1100 /* "[" host "]:" port, host at most 1024 */
+#define NAME_MAX_LEN   1100 /* "[" host "]:" port, host at most 1024 */
 #define SUBPATTERN_MAX 1024 /* OpenSSH match_pattern_list's limit */
-#define BLOB_MAX      8192 /* a 16384-bit RSA key is about 2 KiB */
-#define SHA1_LEN      20
+#define BLOB_MAX       8192 /* a 16384-bit RSA key is about 2 KiB */
+#define SHA1_LEN       20
 
 struct line {
         const char *marker; /* NULL, or the word after '@' */
@@ -101,8 +101,7 @@ b64_decode(const char *in, size_t n, unsigned char *out, size_t cap) {
 /* ---- patterns ------------------------------------------------------------ */
 
 /* * matches any run, ? any one byte, case-insensitive. */
-static bool
-wild_match(const char *s, size_t sn, const char *p, size_t pn) {
+static bool wild_match(const char *s, size_t sn, const char *p, size_t pn) {
         size_t si = 0, pi = 0, star = SIZE_MAX, mark = 0;
 
         while (si < sn) {
@@ -155,11 +154,51 @@ patterns_match(const char *name, size_t nn, const char *list, size_t ln) {
         return positive;
 }
 
+/* SHA-1 fetched once: OpenSSL 3's HMAC() looks its algorithms up by name
+ * on every call, which made a file of hashed lines ten times slower. */
+static EVP_MD *sha1_md;
+static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
+
+static void sha1_fetch(void) {
+        sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
+
+/* RFC 2104 HMAC-SHA1 with a key of SHA1_LEN bytes (shorter than a block). */
+static int hmac_sha1(const unsigned char *key,
+                     const unsigned char *msg,
+                     size_t len,
+                     unsigned char out[SHA1_LEN]) {
+        unsigned char pad[64], inner[SHA1_LEN];
+        unsigned int n = 0;
+        EVP_MD_CTX *ctx = NULL;
+        int rc = -1;
+
+        pthread_once(&sha1_once, sha1_fetch);
+        ctx = EVP_MD_CTX_new();
+        if (!sha1_md || !ctx)
+                goto out;
+        for (int pass = 0; pass < 2; pass++) {
+                memset(pad, pass == 0 ? 0x36 : 0x5c, sizeof(pad));
+                for (size_t i = 0; i < SHA1_LEN; i++)
+                        pad[i] ^= key[i];
+                if (!EVP_DigestInit_ex(ctx, sha1_md, NULL) ||
+                    !EVP_DigestUpdate(ctx, pad, sizeof(pad)) ||
+                    !EVP_DigestUpdate(ctx, pass == 0 ? msg : inner,
+                                      pass == 0 ? len : SHA1_LEN) ||
+                    !EVP_DigestFinal_ex(ctx, pass == 0 ? inner : out, &n) ||
+                    n != SHA1_LEN)
+                        goto out;
+        }
+        rc = 0;
+out:
+        EVP_MD_CTX_free(ctx);
+        return rc;
+}
+
 /* |1|base64(salt)|base64(hmac): HMAC-SHA1 keyed by the salt over the name. */
 static bool hashed_match(const char *name, size_t nn, const char *f, size_t n) {
         unsigned char salt[SHA1_LEN + 3], want[SHA1_LEN + 3];
-        unsigned char got[EVP_MAX_MD_SIZE];
-        unsigned int got_len = 0;
+        unsigned char got[SHA1_LEN];
         const char *bar;
 
         if (n < 3 || memcmp(f, "|1|", 3) != 0)
@@ -173,9 +212,7 @@ static bool hashed_match(const char *name, size_t nn, const char *f, size_t n) {
             b64_decode(bar + 1, n - (size_t)(bar - f) - 1, want,
                        sizeof(want)) != SHA1_LEN)
                 return false;
-        if (!HMAC(EVP_sha1(), salt, SHA1_LEN, (const unsigned char *)name, nn,
-                  got, &got_len) ||
-            got_len != SHA1_LEN)
+        if (hmac_sha1(salt, (const unsigned char *)name, nn, got) == -1)
                 return false;
         return memcmp(got, want, SHA1_LEN) == 0;
 }
@@ -233,9 +270,8 @@ static bool marker_is(const struct line *l, const char *m) {
 }
 
 /* -1: the key is not a key (OpenSSH skips the line); 1 equal; 0 not. */
-static int key_compare(const struct line *l,
-                       const unsigned char *blob,
-                       size_t blob_len) {
+static int
+key_compare(const struct line *l, const unsigned char *blob, size_t blob_len) {
         unsigned char buf[BLOB_MAX];
         long n = b64_decode(l->key, l->key_len, buf, sizeof(buf));
 
@@ -248,7 +284,8 @@ static int key_compare(const struct line *l,
         if (tlen != l->type_len || (size_t)n - 4 < tlen ||
             memcmp(buf + 4, l->type, tlen) != 0)
                 return -1;
-        return blob && (size_t)n == blob_len && memcmp(buf, blob, blob_len) == 0;
+        return blob && (size_t)n == blob_len &&
+               memcmp(buf, blob, blob_len) == 0;
 }
 
 enum ssh_known_hosts_result ssh_known_hosts_check(const char *text,
