@@ -1,0 +1,180 @@
+"""Hostile input end to end (issue 12): records, headers and peers that try
+to block a partition, corrupt a dead letter, overflow a counter or leak a
+secret, against the real thopter-consumer and tools over thopter-devbroker
+and the fake fly API. Each test names the point of the issue it guards."""
+import hashlib
+import json
+import os
+import re
+import unittest
+
+from confluent_kafka import Producer
+from flyfake import FlyFake
+from thopter_harness import TOKEN, Devbroker, Kafka, ThopterConsumer, headers_dict, tmo, wait_until
+from tools_harness import run_tool
+
+DESTROY = "thopter.destroy"
+DLQ = "thopter.dlq"
+GROUP = "thopter-destroyer"
+
+
+class HostileTestCase(unittest.TestCase):
+    def setUp(self):
+        self.broker = Devbroker()
+        self.addCleanup(self.broker.stop)
+        self.b = self.broker.bootstrap
+        self.kafka = Kafka(self.b)
+        self.addCleanup(self.kafka.close)
+        self.fly = FlyFake()
+        self.fly.start(token=TOKEN)
+        self.addCleanup(self.fly.stop)
+        self.consumer = None
+
+    def tearDown(self):
+        if self.consumer:
+            self.consumer.close()
+
+    def start_consumer(self, **kw):
+        self.consumer = ThopterConsumer(self.b, self.fly.base_url, role="destroy", **kw)
+        self.consumer.wait_assigned()
+        return self.consumer
+
+    def tool(self, *args):
+        return run_tool(args[0], list(args[1:]))
+
+    def dead_letters(self, n, timeout=30):
+        return wait_until(lambda: (lambda d: d if len(d) >= n else None)(self.kafka.read_all(DLQ)),
+                          timeout=timeout, interval=0.3, what="%d dead letter(s)" % n)
+
+
+class TestDeadLetterShapes(HostileTestCase):
+    def test_huge_key_is_reduced_and_the_partition_moves_on(self):
+        """Point 1: a 1,010,000-byte key (under Kafka's default topic limit,
+        over librdkafka's message.max.bytes) with a non-JSON value. Before
+        the fix the reduced dead letter kept the whole key, every send
+        failed, and the partition never committed again: this test then
+        times out waiting for the dead letter."""
+        key = b"k" * 1010000
+        big = Producer({"bootstrap.servers": self.b, "message.max.bytes": 2000000, "log_level": 3})
+        big.produce(DESTROY, value=b"not json", key=key, partition=0)
+        big.produce(DESTROY, value=b"also not json", key=b"small", partition=0)
+        self.assertEqual(big.flush(tmo(10)), 0)
+        self.start_consumer()
+
+        dls = self.dead_letters(2)
+        by_key = {m.key()[:5]: m for m in dls}
+        reduced, whole = by_key[b"kkkkk"], by_key[b"small"]
+        h = headers_dict(reduced)
+        self.assertEqual(reduced.key(), key[:1024], "the key is cut to DLQ_REDUCED_KEY_MAX")
+        self.assertEqual(reduced.value(), b"not json", "a small value is kept whole")
+        self.assertEqual(h["thopter.dlq.truncated"], "8")
+        self.assertEqual(h["thopter.dlq.truncated.key_size"], "1010000")
+        self.assertEqual(h["thopter.dlq.truncated.key_sha256"], hashlib.sha256(key).hexdigest())
+        self.assertNotIn("thopter.dlq.truncated.value_size", h)
+        self.assertEqual(h["thopter.dlq.error.class"], "invalid_request")
+        self.assertNotIn("thopter.dlq.truncated", headers_dict(whole))
+        wait_until(lambda: self.kafka.committed(GROUP, DESTROY).get(0) == 2, timeout=20,
+                   what="partition 0 committed past both records")
+
+        # The tools say it is reduced, and replay refuses it unless forced.
+        rows = self.tool("thopter-dlq", "-b", self.b, "list").stdout.splitlines()
+        [row] = [r for r in rows if "REDUCED" in r]
+        self.assertIn("REDUCED (original value 8 bytes, key 1010000 bytes sha256 %s)"
+                      % hashlib.sha256(key).hexdigest(), row)
+        js = [json.loads(line) for line in self.tool("thopter-dlq", "-b", self.b, "list", "--json").stdout.splitlines()]
+        reduced_js = [j for j in js if j["reduced"]]
+        self.assertEqual(len(reduced_js), 1)
+        self.assertEqual(reduced_js[0]["reduced"]["keySize"], 1010000)
+        self.assertEqual(reduced_js[0]["reduced"]["valueSize"], 8)
+        shown = self.tool("thopter-dlq", "-b", self.b, "show", "0:%d" % reduced.offset()).stdout
+        self.assertIn("reduced:     REDUCED (original value 8 bytes, key 1010000 bytes", shown)
+        self.assertIn("NOT the original record, which is at %s [0] @0" % DESTROY, shown)
+
+        ends = self.kafka.end_offsets(DESTROY)
+        r = self.tool("thopter-dlq", "-b", self.b, "replay", "--group", "g1")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("replayed 1, skipped 0 (filters), failed 1", r.stdout)
+        self.assertIn("not the original record, not replayed", r.stderr)
+        self.assertIn("--force", r.stderr)
+        self.assertEqual(sum(self.kafka.end_offsets(DESTROY).values()), sum(ends.values()) + 1,
+                         "only the whole dead letter went back")
+        self.assertEqual(self.kafka.committed("g1", DLQ)[0], 2, "committed past the refused one")
+        r = self.tool("thopter-dlq", "-b", self.b, "replay", "--group", "g2", "--force",
+                      "--from", str(reduced.offset()), "--to", str(reduced.offset()))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("replayed 1, skipped 0", r.stdout)
+        self.assertEqual(self.consumer.stop(), 0)
+
+    def test_tombstone_stays_null_through_dead_letter_and_replay(self):
+        """Point 2: a tombstone (null value) is dead-lettered with a null
+        value, not an empty one, and thopter-dlq replay sends it back null.
+        Before the fix the dead letter's value was b"" (this test's first
+        assertIsNone fails)."""
+        self.kafka.produce(DESTROY, None, key=b"tomb")
+        self.kafka.produce(DESTROY, b"", key=b"empty")
+        self.kafka.flush()
+        self.start_consumer()
+        dls = {m.key(): m for m in self.dead_letters(2)}
+        self.assertIsNone(dls[b"tomb"].value(), "a tombstone's dead letter is a tombstone")
+        self.assertEqual(dls[b"empty"].value(), b"", "an empty value stays empty, not null")
+        self.assertEqual(self.consumer.stop(), 0)
+
+        r = self.tool("thopter-dlq", "-b", self.b, "replay")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        replayed = {m.key(): m for m in self.kafka.read_all(DESTROY)
+                    if "thopter.replay.count" in headers_dict(m)}
+        self.assertEqual(set(replayed), {b"tomb", b"empty"})
+        self.assertIsNone(replayed[b"tomb"].value(), "replayed as a tombstone")
+        self.assertEqual(replayed[b"empty"].value(), b"")
+        shown = self.tool("thopter-dlq", "-b", self.b, "show",
+                          "%d:%d" % (dls[b"tomb"].partition(), dls[b"tomb"].offset())).stdout
+        self.assertIn("value: (null)", shown)
+
+
+class TestHostileHeaders(HostileTestCase):
+    def dead_letter(self, key, count):
+        h = [("thopter.dlq.topic", DESTROY.encode()), ("thopter.dlq.partition", b"0"),
+             ("thopter.dlq.offset", b"7"), ("thopter.dlq.error.class", b"capacity"),
+             ("thopter.dlq.attempts", b"99999999999999999999999"),
+             ("thopter.dlq.failed_at", b"2026-01-01T00:00:00.000Z"),
+             ("thopter.replay.count", count)]
+        self.kafka.produce(DLQ, b"{}", key=key.encode(), headers=h)
+
+    def test_replay_count_is_parsed_with_range_checks(self):
+        """Point 8: thopter.replay.count is the record's, so hostile. Before
+        the fix atoi() + 1 overflowed on 2147483647 (UBSan: "runtime error",
+        caught under the asan preset) and turned 99999999999 into
+        1215752192."""
+        cases = {"intmax": (b"2147483647", 1), "intmax-1": (b"2147483646", 2147483647),
+                 "huge": (b"99999999999", 1), "negative": (b"-5", 1), "blank": (b" 7", 1),
+                 "plus": (b"+7", 1), "letters": (b"7abc", 1), "empty": (b"", 1), "seven": (b"7", 8)}
+        for name, (count, _) in cases.items():
+            self.dead_letter(name, count)
+        self.kafka.flush()
+        r = self.tool("thopter-dlq", "-b", self.b, "replay", "--dry-run")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        got = dict(re.findall(r"key (\S+)  replay\.count (-?\d+)", r.stdout))
+        self.assertEqual(got, {name: str(want) for name, (_, want) in cases.items()}, r.stdout)
+        self.assertIn("is not a count from 0 to 2147483646", r.stderr)
+
+        js = [json.loads(line) for line in self.tool("thopter-dlq", "-b", self.b, "list", "--json").stdout.splitlines()]
+        self.assertEqual({j["key"]: j["replayCount"] for j in js}["huge"], 99999999999)
+        self.assertEqual({j["key"]: j["replayCount"] for j in js}["negative"], None)
+        self.assertTrue(all(j["attempts"] is None for j in js), "a 23-digit attempts is no number")
+
+        r = self.tool("thopter-dlq", "-b", self.b, "replay", "--key", "intmax")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        [m] = self.kafka.read_all(DESTROY)
+        self.assertEqual(headers_dict(m)["thopter.replay.count"], "1")
+
+    def test_show_escapes_control_bytes_in_header_names(self):
+        """A header name is the record's too: show prints it escaped."""
+        self.kafka.produce(DLQ, b"{}", key=b"k", headers=[("evil\x1b[2Jname", b"v\x07")])
+        self.kafka.flush()
+        shown = self.tool("thopter-dlq", "-b", self.b, "show", "0").stdout
+        self.assertIn("  evil\\x1b[2Jname: v\\x07\n", shown)
+        self.assertNotIn("\x1b", shown)
+
+
+if __name__ == "__main__":
+    unittest.main()
