@@ -706,14 +706,12 @@ static int show_one(void *arg, const rd_kafka_message_t *rkm) {
         return 1; /* one record is enough */
 }
 
+/* An offset from the command line: plain digits, below INT64_MAX so that
+ * "--to O" + 1 cannot overflow (strtoll saturated 99999999999999999999). */
 static int parse_offset(const char *s, int64_t *out) {
-        char *end = NULL;
         long long v;
 
-        if (!s || !isdigit((unsigned char)*s))
-                return -1;
-        v = strtoll(s, &end, 10);
-        if (*end != '\0' || v < 0)
+        if (parse_uint(s, INT64_MAX - 1, &v) == -1)
                 return -1;
         *out = v;
         return 0;

@@ -167,6 +167,16 @@ class TestHostileHeaders(HostileTestCase):
         [m] = self.kafka.read_all(DESTROY)
         self.assertEqual(headers_dict(m)["thopter.replay.count"], "1")
 
+    def test_offsets_past_int64_are_refused(self):
+        """The same pattern on the command line: strtoll() saturated
+        --to 99999999999999999999 at INT64_MAX and "--to + 1" overflowed."""
+        for cmd in (["list", "--to"], ["list", "--from"], ["replay", "--to"]):
+            r = self.tool("thopter-dlq", "-b", self.b, *cmd, "99999999999999999999")
+            self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+            self.assertIn("expected an offset", r.stderr)
+        r = self.tool("thopter-dlq", "-b", self.b, "show", "0:9223372036854775807")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+
     def test_show_escapes_control_bytes_in_header_names(self):
         """A header name is the record's too: show prints it escaped."""
         self.kafka.produce(DLQ, b"{}", key=b"k", headers=[("evil\x1b[2Jname", b"v\x07")])
