@@ -3,9 +3,12 @@ to block a partition, corrupt a dead letter, overflow a counter or leak a
 secret, against the real thopter-consumer and tools over thopter-devbroker
 and the fake fly API. Each test names the point of the issue it guards."""
 import hashlib
+import http.client
 import json
 import os
 import re
+import socket
+import time
 import unittest
 
 from confluent_kafka import Producer
@@ -184,6 +187,86 @@ class TestHostileHeaders(HostileTestCase):
         shown = self.tool("thopter-dlq", "-b", self.b, "show", "0").stdout
         self.assertIn("  evil\\x1b[2Jname: v\\x07\n", shown)
         self.assertNotIn("\x1b", shown)
+
+
+class TestHealthServer(HostileTestCase):
+    """Point 3: slow clients must not lock out /livez, /readyz and
+    /metrics. Before the fix (a thread per connection, 16 connections in
+    all, a 10 s timeout per idle gap) 16 clients trickling one header line
+    a second held every slot, and these probes got no answer."""
+
+    def slow_clients(self, port, sources, per_source):
+        socks = []
+        for src in sources:
+            for _ in range(per_source):
+                s = socket.socket()
+                s.bind((src, 0))
+                s.settimeout(2)
+                try:
+                    s.connect(("127.0.0.1", port))
+                    s.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
+                except OSError:
+                    s.close()
+                    continue
+                socks.append(s)
+        return socks
+
+    def trickle(self, socks):
+        alive = 0
+        for s in socks:
+            try:
+                s.sendall(b"X-Slow: a\r\n")
+                alive += 1
+            except OSError:
+                pass
+        return alive
+
+    def probe(self, port, path):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=tmo(3))
+        try:
+            c.request("GET", path)
+            r = c.getresponse()
+            return r.status, r.read().decode(errors="replace")
+        finally:
+            c.close()
+
+    def test_slow_clients_do_not_lock_out_the_endpoints(self):
+        port = self.start_consumer().metrics_port()
+        # 48 slow clients from three other addresses: three times the old
+        # global limit, each address within the per-address limit.
+        socks = self.slow_clients(port, ["127.0.0.2", "127.0.0.3", "127.0.0.4"], 16)
+        self.addCleanup(lambda: [s.close() for s in socks])
+        self.assertEqual(len(socks), 48)
+        for second in range(4):
+            time.sleep(0.5)
+            started = time.monotonic()
+            self.assertEqual(self.probe(port, "/livez"), (200, "ok\n"))
+            self.assertLess(time.monotonic() - started, 1.0, "/livez answers at once")
+            status, body = self.probe(port, "/readyz")
+            self.assertEqual(status, 200, body)
+            status, body = self.probe(port, "/metrics")
+            self.assertEqual(status, 200, body)
+            self.assertIn("thopter_build_info", body)
+            self.assertEqual(self.trickle(socks), 48, "the slow clients are still being served")
+
+        # One address past its limit is turned away; others still get in.
+        more = self.slow_clients(port, ["127.0.0.2"], 4)
+        self.addCleanup(lambda: [s.close() for s in more])
+        time.sleep(0.3)
+        refused = 0
+        for s in more:
+            try:
+                s.sendall(b"X-Slow: a\r\n")
+                s.settimeout(1)
+                if s.recv(1) == b"":
+                    refused += 1
+            except OSError:
+                refused += 1
+        self.assertEqual(refused, 4, "the 17th to 20th connection of one address are closed")
+        self.assertEqual(self.probe(port, "/livez"), (200, "ok\n"))
+        for s in socks:
+            s.close()
+        self.assertEqual(self.consumer.stop(), 0)
 
 
 if __name__ == "__main__":
