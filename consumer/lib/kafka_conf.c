@@ -1,7 +1,11 @@
 /* kafka_conf.c - see kafka_conf.h. */
 #include "kafka_conf.h"
 #include "log.h"
+#include "secret_file.h"
+#include "strfmt.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void
@@ -12,6 +16,73 @@ log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
                                           : LOG_DEBUG;
         log_write(lvl, "kafka", NULL, "%s: %s: %s", rd_kafka_name(rk), fac,
                   buf);
+}
+
+int kafka_conf_is_secret(const char *key, size_t len) {
+        static const char *const words[] = {"password", "secret"};
+
+        if (len == strlen("ssl.key.pem") && !strncmp(key, "ssl.key.pem", len))
+                return 1;
+        for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+                size_t wl = strlen(words[w]);
+                for (size_t i = 0; i + wl <= len; i++)
+                        if (!strncmp(key + i, words[w], wl))
+                                return 1;
+        }
+        return 0;
+}
+
+int kafka_conf_read_file(const char *path,
+                         const char *what,
+                         char ***props,
+                         int *n,
+                         struct err *err) {
+        char *text = secret_file_read(path, what, err);
+        char *save = NULL;
+        int rc = -1, lineno = 0;
+
+        if (!text)
+                return -1;
+        size_t len = strlen(text);
+        for (char *line = strtok_r(text, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
+                lineno++;
+                size_t l = strlen(line);
+                while (l > 0 && (line[l - 1] == '\r' || line[l - 1] == ' ' ||
+                                 line[l - 1] == '\t'))
+                        line[--l] = '\0';
+                while (*line == ' ' || *line == '\t')
+                        line++;
+                if (!*line || *line == '#')
+                        continue;
+                char *eq = strchr(line, '=');
+                if (!eq || eq == line) {
+                        err_set(err, ERR_PERMANENT, EINVAL,
+                                "%s: %s: a line is not key=value (line %d)",
+                                what, path, lineno);
+                        goto out;
+                }
+                if (kafka_conf_is_secret(line, (size_t)(eq - line)))
+                        log_add_secret(eq + 1);
+                char **grown =
+                    realloc(*props, sizeof(char *) * (size_t)(*n + 1));
+                if (!grown) {
+                        err_oom(err, what);
+                        goto out;
+                }
+                *props = grown;
+                grown[*n] = strdup(line);
+                if (!grown[*n]) {
+                        err_oom(err, what);
+                        goto out;
+                }
+                (*n)++;
+        }
+        rc = 0;
+out:
+        secret_wipe(text, len);
+        free(text);
+        return rc;
 }
 
 int kafka_conf_set(rd_kafka_conf_t *conf,

@@ -20,12 +20,15 @@
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 struct cli {
-        const char *prog;           /* "thopter-send" */
-        const char *brokers;        /* -b, else KAFKA_BROKERS; may be NULL */
-        char *props[CLI_PROPS_MAX]; /* borrowed from argv: "key=value" */
+        const char *prog;    /* "thopter-send" */
+        const char *brokers; /* -b, else KAFKA_BROKERS; may be NULL */
+        /* "key=value", in order: THOPTER_KAFKA_CONFIG_FILE's, then -X and
+         * -F FILE's as given; borrowed from argv or from cli.c */
+        char *props[CLI_PROPS_MAX];
         int nprops;
-        int help;    /* -h/--help was given */
-        int version; /* -V/--version was given */
+        int env_file_read; /* THOPTER_KAFKA_CONFIG_FILE was applied */
+        int help;          /* -h/--help was given */
+        int version;       /* -V/--version was given */
 };
 
 /** @brief Start with KAFKA_BROKERS (when set) as the brokers. */

@@ -7,14 +7,18 @@ import http.client
 import json
 import os
 import re
+import signal
 import socket
+import subprocess
+import tempfile
 import time
 import unittest
 
 from confluent_kafka import Producer
 from flyfake import FlyFake
-from thopter_harness import TOKEN, Devbroker, Kafka, ThopterConsumer, headers_dict, tmo, wait_until
-from tools_harness import run_tool
+from thopter_harness import (TOKEN, Devbroker, Kafka, ThopterConsumer, binary, headers_dict, machine_id, tmo,
+                             wait_until)
+from tools_harness import run_tool, tool_env
 
 DESTROY = "thopter.destroy"
 DLQ = "thopter.dlq"
@@ -267,6 +271,151 @@ class TestHealthServer(HostileTestCase):
         for s in socks:
             s.close()
         self.assertEqual(self.consumer.stop(), 0)
+
+
+def everything_sent(kafka):
+    """Every byte the consumer put on Kafka: dead letters (key, value,
+    headers) and status events."""
+    out = []
+    for topic in (DLQ, "thopter.events"):
+        for m in kafka.read_all(topic):
+            out.append(repr(m.key()) + repr(m.value()) + repr(m.headers()))
+    return "\n".join(out)
+
+
+class TestSecrets(HostileTestCase):
+    def write_file(self, text, mode=0o600):
+        f = tempfile.NamedTemporaryFile("w", prefix="thopter-secret-", delete=False)
+        f.write(text)
+        f.close()
+        os.chmod(f.name, mode)
+        self.addCleanup(os.unlink, f.name)
+        return f.name
+
+    def echo_token_on_delete(self, machine):
+        """The fake API echoes the token back in an error body and header,
+        in every form a careless or hostile server might."""
+        self.fly.push_fault(method="DELETE", route="machines.delete", machine=machine, status=422, count=-1,
+                            headers={"fly-request-id": TOKEN},
+                            body={"error": "token %s (FlyV1 %s, Bearer %s) not allowed" % (TOKEN, TOKEN, TOKEN)})
+
+    def destroy_and_collect(self, mid):
+        self.kafka.produce(DESTROY, json.dumps({"thopterId": mid}), key=mid.encode())
+        self.kafka.flush()
+        [dl] = self.dead_letters(1)
+        wait_until(lambda: any('"failed"' in json.dumps(e) for e in self.kafka.read_json("thopter.events")),
+                   timeout=20, what="the failed event")
+        self.assertEqual(self.consumer.stop(), 0)
+        return dl
+
+    def test_token_with_outer_whitespace_is_redacted(self):
+        """Point 4: FLY_DEPLOY_KEY with whitespace and a newline around it.
+        The Authorization header uses the trimmed token; before the fix the
+        redaction registered only the untrimmed one, so an echo of the token
+        reached the logs, the failed event and the dead letter."""
+        mid = machine_id(0x4401)
+        self.fly.seed_machine(id=mid, name="thopter-4401", state="started")
+        self.echo_token_on_delete(mid)
+        self.start_consumer(token=" \t" + TOKEN + "\n")
+        dl = self.destroy_and_collect(mid)
+        h = headers_dict(dl)
+        self.assertEqual(h["thopter.dlq.error.class"], "fly_rejected")
+        self.assertIn("[REDACTED]", h["thopter.dlq.error.message"], "the echo reached the message")
+        self.assertNotIn(TOKEN, everything_sent(self.kafka))
+        self.assertNotIn(TOKEN, self.consumer.log_text())
+        self.assertNotIn(TOKEN[4:], self.consumer.log_text(), "not even without its prefix")
+        calls = [c for c in self.fly.calls() if c["method"] == "DELETE"]
+        self.assertTrue(calls and calls[0]["auth"] == "FlyV1 " + TOKEN, "the trimmed token was sent")
+
+    def test_secrets_from_files_never_in_argv(self):
+        """Point 9: the token from FLY_DEPLOY_KEY_FILE and a Kafka password
+        from THOPTER_KAFKA_CONFIG_FILE; neither is in /proc/PID/cmdline,
+        the logs or anything sent, and the consumer works with them."""
+        password = "kafka-pass-" + TOKEN[-12:][::-1]
+        token_file = self.write_file(TOKEN + "\n")
+        props = self.write_file("# librdkafka properties\nsasl.password=%s\nclient.id=hostile-test\n" % password)
+        mid = machine_id(0x4402)
+        self.fly.seed_machine(id=mid, name="thopter-4402", state="started")
+        self.echo_token_on_delete(mid)
+        self.start_consumer(token="", env={"FLY_DEPLOY_KEY_FILE": token_file,
+                                           "THOPTER_KAFKA_CONFIG_FILE": props})
+        with open("/proc/%d/cmdline" % self.consumer.proc.pid, "rb") as f:
+            cmdline = f.read().decode(errors="replace")
+        self.assertIn("thopter-consumer", cmdline)
+        self.assertNotIn(TOKEN, cmdline)
+        self.assertNotIn(password, cmdline)
+        dl = self.destroy_and_collect(mid)
+        self.assertIn("[REDACTED]", headers_dict(dl)["thopter.dlq.error.message"])
+        for text in (everything_sent(self.kafka), self.consumer.log_text()):
+            self.assertNotIn(TOKEN, text)
+            self.assertNotIn(password, text)
+
+    def run_consumer(self, args, env=None):
+        e = {k: v for k, v in os.environ.items() if not k.startswith(("THOPTER_", "KAFKA_", "FLY_"))}
+        e.update({"KAFKA_BROKERS": self.b, "APP_NAME": "thopters", "FLY_API_BASE": self.fly.base_url,
+                  "THOPTER_METRICS_ADDR": "off"})
+        e.update(env or {})
+        return subprocess.run([binary("thopter-consumer"), "--role", "destroy"] + args, env=e,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=tmo(30))
+
+    def test_secret_flags_are_refused(self):
+        """Point 9: a secret given as a flag or -X is refused with exit 2 and
+        a line naming the environment/file form (before the fix the consumer
+        took --fly-deploy-key and -X sasl.password and ran with them in its
+        argv), and the message does not repeat the secret."""
+        for args, env, want in (
+                (["--fly-deploy-key", TOKEN], {}, "FLY_DEPLOY_KEY_FILE"),
+                (["--fly-deploy-key=" + TOKEN], {}, "FLY_DEPLOY_KEY_FILE"),
+                (["--github-integration-json", '{"repositories":{}}'], {"FLY_DEPLOY_KEY": TOKEN},
+                 "GITHUB_INTEGRATION_JSON_FILE"),
+                (["-X", "sasl.password=" + TOKEN], {"FLY_DEPLOY_KEY": TOKEN}, "THOPTER_KAFKA_CONFIG_FILE"),
+                (["-X", "ssl.key.password=" + TOKEN], {"FLY_DEPLOY_KEY": TOKEN}, "THOPTER_KAFKA_CONFIG_FILE"),
+                (["-X", "sasl.oauthbearer.client.secret=" + TOKEN], {"FLY_DEPLOY_KEY": TOKEN},
+                 "THOPTER_KAFKA_CONFIG_FILE")):
+            r = self.run_consumer(args, env)
+            self.assertEqual(r.returncode, 2, "%s: %s" % (args, r.stderr))
+            self.assertIn("a secret is never taken on the command line", r.stderr)
+            self.assertIn(want, r.stderr)
+            self.assertNotIn(TOKEN, r.stderr)
+        both = self.run_consumer([], {"FLY_DEPLOY_KEY": TOKEN, "FLY_DEPLOY_KEY_FILE": "/dev/null"})
+        self.assertEqual(both.returncode, 2)
+        self.assertIn("FLY_DEPLOY_KEY and FLY_DEPLOY_KEY_FILE are both set", both.stderr)
+        missing = self.run_consumer([], {"FLY_DEPLOY_KEY_FILE": "/nonexistent/token"})
+        self.assertEqual(missing.returncode, 2)
+        self.assertIn("FLY_DEPLOY_KEY_FILE: cannot read /nonexistent/token", missing.stderr)
+
+    def test_tools_refuse_secret_properties_and_read_them_from_files(self):
+        """Point 9 for the producer tools: -X sasl.password=… is refused
+        (exit 2); -F FILE and THOPTER_KAFKA_CONFIG_FILE carry it, and a
+        running tool's /proc/PID/cmdline does not show it."""
+        secret = "tool-pass-" + TOKEN[-10:]
+        for tool, args in (("thopter-send", ["destroy", machine_id(1)]), ("thopter-dlq", ["list"])):
+            r = run_tool(tool, ["-b", self.b, "-X", "sasl.password=" + secret] + args)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("-F FILE or THOPTER_KAFKA_CONFIG_FILE", r.stderr)
+            self.assertNotIn(secret, r.stderr)
+        props = self.write_file("sasl.password=%s\n" % secret)
+        ok = run_tool("thopter-dlq", ["-b", self.b, "-F", props, "list"])
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        ok = run_tool("thopter-dlq", ["-b", self.b, "list"], env={"THOPTER_KAFKA_CONFIG_FILE": props})
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        # A tool that keeps running (no broker answers): its argv.
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))
+        port = dead.getsockname()[1]
+        dead.close()
+        p = subprocess.Popen([binary("thopter-dlq"), "-b", "127.0.0.1:%d" % port, "-F", props, "list"],
+                             env=tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            self.assertIsNone(p.poll(), "still running")
+            with open("/proc/%d/cmdline" % p.pid, "rb") as f:
+                cmdline = f.read().decode(errors="replace")
+            self.assertIn("-F", cmdline)
+            self.assertNotIn(secret, cmdline)
+        finally:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
 
 
 if __name__ == "__main__":
