@@ -5,6 +5,8 @@
 #include "strfmt.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,11 +112,51 @@ int kafka_conf_default(rd_kafka_conf_t *conf,
         return kafka_conf_set(conf, key, value, err);
 }
 
-rd_kafka_conf_t *kafka_conf_new(const char *brokers,
-                                char *const *props,
-                                int nprops,
-                                struct err *err) {
+/* librdkafka's property table, as rd_kafka_conf_properties_show() prints
+ * it ("name | C/P | range | default | importance | description" rows);
+ * static for the process's life. */
+static char *scope_table;
+static pthread_once_t scope_once = PTHREAD_ONCE_INIT;
+
+static void scope_load(void) {
+        size_t len = 0;
+        FILE *f = open_memstream(&scope_table, &len);
+        if (!f)
+                return;
+        rd_kafka_conf_properties_show(f);
+        fclose(f);
+}
+
+char kafka_conf_scope(const char *key) {
+        size_t k = strlen(key);
+
+        pthread_once(&scope_once, scope_load);
+        for (const char *line = scope_table; line && *line;) {
+                const char *nl = strchr(line, '\n');
+                if (!strncmp(line, key, k) && line[k] == ' ') {
+                        const char *bar = strchr(line, '|');
+                        if (bar && (!nl || bar < nl)) {
+                                bar++;
+                                while (*bar == ' ')
+                                        bar++;
+                                if (*bar == 'C' || *bar == 'P' || *bar == '*')
+                                        return *bar;
+                        }
+                }
+                line = nl ? nl + 1 : NULL;
+        }
+        return 0;
+}
+
+static rd_kafka_conf_t *conf_new(int type,
+                                 const char *brokers,
+                                 char *const *props,
+                                 int nprops,
+                                 struct err *err) {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        char other = type == RD_KAFKA_PRODUCER   ? 'C'
+                     : type == RD_KAFKA_CONSUMER ? 'P'
+                                                 : 0;
 
         rd_kafka_conf_set_log_cb(conf, log_cb);
         if (brokers && *brokers &&
@@ -130,6 +172,8 @@ rd_kafka_conf_t *kafka_conf_new(const char *brokers,
                 }
                 memcpy(key, props[i], (size_t)(eq - props[i]));
                 key[eq - props[i]] = '\0';
+                if (other && kafka_conf_scope(key) == other)
+                        continue; /* the other client's property */
                 if (kafka_conf_set(conf, key, eq + 1, err) == -1)
                         goto fail;
         }
@@ -137,4 +181,19 @@ rd_kafka_conf_t *kafka_conf_new(const char *brokers,
 fail:
         rd_kafka_conf_destroy(conf);
         return NULL;
+}
+
+rd_kafka_conf_t *kafka_conf_new(const char *brokers,
+                                char *const *props,
+                                int nprops,
+                                struct err *err) {
+        return conf_new(-1, brokers, props, nprops, err);
+}
+
+rd_kafka_conf_t *kafka_conf_new_for(rd_kafka_type_t type,
+                                    const char *brokers,
+                                    char *const *props,
+                                    int nprops,
+                                    struct err *err) {
+        return conf_new((int)type, brokers, props, nprops, err);
 }

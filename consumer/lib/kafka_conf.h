@@ -39,6 +39,26 @@ int kafka_conf_is_secret(const char *key, size_t len);
 int kafka_conf_read_file(
     const char *path, const char *what, char ***props, int *n, struct err *err);
 
+/**
+ * @brief Where librdkafka applies property @p key: 'C' consumer only, 'P'
+ * producer only, '*' both, or 0 when librdkafka does not know it. Read once
+ * from librdkafka's own table (rd_kafka_conf_properties_show(), the C/P
+ * column of its CONFIGURATION.md), so it follows the library's version.
+ */
+char kafka_conf_scope(const char *key);
+
+/**
+ * @brief kafka_conf_new() for a client of @p type: properties that apply
+ * only to the other type are left out (librdkafka would warn that it
+ * ignores them, at every start). Unknown properties are passed on, for
+ * librdkafka to refuse.
+ */
+rd_kafka_conf_t *kafka_conf_new_for(rd_kafka_type_t type,
+                                    const char *brokers,
+                                    char *const *props,
+                                    int nprops,
+                                    struct err *err);
+
 /** @brief Set one property; the error names it. */
 int kafka_conf_set(rd_kafka_conf_t *conf,
                    const char *key,

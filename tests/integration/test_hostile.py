@@ -418,5 +418,44 @@ class TestSecrets(HostileTestCase):
             p.wait()
 
 
+class TestBrokerProperties(HostileTestCase):
+    """Point 10 (contract 5.14): every -X wins over the project's defaults,
+    and each client gets only the properties that apply to it."""
+
+    def test_idempotence_can_be_turned_off(self):
+        """Before the fix the producer forced enable.idempotence=true after
+        the user's -X, so with -X acks=1 librdkafka refused the producer
+        ("acks must be all when enable.idempotence is true") and the
+        consumer exited at start."""
+        mid = machine_id(0x1001)
+        self.fly.seed_machine(id=mid, name="thopter-1001", state="started")
+        self.start_consumer(args=["-X", "enable.idempotence=false", "-X", "acks=1"])
+        self.kafka.produce(DESTROY, json.dumps({"thopterId": mid}), key=mid.encode())
+        self.kafka.flush()
+        wait_until(lambda: any(e.get("state") == "completed" for e in self.kafka.read_json("thopter.events")),
+                   timeout=30, what="the destroy completed with -X acks=1")
+        self.assertEqual(self.consumer.stop(), 0)
+
+    def test_defaults_still_apply_when_not_overridden(self):
+        """-X acks=1 alone: the project's enable.idempotence=true default
+        still applies, and librdkafka refuses the pair at start."""
+        c = ThopterConsumer(self.b, self.fly.base_url, role="destroy", args=["-X", "acks=1"])
+        self.consumer = c
+        self.assertNotEqual(c.wait(timeout=30), 0)
+        self.assertIn("idempotence", c.log_text())
+
+    def test_consumer_and_producer_properties_draw_no_warning(self):
+        """Before the fix every -X went to both clients: librdkafka warned
+        at every start that the producer ignores fetch.wait.max.ms and the
+        consumers ignore linger.ms."""
+        c = self.start_consumer(args=["-X", "fetch.wait.max.ms=50", "-X", "linger.ms=2",
+                                      "-X", "auto.offset.reset=earliest"])
+        time.sleep(1)
+        self.assertEqual(c.stop(), 0)
+        log = c.log_text()
+        self.assertNotRegex(log, r"(consumer|producer) property and will be ignored", log[-3000:])
+        self.assertNotIn("CONFWARN", log)
+
+
 if __name__ == "__main__":
     unittest.main()
