@@ -289,7 +289,7 @@ static int dl_matches(const struct filters *f,
 static rd_kafka_t *
 consumer_new(struct cli *cli, const char *group, struct err *err) {
         char errstr[512];
-        rd_kafka_conf_t *conf = cli_kafka_conf(cli, err);
+        rd_kafka_conf_t *conf = cli_kafka_conf(cli, RD_KAFKA_CONSUMER, err);
         rd_kafka_t *rk;
 
         if (!conf)
@@ -950,7 +950,7 @@ static int replay_one(void *arg, const rd_kafka_message_t *rkm) {
 
 static rd_kafka_t *producer_new(struct cli *cli, struct err *err) {
         char errstr[512];
-        rd_kafka_conf_t *conf = cli_kafka_conf(cli, err);
+        rd_kafka_conf_t *conf = cli_kafka_conf(cli, RD_KAFKA_PRODUCER, err);
         rd_kafka_t *rk;
 
         if (!conf)

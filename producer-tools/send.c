@@ -417,7 +417,8 @@ static int send_all(const struct cli *cli,
                     struct batch *b) {
         struct err err = {0};
         char errstr[512];
-        rd_kafka_conf_t *conf = cli_kafka_conf((struct cli *)cli, &err);
+        rd_kafka_conf_t *conf =
+            cli_kafka_conf((struct cli *)cli, RD_KAFKA_PRODUCER, &err);
         rd_kafka_t *rk = NULL;
         int failed = 0;
 

@@ -64,8 +64,17 @@ int kafka_conf_read_file(const char *path,
                                 what, path, lineno);
                         goto out;
                 }
-                if (kafka_conf_is_secret(line, (size_t)(eq - line)))
-                        log_add_secret(eq + 1);
+                /* "key = value" too: blanks around '=' are not part of
+                 * either. */
+                size_t klen = (size_t)(eq - line);
+                while (klen > 0 &&
+                       (line[klen - 1] == ' ' || line[klen - 1] == '\t'))
+                        klen--;
+                const char *val = eq + 1;
+                while (*val == ' ' || *val == '\t')
+                        val++;
+                if (kafka_conf_is_secret(line, klen))
+                        log_add_secret(val);
                 char **grown =
                     realloc(*props, sizeof(char *) * (size_t)(*n + 1));
                 if (!grown) {
@@ -73,7 +82,7 @@ int kafka_conf_read_file(const char *path,
                         goto out;
                 }
                 *props = grown;
-                grown[*n] = strdup(line);
+                grown[*n] = strfmt("%.*s=%s", (int)klen, line, val);
                 if (!grown[*n]) {
                         err_oom(err, what);
                         goto out;

@@ -189,7 +189,8 @@ int cli_kafka_default(const struct cli *cli,
                                   key, value, err);
 }
 
-rd_kafka_conf_t *cli_kafka_conf(struct cli *cli, struct err *err) {
+rd_kafka_conf_t *
+cli_kafka_conf(struct cli *cli, rd_kafka_type_t type, struct err *err) {
         rd_kafka_conf_t *conf;
 
         if (!cli->brokers || !*cli->brokers) {
@@ -218,8 +219,8 @@ rd_kafka_conf_t *cli_kafka_conf(struct cli *cli, struct err *err) {
                 cli->nprops += added;
                 cli->env_file_read = 1;
         }
-        conf = kafka_conf_new(cli->brokers, (char *const *)cli->props,
-                              cli->nprops, err);
+        conf = kafka_conf_new_for(type, cli->brokers, (char *const *)cli->props,
+                                  cli->nprops, err);
         if (!conf)
                 return NULL;
         rd_kafka_conf_set_log_cb(conf, log_cb);

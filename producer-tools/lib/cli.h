@@ -74,13 +74,15 @@ void cli_print_version(const struct cli *cli);
 const char *cli_env(const char *name, const char *def);
 
 /**
- * @brief A librdkafka configuration from the brokers and -X properties,
+ * @brief A librdkafka configuration for a client of @p type from the
+ * brokers and the properties that apply to it (kafka_conf_new_for()),
  * with librdkafka's own log as plain "<prog>: kafka: ..." lines at
  * log_level 3 (errors) unless -X log_level says otherwise.
  * @returns a conf the caller owns, or NULL with @p err set (no brokers:
  * the message says to pass -b or set KAFKA_BROKERS).
  */
-rd_kafka_conf_t *cli_kafka_conf(struct cli *cli, struct err *err);
+rd_kafka_conf_t *
+cli_kafka_conf(struct cli *cli, rd_kafka_type_t type, struct err *err);
 
 /** @brief kafka_conf_default() for the -X properties of @p cli. */
 int cli_kafka_default(const struct cli *cli,
