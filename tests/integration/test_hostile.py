@@ -20,6 +20,8 @@ from thopter_harness import (TOKEN, Devbroker, Kafka, ThopterConsumer, binary, h
                              wait_until)
 from tools_harness import run_tool, tool_env
 
+from test_provision import ProvisionTestCase, hub_request
+
 DESTROY = "thopter.destroy"
 DLQ = "thopter.dlq"
 GROUP = "thopter-destroyer"
@@ -455,6 +457,39 @@ class TestBrokerProperties(HostileTestCase):
         log = c.log_text()
         self.assertNotRegex(log, r"(consumer|producer) property and will be ignored", log[-3000:])
         self.assertNotIn("CONFWARN", log)
+
+
+class TestRemoteStderr(ProvisionTestCase):
+    """Point 5: what a remote command prints reaches the step's message
+    redacted first and cut after. A hostile thopter image whose git echoes
+    the token the git step hands it on stdin, with the token longer than the kept tail:
+    before the fix the tail was cut first, so the token's end survived in
+    the dead letter, the failed event and the log."""
+
+    def test_step_message_holds_no_fragment_of_an_echoed_token(self):
+        pat = "ghp_" + "".join("abcdefghijklmnopqrstuvwxyz0123456789"[(i * 11) % 36] for i in range(220))
+        profile = os.path.join(self.hosts.home, ".bash_profile")
+        with open(profile, "w") as f:
+            # the token the git step reads on stdin into THOPTER_GIT_TOKEN
+            f.write("git() { printf 'fatal: token %s rejected' \"$THOPTER_GIT_TOKEN\" >&2; return 128; }\n")
+        subprocess.run(["chown", self.hosts.user + ":", profile], check=True)
+        gij = json.dumps({"repositories": {"acme/widgets": {"agentCoderPAT": pat, "userName": "Thopter Bot",
+                                                            "userEmail": "bot@example.com"}}})
+        c = self.start_consumer(env={"GITHUB_INTEGRATION_JSON": gij})
+        self.provision(hub_request("prov-echo"))
+        [dl] = wait_until(lambda: [m for m in self.kafka.read_all(DLQ)
+                                   if json.loads(m.value()).get("requestId") == "prov-echo"],
+                          timeout=60, interval=0.3, what="the dead letter")
+        h = headers_dict(dl)
+        self.assertEqual((h["thopter.dlq.error.class"], h["thopter.dlq.error.step"]), ("ssh", "git"))
+        msg = h["thopter.dlq.error.message"]
+        self.assertIn("exited 128", msg)
+        self.assertIn("[REDACTED]", msg, "the echo reached the message")
+        texts = {"dead letter": repr(dl.headers()), "events": json.dumps(self.events("prov-echo")),
+                 "log": c.log_text()}
+        for where, text in texts.items():
+            for i in range(len(pat) - 8):
+                self.assertNotIn(pat[i:i + 8], text, "a fragment of the token in the %s" % where)
 
 
 if __name__ == "__main__":

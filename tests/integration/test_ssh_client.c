@@ -12,6 +12,7 @@
 #include "ssh_client.h"
 
 #include "clock.h"
+#include "log.h"
 #include "metrics.h"
 
 #include <criterion/criterion.h>
@@ -825,4 +826,62 @@ Test(ssh_client, connect_until_stops_when_cancelled) {
         cr_assert_null(ssh_connect_until(&o, t0 + tmo(20000), &cancel, &err));
         cr_expect_eq(err.cause, ERR_CAUSE_CANCELLED, "msg: %s", err.msg);
         cr_expect(clock_mono_ms() - t0 < tmo(2000));
+}
+
+/* Issue 12, point 5: remote stderr is redacted first and cut after. A
+ * secret longer than the kept tail, printed last, straddles the cut: cutting
+ * first left its end in the message, where no registered secret matched. */
+static const char *long_secret(void) {
+        static char s[301];
+        if (!s[0]) {
+                for (int i = 0; i < 300; i++)
+                        s[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[(i * 7) %
+                                                                      36];
+                memcpy(s, "ghp_", 4);
+        }
+        return s;
+}
+
+/* No 8-byte run of the secret anywhere in @p text. */
+static void assert_no_fragment(const char *text, const char *secret) {
+        size_t n = strlen(secret);
+        for (size_t i = 0; i + 8 <= n; i++) {
+                char frag[9];
+                memcpy(frag, secret + i, 8);
+                frag[8] = '\0';
+                cr_assert(strstr(text, frag) == NULL,
+                          "fragment \"%s\" of the secret in \"%s\"", frag,
+                          text);
+        }
+}
+
+Test(ssh_client, stderr_tail_is_redacted_before_it_is_cut, .init = setup_one) {
+        struct ssh_conn *c = connect_ok(&h1);
+        struct ssh_result res = {0};
+        struct err err = {0};
+        char tail[160], *cmd = NULL;
+
+        log_add_secret(long_secret());
+        cr_assert(asprintf(&cmd, "printf 'token: %s' >&2; exit 5",
+                           long_secret()) > 0);
+        assert_ok(ssh_run(c, cmd, NULL, 0, tmo(10000), &res, &err), &err);
+        cr_expect_eq(res.exit_status, 5);
+        ssh_result_tail(&res, tail, sizeof(tail));
+        cr_expect(strstr(tail, "[REDACTED]") != NULL, "%s", tail);
+        assert_no_fragment(tail, long_secret());
+        ssh_result_free(&res);
+
+        /* The same through a pipe whose source fails: the error message. */
+        struct ssh_conn *d = connect_ok(&h1);
+        free(cmd);
+        cr_assert(asprintf(&cmd, "printf 'x %s' >&2; exit 7", long_secret()) >
+                  0);
+        cr_expect_eq(ssh_pipe(c, cmd, d, "cat >/dev/null", tmo(10000), &err),
+                     -1);
+        cr_expect(strstr(err.msg, "[REDACTED]") != NULL, "%s", err.msg);
+        assert_no_fragment(err.msg, long_secret());
+        free(cmd);
+        ssh_close(d);
+        ssh_close(c);
+        log_clear_secrets();
 }
