@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include "consumer.h"
+#include "kafka_probe.h"
 #include "log.h"
 
 #include <librdkafka/rdkafka.h>
@@ -23,6 +24,9 @@
  * if freeing the handles takes longer than this the process ends anyway,
  * with the status it earned. */
 #define TEARDOWN_TIMEOUT_S 15
+/* How long the start-up check of the brokers' features may take when no
+ * broker answers (kafka_probe.h). */
+#define PROBE_TIMEOUT_MS 5000
 /* Beyond the drain timeout, how long a stop may take before exiting. */
 #define STOP_GRACE_S 20
 
@@ -121,6 +125,15 @@ int main(int argc, char **argv) {
         pthread_sigmask(SIG_BLOCK, &sigs, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        /* Contract 5.14: a broker without record headers is refused at
+         * start, with one line (exit 2: restarting cannot help). */
+        if (kafka_probe_headers(cfg.kafka_brokers, cfg.kafka_props,
+                                cfg.n_kafka_props, PROBE_TIMEOUT_MS,
+                                &err) == -1) {
+                fprintf(stderr, PROG ": %s\n", err.msg);
+                config_free(&cfg);
+                return 2;
+        }
         c = consumer_new(&cfg, &err);
         if (!c)
                 goto out;

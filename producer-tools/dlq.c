@@ -46,6 +46,7 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,11 @@
 #define H_ATTEMPTS   H_PREFIX "attempts"
 #define H_FAILED_AT  H_PREFIX "failed_at"
 #define H_REPLAY     "thopter.replay.count"
+#define H_TRUNCATED  H_PREFIX "truncated"
+#define H_VALUE_SIZE H_PREFIX "truncated.value_size"
+#define H_VALUE_SHA  H_PREFIX "truncated.value_sha256"
+#define H_KEY_SIZE   H_PREFIX "truncated.key_size"
+#define H_KEY_SHA    H_PREFIX "truncated.key_sha256"
 #define READ_IDLE_MS 30000
 #define META_TIMEOUT 10000
 
@@ -83,6 +89,10 @@ struct dl {
         char topic[256], partition[32], offset[32], group[256];
         char cls[64], step[64], message[1024], attempts[32], failed_at[64];
         char replay[32];
+        /* A reduced dead letter (schemas/dead-letter-headers.md): truncated
+         * is set, and the sizes and digests of what was cut. */
+        char truncated[32], value_size[32], value_sha[80], key_size[32],
+            key_sha[80];
         char key[512]; /* printable form of the key */
 };
 
@@ -97,7 +107,7 @@ static void usage(FILE *out) {
             "  thopter-dlq show [PARTITION:]OFFSET\n"
             "  thopter-dlq replay [--class C] [--topic T] [--key K] [--from O] "
             "[--to O]\n"
-            "                     [--group G] [--dry-run]\n"
+            "                     [--group G] [--dry-run] [--force]\n"
             "\n"
             "list    one line per dead letter: partition/offset, failed_at, "
             "class, step,\n"
@@ -119,6 +129,11 @@ static void usage(FILE *out) {
             "filter skipped are\n"
             "        not revisited by G: use a new --group to scan again.\n"
             "        Prints: replayed N, skipped M (filters), failed F\n"
+            "        A reduced dead letter (thopter.dlq.truncated: its value "
+            "or key was cut\n"
+            "        to fit the topic) is not the original: replay refuses it "
+            "(counted as\n"
+            "        failed, committed past) unless --force is given.\n"
             "\n"
             "Filters: --class C (error class, e.g. fly_unavailable), --topic T "
             "(original\n"
@@ -135,9 +150,15 @@ static void usage(FILE *out) {
             "thopter-dlq-replay)\n"
             "  -n, --dry-run        replay: print what would be replayed; send "
             "and commit nothing\n"
+            "  --force              replay: replay reduced dead letters too\n"
             "  -X key=value         librdkafka property (repeatable), for the "
             "reader and the\n"
             "                       replay producer\n"
+            "  -F FILE              librdkafka properties file (key=value "
+            "lines; also\n"
+            "                       $THOPTER_KAFKA_CONFIG_FILE): the only "
+            "place for secrets\n"
+            "                       such as sasl.password, which -X refuses\n"
             "  -h, --help           this text\n"
             "  -V, --version        the version\n"
             "\n"
@@ -161,6 +182,51 @@ static void printable(const void *data, size_t len, char *out, size_t cap) {
                             (size_t)snprintf(out + o, cap - o, "\\x%02x", p[i]);
         }
         out[o] = '\0';
+}
+
+/*
+ * Every header comes from a record anyone with write access to a topic could
+ * have made: numbers are read with range checks, never atoi() (a
+ * thopter.replay.count of 2147483647 made "+ 1" overflow).
+ * @returns 0 and *out for 1 to 19 decimal digits worth at most @p max, -1
+ * for anything else (a sign, blanks, other bytes, a larger value).
+ */
+static int parse_uint(const char *s, long long max, long long *out) {
+        long long v = 0;
+        size_t n = 0;
+
+        if (!s)
+                return -1;
+        for (; s[n]; n++) {
+                if (s[n] < '0' || s[n] > '9' || n >= 19)
+                        return -1;
+                int d = s[n] - '0';
+                if (v > (max - d) / 10)
+                        return -1;
+                v = v * 10 + d;
+        }
+        if (n == 0)
+                return -1;
+        *out = v;
+        return 0;
+}
+
+/* thopter.replay.count + 1 for the next replay: an absent header is 0; one
+ * that is not a count (or would overflow) restarts at 1, with a note on
+ * stderr, rather than stopping the replay of a record for it. */
+static int next_replay_count(const char *prog, const char *replay) {
+        long long v = 0;
+
+        if (!*replay)
+                return 1;
+        if (parse_uint(replay, INT_MAX - 1, &v) == -1) {
+                fprintf(stderr,
+                        "%s: " H_REPLAY " \"%s\" is not a count from 0 to "
+                        "%d: counting from 1 again\n",
+                        prog, replay, INT_MAX - 1);
+                return 1;
+        }
+        return (int)v + 1;
 }
 
 static void
@@ -189,6 +255,11 @@ static void dl_read(const rd_kafka_message_t *rkm, struct dl *dl) {
         header(h, H_ATTEMPTS, dl->attempts, sizeof(dl->attempts));
         header(h, H_FAILED_AT, dl->failed_at, sizeof(dl->failed_at));
         header(h, H_REPLAY, dl->replay, sizeof(dl->replay));
+        header(h, H_TRUNCATED, dl->truncated, sizeof(dl->truncated));
+        header(h, H_VALUE_SIZE, dl->value_size, sizeof(dl->value_size));
+        header(h, H_VALUE_SHA, dl->value_sha, sizeof(dl->value_sha));
+        header(h, H_KEY_SIZE, dl->key_size, sizeof(dl->key_size));
+        header(h, H_KEY_SHA, dl->key_sha, sizeof(dl->key_sha));
         if (rkm->key)
                 printable(rkm->key, rkm->key_len, dl->key, sizeof(dl->key));
         else
@@ -218,7 +289,7 @@ static int dl_matches(const struct filters *f,
 static rd_kafka_t *
 consumer_new(struct cli *cli, const char *group, struct err *err) {
         char errstr[512];
-        rd_kafka_conf_t *conf = cli_kafka_conf(cli, err);
+        rd_kafka_conf_t *conf = cli_kafka_conf(cli, RD_KAFKA_CONSUMER, err);
         rd_kafka_t *rk;
 
         if (!conf)
@@ -390,13 +461,50 @@ struct list_ctx {
         long shown;
 };
 
+/* A number up to 2^53 (exact in a JSON double), or null. */
 static void json_number_or_null(cJSON *obj, const char *name, const char *s) {
-        char *end = NULL;
-        long long v = *s ? strtoll(s, &end, 10) : 0;
-        if (*s && end && *end == '\0')
+        long long v;
+        if (parse_uint(s, 9007199254740992LL, &v) == 0)
                 cJSON_AddNumberToObject(obj, name, (double)v);
         else
                 cJSON_AddNullToObject(obj, name);
+}
+
+/* "reduced": {valueSize, valueSha256, keySize, keySha256} or null. */
+static void json_reduced(cJSON *obj, const struct dl *dl) {
+        cJSON *r;
+
+        if (!*dl->truncated) {
+                cJSON_AddNullToObject(obj, "reduced");
+                return;
+        }
+        r = cJSON_AddObjectToObject(obj, "reduced");
+        if (!r)
+                return;
+        json_number_or_null(r, "valueSize",
+                            *dl->value_size ? dl->value_size : dl->truncated);
+        if (*dl->value_sha)
+                cJSON_AddStringToObject(r, "valueSha256", dl->value_sha);
+        if (*dl->key_size) {
+                json_number_or_null(r, "keySize", dl->key_size);
+                cJSON_AddStringToObject(r, "keySha256", dl->key_sha);
+        }
+}
+
+/* One line saying what a reduced dead letter lost; "" for a whole one. */
+static void reduced_text(const struct dl *dl, char *buf, size_t cap) {
+        buf[0] = '\0';
+        if (!*dl->truncated)
+                return;
+        if (*dl->key_size)
+                snprintf(buf, cap,
+                         "REDUCED (original value %s bytes, key %s bytes "
+                         "sha256 %s)",
+                         *dl->value_size ? dl->value_size : dl->truncated,
+                         dl->key_size, dl->key_sha);
+        else
+                snprintf(buf, cap, "REDUCED (original value %s bytes)",
+                         *dl->value_size ? dl->value_size : dl->truncated);
 }
 
 static int list_one(void *arg, const rd_kafka_message_t *rkm) {
@@ -427,21 +535,24 @@ static int list_one(void *arg, const rd_kafka_message_t *rkm) {
                 cJSON_AddStringToObject(o, "group", dl.group);
                 json_number_or_null(o, "replayCount",
                                     *dl.replay ? dl.replay : "0");
+                json_reduced(o, &dl);
                 s = cJSON_PrintUnformatted(o);
                 if (s)
                         printf("%s\n", s);
                 cJSON_free(s);
                 cJSON_Delete(o);
         } else {
+                char reduced[256];
+                reduced_text(&dl, reduced, sizeof(reduced));
                 printf("%" PRId32 "/%" PRId64
-                       "  %s  %s  %s  %s [%s] @%s  %s  %s\n",
+                       "  %s  %s  %s  %s [%s] @%s  %s  %s%s%s\n",
                        rkm->partition, rkm->offset,
                        *dl.failed_at ? dl.failed_at : "-",
                        *dl.cls ? dl.cls : "-", *dl.step ? dl.step : "-",
                        *dl.topic ? dl.topic : "-",
                        *dl.partition ? dl.partition : "-",
                        *dl.offset ? dl.offset : "-", *dl.key ? dl.key : "-",
-                       dl.message);
+                       dl.message, *reduced ? "  " : "", reduced);
         }
         return 0;
 }
@@ -545,9 +656,19 @@ static int show_one(void *arg, const rd_kafka_message_t *rkm) {
         int64_t ts = rd_kafka_message_timestamp(rkm, &tstype);
         cJSON *json = NULL;
 
+        struct dl dl;
+
         ctx->found = 1;
+        dl_read(rkm, &dl);
         printf("dead letter: %s [%" PRId32 "] @%" PRId64 "\n", ctx->dlq,
                rkm->partition, rkm->offset);
+        reduced_text(&dl, buf, sizeof(buf));
+        if (*buf)
+                printf("reduced:     %s: NOT the original record, which is at "
+                       "%s [%s] @%s until retention removes it\n",
+                       buf, *dl.topic ? dl.topic : "-",
+                       *dl.partition ? dl.partition : "-",
+                       *dl.offset ? dl.offset : "-");
         clock_iso8601(ts, buf, sizeof(buf));
         printf("timestamp:   %s (%" PRId64 ")\n", buf, ts);
         printable(rkm->key, rkm->key ? rkm->key_len : 0, buf, sizeof(buf));
@@ -556,8 +677,12 @@ static int show_one(void *arg, const rd_kafka_message_t *rkm) {
         if (rd_kafka_message_headers(rkm, &h) == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 while (rd_kafka_header_get_all(h, i++, &name, &val, &size) ==
                        RD_KAFKA_RESP_ERR_NO_ERROR) {
+                        char pname[512];
+                        /* The name is the record's too: no raw control
+                         * bytes to the terminal. */
+                        printable(name, strlen(name), pname, sizeof(pname));
                         printable(val, val ? size : 0, buf, sizeof(buf));
-                        printf("  %s: %s\n", name, val ? buf : "(null)");
+                        printf("  %s: %s\n", pname, val ? buf : "(null)");
                 }
         }
         if (!rkm->payload) {
@@ -586,14 +711,12 @@ static int show_one(void *arg, const rd_kafka_message_t *rkm) {
         return 1; /* one record is enough */
 }
 
+/* An offset from the command line: plain digits, below INT64_MAX so that
+ * "--to O" + 1 cannot overflow (strtoll saturated 99999999999999999999). */
 static int parse_offset(const char *s, int64_t *out) {
-        char *end = NULL;
         long long v;
 
-        if (!s || !isdigit((unsigned char)*s))
-                return -1;
-        v = strtoll(s, &end, 10);
-        if (*end != '\0' || v < 0)
+        if (parse_uint(s, INT64_MAX - 1, &v) == -1)
                 return -1;
         *out = v;
         return 0;
@@ -694,6 +817,7 @@ struct replayed {
 
 struct replay_ctx {
         const struct filters *f;
+        int force; /* replay reduced dead letters too */
         struct cli *cli;
         const char *dlq;
         rd_kafka_t *producer; /* NULL for --dry-run */
@@ -764,6 +888,24 @@ static int replay_one(void *arg, const rd_kafka_message_t *rkm) {
                         ctx->cli->prog, ctx->dlq, rkm->partition, rkm->offset);
                 return 0;
         }
+        if (*dl.truncated && !ctx->force) {
+                /* Not the original: its value (and maybe its key) was cut.
+                 * Committed past like a record without a topic, so that
+                 * later runs do not stop at it again. */
+                char reduced[256];
+                reduced_text(&dl, reduced, sizeof(reduced));
+                ctx->failed++;
+                fprintf(stderr,
+                        "%s: %s [%" PRId32 "] @%" PRId64 ": %s: not the "
+                        "original record, not replayed; the original is at "
+                        "%s [%s] @%s until retention removes it; to send the "
+                        "reduced one anyway: replay --force --group NEW "
+                        "--from %" PRId64 " --to %" PRId64 "\n",
+                        ctx->cli->prog, ctx->dlq, rkm->partition, rkm->offset,
+                        reduced, dl.topic, *dl.partition ? dl.partition : "-",
+                        *dl.offset ? dl.offset : "-", rkm->offset, rkm->offset);
+                return 0;
+        }
         if (ctx->n == ctx->cap) {
                 size_t cap = ctx->cap ? ctx->cap * 2 : 64;
                 struct replayed **v = realloc(ctx->v, cap * sizeof(*v));
@@ -781,9 +923,7 @@ static int replay_one(void *arg, const rd_kafka_message_t *rkm) {
         snprintf(x->topic, sizeof(x->topic), "%s", dl.topic);
         snprintf(x->key, sizeof(x->key), "%s", *dl.key ? dl.key : "-");
         snprintf(x->cls, sizeof(x->cls), "%s", *dl.cls ? dl.cls : "-");
-        x->count = atoi(dl.replay) + 1;
-        if (x->count < 1)
-                x->count = 1;
+        x->count = next_replay_count(ctx->cli->prog, dl.replay);
         if (!ctx->producer) {
                 x->done = 1;
                 return 0;
@@ -810,7 +950,7 @@ static int replay_one(void *arg, const rd_kafka_message_t *rkm) {
 
 static rd_kafka_t *producer_new(struct cli *cli, struct err *err) {
         char errstr[512];
-        rd_kafka_conf_t *conf = cli_kafka_conf(cli, err);
+        rd_kafka_conf_t *conf = cli_kafka_conf(cli, RD_KAFKA_PRODUCER, err);
         rd_kafka_t *rk;
 
         if (!conf)
@@ -838,9 +978,11 @@ static int cmd_replay(struct cli *cli,
                       const char *dlq,
                       const struct filters *f,
                       const char *group,
-                      int dry_run) {
+                      int dry_run,
+                      int force) {
         struct err err = {0};
-        struct replay_ctx ctx = {.f = f, .cli = cli, .dlq = dlq};
+        struct replay_ctx ctx = {
+            .f = f, .force = force, .cli = cli, .dlq = dlq};
         rd_kafka_topic_partition_list_t *tps = NULL;
         rd_kafka_t *rk = consumer_new(cli, group, &err);
         long replayed = 0;
@@ -998,7 +1140,7 @@ int main(int argc, char **argv) {
         const char *sub = NULL, *where = NULL, *group = "thopter-dlq-replay",
                    *dlq = NULL;
         const char *from = NULL, *to = NULL;
-        int json = 0, dry_run = 0;
+        int json = 0, dry_run = 0, force = 0;
 
         cli_init(&cli, "thopter-dlq");
         for (int i = 1; i < argc; i++) {
@@ -1032,6 +1174,8 @@ int main(int argc, char **argv) {
                         json = 1;
                 else if (cli_flag(arg, "--dry-run", "-n"))
                         dry_run = 1;
+                else if (cli_flag(arg, "--force", NULL))
+                        force = 1;
                 else if (arg[0] == '-' && arg[1] != '\0')
                         return cli_usage_error(&cli, "unknown option %s", arg);
                 else if (!sub)
@@ -1078,9 +1222,10 @@ int main(int argc, char **argv) {
                 if (where)
                         return cli_usage_error(
                             &cli, "list takes no argument (\"%s\")", where);
-                if (dry_run)
+                if (dry_run || force)
                         return cli_usage_error(
-                            &cli, "--dry-run is an option of replay");
+                            &cli, "%s is an option of replay",
+                            dry_run ? "--dry-run" : "--force");
                 return cmd_list(&cli, dlq, &f, json);
         }
         if (!strcmp(sub, "show")) {
@@ -1089,7 +1234,8 @@ int main(int argc, char **argv) {
                             &cli,
                             "show needs the dead letter's [PARTITION:]OFFSET "
                             "(see thopter-dlq list)");
-                if (f.cls || f.topic || f.key || from || to || dry_run || json)
+                if (f.cls || f.topic || f.key || from || to || dry_run ||
+                    json || force)
                         return cli_usage_error(
                             &cli, "show takes only [PARTITION:]OFFSET");
                 return cmd_show(&cli, dlq, where);
@@ -1101,7 +1247,7 @@ int main(int argc, char **argv) {
                 if (json)
                         return cli_usage_error(&cli,
                                                "--json is an option of list");
-                return cmd_replay(&cli, dlq, &f, group, dry_run);
+                return cmd_replay(&cli, dlq, &f, group, dry_run, force);
         }
         return cli_usage_error(
             &cli, "unknown command \"%s\": expected list, show or replay", sub);

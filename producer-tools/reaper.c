@@ -530,7 +530,9 @@ static int make_producer(struct reaper *r, struct err *err) {
                                "more than %d -X properties", CLI_PROPS_MAX);
         for (int i = 0; i < r->cfg.n_kafka_props; i++)
                 cli.props[cli.nprops++] = r->cfg.kafka_props[i];
-        conf = cli_kafka_conf(&cli, err);
+        cli.env_file_read =
+            1; /* config_load() read THOPTER_KAFKA_CONFIG_FILE */
+        conf = cli_kafka_conf(&cli, RD_KAFKA_PRODUCER, err);
         if (!conf)
                 return -1;
         if (cli_kafka_default(&cli, conf, "partitioner", "murmur2_random",

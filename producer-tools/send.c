@@ -119,6 +119,11 @@ static void usage(FILE *out) {
             "thopter.destroy)\n"
             "  -X key=value         librdkafka property (repeatable), e.g. -X "
             "security.protocol=ssl\n"
+            "  -F FILE              librdkafka properties file (key=value "
+            "lines; also\n"
+            "                       $THOPTER_KAFKA_CONFIG_FILE): the only "
+            "place for secrets\n"
+            "                       such as sasl.password, which -X refuses\n"
             "  -f, --file FILE      send the JSON request in FILE "
             "(repeatable); a final line\n"
             "                       terminator is dropped, the rest is sent "
@@ -417,7 +422,8 @@ static int send_all(const struct cli *cli,
                     struct batch *b) {
         struct err err = {0};
         char errstr[512];
-        rd_kafka_conf_t *conf = cli_kafka_conf((struct cli *)cli, &err);
+        rd_kafka_conf_t *conf =
+            cli_kafka_conf((struct cli *)cli, RD_KAFKA_PRODUCER, &err);
         rd_kafka_t *rk = NULL;
         int failed = 0;
 

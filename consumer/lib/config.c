@@ -9,11 +9,13 @@
  * logger the moment they are read.
  */
 #include "config.h"
+#include "health_server.h"
+#include "kafka_conf.h"
 #include "log.h"
+#include "secret_file.h"
 #include "shell_quote.h"
 #include "strfmt.h"
 
-#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -63,7 +65,10 @@ static const struct setting settings[] = {
     {"REGION", STR(region), NULL, 0, 0, NEED_PROVISION, 0,
      "fly region for new machines and volumes"},
     {"FLY_DEPLOY_KEY", STR(fly_deploy_key), NULL, 0, 0, BOTH, 1,
-     "fly API token (secret)"},
+     "fly API token (secret: the environment or FLY_DEPLOY_KEY_FILE; the "
+     "flag is refused)"},
+    {"FLY_DEPLOY_KEY_FILE", STR(fly_deploy_key_file), NULL, 0, 0, 0, 0,
+     "file holding FLY_DEPLOY_KEY (instead of the environment)"},
     {"FLY_API_BASE", STR(fly_api_base), "https://api.machines.dev", 0, 0, 0, 0,
      "Machines API base URL"},
     {"MAX_THOPTERS", INT(max_thopters), "10", 1, 100000, 0, 0,
@@ -82,7 +87,13 @@ static const struct setting settings[] = {
     {"GITHUB_INTEGRATION_JSON", STR(github_integration_json), NULL, 0, 0,
      NEED_PROVISION, 1,
      "{\"repositories\":{\"owner/"
-     "repo\":{\"agentCoderPAT\",\"userName\",\"userEmail\"}}} (secret)"},
+     "repo\":{\"agentCoderPAT\",\"userName\",\"userEmail\"}}} (secret: the "
+     "environment or GITHUB_INTEGRATION_JSON_FILE; the flag is refused)"},
+    {"GITHUB_INTEGRATION_JSON_FILE", STR(github_integration_json_file), NULL, 0,
+     0, 0, 0, "file holding GITHUB_INTEGRATION_JSON"},
+    {"THOPTER_KAFKA_CONFIG_FILE", STR(kafka_config_file), NULL, 0, 0, 0, 0,
+     "librdkafka properties file (key=value lines), applied before -X; the "
+     "only place for secret properties such as sasl.password"},
     {"WEB_TERMINAL_PORT", STR(web_terminal_port), NULL, 0, 0, 0, 0,
      "passed to new machines when set"},
     {"HUB_STATUS_PORT", STR(hub_status_port), NULL, 0, 0, 0, 0,
@@ -229,11 +240,35 @@ static int set_value(struct config *cfg,
         return 0;
 }
 
+/* Contract 5.10: a secret never in process arguments, where every user of
+ * the host reads it (/proc/PID/cmdline, ps). Refused rather than taken and
+ * overwritten in argv: the value was readable from exec until the overwrite
+ * and stays in shell history, unit files and audit logs, so scrubbing would
+ * only look safe. The messages name the setting, never the value. */
+static int refuse_secret_flag(const char *flag,
+                              int len,
+                              const char *env,
+                              struct err *err) {
+        return err_set(err, ERR_PERMANENT, EINVAL,
+                       "%.*s: a secret is never taken on the command line, "
+                       "where every user of the host can read it: set %s in "
+                       "the environment, or %s_FILE to a file holding it",
+                       len, flag, env, env);
+}
+
 static int add_kafka_prop(struct config *cfg, const char *kv, struct err *err) {
         const char *eq = strchr(kv, '=');
         if (!eq || eq == kv)
                 return err_set(err, ERR_PERMANENT, EINVAL,
                                "-X: expected key=value (got \"%s\")", kv);
+        if (kafka_conf_is_secret(kv, (size_t)(eq - kv)))
+                return err_set(err, ERR_PERMANENT, EINVAL,
+                               "-X %.*s: a secret is never taken on the "
+                               "command line, where every user of the host "
+                               "can read it: put it in the librdkafka "
+                               "properties file named by "
+                               "THOPTER_KAFKA_CONFIG_FILE",
+                               (int)(eq - kv), kv);
         char **props =
             realloc(cfg->kafka_props,
                     sizeof(char *) * (size_t)(cfg->n_kafka_props + 1));
@@ -244,9 +279,6 @@ static int add_kafka_prop(struct config *cfg, const char *kv, struct err *err) {
         if (!props[cfg->n_kafka_props])
                 return err_oom(err, "-X");
         cfg->n_kafka_props++;
-        /* sasl.password and friends are secrets too. */
-        if (strstr(kv, "password") || strstr(kv, "secret"))
-                log_add_secret(eq + 1);
         return 0;
 }
 
@@ -340,6 +372,9 @@ parse_args(struct config *cfg, int argc, char **argv, struct err *err) {
                 if (!val)
                         return err_set(err, ERR_PERMANENT, EINVAL,
                                        "%.*s: needs a value", (int)nlen + 2, a);
+                if (s->secret) /* "--name", never "=value" */
+                        return refuse_secret_flag(a, (int)nlen + 2, s->env,
+                                                  err);
                 if (takes_next)
                         i++;
                 if (set_value(cfg, s, val, "the command line", err) == -1)
@@ -405,32 +440,6 @@ out:
         return rc;
 }
 
-/* "off", IPv4:PORT or [IPv6]:PORT, port 0-65535 (0 picks a free one). */
-static int metrics_addr_ok(const char *addr) {
-        char host[64];
-        unsigned char buf[16];
-        const char *colon = strrchr(addr, ':');
-        char *end;
-
-        if (strcmp(addr, "off") == 0)
-                return 1;
-        if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host))
-                return 0;
-        long port = strtol(colon + 1, &end, 10);
-        if (!colon[1] || *end || port < 0 || port > 65535)
-                return 0;
-        if (addr[0] == '[') {
-                if (colon[-1] != ']' || colon - addr < 3)
-                        return 0;
-                memcpy(host, addr + 1, (size_t)(colon - addr - 2));
-                host[colon - addr - 2] = '\0';
-                return inet_pton(AF_INET6, host, buf) == 1;
-        }
-        memcpy(host, addr, (size_t)(colon - addr));
-        host[colon - addr] = '\0';
-        return inet_pton(AF_INET, host, buf) == 1;
-}
-
 /* THOPTER_FALLBACK_REGIONS: region codes, comma or space separated. */
 static int check_regions(const char *list, struct err *err) {
         for (const char *p = list; p && *p; p++)
@@ -456,6 +465,15 @@ static int validate(struct config *cfg, struct err *err) {
                 if (s->type != S_STR || !(s->need & need))
                         continue;
                 char *v = *(char **)((char *)cfg + s->off);
+                if ((!v || !*v) && s->secret)
+                        return err_set(err, ERR_PERMANENT, EINVAL,
+                                       "%s: required%s but not set "
+                                       "(environment, or %s_FILE)",
+                                       s->env,
+                                       s->need == NEED_PROVISION
+                                           ? " for the provision role"
+                                           : "",
+                                       s->env);
                 if (!v || !*v)
                         return err_set(
                             err, ERR_PERMANENT, EINVAL,
@@ -471,11 +489,10 @@ static int validate(struct config *cfg, struct err *err) {
                                "THOPTER_LOG_LEVEL: must be debug, info, warn "
                                "or error (got \"%s\")",
                                cfg->log_level);
-        if (!metrics_addr_ok(cfg->metrics_addr))
-                return err_set(err, ERR_PERMANENT, EINVAL,
-                               "THOPTER_METRICS_ADDR: expected IPv4:PORT, "
-                               "[IPv6]:PORT or off (got \"%s\")",
-                               cfg->metrics_addr);
+        /* The health server's own parser, so what starts is what listens. */
+        if (strcmp(cfg->metrics_addr, "off") != 0 &&
+            health_server_check_addr(cfg->metrics_addr, err) == -1)
+                return -1;
         if (strncmp(cfg->fly_api_base, "http://", 7) != 0 &&
             strncmp(cfg->fly_api_base, "https://", 8) != 0)
                 return err_set(err, ERR_PERMANENT, EINVAL,
@@ -530,6 +547,71 @@ static int validate(struct config *cfg, struct err *err) {
         return 0;
 }
 
+/* *@p value from the file *@p file when that is set (not both). */
+static int secret_from_file(struct config *cfg,
+                            const char *env,
+                            const char *file,
+                            struct err *err) {
+        const struct setting *s = NULL, *f = NULL;
+
+        for (size_t i = 0; i < NSETTINGS; i++) {
+                if (strcmp(settings[i].env, env) == 0)
+                        s = &settings[i];
+                else if (strcmp(settings[i].env, file) == 0)
+                        f = &settings[i];
+        }
+        char *path = *(char **)((char *)cfg + f->off);
+        char **slot = (char **)((char *)cfg + s->off);
+        if (!path || !*path)
+                return 0;
+        if (*slot && **slot)
+                return err_set(err, ERR_PERMANENT, EINVAL,
+                               "%s and %s are both set: set one", env, file);
+        char *value = secret_file_read(path, file, err);
+        if (!value)
+                return -1;
+        int rc = set_value(cfg, s, value, file, err);
+        secret_wipe(value, strlen(value));
+        free(value);
+        return rc;
+}
+
+/* The secrets and properties that come from files (contract 5.10). */
+static int load_files(struct config *cfg, struct err *err) {
+        char **props = NULL;
+        int n = 0;
+
+        if (secret_from_file(cfg, "FLY_DEPLOY_KEY", "FLY_DEPLOY_KEY_FILE",
+                             err) == -1 ||
+            secret_from_file(cfg, "GITHUB_INTEGRATION_JSON",
+                             "GITHUB_INTEGRATION_JSON_FILE", err) == -1)
+                return -1;
+        if (!cfg->kafka_config_file || !*cfg->kafka_config_file)
+                return 0;
+        /* The file's properties first: -X given on the command line wins. */
+        int rc =
+            kafka_conf_read_file(cfg->kafka_config_file,
+                                 "THOPTER_KAFKA_CONFIG_FILE", &props, &n, err);
+        char **all =
+            rc == 0 ? realloc(props, sizeof(char *) *
+                                         (size_t)(n + cfg->n_kafka_props + 1))
+                    : NULL;
+        if (rc == 0 && !all)
+                rc = err_oom(err, "THOPTER_KAFKA_CONFIG_FILE");
+        if (rc == -1) {
+                for (int i = 0; i < n; i++)
+                        free(props[i]);
+                free(props);
+                return -1;
+        }
+        for (int i = 0; i < cfg->n_kafka_props; i++)
+                all[n + i] = cfg->kafka_props[i];
+        free(cfg->kafka_props);
+        cfg->kafka_props = all;
+        cfg->n_kafka_props += n;
+        return 0;
+}
+
 /* The flag spelling of a setting is part of the one-line message. */
 static void fix_flag_spelling(struct err *err) {
         char *p = strstr(err->msg, "or --");
@@ -567,6 +649,8 @@ int config_load_role(struct config *cfg,
                 return -1;
         if (cfg->show_help || cfg->show_version)
                 return 0;
+        if (load_files(cfg, err) == -1)
+                return -1;
         if (validate(cfg, err) == -1) {
                 fix_flag_spelling(err);
                 return -1;
@@ -623,7 +707,9 @@ void config_print_help(FILE *out, const char *prog) {
                 "  -b, --brokers B    Kafka bootstrap servers (same as "
                 "KAFKA_BROKERS)\n"
                 "  -X key=value       any librdkafka property (repeatable), as "
-                "kcat does\n"
+                "kcat does;\n"
+                "                     secrets (sasl.password, ...) only in "
+                "THOPTER_KAFKA_CONFIG_FILE\n"
                 "  -h, --help         this text\n"
                 "  -V, --version      print the version\n"
                 "\n"

@@ -35,7 +35,8 @@ struct config {
 
         /* Kafka */
         char *kafka_brokers;
-        char **kafka_props; /* "key=value" from -X, in order */
+        char **kafka_props; /* "key=value": THOPTER_KAFKA_CONFIG_FILE's,
+                               then -X, in order */
         int n_kafka_props;
         char *provision_topic, *destroy_topic, *dlq_topic, *events_topic;
         char *provision_group, *destroy_group;
@@ -48,6 +49,10 @@ struct config {
         int volume_size_gb;
         char *image;
         char *github_integration_json;
+        /* Files the two secrets above may come from instead (5.10), and
+         * the librdkafka properties file. */
+        char *fly_deploy_key_file, *github_integration_json_file;
+        char *kafka_config_file;
         struct repo_cred *repos;
         int n_repos;
         char *web_terminal_port, *hub_status_port, *metadata_service_host;

@@ -63,14 +63,18 @@ static int probe_fly(void *arg, struct err *err) {
         return rc;
 }
 
-/* The librdkafka configuration of one client: brokers, -X, then the
- * project's defaults for what the user did not set (contract 5.14). */
+/* The librdkafka configuration of one client: brokers, the -X that apply to
+ * a client of @p type (a consumer-only property on the producer drew a
+ * warning at every start), then the project's defaults for what the user
+ * did not set: any -X wins (contract 5.14). */
 static rd_kafka_conf_t *client_conf(const struct config *cfg,
+                                    rd_kafka_type_t type,
                                     const char *client_id,
                                     const char *const *defaults,
                                     struct err *err) {
-        rd_kafka_conf_t *conf = kafka_conf_new(
-            cfg->kafka_brokers, cfg->kafka_props, cfg->n_kafka_props, err);
+        rd_kafka_conf_t *conf =
+            kafka_conf_new_for(type, cfg->kafka_brokers, cfg->kafka_props,
+                               cfg->n_kafka_props, err);
         if (!conf)
                 return NULL;
         if (kafka_conf_default(conf, cfg->kafka_props, cfg->n_kafka_props,
@@ -102,7 +106,8 @@ static struct kafka_loop *new_loop(struct consumer *c,
         char client_id[64];
 
         snprintf(client_id, sizeof(client_id), PROG "-%s", o->name);
-        o->conf = client_conf(c->cfg, client_id, consumer_defaults, err);
+        o->conf = client_conf(c->cfg, RD_KAFKA_CONSUMER, client_id,
+                              consumer_defaults, err);
         if (!o->conf)
                 return NULL;
         o->producer = c->producer;
@@ -178,8 +183,8 @@ struct consumer *consumer_new(const struct config *cfg, struct err *err) {
                 goto fail;
         c->retry = (struct fly_retry){cfg->fly_retries, cfg->retry_base_ms,
                                       cfg->retry_max_ms, c->breaker};
-        rd_kafka_conf_t *pconf =
-            client_conf(cfg, PROG "-producer", producer_defaults, err);
+        rd_kafka_conf_t *pconf = client_conf(
+            cfg, RD_KAFKA_PRODUCER, PROG "-producer", producer_defaults, err);
         if (!pconf)
                 goto fail;
         c->producer = kafka_producer_new(pconf, err);

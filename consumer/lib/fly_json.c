@@ -7,7 +7,9 @@
 #include "strfmt.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,11 +54,42 @@ member_object(const cJSON *obj, const char *key, struct err *err, int *bad) {
         return it;
 }
 
+/* An upper bound of the values cJSON would make of @p body: one per ',',
+ * '[' and '{' outside strings, plus one. Reading it costs one pass and no
+ * memory, where the tree costs about 64 bytes a value plus its strings. */
+static size_t value_bound(const char *body, size_t len) {
+        size_t n = 1;
+        bool in_string = false;
+
+        for (size_t i = 0; i < len; i++) {
+                char c = body[i];
+                if (in_string) {
+                        if (c == '\\')
+                                i++;
+                        else if (c == '"')
+                                in_string = false;
+                } else if (c == '"') {
+                        in_string = true;
+                } else if (c == ',' || c == '[' || c == '{') {
+                        n++;
+                }
+        }
+        return n;
+}
+
 static cJSON *parse(const char *body, size_t len, struct err *err) {
         cJSON *root = NULL;
 
         if (!body || len == 0) {
                 err_set(err, ERR_PERMANENT, 0, "empty response body");
+                return NULL;
+        }
+        /* A body of tiny values ("[1,1,1,…]") would make a tree 30 times its
+         * size: refuse it before cJSON allocates anything. */
+        if (value_bound(body, len) > FLY_JSON_VALUES_MAX) {
+                err_set(err, ERR_PERMANENT, 0,
+                        "response has more than %d JSON values",
+                        FLY_JSON_VALUES_MAX);
                 return NULL;
         }
         root = cJSON_ParseWithLength(body, len);
@@ -140,54 +173,97 @@ int fly_json_machine_parse(const char *body,
         return rc;
 }
 
-int fly_json_machines_parse(const char *body,
-                            size_t len,
-                            bool include_deleted,
-                            struct fly_machine **out,
-                            size_t *n,
-                            struct err *err) {
-        struct fly_machine *list = NULL;
+/* One element of a list response: parse @p it into @p item; 1 keeps it, 0
+ * leaves it out, -1 fails the whole list. */
+typedef int(list_element_fn)(const cJSON *it,
+                             void *item,
+                             const void *ctx,
+                             struct err *err);
+
+/* A JSON array of @p what into a malloc'd array of @p size-byte items. At
+ * most FLY_JSON_LIST_MAX elements; only the kept ones take memory, growing by
+ * doubling: sizing the array by the element count made every element of a
+ * hostile list cost a whole struct whether it was kept or not. */
+static int parse_list(const char *body,
+                      size_t len,
+                      const char *what,
+                      size_t size,
+                      list_element_fn *fn,
+                      const void *ctx,
+                      void **out,
+                      size_t *n,
+                      struct err *err) {
+        unsigned char *list = NULL, *item = malloc(size);
         cJSON *root = NULL;
         const cJSON *it;
-        size_t count = 0;
+        size_t count = 0, cap = 0;
         int rc = -1;
 
         *out = NULL;
         *n = 0;
+        if (!item) {
+                err_oom(err, "fly json");
+                goto out;
+        }
         root = parse(body, len, err);
         if (!root)
                 goto out;
         if (!cJSON_IsArray(root)) {
-                err_set(err, ERR_PERMANENT, 0, "machine list is not an array");
+                err_set(err, ERR_PERMANENT, 0, "%s list is not an array", what);
                 goto out;
         }
-        int total = cJSON_GetArraySize(root);
-        if (total > 0) {
-                list = calloc((size_t)total, sizeof(*list));
-                if (!list) {
-                        err_oom(err, "fly json");
-                        goto out;
-                }
+        if (cJSON_GetArraySize(root) > FLY_JSON_LIST_MAX) {
+                err_set(err, ERR_PERMANENT, 0,
+                        "%s list has more than %d elements", what,
+                        FLY_JSON_LIST_MAX);
+                goto out;
         }
         cJSON_ArrayForEach(it, root) {
-                if (machine_from(it, &list[count], err) == -1)
+                int keep = fn(it, item, ctx, err);
+                if (keep == -1)
                         goto out;
-                if (include_deleted ||
-                    fly_json_machine_state_active(list[count].state))
-                        count++;
-        }
-        if (count == 0) {
-                free(list);
-                list = NULL;
+                if (!keep)
+                        continue;
+                if (count == cap) {
+                        size_t ncap = cap ? 2 * cap : 8;
+                        void *grown = realloc(list, ncap * size);
+                        if (!grown) {
+                                err_oom(err, "fly json");
+                                goto out;
+                        }
+                        list = grown;
+                        cap = ncap;
+                }
+                memcpy(list + count++ * size, item, size);
         }
         *out = list;
         *n = count;
         list = NULL;
         rc = 0;
 out:
+        free(item);
         free(list);
         cJSON_Delete(root);
         return rc;
+}
+
+static int
+machine_element(const cJSON *it, void *item, const void *ctx, struct err *err) {
+        const bool *include_deleted = ctx;
+        struct fly_machine *m = item;
+        if (machine_from(it, m, err) == -1)
+                return -1;
+        return *include_deleted || fly_json_machine_state_active(m->state);
+}
+
+int fly_json_machines_parse(const char *body,
+                            size_t len,
+                            bool include_deleted,
+                            struct fly_machine **out,
+                            size_t *n,
+                            struct err *err) {
+        return parse_list(body, len, "machine", sizeof(**out), machine_element,
+                          &include_deleted, (void **)out, n, err);
 }
 
 static int
@@ -243,52 +319,22 @@ int fly_json_volume_parse(const char *body,
         return rc;
 }
 
+static int
+volume_element(const cJSON *it, void *item, const void *ctx, struct err *err) {
+        struct fly_volume *v = item;
+        (void)ctx;
+        if (volume_from(it, v, err) == -1)
+                return -1;
+        return volume_state_listed(v->state);
+}
+
 int fly_json_volumes_parse(const char *body,
                            size_t len,
                            struct fly_volume **out,
                            size_t *n,
                            struct err *err) {
-        struct fly_volume *list = NULL;
-        cJSON *root = NULL;
-        const cJSON *it;
-        size_t count = 0;
-        int rc = -1;
-
-        *out = NULL;
-        *n = 0;
-        root = parse(body, len, err);
-        if (!root)
-                goto out;
-        if (!cJSON_IsArray(root)) {
-                err_set(err, ERR_PERMANENT, 0, "volume list is not an array");
-                goto out;
-        }
-        int total = cJSON_GetArraySize(root);
-        if (total > 0) {
-                list = calloc((size_t)total, sizeof(*list));
-                if (!list) {
-                        err_oom(err, "fly json");
-                        goto out;
-                }
-        }
-        cJSON_ArrayForEach(it, root) {
-                if (volume_from(it, &list[count], err) == -1)
-                        goto out;
-                if (volume_state_listed(list[count].state))
-                        count++;
-        }
-        if (count == 0) {
-                free(list);
-                list = NULL;
-        }
-        *out = list;
-        *n = count;
-        list = NULL;
-        rc = 0;
-out:
-        free(list);
-        cJSON_Delete(root);
-        return rc;
+        return parse_list(body, len, "volume", sizeof(**out), volume_element,
+                          NULL, (void **)out, n, err);
 }
 
 /* ---- request bodies ----------------------------------------------------- */
@@ -532,7 +578,9 @@ void fly_json_error_text(const char *body, size_t len, char *buf, size_t cap) {
         buf[0] = '\0';
         if (!body || len == 0)
                 return;
-        root = cJSON_ParseWithLength(body, len);
+        /* Over the bound it is read as text, as a body that is not JSON. */
+        if (value_bound(body, len) <= FLY_JSON_VALUES_MAX)
+                root = cJSON_ParseWithLength(body, len);
         if (cJSON_IsObject(root)) {
                 const char *text = str_member(root, "error");
                 const char *status = str_member(root, "status");
@@ -560,8 +608,10 @@ void fly_json_error_text(const char *body, size_t len, char *buf, size_t cap) {
 
 static int contains_ci(const char *hay, const char *needle) {
         size_t n = strlen(needle);
+        int first = tolower((unsigned char)needle[0]);
         for (; *hay; hay++)
-                if (strncasecmp(hay, needle, n) == 0)
+                if (tolower((unsigned char)*hay) == first &&
+                    strncasecmp(hay, needle, n) == 0)
                         return 1;
         return 0;
 }

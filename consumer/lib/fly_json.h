@@ -24,6 +24,21 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/*
+ * Memory caps. The response body is at most 4 MiB (http.h), but a body of
+ * tiny values makes a cJSON tree about 30 times its size, and a list sized
+ * by its element count cost sizeof(struct fly_machine) (896 bytes) for each
+ * "{}" of two bytes: a 4 MiB list reached 412 MiB. So every parser refuses a
+ * body with more than FLY_JSON_VALUES_MAX JSON values before cJSON allocates
+ * (about 64 bytes a value: at most ~20 MiB of tree), and a list with more
+ * than FLY_JSON_LIST_MAX elements; lists keep only the elements they return.
+ * A real Machine object is about 100 values, and an app holds tens of
+ * thopters. Over a cap is ERR_PERMANENT: a list cut short would make the
+ * caller create a duplicate.
+ */
+#define FLY_JSON_VALUES_MAX 262144
+#define FLY_JSON_LIST_MAX   4096
+
 /** @brief One Machine object (create/get response). "id" is required. */
 int fly_json_machine_parse(const char *body,
                            size_t len,

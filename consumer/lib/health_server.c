@@ -2,10 +2,21 @@
  *
  * DESIGN
  * ------
- * libmicrohttpd with a thread per connection: /readyz asks the brokers for
- * metadata (1 s timeout) and /metrics asks them for committed offsets and
- * watermarks (LAG_TIMEOUT_MS each), and neither may delay /livez, which only
- * reads the loops' last poll times.
+ * libmicrohttpd's event loop (epoll, one internal thread), not a thread per
+ * connection: a client that trickles its request a byte at a time costs a
+ * socket and a few hundred bytes, never a thread, so slow clients cannot
+ * lock the endpoints out. (With a thread per connection and 16 connections
+ * at most, 16 clients trickling bytes under the per-gap idle timeout held
+ * /livez, /readyz and /metrics for as long as they liked; fly.toml binds it
+ * on the private network every thopter shares.) Limits: MAX_CONNECTIONS in
+ * all, MAX_PER_IP from one address, an idle timeout of IDLE_TIMEOUT_S.
+ *
+ * /readyz asks the brokers for metadata (1 s timeout) and /metrics asks them
+ * for committed offsets and watermarks (LAG_TIMEOUT_MS each); neither may
+ * delay /livez, which only reads the loops' last poll times and is answered
+ * in the event loop at once. So those two suspend their connection and are
+ * computed on a short-lived worker thread (at most MAX_SLOW at a time,
+ * else 503 "busy"), which resumes it with the answer.
  *
  * Lag series: Prometheus has no "delete", and a partition that moved to
  * another instance in a rebalance must not keep its last lag here (a sum
@@ -31,7 +42,10 @@
 #define LAG_TIMEOUT_MS       500
 #define MAX_LOOPS            4
 #define MAX_LAG_SERIES       256
-#define MAX_CONNECTIONS      16u
+#define MAX_CONNECTIONS      256u /* sockets, not threads */
+#define MAX_PER_IP           16u
+#define IDLE_TIMEOUT_S       10u
+#define MAX_SLOW             4 /* /metrics and /readyz being computed */
 
 struct lag_series {
         char topic[128];
@@ -48,6 +62,20 @@ struct health_server {
         pthread_mutex_t lag_lock;
         struct lag_series lag[MAX_LAG_SERIES];
         int nlag;
+        pthread_mutex_t slow_lock; /* guards nslow */
+        pthread_cond_t slow_done;
+        int nslow; /* worker threads running */
+};
+
+/* A /metrics or /readyz request computed off the event loop. */
+struct slow_req {
+        struct health_server *hs;
+        struct MHD_Connection *conn;
+        int metrics; /* 1 /metrics, 0 /readyz */
+        int done;    /* set by the worker before it resumes conn */
+        unsigned status;
+        const char *type;
+        char *body;
 };
 
 struct addr {
@@ -211,6 +239,107 @@ static void update_loop_metrics(struct health_server *hs,
 
 /* ---- handlers ------------------------------------------------------ */
 
+static char *livez(struct health_server *hs, unsigned *status) {
+        char why[512];
+
+        for (int i = 0; i < hs->nloops; i++) {
+                long age = kafka_loop_poll_age_ms(hs->loops[i]);
+                if (age > LIVE_MAX_POLL_AGE_MS) {
+                        snprintf(why, sizeof(why),
+                                 "%s: poll loop stalled for %ld ms\n",
+                                 kafka_loop_name(hs->loops[i]), age);
+                        *status = 503;
+                        return strdup(why);
+                }
+        }
+        *status = 200;
+        return strdup("ok\n");
+}
+
+/* @locality worker thread */
+static char *readyz(struct health_server *hs, unsigned *status) {
+        char why[512] = "";
+
+        for (int i = 0; i < hs->nloops; i++) {
+                if (!kafka_loop_ready(hs->loops[i], READY_TIMEOUT_MS, why,
+                                      sizeof(why) - 1)) {
+                        strcat(why, "\n");
+                        *status = 503;
+                        return strdup(why);
+                }
+        }
+        *status = 200;
+        return strdup("ready\n");
+}
+
+/* @locality worker thread */
+static char *metrics(struct health_server *hs, unsigned *status) {
+        for (int i = 0; i < hs->nloops; i++)
+                update_loop_metrics(hs, hs->loops[i]);
+        char *body = metrics_render();
+        *status = 200;
+        return body ? body : strdup("");
+}
+
+static void *slow_worker(void *arg) {
+        struct slow_req *r = arg;
+        struct health_server *hs = r->hs;
+
+        r->body = r->metrics ? metrics(hs, &r->status) : readyz(hs, &r->status);
+        r->done = 1;
+        MHD_resume_connection(r->conn);
+        pthread_mutex_lock(&hs->slow_lock);
+        hs->nslow--;
+        pthread_cond_broadcast(&hs->slow_done);
+        pthread_mutex_unlock(&hs->slow_lock);
+        return NULL;
+}
+
+/* Suspend @p conn and compute its answer on a worker; 0, or -1 when
+ * MAX_SLOW are already running (or no thread could start). */
+static int slow_start(struct health_server *hs, struct slow_req *r) {
+        pthread_attr_t attr;
+        pthread_t t;
+        int rc;
+
+        pthread_mutex_lock(&hs->slow_lock);
+        if (hs->nslow >= MAX_SLOW) {
+                pthread_mutex_unlock(&hs->slow_lock);
+                return -1;
+        }
+        hs->nslow++;
+        pthread_mutex_unlock(&hs->slow_lock);
+        MHD_suspend_connection(r->conn);
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        rc = pthread_create(&t, &attr, slow_worker, r);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+                MHD_resume_connection(r->conn);
+                pthread_mutex_lock(&hs->slow_lock);
+                hs->nslow--;
+                pthread_cond_broadcast(&hs->slow_done);
+                pthread_mutex_unlock(&hs->slow_lock);
+                return -1;
+        }
+        return 0;
+}
+
+static void completed(void *cls,
+                      struct MHD_Connection *conn,
+                      void **con_cls,
+                      enum MHD_RequestTerminationCode toe) {
+        struct slow_req *r = *con_cls;
+        (void)cls;
+        (void)conn;
+        (void)toe;
+        if (r) {
+                free(r->body);
+                free(r);
+                *con_cls = NULL;
+        }
+}
+
 static enum MHD_Result handle(void *cls,
                               struct MHD_Connection *conn,
                               const char *url,
@@ -220,49 +349,52 @@ static enum MHD_Result handle(void *cls,
                               size_t *upload_data_size,
                               void **con_cls) {
         struct health_server *hs = cls;
-        char why[512] = "";
+        struct slow_req *r = *con_cls;
+        unsigned status;
         (void)version;
         (void)upload_data;
-        (void)upload_data_size;
-        (void)con_cls;
 
+        if (r) {
+                /* Resumed by its worker, or called again while it works. */
+                if (!r->done)
+                        return MHD_YES;
+                char *body = r->body;
+                r->body = NULL;
+                return reply(conn, r->status, r->type,
+                             body ? body : strdup(""));
+        }
         if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
                 return reply(conn, 405, "text/plain",
                              strdup("method not allowed\n"));
-        if (strcmp(url, "/metrics") == 0) {
-                for (int i = 0; i < hs->nloops; i++)
-                        update_loop_metrics(hs, hs->loops[i]);
-                char *body = metrics_render();
-                return reply(conn, 200,
-                             "text/plain; version=0.0.4; charset=utf-8",
-                             body ? body : strdup(""));
+        if (*upload_data_size != 0) {
+                *upload_data_size = 0; /* a GET with a body: ignore it */
+                return MHD_YES;
         }
         if (strcmp(url, "/livez") == 0) {
-                for (int i = 0; i < hs->nloops; i++) {
-                        long age = kafka_loop_poll_age_ms(hs->loops[i]);
-                        if (age > LIVE_MAX_POLL_AGE_MS) {
-                                snprintf(why, sizeof(why),
-                                         "%s: poll loop stalled for %ld ms\n",
-                                         kafka_loop_name(hs->loops[i]), age);
-                                return reply(conn, 503, "text/plain",
-                                             strdup(why));
-                        }
-                }
-                return reply(conn, 200, "text/plain", strdup("ok\n"));
+                char *body = livez(hs, &status);
+                return reply(conn, status, "text/plain",
+                             body ? body : strdup(""));
         }
-        if (strcmp(url, "/readyz") == 0) {
-                for (int i = 0; i < hs->nloops; i++) {
-                        if (!kafka_loop_ready(hs->loops[i], READY_TIMEOUT_MS,
-                                              why, sizeof(why) - 1)) {
-                                strcat(why, "\n");
-                                return reply(conn, 503, "text/plain",
-                                             strdup(why));
-                        }
-                }
-                return reply(conn, 200, "text/plain", strdup("ready\n"));
+        if (strcmp(url, "/metrics") != 0 && strcmp(url, "/readyz") != 0)
+                return reply(
+                    conn, 404, "text/plain",
+                    strdup("not found: try /metrics, /livez or /readyz\n"));
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return MHD_NO;
+        r->hs = hs;
+        r->conn = conn;
+        r->metrics = strcmp(url, "/metrics") == 0;
+        r->type = r->metrics ? "text/plain; version=0.0.4; charset=utf-8"
+                             : "text/plain";
+        *con_cls = r;
+        if (slow_start(hs, r) == -1) {
+                /* freed by completed() */
+                return reply(conn, 503, "text/plain",
+                             strdup("busy: too many /metrics and /readyz at "
+                                    "once\n"));
         }
-        return reply(conn, 404, "text/plain",
-                     strdup("not found: try /metrics, /livez or /readyz\n"));
+        return MHD_YES;
 }
 
 struct health_server *health_server_start(const char *addr,
@@ -271,8 +403,8 @@ struct health_server *health_server_start(const char *addr,
                                           struct err *err) {
         struct addr a;
         struct health_server *hs;
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
-                         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+        unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD |
+                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 
         if (parse_addr(addr, &a, err) == -1)
                 return NULL;
@@ -282,6 +414,8 @@ struct health_server *health_server_start(const char *addr,
                 return NULL;
         }
         pthread_mutex_init(&hs->lag_lock, NULL);
+        pthread_mutex_init(&hs->slow_lock, NULL);
+        pthread_cond_init(&hs->slow_done, NULL);
         hs->started_s = (double)clock_wall_ms() / 1000.0;
         hs->nloops = nloops > MAX_LOOPS ? MAX_LOOPS : nloops;
         for (int i = 0; i < hs->nloops; i++)
@@ -298,10 +432,14 @@ struct health_server *health_server_start(const char *addr,
         }
         hs->daemon = MHD_start_daemon(
             flags, 0, NULL, NULL, handle, hs, MHD_OPTION_SOCK_ADDR, &a.u,
-            MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,
-            MAX_CONNECTIONS, MHD_OPTION_END);
+            MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
+            MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, MAX_PER_IP,
+            MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
         if (!hs->daemon) {
                 pthread_mutex_destroy(&hs->lag_lock);
+                pthread_mutex_destroy(&hs->slow_lock);
+                pthread_cond_destroy(&hs->slow_done);
                 free(hs);
                 err_set(err, ERR_PERMANENT, 0,
                         "THOPTER_METRICS_ADDR: cannot listen on %s (in use?)",
@@ -316,14 +454,18 @@ struct health_server *health_server_start(const char *addr,
         return hs;
 }
 
-int health_server_port(const struct health_server *hs) {
-        return hs->port;
-}
-
 void health_server_stop(struct health_server *hs) {
         if (!hs)
                 return;
+        /* A suspended connection must be resumed before the daemon stops:
+         * wait for the workers (each is bounded by the broker timeouts). */
+        pthread_mutex_lock(&hs->slow_lock);
+        while (hs->nslow > 0)
+                pthread_cond_wait(&hs->slow_done, &hs->slow_lock);
+        pthread_mutex_unlock(&hs->slow_lock);
         MHD_stop_daemon(hs->daemon);
         pthread_mutex_destroy(&hs->lag_lock);
+        pthread_mutex_destroy(&hs->slow_lock);
+        pthread_cond_destroy(&hs->slow_done);
         free(hs);
 }

@@ -26,17 +26,16 @@ int health_server_check_addr(const char *addr, struct err *err);
 
 /**
  * @brief Listen on @p addr (see health_server_check_addr; port 0 picks one)
- * and serve, one thread per connection, so a slow /metrics or /readyz
- * (they ask the brokers) never holds up /livez.
+ * and serve from an event loop (slow clients cost a socket, not a thread;
+ * at most 256 connections, 16 per client address, 10 s idle timeout);
+ * /metrics and /readyz (they ask the brokers) run on worker threads, so
+ * they never hold up /livez.
  * @p loops are borrowed and must outlive the server.
  */
 struct health_server *health_server_start(const char *addr,
                                           struct kafka_loop *const *loops,
                                           int nloops,
                                           struct err *err);
-
-/** @brief The port actually bound. */
-int health_server_port(const struct health_server *hs);
 
 void health_server_stop(struct health_server *hs); /* NULL is a no-op */
 

@@ -157,6 +157,10 @@ long http_retry_after_ms(const char *value, int64_t now_wall_ms) {
         time_t t = curl_getdate(buf, NULL);
         if (t == (time_t)-1)
                 return -1;
+        /* curl_getdate() takes "444444445Oct8" for the year 444444445:
+         * compare in seconds first, so the product below cannot overflow. */
+        if ((int64_t)t > now_wall_ms / 1000 + RETRY_AFTER_MAX_S)
+                return RETRY_AFTER_MAX_S * 1000L;
         int64_t delta = (int64_t)t * 1000 - now_wall_ms;
         if (delta < 0)
                 return 0;
@@ -183,7 +187,13 @@ static int header_value(
         size_t n = (size_t)(end - v);
         if (n >= cap)
                 n = cap - 1;
-        memcpy(out, v, n);
+        /* The value reaches error messages (fly-request-id), which are one
+         * line in a log record, an event and a dead-letter header: a server
+         * gets no control byte into them. */
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)v[i];
+                out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+        }
         out[n] = '\0';
         return 1;
 }

@@ -40,10 +40,6 @@ struct kafka_job {
         struct kafka_job *next;
 };
 
-static inline struct kafka_job *kafka_job_of(struct job *job) {
-        return (struct kafka_job *)job;
-}
-
 struct kafka_loop {
         char *name, *topic, *group, *dlq_topic, *events_topic;
         int max_in_flight;

@@ -47,10 +47,6 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct series series[MAX_SERIES];
 static int nseries;
 
-const char *metrics_name(enum metrics_id id) {
-        return (unsigned)id < METRICS__COUNT ? families[id].name : "";
-}
-
 /* Lock held. NULL when the registry is full or the id is unknown. */
 static struct series *find(enum metrics_id id, const char *labels, int add) {
         labels = labels ? labels : "";

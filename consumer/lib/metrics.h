@@ -25,8 +25,6 @@ void metrics_observe(enum metrics_id id, const char *labels, double v);
 double metrics_get(enum metrics_id id, const char *labels);
 /** @brief The Prometheus text exposition; malloc'd (NULL on OOM). */
 char *metrics_render(void);
-/** @brief The Prometheus name of @p id. */
-const char *metrics_name(enum metrics_id id);
 /** @brief Drop every series (tests). */
 void metrics_reset(void);
 

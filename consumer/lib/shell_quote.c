@@ -38,26 +38,6 @@ char *shell_quote(const char *s) {
         return out;
 }
 
-int shell_quote_append(char **buf, const char *s) {
-        size_t old = *buf ? strlen(*buf) : 0;
-        char *q = shell_quote(s);
-        char *grown;
-        size_t qlen;
-
-        if (!q)
-                return -1;
-        qlen = strlen(q);
-        grown = realloc(*buf, old + qlen + 1);
-        if (!grown) {
-                free(q);
-                return -1;
-        }
-        memcpy(grown + old, q, qlen + 1);
-        free(q);
-        *buf = grown;
-        return 0;
-}
-
 char *shell_su_command(const char *user, const char *inner_cmd) {
         char *quoted = NULL, *out = NULL;
         size_t n;

@@ -22,17 +22,17 @@
  * @brief Quote @p s as one POSIX shell word: '…', with each ' written as '\''.
  *
  * The empty string becomes ''. The word expands to @p s byte for byte in sh,
- * dash and bash, inside or outside double quotes of an enclosing `sh -c`.
+ * dash and bash wherever the shell reads it as a word of a command line,
+ * and nowhere else. In particular it is NOT safe inside double quotes: there
+ * ' is an ordinary character while $, `, \ and " keep their meaning, so
+ *     sh -c "printf %s <word>"        runs $(…) in the word (unsafe)
+ *     sh -c '<quoted command line>'    does not: quote the whole inner command
+ *                                      line once more for each shell that
+ *                                      reads it (shell_su_command() does)
+ * tests/unit/test_shell_quote.c runs both forms.
  * @returns a malloc'd string the caller frees, or NULL when out of memory.
  */
 char *shell_quote(const char *s);
-
-/**
- * @brief Append shell_quote(@p s) to the NUL-terminated malloc'd string
- * *@p buf (which may be NULL, meaning ""), growing it with realloc.
- * @returns 0, or -1 when out of memory (*@p buf is then left unchanged).
- */
-int shell_quote_append(char **buf, const char *s);
 
 /**
  * @brief Build `su - USER -c '<inner_cmd quoted>'`.

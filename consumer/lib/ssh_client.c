@@ -27,7 +27,9 @@
 #include "dynbuf.h"
 #include "log.h"
 #include "metrics.h"
+#include "secret_file.h"
 #include "shell_quote.h"
+#include "ssh_known_hosts.h"
 #include "strfmt.h"
 
 #include <libssh2.h>
@@ -295,97 +297,57 @@ static int tcp_connect(struct ssh_conn *c,
         return 0;
 }
 
-static int knownhost_keytype(int hostkey_type) {
-        switch (hostkey_type) {
-        case LIBSSH2_HOSTKEY_TYPE_RSA:
-                return LIBSSH2_KNOWNHOST_KEY_SSHRSA;
-        case LIBSSH2_HOSTKEY_TYPE_DSS:
-                return LIBSSH2_KNOWNHOST_KEY_SSHDSS;
-        case LIBSSH2_HOSTKEY_TYPE_ECDSA_256:
-                return LIBSSH2_KNOWNHOST_KEY_ECDSA_256;
-        case LIBSSH2_HOSTKEY_TYPE_ECDSA_384:
-                return LIBSSH2_KNOWNHOST_KEY_ECDSA_384;
-        case LIBSSH2_HOSTKEY_TYPE_ECDSA_521:
-                return LIBSSH2_KNOWNHOST_KEY_ECDSA_521;
-        case LIBSSH2_HOSTKEY_TYPE_ED25519:
-                return LIBSSH2_KNOWNHOST_KEY_ED25519;
-        default:
-                return 0; /* compare the key bytes with every entry */
-        }
-}
-
-/* @returns 0 when the server's key is in the file for host or [host]:port. */
+/* Accepts the server's key when it is opts->host_key (the key made for this
+ * machine) or THOPTER_SSH_KNOWN_HOSTS lists it for host or [host]:port; an
+ * @revoked line for it refuses it whatever else says (ssh_known_hosts.h). */
 static int check_host_key(struct ssh_conn *c,
                           const struct ssh_opts *opts,
                           int port,
                           struct err *err) {
-        LIBSSH2_KNOWNHOSTS *kh = NULL;
-        struct libssh2_knownhost *found = NULL;
-        const char *key;
+        enum ssh_known_hosts_result found = SSH_KNOWN_HOSTS_NOT_FOUND;
+        const unsigned char *key;
         size_t klen = 0;
-        int ktype = 0, n, check, rc = -1;
+        int ktype = 0;
 
-        key = libssh2_session_hostkey(c->session, &klen, &ktype);
-        if (!key) {
-                err_set(err, ERR_PERMANENT, 0, "ssh: %s sent no host key",
-                        c->name);
-                goto out;
+        key = (const unsigned char *)libssh2_session_hostkey(c->session, &klen,
+                                                             &ktype);
+        if (!key)
+                return err_set(err, ERR_PERMANENT, 0,
+                               "ssh: %s sent no host key", c->name);
+        if (opts->known_hosts_path) {
+                char *text = secret_file_read(opts->known_hosts_path,
+                                              "THOPTER_SSH_KNOWN_HOSTS", err);
+                if (!text)
+                        return -1;
+                found = ssh_known_hosts_check(text, strlen(text), opts->host,
+                                              port, key, klen);
+                free(text);
         }
+        if (found == SSH_KNOWN_HOSTS_REVOKED)
+                return err_setc(err, ERR_PERMANENT, ERR_CAUSE_HOST_KEY, 0,
+                                "ssh: host key for %s is marked @revoked in "
+                                "THOPTER_SSH_KNOWN_HOSTS",
+                                c->name);
         if (opts->host_key && opts->host_key_len == klen &&
-            memcmp(opts->host_key, key, klen) == 0) {
-                rc = 0; /* the key made for this machine */
-                goto out;
-        }
-        if (!opts->known_hosts_path) {
-                if (opts->host_key) {
-                        err_setc(err, ERR_PERMANENT, ERR_CAUSE_HOST_KEY, 0,
-                                 "ssh: host key for %s is not the one made "
-                                 "for this machine",
-                                 c->name);
-                        goto out;
-                }
-                rc = 0; /* insecure, checked by the caller */
-                goto out;
-        }
-        kh = libssh2_knownhost_init(c->session);
-        if (!kh) {
-                err_set(err, ERR_TRANSIENT, LIBSSH2_ERROR_ALLOC,
-                        "ssh: known hosts: out of memory");
-                goto out;
-        }
-        n = libssh2_knownhost_readfile(kh, opts->known_hosts_path,
-                                       LIBSSH2_KNOWNHOST_FILE_OPENSSH);
-        if (n < 0) {
-                err_set(err, ERR_PERMANENT, n,
-                        "ssh: cannot read THOPTER_SSH_KNOWN_HOSTS %s: %s",
-                        opts->known_hosts_path, last_msg(c));
-                goto out;
-        }
-        /* checkp looks up "[host]:port" first, then plain "host". */
-        check = libssh2_knownhost_checkp(kh, opts->host, port, key, klen,
-                                         LIBSSH2_KNOWNHOST_TYPE_PLAIN |
-                                             LIBSSH2_KNOWNHOST_KEYENC_RAW |
-                                             knownhost_keytype(ktype),
-                                         &found);
-        if (check != LIBSSH2_KNOWNHOST_CHECK_MATCH) {
-                err_setc(
-                    err, ERR_PERMANENT, ERR_CAUSE_HOST_KEY, check,
-                    "ssh: host key for %s does not match "
-                    "THOPTER_SSH_KNOWN_HOSTS (%s)%s",
-                    c->name,
-                    check == LIBSSH2_KNOWNHOST_CHECK_MISMATCH ? "different key"
-                    : check == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND
-                        ? "no entry for the host"
-                        : "check failed",
-                    opts->host_key ? " and is not the one made for this machine"
-                                   : "");
-                goto out;
-        }
-        rc = 0;
-out:
-        if (kh)
-                libssh2_knownhost_free(kh);
-        return rc;
+            memcmp(opts->host_key, key, klen) == 0)
+                return 0; /* the key made for this machine */
+        if (found == SSH_KNOWN_HOSTS_MATCH)
+                return 0;
+        if (!opts->known_hosts_path && !opts->host_key)
+                return 0; /* insecure, checked by the caller */
+        if (!opts->known_hosts_path)
+                return err_setc(err, ERR_PERMANENT, ERR_CAUSE_HOST_KEY, 0,
+                                "ssh: host key for %s is not the one made "
+                                "for this machine",
+                                c->name);
+        return err_setc(
+            err, ERR_PERMANENT, ERR_CAUSE_HOST_KEY, 0,
+            "ssh: host key for %s does not match "
+            "THOPTER_SSH_KNOWN_HOSTS (%s)%s",
+            c->name,
+            found == SSH_KNOWN_HOSTS_MISMATCH ? "different key"
+                                              : "no entry for the host",
+            opts->host_key ? " and is not the one made for this machine" : "");
 }
 
 /* Why a connect attempt failed, for ssh_wait_ready's retry decision. */

@@ -71,7 +71,9 @@ struct ssh_opts {
  *
  * The host key is checked before any authentication: it is accepted when it
  * is opts->host_key, or when known_hosts_path lists it for the host
- * (entries `HOST` or `[HOST]:PORT`, plain or hashed). Anything else is
+ * (entries `HOST` or `[HOST]:PORT`, plain or hashed, with OpenSSH's
+ * patterns: ssh_known_hosts.h). A key an @revoked line lists for the host
+ * is refused even when it is opts->host_key. Anything else is
  * ERR_PERMANENT, cause ERR_CAUSE_HOST_KEY, "ssh: host key for HOST:PORT
  * ...", and nothing is sent.
  * @returns a connection to free with ssh_close(), or NULL (see @p err).

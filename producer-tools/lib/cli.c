@@ -11,6 +11,31 @@
  * ours before rd_kafka_new(); a tool has one cli. */
 static const char *log_prog = "thopter";
 
+/* Properties read from files (-F, THOPTER_KAFKA_CONFIG_FILE): static, so they
+ * stay reachable for the tool's whole life. */
+static char **file_props;
+static int nfile_props;
+
+/* Read @p path's properties; *first is the index of the first new one. */
+static int read_props_file(const struct cli *cli,
+                           const char *path,
+                           const char *what,
+                           int *first) {
+        struct err err = {0};
+
+        *first = nfile_props;
+        if (kafka_conf_read_file(path, what, &file_props, &nfile_props, &err) ==
+            -1) {
+                cli_usage_error(cli, "%s", err.msg);
+                return -1;
+        }
+        if (cli->nprops + (nfile_props - *first) > CLI_PROPS_MAX) {
+                cli_usage_error(cli, "more than %d properties", CLI_PROPS_MAX);
+                return -1;
+        }
+        return 0;
+}
+
 void cli_init(struct cli *cli, const char *prog) {
         memset(cli, 0, sizeof(*cli));
         cli->prog = prog;
@@ -70,6 +95,16 @@ int cli_common(struct cli *cli, int argc, char **argv, int *i) {
                         cli->brokers = val;
                 return r;
         }
+        /* -F FILE: librdkafka properties, as kcat -F; where secrets go */
+        r = cli_value(cli, argc, argv, i, "-F", NULL, &val);
+        if (r != 0) {
+                int first;
+                if (r == -1 || read_props_file(cli, val, "-F", &first) == -1)
+                        return -1;
+                for (int k = first; k < nfile_props; k++)
+                        cli->props[cli->nprops++] = file_props[k];
+                return 1;
+        }
         /* -X key=value, and kcat's glued form -Xkey=value */
         if (!strcmp(arg, "-X")) {
                 if (*i + 1 >= argc) {
@@ -84,6 +119,18 @@ int cli_common(struct cli *cli, int argc, char **argv, int *i) {
         }
         if (!strchr(val, '=') || val[0] == '=') {
                 cli_usage_error(cli, "-X %s: expected key=value", val);
+                return -1;
+        }
+        /* Contract 5.10: refused, not scrubbed from argv afterwards (it was
+         * readable until then, and stays in shell history). */
+        if (kafka_conf_is_secret(val, (size_t)(strchr(val, '=') - val))) {
+                cli_usage_error(cli,
+                                "-X %.*s: a secret is never taken on the "
+                                "command line, where every user of the host "
+                                "can read it: put it in a librdkafka "
+                                "properties file given with -F FILE or "
+                                "THOPTER_KAFKA_CONFIG_FILE",
+                                (int)(strchr(val, '=') - val), val);
                 return -1;
         }
         if (cli->nprops >= CLI_PROPS_MAX) {
@@ -142,7 +189,8 @@ int cli_kafka_default(const struct cli *cli,
                                   key, value, err);
 }
 
-rd_kafka_conf_t *cli_kafka_conf(struct cli *cli, struct err *err) {
+rd_kafka_conf_t *
+cli_kafka_conf(struct cli *cli, rd_kafka_type_t type, struct err *err) {
         rd_kafka_conf_t *conf;
 
         if (!cli->brokers || !*cli->brokers) {
@@ -151,8 +199,28 @@ rd_kafka_conf_t *cli_kafka_conf(struct cli *cli, struct err *err) {
                     "no Kafka brokers: pass -b HOST:PORT or set KAFKA_BROKERS");
                 return NULL;
         }
-        conf = kafka_conf_new(cli->brokers, (char *const *)cli->props,
-                              cli->nprops, err);
+        /* THOPTER_KAFKA_CONFIG_FILE first, so the command line wins. */
+        const char *env_file = cli_env("THOPTER_KAFKA_CONFIG_FILE", NULL);
+        if (env_file && !cli->env_file_read) {
+                int first = nfile_props, k = 0;
+                if (kafka_conf_read_file(env_file, "THOPTER_KAFKA_CONFIG_FILE",
+                                         &file_props, &nfile_props, err) == -1)
+                        return NULL;
+                int added = nfile_props - first;
+                if (cli->nprops + added > CLI_PROPS_MAX) {
+                        err_set(err, ERR_PERMANENT, 0,
+                                "more than %d properties", CLI_PROPS_MAX);
+                        return NULL;
+                }
+                memmove(cli->props + added, cli->props,
+                        sizeof(char *) * (size_t)cli->nprops);
+                for (k = 0; k < added; k++)
+                        cli->props[k] = file_props[first + k];
+                cli->nprops += added;
+                cli->env_file_read = 1;
+        }
+        conf = kafka_conf_new_for(type, cli->brokers, (char *const *)cli->props,
+                                  cli->nprops, err);
         if (!conf)
                 return NULL;
         rd_kafka_conf_set_log_cb(conf, log_cb);

@@ -20,12 +20,15 @@
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 struct cli {
-        const char *prog;           /* "thopter-send" */
-        const char *brokers;        /* -b, else KAFKA_BROKERS; may be NULL */
-        char *props[CLI_PROPS_MAX]; /* borrowed from argv: "key=value" */
+        const char *prog;    /* "thopter-send" */
+        const char *brokers; /* -b, else KAFKA_BROKERS; may be NULL */
+        /* "key=value", in order: THOPTER_KAFKA_CONFIG_FILE's, then -X and
+         * -F FILE's as given; borrowed from argv or from cli.c */
+        char *props[CLI_PROPS_MAX];
         int nprops;
-        int help;    /* -h/--help was given */
-        int version; /* -V/--version was given */
+        int env_file_read; /* THOPTER_KAFKA_CONFIG_FILE was applied */
+        int help;          /* -h/--help was given */
+        int version;       /* -V/--version was given */
 };
 
 /** @brief Start with KAFKA_BROKERS (when set) as the brokers. */
@@ -71,13 +74,15 @@ void cli_print_version(const struct cli *cli);
 const char *cli_env(const char *name, const char *def);
 
 /**
- * @brief A librdkafka configuration from the brokers and -X properties,
+ * @brief A librdkafka configuration for a client of @p type from the
+ * brokers and the properties that apply to it (kafka_conf_new_for()),
  * with librdkafka's own log as plain "<prog>: kafka: ..." lines at
  * log_level 3 (errors) unless -X log_level says otherwise.
  * @returns a conf the caller owns, or NULL with @p err set (no brokers:
  * the message says to pass -b or set KAFKA_BROKERS).
  */
-rd_kafka_conf_t *cli_kafka_conf(struct cli *cli, struct err *err);
+rd_kafka_conf_t *
+cli_kafka_conf(struct cli *cli, rd_kafka_type_t type, struct err *err);
 
 /** @brief kafka_conf_default() for the -X properties of @p cli. */
 int cli_kafka_default(const struct cli *cli,

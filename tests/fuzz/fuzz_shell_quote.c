@@ -9,9 +9,8 @@
  * i.e. it starts and ends with ', and the only ' inside are the '\'' joins.
  * A tiny reference parser that knows only those two forms ('…' is literal,
  * \' is one quote) must give back the input byte for byte. The other
- * entry points must agree with shell_quote(): shell_quote_append() appends
- * exactly that word, shell_su_command() wraps it, and shell_name_is_safe()
- * matches a reference check of its rule.
+ * entry points must agree with shell_quote(): shell_su_command() wraps that
+ * word, and shell_name_is_safe() matches a reference check of its rule.
  *
  * The input is a C string: NUL bytes of the fuzzer's input are dropped.
  */
@@ -104,15 +103,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         back = ref_unquote(q);
         CHECK(back);
         CHECK(strcmp(back, in) == 0);
-
-        /* append: onto nothing, then onto a prefix */
-        buf = NULL;
-        CHECK(shell_quote_append(&buf, in) == 0);
-        CHECK(buf && strcmp(buf, q) == 0);
-        CHECK(shell_quote_append(&buf, "x'y") == 0);
-        CHECK(strncmp(buf, q, qlen) == 0 &&
-              strcmp(buf + qlen, "'x'\\''y'") == 0);
-        free(buf);
 
         /* su: a safe user wraps the quoted command; the input as a user
          * name is refused unless it passes the name rule */

@@ -2,23 +2,25 @@
 # run-fuzz.sh - build the libFuzzer targets of tests/fuzz and run each one for
 # a bounded time. See tests/fuzz/README.md.
 #
-#   tests/fuzz/run-fuzz.sh [--seconds N] [--target NAME]...
+#   tests/fuzz/run-fuzz.sh [--seconds N] [--runs N] [--target NAME]...
 #
 # Builds with clang -fsanitize=fuzzer,address,undefined straight from the
 # consumer/lib sources each target needs (no CMake), seeds build/fuzz/corpus/
 # from schemas/examples and a set of hostile payloads, runs each target for
-# N seconds (default 60), prints executions, exec/s and corpus size, and exits
+# N seconds (default 60; with --runs, until N executions or N seconds, whichever
+# comes first), prints executions, exec/s and corpus size, and exits
 # non-zero on any crash, leak, timeout or out-of-memory, naming the
 # reproducer under build/fuzz/artifacts/.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
-out="$root/build/fuzz"
+out=${THOPTER_FUZZ_OUT:-$root/build/fuzz}
 seconds=60
+runs=
 targets=()
 
 usage() {
-        sed -n '2,12s/^# \{0,1\}//p' "$0"
+        sed -n '2,14s/^# \{0,1\}//p' "$0"
 }
 
 while [ $# -gt 0 ]; do
@@ -31,6 +33,11 @@ while [ $# -gt 0 ]; do
         --seconds=*)
                 seconds=${1#--seconds=}
                 shift
+                ;;
+        --runs)
+                [ $# -ge 2 ] || { usage >&2; exit 2; }
+                runs=$2
+                shift 2
                 ;;
         --target)
                 [ $# -ge 2 ] || { usage >&2; exit 2; }
@@ -54,7 +61,17 @@ case "$seconds" in
         exit 2
         ;;
 esac
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_request fuzz_shell_quote)
+case "$runs" in
+'' | *[!0-9]*)
+        [ -z "$runs" ] || {
+                echo "run-fuzz: --runs wants a whole number, not '$runs'" >&2
+                exit 2
+        }
+        ;;
+esac
+all_targets=(fuzz_request fuzz_shell_quote fuzz_fly_json fuzz_http_header
+        fuzz_known_hosts)
+[ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 
 CC=${CC:-clang}
 if ! command -v "$CC" >/dev/null 2>&1; then
@@ -67,7 +84,31 @@ sources_of() {
         case "$1" in
         fuzz_request) echo "request.c err.c log.c clock.c" ;;
         fuzz_shell_quote) echo "shell_quote.c" ;;
+        fuzz_fly_json) echo "fly_json.c err.c log.c clock.c strfmt.c" ;;
+        fuzz_http_header) echo "http.c err.c log.c clock.c" ;;
+        fuzz_known_hosts) echo "ssh_known_hosts.c" ;;
         *) return 1 ;;
+        esac
+}
+
+# The longest input each target is given: past the 512 KiB payload cap for
+# the request parser; for the rest, long enough for every shape that matters
+# (the memory caps of fly_json are unit-tested with 4 MiB bodies), short
+# enough for millions of executions.
+max_len_of() {
+        case "$1" in
+        fuzz_fly_json) echo 65536 ;;
+        fuzz_http_header | fuzz_known_hosts) echo 4096 ;;
+        *) echo 600000 ;;
+        esac
+}
+
+# The pkg-config packages each target links.
+packages_of() {
+        case "$1" in
+        fuzz_http_header) echo "libcjson libcurl" ;;
+        fuzz_known_hosts | fuzz_fly_json) echo "libcjson libcrypto" ;;
+        *) echo "libcjson" ;;
         esac
 }
 
@@ -80,14 +121,17 @@ build() {
         local cflags=(-g -O1 "-fsanitize=fuzzer,address,undefined"
                 -fno-sanitize-recover=all -fno-omit-frame-pointer
                 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+                '-DTHOPTER_VERSION="fuzz"'
                 -Wall -Wextra -I"$root/consumer/lib")
         local pc_cflags pc_libs
 
         for f in $(sources_of "$name"); do
                 srcs+=("$root/consumer/lib/$f")
         done
-        pc_cflags=$(pkg-config --cflags libcjson)
-        pc_libs=$(pkg-config --libs libcjson)
+        # shellcheck disable=SC2046 # a list of package names
+        pc_cflags=$(pkg-config --cflags $(packages_of "$name"))
+        # shellcheck disable=SC2046
+        pc_libs=$(pkg-config --libs $(packages_of "$name"))
         # shellcheck disable=SC2086 # pkg-config output is a list of words
         if ! "$CC" "${cflags[@]}" $pc_cflags -o "$out/bin/$name" \
                 "$root/tests/fuzz/$name.c" "${srcs[@]}" $pc_libs -lm \
@@ -169,6 +213,51 @@ seed_shell_quote() {
         printf 'thopter_user-1.x' | seed "$dir" name
 }
 
+# The fly API's answers: the canned bodies of tests/data/fly, and shapes a
+# hostile server would send (tiny-value floods, deep nesting, long strings,
+# wrong types where ids go).
+seed_fly_json() {
+        local dir=$1 f n=0
+        local m='{"id":"148e21a3c96989","name":"thopter-1","state":"started","region":"ord","private_ip":"fdaa::2","config":{"image":"i","metadata":{"thopter_request_id":"r-1","thopter_role":"thopter"},"mounts":[{"volume":"vol_1","path":"/data"}]}}'
+
+        for f in "$root"/tests/data/fly/*.json; do
+                cp "$f" "$dir/seed-$(basename "$f")"
+                n=$((n + 1))
+        done
+        printf '[%s,%s]' "$m" "${m/started/destroyed}" | seed "$dir" list-2
+        printf '[%s]' "$(rep '{"id":"a"},' 300)" | seed "$dir" list-tiny
+        printf '[%s1]' "$(rep '1,' 2000)" | seed "$dir" values-flood
+        printf '{"id":"a","config":%s}' "$(rep '[' 300)" | seed "$dir" deep
+        printf '{"id":"%s"}' "$(rep x 200)" | seed "$dir" long-id
+        printf '{"id":1,"config":[],"mounts":{}}' | seed "$dir" types
+        printf '[{"id":"vol_1","state":"created","size_gb":1e308},{"id":"v","size_gb":-1}]' |
+                seed "$dir" volumes-sizes
+        printf '{"error":"insufficient resources\u0000\n\u001b[31m","status":"insufficient_capacity"}' |
+                seed "$dir" error-control
+        printf '<html>\r\n502\x01\x7f</html>\r\n' | seed "$dir" error-html
+        echo "$n"
+}
+
+seed_http_header() {
+        local dir=$1
+        printf 'HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3\r\nfly-request-id: 01J5ZC8N6Q0K9V-ord\r\n\r\n' |
+                seed "$dir" 429
+        printf 'HTTP/1.1 100 Continue\r\nfly-request-id: early\r\nHTTP/1.1 503 x\r\nretry-after:   Wed, 21 Oct 2015 07:28:00 GMT \r\n' |
+                seed "$dir" continue-date
+        printf 'Retry-After: 9999999999999999999999\nRetry-After: -1\nRetry-After: 1.5\nRetry-After: \t\n' |
+                seed "$dir" numbers
+        printf 'fly-request-id: %s\r\n' "$(rep 'a\x1b' 100)" | seed "$dir" long-control
+        printf 'Retry-After:Sunday, 06-Nov-94 08:49:37 GMT\nRetry-After: Sun Nov  6 08:49:37 1994' |
+                seed "$dir" dates
+}
+
+seed_known_hosts() {
+        local dir=$1 f
+        for f in "$root"/tests/data/known_hosts/*.known_hosts; do
+                cp "$f" "$dir/seed-$(basename "$f")"
+        done
+}
+
 # shellcheck disable=SC2016 # the $( and backticks are payload bytes
 dict_request() {
         local w
@@ -214,12 +303,24 @@ for name in "${targets[@]}"; do
         fuzz_shell_quote)
                 seed_shell_quote "$corpus"
                 ;;
+        fuzz_fly_json)
+                n=$(seed_fly_json "$corpus")
+                echo "== $name: seeded $n canned fly bodies + hostile shapes"
+                ;;
+        fuzz_http_header)
+                seed_http_header "$corpus"
+                ;;
+        fuzz_known_hosts)
+                seed_known_hosts "$corpus"
+                ;;
         esac
+        [ -z "$runs" ] || extra+=(-runs="$runs")
         log="$out/logs/$name.log"
         echo "== $name: running ${seconds}s (log: ${log#"$root"/})"
         rc=0
         UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-                "$out/bin/$name" -max_total_time="$seconds" -max_len=600000 \
+                "$out/bin/$name" -max_total_time="$seconds" \
+                -max_len="$(max_len_of "$name")" \
                 -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
                 -artifact_prefix="$out/artifacts/$name-" "${extra[@]}" \
                 "$corpus" >"$log" 2>&1 || rc=$?

@@ -68,11 +68,15 @@ def hub_request(request_id, issue="42", **over):
 
 
 class ProvisionTestCase(unittest.TestCase):
+    def machine_binds(self):
+        """[(host path, guest path)] bind-mounted into every machine (a subclass's hostile tools)."""
+        return []
+
     def setUp(self):
         self.broker = Devbroker()
         self.addCleanup(self.broker.stop)
         self.fly = FlyFake()
-        self.booter = MachineBooter(self.fly)
+        self.booter = MachineBooter(self.fly, binds=self.machine_binds())
         self.fly.start(token=TOKEN, **self.booter.fly_config())
         self.addCleanup(self.fly.stop)
         self.booter.start()

@@ -3,7 +3,10 @@
 
 #include <criterion/criterion.h>
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static int take(struct cli *cli, int argc, char **argv, int *i) {
         return cli_common(cli, argc, argv, i);
@@ -86,17 +89,66 @@ Test(cli, kafka_conf_needs_brokers_and_keeps_user_properties) {
 
         unsetenv("KAFKA_BROKERS");
         cli_init(&cli, "t");
-        cr_assert_null(cli_kafka_conf(&cli, &err));
+        cr_assert_null(cli_kafka_conf(&cli, RD_KAFKA_PRODUCER, &err));
         cr_assert(strstr(err.msg, "KAFKA_BROKERS") != NULL, "%s", err.msg);
 
         cli.brokers = "h:1";
         take(&cli, 3, argv, &i);
         err_clear(&err);
-        rd_kafka_conf_t *conf = cli_kafka_conf(&cli, &err);
+        rd_kafka_conf_t *conf = cli_kafka_conf(&cli, RD_KAFKA_PRODUCER, &err);
         cr_assert_not_null(conf, "%s", err.msg);
         cr_assert_eq(cli_kafka_default(&cli, conf, "log_level", "3", &err), 0);
         cr_assert_eq(rd_kafka_conf_get(conf, "log_level", buf, &len),
                      RD_KAFKA_CONF_OK);
         cr_assert_str_eq(buf, "7", "-X wins over a tool's default");
+        rd_kafka_conf_destroy(conf);
+}
+
+/* Contract 5.10 (issue 12, point 9): a secret -X is refused, in both
+ * spellings, before it is stored; a properties file carries it. */
+Test(cli, secret_x_properties_are_refused) {
+        struct cli cli;
+        char *argv[] = {"t", "-X", "sasl.password=hunter2", "-Xssl.key.pem=k"};
+        int i = 1;
+
+        cli_init(&cli, "t");
+        cr_assert_eq(take(&cli, 4, argv, &i), -1);
+        i = 3;
+        cr_assert_eq(take(&cli, 4, argv, &i), -1);
+        cr_assert_eq(cli.nprops, 0);
+}
+
+Test(cli, properties_file_with_f_in_command_line_order) {
+        char path[] = "/tmp/test_cli_props_XXXXXX";
+        int fd = mkstemp(path);
+        const char *text = "# a comment\n\nsasl.password=s3cret\n"
+                           "  linger.ms = 9\r\nlinger.ms=8\n";
+        struct cli cli;
+        struct err err = {0};
+        char buf[64];
+        size_t len = sizeof(buf);
+
+        cr_assert(fd >= 0);
+        cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        close(fd);
+        char *argv[] = {"t", "-X", "linger.ms=3", "-F", path};
+        int i = 1;
+        cli_init(&cli, "t");
+        cli.brokers = "h:1";
+        cr_assert_eq(take(&cli, 5, argv, &i), 1);
+        i = 3;
+        cr_assert_eq(take(&cli, 5, argv, &i), 1);
+        cr_assert_eq(i, 4);
+        cr_assert_eq(cli.nprops, 4, "-X, then the file's three");
+        cr_assert_str_eq(cli.props[1], "sasl.password=s3cret");
+        rd_kafka_conf_t *conf = cli_kafka_conf(&cli, RD_KAFKA_PRODUCER, &err);
+        unlink(path);
+        cr_assert_not_null(conf, "%s", err.msg);
+        cr_assert_eq(rd_kafka_conf_get(conf, "sasl.password", buf, &len),
+                     RD_KAFKA_CONF_OK);
+        cr_assert_str_eq(buf, "s3cret");
+        len = sizeof(buf);
+        rd_kafka_conf_get(conf, "linger.ms", buf, &len);
+        cr_assert_str_eq(buf, "8", "the last one given wins");
         rd_kafka_conf_destroy(conf);
 }

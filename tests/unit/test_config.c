@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DATA TEST_DATA_DIR "/config/"
 
@@ -120,8 +121,8 @@ Test(config, each_required_setting_is_named_when_missing) {
             {"destroy", "APP_NAME",
              "APP_NAME: required but not set (environment or --app-name)"},
             {"destroy", "FLY_DEPLOY_KEY",
-             "FLY_DEPLOY_KEY: required but not set (environment or "
-             "--fly-deploy-key)"},
+             "FLY_DEPLOY_KEY: required but not set (environment, or "
+             "FLY_DEPLOY_KEY_FILE)"},
             {"provision", "KAFKA_BROKERS",
              "KAFKA_BROKERS: required but not set (environment or "
              "--kafka-brokers)"},
@@ -133,7 +134,7 @@ Test(config, each_required_setting_is_named_when_missing) {
              "(environment or --thopter-image)"},
             {"provision", "GITHUB_INTEGRATION_JSON",
              "GITHUB_INTEGRATION_JSON: required for the provision role but "
-             "not set (environment or --github-integration-json)"},
+             "not set (environment, or GITHUB_INTEGRATION_JSON_FILE)"},
             {"provision", "THOPTER_SSH_KEY",
              "THOPTER_SSH_KEY: required for the provision role but not set "
              "(environment or --thopter-ssh-key)"},
@@ -320,24 +321,43 @@ Test(config, help_and_version_skip_validation) {
 Test(config, x_properties_are_repeatable_and_kept_in_order) {
         struct config cfg;
         struct err err;
+        char path[] = "/tmp/test_config_props_XXXXXX";
+        int fd = mkstemp(path);
+        const char *file = "# SASL\nsasl.password=hunter2-very-secret\n";
 
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, file, strlen(file)), (ssize_t)strlen(file));
+        close(fd);
         destroy_env();
+        setenv("THOPTER_KAFKA_CONFIG_FILE", path, 1);
+        /* The file's properties first, then -X in the order given. */
         assert_ok(load(&cfg, &err, "--role", "destroy", "-X",
-                       "security.protocol=SASL_SSL", "-X",
-                       "sasl.password=hunter2-very-secret", "-X",
-                       "client.id=a=b", NULL),
+                       "security.protocol=SASL_SSL", "-X", "client.id=a=b",
+                       NULL),
                   &err);
+        unlink(path);
         cr_assert_eq(cfg.n_kafka_props, 3);
-        cr_expect_str_eq(cfg.kafka_props[0], "security.protocol=SASL_SSL");
-        cr_expect_str_eq(cfg.kafka_props[1],
+        cr_expect_str_eq(cfg.kafka_props[0],
                          "sasl.password=hunter2-very-secret");
+        cr_expect_str_eq(cfg.kafka_props[1], "security.protocol=SASL_SSL");
         cr_expect_str_eq(cfg.kafka_props[2], "client.id=a=b");
         config_free(&cfg);
 
-        /* A password given with -X is a secret from then on. */
+        /* A password read from the file is a secret from then on. */
         char line[128] = "SASL: auth failed for hunter2-very-secret";
         log_redact(line, sizeof(line));
         cr_expect_str_eq(line, "SASL: auth failed for [REDACTED]");
+}
+
+Test(config, secret_x_property_is_refused) {
+        destroy_env();
+        expect_refused("-X sasl.password",
+                       "-X sasl.password: a secret is never taken on the "
+                       "command line, where every user of the host can read "
+                       "it: put it in the librdkafka properties file named by "
+                       "THOPTER_KAFKA_CONFIG_FILE",
+                       "--role", "destroy", "-X", "sasl.password=hunter2",
+                       NULL);
 }
 
 Test(config, x_property_needs_key_equals_value) {
@@ -437,17 +457,17 @@ Test(config, other_values_are_checked_with_the_name) {
             {"THOPTER_METRICS_ADDR", "127.0.0.1:0", NULL},
             {"THOPTER_METRICS_ADDR", "[::1]:9464", NULL},
             {"THOPTER_METRICS_ADDR", "localhost:9464",
-             "THOPTER_METRICS_ADDR: expected IPv4:PORT, [IPv6]:PORT or off "
-             "(got \"localhost:9464\")"},
+             "THOPTER_METRICS_ADDR: \"localhost\" is not an IPv4 address "
+             "(write IPv6 as [ADDR]:PORT)"},
             {"THOPTER_METRICS_ADDR", "127.0.0.1",
-             "THOPTER_METRICS_ADDR: expected IPv4:PORT, [IPv6]:PORT or off "
+             "THOPTER_METRICS_ADDR: expected IPV4:PORT or [IPV6]:PORT, or off "
              "(got \"127.0.0.1\")"},
             {"THOPTER_METRICS_ADDR", "127.0.0.1:65536",
-             "THOPTER_METRICS_ADDR: expected IPv4:PORT, [IPv6]:PORT or off "
+             "THOPTER_METRICS_ADDR: port must be 0 to 65535 "
              "(got \"127.0.0.1:65536\")"},
             {"THOPTER_METRICS_ADDR", "::1:9464",
-             "THOPTER_METRICS_ADDR: expected IPv4:PORT, [IPv6]:PORT or off "
-             "(got \"::1:9464\")"},
+             "THOPTER_METRICS_ADDR: \"::1\" is not an IPv4 address "
+             "(write IPv6 as [ADDR]:PORT)"},
             {"FLY_API_BASE", "ftp://api.machines.dev",
              "FLY_API_BASE: must start with http:// or https:// (got "
              "\"ftp://api.machines.dev\")"},
@@ -685,6 +705,6 @@ Test(config, setting_names_list_every_setting_once) {
         for (; names[n]; n++)
                 for (size_t k = 0; k < n; k++)
                         cr_expect_str_neq(names[k], names[n]);
-        cr_expect_eq(n, 57);
+        cr_expect_eq(n, 60);
         cr_expect_str_eq(names[0], "KAFKA_BROKERS");
 }

@@ -389,3 +389,146 @@ Test(fly_json, error_text_is_cut_to_cap_and_empty_for_no_body) {
         cr_assert_str_eq(buf, "");
         free(body);
 }
+
+/* ---- memory: a hostile list must not amplify (issue 12, point 6) ------- */
+
+/* Peak RSS of this process in KiB since the last reset_peak_rss(). */
+static long peak_rss_kib(void) {
+        FILE *f = fopen("/proc/self/status", "r");
+        char line[256];
+        long kib = -1;
+
+        cr_assert_not_null(f);
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+                        break;
+        fclose(f);
+        return kib;
+}
+
+static void reset_peak_rss(void) {
+        FILE *f = fopen("/proc/self/clear_refs", "w");
+
+        cr_assert_not_null(f);
+        fputs("5", f); /* "5": reset the peak RSS (proc(5)) */
+        fclose(f);
+}
+
+/* [elem,elem,…] with @p count elements; *len its length. */
+static char *list_body(const char *elem, size_t count, size_t *len) {
+        size_t el = strlen(elem), n = 0;
+        char *b = malloc(count * (el + 1) + 3);
+
+        cr_assert_not_null(b);
+        b[n++] = '[';
+        for (size_t i = 0; i < count; i++) {
+                if (i)
+                        b[n++] = ',';
+                memcpy(b + n, elem, el);
+                n += el;
+        }
+        b[n++] = ']';
+        b[n] = '\0';
+        *len = n;
+        return b;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_LIMIT_KIB (160L * 1024) /* ASan: redzones and quarantine */
+#else
+#define RSS_LIMIT_KIB (48L * 1024)
+#endif
+
+/* Before the fix: 381,300 entries of {"id":"a"} (4 MiB) were parsed into an
+ * array of 896-byte structs sized by the element count, plus the tree:
+ * 412 MiB RSS for a 4 MiB body. Now the body is refused before cJSON
+ * allocates. */
+Test(fly_json, tiny_entry_list_of_4mib_is_refused_without_growing) {
+        struct fly_machine *list = NULL;
+        struct err err = {0};
+        size_t len, n = 0;
+        char *body = list_body("{\"id\":\"a\"}", 4u * 1024 * 1024 / 11, &len);
+
+        reset_peak_rss();
+        long before = peak_rss_kib();
+        int rc = fly_json_machines_parse(body, len, false, &list, &n, &err);
+        long grew = peak_rss_kib() - before;
+        fprintf(stderr,
+                "tiny-entry list: %zu bytes, rc %d, peak RSS +%ld KiB\n", len,
+                rc, grew);
+        cr_expect_eq(rc, -1);
+        cr_expect_null(list);
+        cr_expect_eq(err.kind, ERR_PERMANENT);
+        cr_expect(strstr(err.msg, "JSON values") != NULL, "%s", err.msg);
+        cr_expect_lt(grew, RSS_LIMIT_KIB, "peak RSS grew by %ld KiB", grew);
+        free(list);
+        free(body);
+}
+
+/* The worst list still accepted: FLY_JSON_LIST_MAX elements with the values
+ * cap nearly spent. */
+Test(fly_json, largest_accepted_list_stays_within_the_cap) {
+        char elem[512];
+        size_t k = 0, len, n = 0;
+        struct fly_machine *list = NULL;
+        struct err err = {0};
+        int per = FLY_JSON_VALUES_MAX / FLY_JSON_LIST_MAX - 8;
+
+        k += (size_t)snprintf(elem, sizeof(elem),
+                              "{\"id\":\"148e21a3c96989\",\"state\":"
+                              "\"started\",\"x\":[1");
+        for (int i = 1; i < per; i++)
+                k += (size_t)snprintf(elem + k, sizeof(elem) - k, ",1");
+        snprintf(elem + k, sizeof(elem) - k, "]}");
+        char *body = list_body(elem, FLY_JSON_LIST_MAX, &len);
+
+        reset_peak_rss();
+        long before = peak_rss_kib();
+        int rc = fly_json_machines_parse(body, len, false, &list, &n, &err);
+        long grew = peak_rss_kib() - before;
+        fprintf(stderr, "largest list: %zu bytes, rc %d, peak RSS +%ld KiB\n",
+                len, rc, grew);
+        cr_expect_eq(rc, 0, "%s", err.msg);
+        cr_expect_eq(n, FLY_JSON_LIST_MAX);
+        cr_expect_lt(grew, RSS_LIMIT_KIB, "peak RSS grew by %ld KiB", grew);
+        free(list);
+        free(body);
+}
+
+Test(fly_json, list_over_the_element_cap_is_refused) {
+        struct fly_machine *m = NULL;
+        struct fly_volume *v = NULL;
+        struct err err = {0}, verr = {0};
+        size_t len, n = 0;
+        char *body = list_body("{\"id\":\"a\"}", FLY_JSON_LIST_MAX + 1, &len);
+
+        cr_expect_eq(fly_json_machines_parse(body, len, false, &m, &n, &err),
+                     -1);
+        cr_expect(strstr(err.msg, "more than 4096 elements") != NULL, "%s",
+                  err.msg);
+        cr_expect_eq(fly_json_volumes_parse(body, len, &v, &n, &verr), -1);
+        cr_expect(strstr(verr.msg, "more than 4096 elements") != NULL, "%s",
+                  verr.msg);
+        cr_expect_null(m);
+        cr_expect_null(v);
+        free(body);
+}
+
+/* The values cap holds for one object too, and an error body over it is
+ * read as text. */
+Test(fly_json, object_of_tiny_values_is_refused) {
+        struct fly_machine m;
+        struct err err = {0};
+        size_t len;
+        char *arr = list_body("1", FLY_JSON_VALUES_MAX, &len);
+        char *body = malloc(len + 32), buf[64];
+
+        cr_assert_not_null(body);
+        int n = snprintf(body, len + 32, "{\"id\":\"a\",\"x\":%s}", arr);
+        cr_expect_eq(fly_json_machine_parse(body, (size_t)n, &m, &err), -1);
+        cr_expect(strstr(err.msg, "JSON values") != NULL, "%s", err.msg);
+        fly_json_error_text(body, (size_t)n, buf, sizeof(buf));
+        cr_expect(strncmp(buf, "{\"id\":\"a\",\"x\":[1,1", 18) == 0, "%s", buf);
+        free(arr);
+        free(body);
+}

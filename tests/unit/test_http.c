@@ -83,6 +83,9 @@ static const struct {
     {"+5", 0, -1},
     {"1.5", 0, -1},
     {"soon", 0, -1},
+    /* fuzz_http_header: curl_getdate() reads the year 444444445; seconds
+     * times 1000 overflowed int64 (UBSan) and gave 0 */
+    {"444444445Oct8", 0, 86400000},
 };
 
 Test(http, retry_after_table) {
@@ -133,6 +136,17 @@ Test(http, header_capture_truncates_long_values) {
         memcpy(line, "fly-request-id: ", 16);
         http_resp_header(&resp, line, sizeof(line)); /* not NUL-terminated */
         cr_assert_eq(strlen(resp.request_id), sizeof(resp.request_id) - 1);
+}
+
+/* A hostile server's control bytes never reach a message (the request id
+ * is quoted in one-line error messages, events and dead-letter headers). */
+Test(http, header_capture_replaces_control_bytes) {
+        struct http_resp resp = {0};
+
+        feed(&resp, "fly-request-id: a\rb\x1b[31mc\x7f\r\n");
+        cr_assert_str_eq(resp.request_id, "a?b?[31mc?");
+        feed(&resp, "Retry-After: 1\t2\r\n");
+        cr_assert_str_eq(resp.retry_after, "1?2");
 }
 
 Test(http, escape_path_segments_and_query_values) {

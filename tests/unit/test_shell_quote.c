@@ -169,25 +169,45 @@ Test(shell_quote, bash_prints_every_hostile_input_unchanged) {
         roundtrip_with("/bin/bash");
 }
 
-Test(shell_quote, append_builds_a_command_line) {
-        char *buf = strdup("printf %s ");
+/* The quoted word is safe as a word of the command line a shell reads, and
+ * only there: written inside double quotes of an enclosing sh -c (what
+ * shell_quote.h once promised was safe) the outer shell runs its $(…). */
+Test(shell_quote, safe_as_a_word_unsafe_inside_double_quotes) {
+        const char *payload = "$(echo RAN)'`echo RAN`'";
+        char *word = shell_quote(payload);
+        char *inner = NULL, *safe_q = NULL, *safe = NULL, *unsafe = NULL;
         size_t len = 0;
         int status;
         char *out;
 
-        cr_assert(buf);
-        cr_assert(shell_quote_append(&buf, "x'y") == 0);
-        cr_assert_str_eq(buf, "printf %s 'x'\\''y'");
-        out = run_capture((char *const[]){"/bin/sh", "-c", buf, NULL}, NULL,
+        cr_assert(word);
+        /* safe: the inner command line, quoted once more for the outer sh */
+        cr_assert(asprintf(&inner, "printf %%s %s", word) > 0);
+        safe_q = shell_quote(inner);
+        cr_assert(safe_q);
+        cr_assert(asprintf(&safe, "sh -c %s", safe_q) > 0);
+        out = run_capture((char *const[]){"/bin/sh", "-c", safe, NULL}, NULL,
                           NULL, &len, &status);
-        cr_assert(len == 3 && memcmp(out, "x'y", 3) == 0);
+        cr_expect(len == strlen(payload) && memcmp(out, payload, len) == 0,
+                  "safe form printed %.*s", (int)len, out);
         free(out);
-        free(buf);
 
-        buf = NULL;
-        cr_assert(shell_quote_append(&buf, "") == 0);
-        cr_assert_str_eq(buf, "''");
-        free(buf);
+        /* unsafe: the same word inside double quotes */
+        cr_assert(asprintf(&unsafe, "sh -c \"printf %%s %s\"", word) > 0);
+        out = run_capture((char *const[]){"/bin/sh", "-c", unsafe, NULL}, NULL,
+                          NULL, &len, &status);
+        cr_expect(len != strlen(payload) || memcmp(out, payload, len) != 0,
+                  "double quotes kept the payload literal: %.*s", (int)len,
+                  out);
+        cr_expect(memmem(out, len, "RAN", 3) != NULL,
+                  "the outer shell did not run the payload: %.*s", (int)len,
+                  out);
+        free(out);
+        free(word);
+        free(inner);
+        free(safe_q);
+        free(safe);
+        free(unsafe);
 }
 
 Test(shell_quote, su_command_shape) {
