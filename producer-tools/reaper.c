@@ -160,20 +160,12 @@ struct args {
         int argc;
 };
 
-static void flag_name(const char *env, char *out, size_t cap) {
-        size_t i = 0;
-        for (; env[i] && i + 1 < cap; i++)
-                out[i] =
-                    env[i] == '_' ? '-' : (char)tolower((unsigned char)env[i]);
-        out[i] = '\0';
-}
-
 static int is_setting_flag(const char *name, size_t len) {
         char buf[64];
         if (len == 7 && strncmp(name, "brokers", 7) == 0)
                 return 1;
         for (size_t i = 0; reaper_settings[i]; i++) {
-                flag_name(reaper_settings[i], buf, sizeof(buf));
+                config_flag_name(reaper_settings[i], buf, sizeof(buf));
                 if (strlen(buf) == len && strncmp(buf, name, len) == 0)
                         return 1;
         }
@@ -258,20 +250,6 @@ struct reaper {
         rd_kafka_t *rk;
         const char *topic;
 };
-
-struct list_call {
-        struct fly_client *fly;
-        struct fly_machine *machines;
-        size_t n;
-};
-
-static int call_list(void *arg, struct err *err) {
-        struct list_call *c = arg;
-        free(c->machines);
-        c->machines = NULL;
-        c->n = 0;
-        return fly_machine_list(c->fly, NULL, &c->machines, &c->n, err);
-}
 
 static int by_name(const void *a, const void *b) {
         const struct item *x = a, *y = b;
@@ -453,7 +431,7 @@ static void print_summary(struct reaper *r,
 /* One pass. @returns 0 when every machine was looked at and every request
  * acknowledged, -1 otherwise (reported on stderr). */
 static int run_pass(struct reaper *r) {
-        struct list_call lc = {r->fly, NULL, 0};
+        struct fly_list_call lc = {r->fly, {0}, NULL, 0};
         struct err err = {0};
         struct item *items = NULL;
         struct tally t = {0};
@@ -469,8 +447,8 @@ static int run_pass(struct reaper *r) {
         gmtime_r(&tt, &tm);
         strftime(stamp, sizeof(stamp), "%Y%m%d%H%M", &tm);
 
-        if (fly_retry_call(&r->retry, NULL, "lookup", "list", call_list, &lc,
-                           &err) == -1) {
+        if (fly_retry_call(&r->retry, NULL, "lookup", "list", fly_list_call_run,
+                           &lc, &err) == -1) {
                 fprintf(stderr,
                         PROG ": listing the machines of app %s failed: %s\n",
                         r->cfg.app_name, err.msg);

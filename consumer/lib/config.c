@@ -192,7 +192,7 @@ const char *const *config_setting_names(void) {
         return names;
 }
 
-static void flag_name(const char *env, char *out, size_t cap) {
+void config_flag_name(const char *env, char *out, size_t cap) {
         size_t i = 0;
         for (; env[i] && i + 1 < cap; i++)
                 out[i] =
@@ -285,7 +285,7 @@ static int add_kafka_prop(struct config *cfg, const char *kv, struct err *err) {
 static const struct setting *find_flag(const char *name, size_t len) {
         char buf[64];
         for (size_t i = 0; i < NSETTINGS; i++) {
-                flag_name(settings[i].env, buf, sizeof(buf));
+                config_flag_name(settings[i].env, buf, sizeof(buf));
                 if (strlen(buf) == len && strncmp(buf, name, len) == 0)
                         return &settings[i];
         }
@@ -716,7 +716,7 @@ void config_print_help(FILE *out, const char *prog) {
                 "Settings (environment variable, or the flag shown):\n",
                 prog);
         for (size_t i = 0; i < NSETTINGS; i++) {
-                flag_name(settings[i].env, flag, sizeof(flag));
+                config_flag_name(settings[i].env, flag, sizeof(flag));
                 fprintf(out, "  %-28s --%s\n      %s%s%s%s\n", settings[i].env,
                         flag, settings[i].help,
                         settings[i].def ? " [default: " : "",
@@ -742,7 +742,7 @@ void config_print_settings(FILE *out, const char *const *names) {
                         const struct setting *s = &settings[i];
                         if (strcmp(s->env, *names) != 0)
                                 continue;
-                        flag_name(s->env, flag, sizeof(flag));
+                        config_flag_name(s->env, flag, sizeof(flag));
                         fprintf(out, "  %-28s --%s\n      %s%s%s%s\n", s->env,
                                 flag, s->help, s->def ? " [default: " : "",
                                 s->def && !s->secret ? s->def : "",

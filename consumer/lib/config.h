@@ -120,4 +120,8 @@ const struct repo_cred *config_repo(const struct config *cfg,
 /** @brief Every setting name config_load() reads (NULL-terminated). */
 const char *const *config_setting_names(void);
 
+/** @brief The flag of setting @p env: "THOPTER_SSH_KEY" -> "thopter-ssh-key"
+ * (no leading dashes), cut to fit @p cap. */
+void config_flag_name(const char *env, char *out, size_t cap);
+
 #endif

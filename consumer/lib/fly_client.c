@@ -461,6 +461,14 @@ int fly_machine_list(struct fly_client *fly,
         return perform(fly, &c, err);
 }
 
+int fly_list_call_run(void *call, struct err *err) {
+        struct fly_list_call *c = call;
+        free(c->machines);
+        c->machines = NULL;
+        c->n = 0;
+        return fly_machine_list(c->fly, &c->opts, &c->machines, &c->n, err);
+}
+
 int fly_machine_set_metadata(struct fly_client *fly,
                              const char *id,
                              const char *key,

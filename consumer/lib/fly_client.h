@@ -131,6 +131,16 @@ int fly_machine_list(struct fly_client *fly,
                      size_t *n,
                      struct err *err);
 
+/* fly_machine_list() as a step for fly_retry_call(): each attempt frees
+ * what the one before listed; the caller frees machines at the end. */
+struct fly_list_call {
+        struct fly_client *fly;
+        struct fly_list_opts opts;
+        struct fly_machine *machines;
+        size_t n;
+};
+int fly_list_call_run(void *call, struct err *err);
+
 /** @brief POST /v1/apps/{app}/machines/{id}/metadata/{key} {"value"}. */
 int fly_machine_set_metadata(struct fly_client *fly,
                              const char *id,

@@ -22,21 +22,6 @@
 /* ------------------------------------------------------------------ */
 /* Lookup and capacity */
 
-struct list_call {
-        struct fly_client *fly;
-        struct fly_list_opts opts;
-        struct fly_machine *machines;
-        size_t n;
-};
-
-static int call_list(void *arg, struct err *err) {
-        struct list_call *c = arg;
-        free(c->machines);
-        c->machines = NULL;
-        c->n = 0;
-        return fly_machine_list(c->fly, &c->opts, &c->machines, &c->n, err);
-}
-
 /* One attempt: what fly knows of this request's machines. A live one goes
  * into r->machine (FOUND_LIVE); else a destroyed one that carries the
  * consumer's "provisioned" mark for this request means the request was done
@@ -46,11 +31,11 @@ static int find_by_request_id(struct provision_run *r,
                               enum provision_found *found,
                               struct err *err) {
         const char *id = r->req->request_id;
-        struct list_call c = {
+        struct fly_list_call c = {
             r->ctx->deps.fly, {"thopter_request_id", id, true}, NULL, 0};
 
         *found = FOUND_NONE;
-        if (call_list(&c, err) == -1)
+        if (fly_list_call_run(&c, err) == -1)
                 return -1;
         for (size_t i = 0; i < c.n; i++) {
                 struct fly_machine *m = &c.machines[i];
@@ -94,9 +79,9 @@ int provision_lookup(struct provision_run *r,
 
 static int
 count_started_thopters(struct provision_run *r, int *count, struct err *err) {
-        struct list_call c = {r->ctx->deps.fly, {0}, NULL, 0};
+        struct fly_list_call c = {r->ctx->deps.fly, {0}, NULL, 0};
         if (fly_retry_call(r->ctx->deps.retry, r->job, "capacity", "list",
-                           call_list, &c, err) == -1)
+                           fly_list_call_run, &c, err) == -1)
                 return -1;
         *count = 0;
         for (size_t i = 0; i < c.n; i++)

@@ -435,11 +435,13 @@ class TestCapacity(ProvisionTestCase):
         # THOPTER_READY_TIMEOUT counts from the create, never including the
         # capacity wait (contract section 7).
         busy = self.fly.seed_machine(id="00000000000bb2", name="thopter-2-busy000", state="started")
-        self.start_consumer(env={"MAX_THOPTERS": "1", "THOPTER_READY_TIMEOUT": "8"})
+        # 15 s: enough for a machine to boot on a loaded CI host (with 8 the
+        # boot itself timed out now and then there).
+        self.start_consumer(env={"MAX_THOPTERS": "1", "THOPTER_READY_TIMEOUT": "15"})
         self.provision(hub_request("prov-longwait"))
         wait_until(lambda: any(e["state"] == "waiting_capacity" for e in self.events("prov-longwait")),
                    timeout=30, what="waiting_capacity")
-        time.sleep(10)  # longer than THOPTER_READY_TIMEOUT
+        time.sleep(17)  # longer than THOPTER_READY_TIMEOUT
         self.fly.set_state(busy["id"], "stopped")
         final = self.final("prov-longwait", timeout=90)
         self.assertEqual(final[-1]["state"], "completed", final)
