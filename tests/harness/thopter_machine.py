@@ -79,7 +79,6 @@ Standard library only.
 
 import argparse
 import base64
-import calendar
 import ctypes
 import json
 import os
@@ -241,6 +240,7 @@ class SimMachine:
         self._pidns_fd = None
         self.returncode = None
         self.started_at = None
+        self.start_mark = 0      # the machine's start event this boot answered (MachineBooter)
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -691,9 +691,12 @@ class MachineBooter:
             return
         with self.lock:
             last = self.finished.get(mid)
-        if last is not None and last.started_at and state != "starting" and \
-                m.get("updated_at") and _rfc3339(m["updated_at"]) < last.started_at:
-            return  # already booted for this start (and the sim ended on its own)
+        if last is not None and _start_mark(m) <= last.start_mark:
+            # Already booted for this start: the sim ended on its own or was
+            # replaced by a newer machine on its address. Only a new start
+            # request boots it again (updated_at, in whole seconds, could not
+            # tell: a sim booted while "starting" saw "started" stamped later).
+            return
         if not m.get("files") and not self.boot_without_files:
             return
         self._boot(m)
@@ -718,6 +721,7 @@ class MachineBooter:
         sim = SimMachine(mid, volume=vol, files=os.path.join(self.files_dir, mid),
                          dir=os.path.join(self.dir, "machines", mid), listen=(addr, self.port),
                          sshd_opts=self.sshd_opts, env=env, binds=self.binds)
+        sim.start_mark = _start_mark(m)
         sim.start()
         with self.lock:
             self.sims[mid] = sim
@@ -737,8 +741,12 @@ class MachineBooter:
             self.lock.notify_all()
 
 
-def _rfc3339(text):
-    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+def _start_mark(m):
+    """The time (ms) of the machine's latest start request or launch, from its events
+    ("start" events other than "started"); 0 when it has none."""
+    return max([e.get("timestamp", 0) for e in m.get("events") or []
+                if e.get("type") == "start" and e.get("status") != "started"] or [0])
+
 
 
 # ---- the probe -------------------------------------------------------------------------------
