@@ -96,7 +96,6 @@ set_up(struct provision_run *r, enum provision_found found, struct err *err) {
             provision_launch(r, err) == -1)
                 return -1;
         provision_mark_done(r);
-        provision_finish_line(r);
         job_log(r->job, LOG_INFO, "provisioned %s (%s) for %s#%s",
                 r->machine.id, r->machine.name, r->req->repository,
                 r->req->issue_number);

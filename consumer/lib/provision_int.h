@@ -77,7 +77,5 @@ int provision_golden_claude(struct provision_run *r, struct err *err);
 int provision_git(struct provision_run *r, struct err *err);
 int provision_context_files(struct provision_run *r, struct err *err);
 int provision_launch(struct provision_run *r, struct err *err);
-/** The last line in THOPTER_REMOTE_LOG (best effort). */
-void provision_finish_line(struct provision_run *r);
 
 #endif

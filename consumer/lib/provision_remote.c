@@ -518,7 +518,10 @@ out:
 /* Launch */
 
 /* Types the agent command into the tmux session and writes the done marker
- * in the same remote command, so a redelivery never types it twice. */
+ * in the same remote command, so a redelivery never types it twice. Once
+ * both worked, the same command writes the original's last line to the
+ * remote log, best effort: the agent runs already, and a lost log line must
+ * not fail (and destroy) a provision that worked. */
 int provision_launch(struct provision_run *r, struct err *err) {
         char *typed = provision_launch_command(
             r->workspace, r->req->repo_name, r->cfg->remote_log,
@@ -528,10 +531,17 @@ int provision_launch(struct provision_run *r, struct err *err) {
         char *marker = marker_path(r);
         char *qmarker = marker ? shell_quote(marker) : NULL;
         char *qid = shell_quote(r->req->request_id);
-        char *full =
-            cmd && qmarker && qid
-                ? strfmt("%s && printf '%%s\\n' %s > %s", cmd, qid, qmarker)
-                : NULL;
+        char *line = strfmt("Provisioning completed successfully. Thopter %s "
+                            "is ready to work on issue %s",
+                            r->machine.id, r->req->issue_number);
+        char *finish = line ? provision_log_command(r->cfg->remote_log, line,
+                                                    clock_wall_ms())
+                            : NULL;
+        char *full = cmd && qmarker && qid && finish
+                         ? strfmt("%s && printf '%%s\\n' %s > %s && "
+                                  "{ %s || true; }",
+                                  cmd, qid, qmarker, finish)
+                         : NULL;
         int rc = -1;
 
         job_step(r->job, "launch");
@@ -567,21 +577,8 @@ out:
         free(marker);
         free(qmarker);
         free(qid);
+        free(line);
+        free(finish);
         free(full);
         return rc;
-}
-
-void provision_finish_line(struct provision_run *r) {
-        struct err e = {0};
-        char *line = strfmt("Provisioning completed successfully. Thopter %s "
-                            "is ready to work on issue %s",
-                            r->machine.id, r->req->issue_number);
-        /* Best effort: the agent runs already; a lost log line must not
-         * fail (and destroy) a provision that worked. */
-        if (!line ||
-            remote_step(r, "launch", line, "true", NULL, 0, 0, &e) == -1)
-                job_log(r->job, LOG_WARN,
-                        "could not write the last provisioner log line: %s",
-                        line ? e.msg : "out of memory");
-        free(line);
 }
