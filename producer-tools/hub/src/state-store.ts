@@ -51,31 +51,33 @@ export class MemoryHubState implements HubStateStore {
   }
 
   addProvisionRequest(request: ProvisionRequest): void {
-    this.provisionRequests.push(request);
-    if (this.provisionRequests.length > this.maxRequests) this.provisionRequests.shift();
+    this.pushCapped(this.provisionRequests, request);
   }
 
   updateProvisionRequest(requestId: string, updates: Partial<ProvisionRequest>): void {
-    const r = this.provisionRequests.find((x) => x.requestId === requestId);
-    if (r) Object.assign(r, updates);
+    updateById(this.provisionRequests, requestId, updates);
   }
 
   getRecentProvisionRequests(limit?: number): ProvisionRequest[] {
-    return [...(limit ? this.provisionRequests.slice(-limit) : this.provisionRequests)];
+    return recent(this.provisionRequests, limit);
   }
 
   addDestroyRequest(request: DestroyRequest): void {
-    this.destroyRequests.push(request);
-    if (this.destroyRequests.length > this.maxRequests) this.destroyRequests.shift();
+    this.pushCapped(this.destroyRequests, request);
   }
 
   updateDestroyRequest(requestId: string, updates: Partial<DestroyRequest>): void {
-    const r = this.destroyRequests.find((x) => x.requestId === requestId);
-    if (r) Object.assign(r, updates);
+    updateById(this.destroyRequests, requestId, updates);
   }
 
   getRecentDestroyRequests(limit?: number): DestroyRequest[] {
-    return [...(limit ? this.destroyRequests.slice(-limit) : this.destroyRequests)];
+    return recent(this.destroyRequests, limit);
+  }
+
+  /** StateManager's ring buffer: the newest maxRequests requests. */
+  private pushCapped<T>(list: T[], item: T): void {
+    list.push(item);
+    if (list.length > this.maxRequests) list.shift();
   }
 
   getThopter(thopterId: string): ThopterState | undefined {
@@ -120,4 +122,13 @@ export class MemoryHubState implements HubStateStore {
   getOperatingMode(): string {
     return this.mode;
   }
+}
+
+function updateById<T extends { requestId: string }>(list: T[], requestId: string, updates: Partial<T>): void {
+  const r = list.find((x) => x.requestId === requestId);
+  if (r) Object.assign(r, updates);
+}
+
+function recent<T>(list: T[], limit?: number): T[] {
+  return [...(limit ? list.slice(-limit) : list)];
 }
