@@ -376,9 +376,15 @@ class KafkaCluster:
         return list(md.topics[topic].partitions[partition].isrs)
 
     def coordinator(self, group):
-        """The node id of @group's coordinator (FindCoordinator, through ListGroups)."""
-        groups = self.admin().list_groups(group, timeout=10)
-        return groups[0].broker.id if groups else None
+        """The node id of @group's coordinator, as kafka-consumer-groups.sh --describe
+        --state reports it (None when the group has none yet)."""
+        import re
+        r = self.tool("kafka-consumer-groups.sh", "--describe", "--state", "--group", group)
+        for line in r.stdout.splitlines():
+            m = re.match(r"\s*%s\s+\S+\s+\((\d+)\)" % re.escape(group), line)
+            if m:
+                return int(m.group(1))
+        return None
 
     # ---- Kafka's own command-line tools ----------------------------------------------
 

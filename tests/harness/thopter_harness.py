@@ -38,8 +38,9 @@ REAL_KAFKA = KAFKA_KIND == "real"
 # tests use a short session. A real broker refuses a session shorter than its
 # group.min.session.timeout.ms (6000 by default), and rebalances at once when
 # a member leaves cleanly, so real-broker tests use that minimum.
-GROUP_PROPS = (["session.timeout.ms=6000", "heartbeat.interval.ms=500"] if REAL_KAFKA
-               else ["session.timeout.ms=4000", "heartbeat.interval.ms=500"])
+MOCK_GROUP_PROPS = ["session.timeout.ms=4000", "heartbeat.interval.ms=500"]
+REAL_GROUP_PROPS = ["session.timeout.ms=6000", "heartbeat.interval.ms=500"]
+GROUP_PROPS = REAL_GROUP_PROPS if REAL_KAFKA else MOCK_GROUP_PROPS
 SANITIZER_RE = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer")
 
 TOKEN = "fm2_test-secret-token-ABCDEF0123456789"
@@ -312,8 +313,10 @@ def headers_dict(msg):
 class ThopterConsumer:
     """thopter-consumer as a subprocess with its JSON log captured."""
 
-    def __init__(self, bootstrap, fly_base, role="destroy", env=None, args=(), token=TOKEN, prefix=()):
-        """@prefix: a command the consumer runs under (e.g. valgrind and its options)."""
+    def __init__(self, bootstrap, fly_base, role="destroy", env=None, args=(), token=TOKEN, prefix=(),
+                 group_props=None):
+        """@prefix: a command the consumer runs under (e.g. valgrind and its options).
+        @group_props: the group -X properties (default GROUP_PROPS, for THOPTER_TEST_KAFKA's broker)."""
         self.logfile = tempfile.NamedTemporaryFile(prefix="thopter-consumer-", suffix=".log", delete=False)
         e = {k: v for k, v in os.environ.items() if not k.startswith(("THOPTER_", "KAFKA_", "FLY_"))}
         e.update({
@@ -331,7 +334,7 @@ class ThopterConsumer:
         })
         e.update(env or {})
         argv = list(prefix) + [binary("thopter-consumer"), "--role", role]
-        for p in GROUP_PROPS:
+        for p in GROUP_PROPS if group_props is None else group_props:
             argv += ["-X", p]
         argv += list(args)
         self.proc = subprocess.Popen(argv, env=e, stdout=subprocess.DEVNULL, stderr=self.logfile)
