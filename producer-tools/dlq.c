@@ -40,6 +40,7 @@
 #include "clock.h"
 #include "err.h"
 #include "kafka_conf.h"
+#include "kafka_offsets.h"
 
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
@@ -351,8 +352,8 @@ ranges_new(rd_kafka_t *rk, const char *topic, int *n, struct err *err) {
         for (int i = 0; r && i < *n; i++) {
                 int64_t lo = 0, hi = 0;
                 r[i].partition = md->topics[0].partitions[i].id;
-                e = rd_kafka_query_watermark_offsets(rk, topic, r[i].partition,
-                                                     &lo, &hi, META_TIMEOUT);
+                e = kafka_offsets_query(rk, topic, r[i].partition, &lo, &hi,
+                                        META_TIMEOUT);
                 if (e) {
                         err_set(err, ERR_TRANSIENT, e,
                                 "topic %s [%" PRId32 "]: watermarks: %s", topic,

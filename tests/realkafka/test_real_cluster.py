@@ -16,17 +16,17 @@ docs/RELIABILITY.md.
 Also here: deploy/create-topics.sh with the real kafka-topics.sh, and the
 start-up probe against Kafka 4.
 """
-import json
 import os
 import re
-import signal
 import subprocess
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 from flyfake import FlyFake
 from kafka_cluster import KAFKA_VERSION, KafkaCluster, kafka_home
-from thopter_harness import (SOURCE_DIR, TOKEN, Kafka, ThopterConsumer, headers_dict, kafka_tool_committed,
+from thopter_harness import (SOURCE_DIR, TOKEN, Kafka, ThopterConsumer, binary, kafka_tool_committed,
                              machine_id, tmo, wait_until)
 
 SESSION_TIMEOUT_MS = 6000  # GROUP_PROPS on a real broker: its group.min.session.timeout.ms
@@ -99,6 +99,19 @@ class ThreeNodeCase(unittest.TestCase):
         self.consumers.append(c)
         return c
 
+    @staticmethod
+    def scrape(port, timeout=10.0):
+        """(status, seconds) of one GET /metrics (status None: no answer in @timeout)."""
+        t = time.monotonic()
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=timeout) as r:
+                r.read()
+                return r.status, time.monotonic() - t
+        except urllib.error.HTTPError as e:
+            return e.code, time.monotonic() - t
+        except OSError:
+            return None, time.monotonic() - t
+
     def seed_and_publish(self, n, start=1):
         ids = [self.fly.seed_machine(id=machine_id(i), name="thopter-%d" % i, state="started")["id"]
                for i in range(start, start + n)]
@@ -146,9 +159,15 @@ class TestBrokerFaults(ThreeNodeCase):
         ids = self.seed_and_publish(150)
         wait_until(lambda: len(self.destroyed(ids)) >= 30, timeout=60, what="30 destroys done")
         victim = self.cluster.leader(self.topics["destroy"], 0)
+        port = c.metrics_port()
         t0 = time.time()
         self.cluster.kill(victim)
         done_at_kill = len(self.destroyed(ids))
+        # /metrics asks the leaders for the lag; with one of them dead it must
+        # still answer (librdkafka 2.0.2's watermark query hung for good here).
+        scrapes = [self.scrape(port) for _ in range(5)]
+        self.assertEqual([s[0] for s in scrapes], [200] * 5, "every /metrics scrape answered: %r" % scrapes)
+        self.assertLess(max(s[1] for s in scrapes), 5.0, "scrape times %r" % scrapes)
         self.assert_nothing_lost(ids)
         figure("leader SIGKILL", "node %d killed after %d of 150 destroys; the rest finished %.1f s later" % (
             victim, done_at_kill, self.all_done_at - t0))
@@ -208,6 +227,23 @@ class TestBrokerFaults(ThreeNodeCase):
         self.assert_nothing_lost(ids, timeout=180)
         figure("writes refused", "nodes %s down 12 s (message.timeout.ms 4000); all %d destroyed %.1f s after "
                "the kill, offsets committed to the end" % (victims, len(ids), self.all_done_at - t0))
+
+
+class TestToolsWithALeaderDown(ThreeNodeCase):
+    def test_thopter_dlq_list_answers_while_the_dead_letter_leader_is_down(self):
+        """librdkafka 2.0.2's watermark query ignores its timeout while the leader is
+        unreachable (consumer/lib/kafka_offsets.h): thopter-dlq list hung for good."""
+        self.kafka.produce(self.topics["dlq"], b"a dead letter", key=b"k")
+        self.kafka.flush()
+        victim = self.cluster.leader(self.topics["dlq"], 0)
+        self.cluster.kill(victim)
+        t = time.monotonic()
+        r = subprocess.run([binary("thopter-dlq"), "list",
+                            "-b", self.cluster.bootstrap, "--dlq-topic", self.topics["dlq"]],
+                           capture_output=True, text=True, timeout=tmo(60))
+        took = time.monotonic() - t
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        figure("thopter-dlq list, leader of its topic SIGKILLed", "exit %d after %.1f s" % (r.returncode, took))
 
 
 class TestConsumerFaults(ThreeNodeCase):
