@@ -221,10 +221,11 @@ class Kafka:
             c = self._consumer()
             try:
                 md = c.list_topics(topic, timeout=tmo(10))
-                out = {}
-                for p in md.topics[topic].partitions:
-                    out[p] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=tmo(10))[1]
-                return out
+                # offsets_for_times(latest), not get_watermark_offsets: the latter
+                # ignores its timeout while a leader is down (librdkafka 2.0.2).
+                tps = c.offsets_for_times([TopicPartition(topic, p, -1) for p in md.topics[topic].partitions],
+                                          timeout=tmo(10))
+                return {tp.partition: tp.offset for tp in tps}
             except KafkaException:
                 if attempt == 2:
                     raise
