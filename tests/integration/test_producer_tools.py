@@ -3,13 +3,17 @@ producer-tools/bulk-destroy (kcat) against thopter-devbroker, with the real
 thopter-consumer and the fake fly Machines API where a flow needs them."""
 import json
 import os
+import pty
 import re
+import select
+import signal
+import time
 import unittest
 
 from flyfake import FlyFake
 from thopter_harness import (GROUP_PROPS, SOURCE_DIR, TOKEN, Devbroker, Kafka, ThopterConsumer, headers_dict,
                              machine_id, wait_until)
-from tools_harness import murmur2_partition, run_tool
+from tools_harness import murmur2_partition, run_tool, tool_path
 
 DESTROY = "thopter.destroy"
 PROVISION = "thopter.provision"
@@ -211,6 +215,54 @@ class TestBulkDestroy(ToolsTestCase):
         self.start_consumer()
         wait_until(lambda: self.gone(ids), timeout=60, interval=0.3, what="all 50 machines destroyed")
         self.assertEqual(self.kafka.read_all(DLQ), [])
+
+
+    def test_empty_input_warns(self):
+        # A filter upstream that matched nothing (issue 22: a jq precedence slip) is said, not a quiet 0.
+        for text in ("", "# only a comment\n\n"):
+            r = self.ok("bulk-destroy", "-b", self.b, input=text)
+            self.assertIn("warning: no machine id in the input", r.stderr)
+            self.assertIn("sent 0 destroy request(s)", r.stdout)
+        self.assertEqual(sum(self.kafka.end_offsets(DESTROY).values()), 0)
+
+
+class TestDevbroker(unittest.TestCase):
+    def test_started_in_the_background_of_a_terminal_it_keeps_running(self):
+        """README's "thopter-devbroker &" in an interactive shell: never "Stopped (tty input)"."""
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execvp("bash", ["bash", "--norc", "--noprofile", "-i"])
+        self.addCleanup(os.close, fd)
+        out = b""
+
+        def read_until(pattern, timeout):
+            nonlocal out
+            end = time.time() + timeout
+            while time.time() < end and not re.search(pattern, out):
+                r, _, _ = select.select([fd], [], [], 0.2)
+                if r:
+                    try:
+                        out += os.read(fd, 65536)
+                    except OSError:
+                        break
+            return re.search(pattern, out)
+
+        try:
+            os.write(fd, b"%s &\n" % tool_path("thopter-devbroker").encode())
+            self.assertTrue(read_until(rb"bootstrap\.servers=127\.0\.0\.1:\d+", 20), out)
+            time.sleep(1)
+            os.write(fd, b"jobs -l; echo jobs-done\n")
+            self.assertTrue(read_until(rb"jobs-done\s", 10), out)
+            self.assertRegex(out, rb"Running\s+\S*thopter-devbroker")
+            self.assertNotIn(b"Stopped", out)
+            os.write(fd, b"kill %1; wait; exit\n")
+            read_until(rb"exit\s*$", 10)
+        finally:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
 
 
 class TestSend(ToolsTestCase):
