@@ -40,6 +40,7 @@
 #include "clock.h"
 #include "err.h"
 #include "kafka_conf.h"
+#include "topic_check.h"
 
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
@@ -162,9 +163,11 @@ static void usage(FILE *out) {
             "  -h, --help           this text\n"
             "  -V, --version        the version\n"
             "\n"
+            "Topics must exist: a dead-letter topic or an original topic that "
+            "does not is\nrefused by name, never created.\n"
             "Exit status: 0 success, 1 failure (a record not replayed, broker "
             "unreachable,\n"
-            "no such dead letter), 2 bad usage.\n");
+            "no such topic or dead letter), 2 bad usage.\n");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -304,7 +307,10 @@ consumer_new(struct cli *cli, const char *group, struct err *err) {
                               err) == -1 ||
             cli_kafka_default(cli, conf, "auto.offset.reset", "earliest",
                               err) == -1 ||
-            kafka_conf_set(conf, "enable.partition.eof", "true", err) == -1) {
+            kafka_conf_set(conf, "enable.partition.eof", "true", err) == -1 ||
+            /* Reading never creates the topic it reads (topic_check.h). */
+            cli_kafka_default(cli, conf, "allow.auto.create.topics", "false",
+                              err) == -1) {
                 rd_kafka_conf_destroy(conf);
                 return NULL;
         }
@@ -322,11 +328,17 @@ consumer_new(struct cli *cli, const char *group, struct err *err) {
 static struct range *
 ranges_new(rd_kafka_t *rk, const char *topic, int *n, struct err *err) {
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        rd_kafka_topic_t *rkt = NULL;
         struct range *r = NULL;
         rd_kafka_resp_err_t e;
 
         *n = 0;
+        /* Before any topic handle: librdkafka asks for the metadata of a
+         * handle's topic, which some brokers answer by creating it. */
+        if (topic_check(rk, &topic, 1, "--dlq-topic or THOPTER_DLQ_TOPIC",
+                        err) == -1)
+                return NULL;
+        rkt = rd_kafka_topic_new(rk, topic, NULL);
         e = rd_kafka_metadata(rk, 0, rkt, &md, META_TIMEOUT);
         rd_kafka_topic_destroy(rkt);
         if (e) {
@@ -813,6 +825,7 @@ struct replayed {
         int32_t out_partition;
         int64_t out_offset;
         int done;
+        int no_topic; /* its original topic does not exist: not sent */
 };
 
 struct replay_ctx {
@@ -828,6 +841,7 @@ struct replay_ctx {
         struct range *r;
         int nr;
         int64_t *next; /* per range: the offset to commit */
+        struct topic_list *topics; /* what exists: replay creates none */
 };
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
@@ -924,6 +938,13 @@ static int replay_one(void *arg, const rd_kafka_message_t *rkm) {
         snprintf(x->key, sizeof(x->key), "%s", *dl.key ? dl.key : "-");
         snprintf(x->cls, sizeof(x->cls), "%s", *dl.cls ? dl.cls : "-");
         x->count = next_replay_count(ctx->cli->prog, dl.replay);
+        if (!topic_list_has(ctx->topics, dl.topic)) {
+                /* Sending would auto-create it on many brokers. */
+                x->no_topic = 1;
+                x->err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+                x->done = 1;
+                return 0;
+        }
         if (!ctx->producer) {
                 x->done = 1;
                 return 0;
@@ -1000,6 +1021,9 @@ static int cmd_replay(struct cli *cli,
         ctx.r = ranges_new(rk, dlq, &ctx.nr, &err);
         if (!ctx.r)
                 goto fail;
+        ctx.topics = topic_list_fetch(rk, TOPIC_CHECK_TIMEOUT_MS, &err);
+        if (!ctx.topics)
+                goto fail;
         ctx.next = calloc((size_t)ctx.nr, sizeof(*ctx.next));
         tps = rd_kafka_topic_partition_list_new(ctx.nr);
         if (!ctx.next || !tps) {
@@ -1043,7 +1067,20 @@ static int cmd_replay(struct cli *cli,
         }
         for (size_t i = 0; i < ctx.n; i++) {
                 struct replayed *x = ctx.v[i];
-                if (dry_run) {
+                if (x->no_topic) {
+                        struct range *p = range_of(ctx.r, ctx.nr, x->partition);
+                        ctx.failed++;
+                        fprintf(stderr,
+                                "%s: %s [%" PRId32 "] @%" PRId64
+                                " -> %s: topic %s does not exist: not "
+                                "replayed (the tools never create topics; "
+                                "create it, or fix the header, and run "
+                                "replay again)\n",
+                                cli->prog, dlq, x->partition, x->offset,
+                                x->topic, x->topic);
+                        if (x->offset < ctx.next[p - ctx.r])
+                                ctx.next[p - ctx.r] = x->offset;
+                } else if (dry_run) {
                         printf("would replay %s [%" PRId32 "] @%" PRId64
                                " -> %s  %s  key %s  replay.count %d\n",
                                dlq, x->partition, x->offset, x->topic, x->cls,
@@ -1123,6 +1160,7 @@ out:
         free(ctx.v);
         free(ctx.next);
         free(ctx.r);
+        topic_list_destroy(ctx.topics);
         if (ctx.producer) {
                 rd_kafka_flush(ctx.producer, 5000);
                 rd_kafka_destroy(ctx.producer);

@@ -33,6 +33,7 @@
 #include "request.h"
 #include "ssh_keys.h"
 #include "strfmt.h"
+#include "topic_check.h"
 
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
@@ -608,6 +609,17 @@ static int setup(struct reaper *r, int argc, char **argv, int *done) {
         if (r->args.apply && make_producer(r, &err) == -1) {
                 fprintf(stderr, PROG ": %s\n", err.msg);
                 return CLI_USAGE;
+        }
+        /* A misspelt topic is refused, never auto-created by the first
+         * destroy request; brokers that do not answer yet are the publish
+         * step's concern (its failures are reported per pass). */
+        if (r->args.apply &&
+            topic_check(r->rk, &r->topic, 1,
+                        "THOPTER_DESTROY_TOPIC", &err) == -1) {
+                fprintf(stderr, PROG ": %s%s\n", err.msg,
+                        err.kind == ERR_TRANSIENT ? "; going on" : "");
+                if (err.kind != ERR_TRANSIENT)
+                        return CLI_FAIL;
         }
         *done = 0;
         return CLI_OK;

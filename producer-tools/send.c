@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "err.h"
 #include "request.h"
+#include "topic_check.h"
 
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
@@ -136,8 +137,10 @@ static void usage(FILE *out) {
             "Defaults: partitioner=murmur2_random (as kafkajs), acks=all, "
             "enable.idempotence=true,\n"
             "message.timeout.ms=30000; each can be changed with -X.\n"
-            "Exit status: 0 all sent, 1 invalid request or delivery failure, 2 "
-            "bad usage.\n");
+            "The topic must exist: one that does not is refused by name (exit "
+            "1), never created.\n"
+            "Exit status: 0 all sent, 1 invalid request, missing topic or "
+            "delivery failure,\n2 bad usage.\n");
 }
 
 static struct msg *batch_add(struct batch *b) {
@@ -445,6 +448,19 @@ static int send_all(const struct cli *cli,
         if (!rk) {
                 rd_kafka_conf_destroy(conf);
                 return cli_usage_error(cli, "%s", errstr);
+        }
+        /* A typo in -t must fail, not auto-create a topic nobody reads. */
+        if (topic_check(rk, &topic, 1,
+                        strcmp(kind_name, "provision") == 0
+                            ? "-t/--topic or THOPTER_PROVISION_TOPIC"
+                            : "-t/--topic or THOPTER_DESTROY_TOPIC",
+                        &err) == -1) {
+                rd_kafka_destroy(rk);
+                return cli_fail(cli, "%s%s", err.msg,
+                                err.kind == ERR_TRANSIENT
+                                    ? ": nothing sent; send again when they "
+                                      "answer"
+                                    : "");
         }
         for (size_t i = 0; i < b->n; i++) {
                 struct msg *m = &b->v[i];

@@ -348,8 +348,65 @@ class TestSend(ToolsTestCase):
         r = self.tool("thopter-send", "-b", "127.0.0.1:1", "-X", "message.timeout.ms=1500", "destroy",
                       machine_id(1))
         self.assertEqual(r.returncode, 1)
-        self.assertIn("not delivered", r.stderr)
-        self.assertIn("send again", r.stderr)
+        # The topic check finds no broker first (topic_check.h): nothing was sent.
+        self.assertIn("cannot reach the brokers", r.stderr)
+        self.assertIn("nothing sent; send again", r.stderr)
+
+
+class TestTopicsChecked(ToolsTestCase):
+    """Typos refused (issue 22): a topic that does not exist is named, exit 1, and never created."""
+
+    def topics(self):
+        return set(self.kafka.producer.list_topics(timeout=10).topics)
+
+    def assert_refused(self, r, topic):
+        self.assertEqual(r.returncode, 1, "stdout: %s\nstderr: %s" % (r.stdout, r.stderr))
+        self.assertIn("topic %s does not exist" % topic, r.stderr)
+        self.assertIn("never create topics", r.stderr)
+        self.assertEqual(r.stdout, "")
+
+    def test_send_refuses_a_topic_that_does_not_exist(self):
+        r = self.tool("thopter-send", "-b", self.b, "-t", "thopter.destory", "destroy", machine_id(1))
+        self.assert_refused(r, "thopter.destory")
+        self.assertIn("-t/--topic or THOPTER_DESTROY_TOPIC", r.stderr)
+        r = self.tool("thopter-send", "-b", self.b, "provision", "--file",
+                      os.path.join(EXAMPLES, "valid", "provision-minimal.json"),
+                      env={"THOPTER_PROVISION_TOPIC": "thopter.provison"})
+        self.assert_refused(r, "thopter.provison")
+        self.assertNotIn("thopter.destory", self.topics())
+        self.assertNotIn("thopter.provison", self.topics())
+        self.assertEqual(sum(self.kafka.end_offsets(DESTROY).values()), 0)
+
+    def test_dlq_refuses_a_dead_letter_topic_that_does_not_exist(self):
+        for args in (["list"], ["list", "--json"], ["show", "0"], ["replay"], ["replay", "--dry-run"]):
+            r = self.tool("thopter-dlq", "-b", self.b, "--dlq-topic", "nope", *args)
+            self.assert_refused(r, "nope")
+        r = self.tool("thopter-dlq", "-b", self.b, "list", env={"THOPTER_DLQ_TOPIC": "thopter.dql"})
+        self.assert_refused(r, "thopter.dql")
+        self.assertFalse({"nope", "thopter.dql"} & self.topics())
+
+    def test_replay_to_an_original_topic_that_does_not_exist_is_refused_and_kept(self):
+        hdrs = [("thopter.dlq.topic", b"thopter.gone"), ("thopter.dlq.partition", b"0"),
+                ("thopter.dlq.offset", b"3"), ("thopter.dlq.error.class", b"fly_unavailable")]
+        self.kafka.produce(DLQ, b'{"thopterId":"%s"}' % machine_id(1).encode(), key=machine_id(1).encode(),
+                           headers=hdrs)
+        self.kafka.flush()
+        for _ in range(2):  # the group stays at it: a second run reports it again
+            r = self.tool("thopter-dlq", "-b", self.b, "replay", "--group", "g-gone")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("-> thopter.gone: topic thopter.gone does not exist: not replayed", r.stderr)
+            self.assertIn("replayed 0, skipped 0 (filters), failed 1", r.stdout)
+        self.assertNotIn("thopter.gone", self.topics())
+
+    def test_reaper_apply_refuses_a_destroy_topic_that_does_not_exist(self):
+        self.start_fly()
+        env = {"APP_NAME": "thopters", "FLY_DEPLOY_KEY": TOKEN, "FLY_API_BASE": self.fly.base_url,
+               "KAFKA_BROKERS": self.b, "THOPTER_DESTROY_TOPIC": "thopter.destory"}
+        r = self.tool("thopter-reaper", "--apply", "--once", env=env)
+        self.assert_refused(r, "thopter.destory")
+        self.assertNotIn("thopter.destory", self.topics())
+        # A dry run publishes nothing and needs no topic.
+        self.ok("thopter-reaper", "--once", env=env)
 
 
 class TestCommandLine(unittest.TestCase):
