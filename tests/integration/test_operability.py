@@ -276,6 +276,35 @@ class TestMetricsCountWhatHappened(OperabilityTestCase):
         self.assertNotIn(TOKEN[4:], log)
 
 
+class TestSilenceWhileJoining(OperabilityTestCase):
+    """Issue 22: no silent minute between "consuming" and "assigned"; librdkafka's repeats collapsed."""
+
+    def test_a_restarted_consumer_says_why_it_waits_for_its_partitions(self):
+        props = ["-X", "session.timeout.ms=9000"]
+        first = self.start_consumer(args=props)
+        first.wait_assigned()
+        self.assertEqual(first.stop(), 0)
+        # The mock assigns to a new member only after session.timeout.ms - 1 s.
+        second = self.start_consumer(args=props)
+        m = second.wait_log(r'"msg":"(no partitions of thopter\.destroy yet, \d+ s after joining group '
+                            r'thopter-destroyer[^"]*)"', timeout=30)
+        self.assertIn("session.timeout.ms (9000 ms here)", m.group(1))
+        self.assertIn("-X session.timeout.ms shortens", m.group(1))
+        second.wait_log(r'"msg":"joined group thopter-destroyer after \d+\.\d s"', timeout=30)
+        second.wait_assigned()
+
+    def test_an_unreachable_broker_is_said_once_not_every_second(self):
+        c = self.start_consumer(env={"KAFKA_BROKERS": "127.0.0.1:1"})
+        c.wait_log(r'"msg":"consuming thopter\.destroy', timeout=30)
+        time.sleep(4)
+        lines = [r for r in c.logs() if r.get("component") == "kafka" and "Connect to ipv4#127.0.0.1:1" in r["msg"]]
+        # One per level (FAIL and librdkafka's ERROR restatement collapse into one key), not one per
+        # handle and per reconnect (8 or more in this time before).
+        self.assertGreaterEqual(len(lines), 1)
+        self.assertLessEqual(len(lines), 2, [r["msg"] for r in lines])
+        self.assertTrue(all(r["level"] == "error" for r in lines))
+
+
 class TestHealthEndpoints(OperabilityTestCase):
     def test_livez_readyz_follow_the_broker_and_the_consumer_recovers(self):
         ids = self.seed(2, start=0x300)
