@@ -409,12 +409,62 @@ class TestTopicsChecked(ToolsTestCase):
         self.ok("thopter-reaper", "--once", env=env)
 
 
+class TestStatus(ToolsTestCase):
+    """thopter-status: committed, end, lag per partition; /metrics of a running consumer; --json."""
+
+    def status(self, *args):
+        r = self.ok("thopter-status", "-b", self.b, "--json", *args)
+        return [json.loads(line) for line in r.stdout.splitlines()]
+
+    def test_lag_before_and_after_the_consumer_and_its_metrics(self):
+        self.start_fly()
+        ids = self.seed(4, start=0x2000)
+        self.ok("thopter-send", "-b", self.b, "destroy", *ids)
+        rows = [r for r in self.status() if "partition" in r]
+        destroy = [r for r in rows if r["group"] == "thopter-destroyer"]
+        self.assertEqual(sorted(r["partition"] for r in destroy), list(range(6)))
+        self.assertEqual(sum(r["lag"] for r in destroy), 4)
+        self.assertTrue(all(r["committed"] is None for r in destroy))
+        self.assertEqual([r["topic"] for r in rows if r["group"] == "thopter-provisioner"], ["thopter.provision"])
+        members = [r for r in self.status() if "members" in r]
+        self.assertEqual(len(members), 2)  # the mock answers no DescribeGroups: said, not fatal
+
+        c = self.start_consumer()
+        wait_until(lambda: self.gone(ids), timeout=60, interval=0.3, what="the 4 machines destroyed")
+        wait_until(lambda: sum(r["lag"] for r in self.status("-g", "thopter-destroyer:thopter.destroy")
+                               if "lag" in r) == 0, timeout=30, interval=0.5, what="lag 0 once committed")
+        rows = [r for r in self.status("-g", "thopter-destroyer:thopter.destroy") if "partition" in r]
+        self.assertEqual(sum(r["end"] for r in rows), 4)
+        self.assertTrue(all(r["committed"] == r["end"] for r in rows if r["end"]))
+
+        port = c.metrics_port()
+        m = [r for r in self.status("-g", "thopter-destroyer:thopter.destroy", "-m", "127.0.0.1:%d" % port)
+             if "metrics" in r][0]
+        self.assertEqual(m["inFlight"], {"thopter.destroy": 0})
+        self.assertEqual(m["circuitOpen"], False)
+        self.assertIn(1, m["ready"].values())
+
+        text = self.ok("thopter-status", "-b", self.b, "-m", "127.0.0.1:%d" % port).stdout
+        self.assertRegex(text, r"(?m)^thopter-destroyer\s+thopter\.destroy\s+\d+\s+")
+        self.assertIn("consumer 127.0.0.1:%d: in flight thopter.destroy 0" % port, text)
+
+    def test_a_missing_topic_or_metrics_address_fails(self):
+        r = self.tool("thopter-status", "-b", self.b, "-g", "g:thopter.nope")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("topic thopter.nope does not exist", r.stderr)
+        self.assertNotIn("thopter.nope", set(self.kafka.producer.list_topics(timeout=10).topics))
+        r = self.tool("thopter-status", "-b", self.b, "-m", "127.0.0.1:1")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("http://127.0.0.1:1/metrics", r.stderr)
+        self.assertEqual(self.tool("thopter-status", "-b", self.b, "-g", "nocolon").returncode, 2)
+
+
 class TestCommandLine(unittest.TestCase):
     """Contract section 6: --help, --version, bad usage, no brokers."""
 
     def test_every_tool_follows_the_conventions(self):
         for tool, sub in (("thopter-send", ["destroy", machine_id(1)]), ("thopter-dlq", ["list"]),
-                          ("bulk-destroy", [])):
+                          ("bulk-destroy", []), ("thopter-status", [])):
             h = run_tool(tool, ["--help"])
             self.assertEqual(h.returncode, 0, tool)
             self.assertIn("Usage", h.stdout)
