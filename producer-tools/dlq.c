@@ -40,6 +40,7 @@
 #include "clock.h"
 #include "err.h"
 #include "kafka_conf.h"
+#include "time_arg.h"
 #include "topic_check.h"
 
 #include <cjson/cJSON.h>
@@ -75,7 +76,8 @@
 
 struct filters {
         const char *cls, *topic, *key;
-        int64_t from, to; /* -1: unset */
+        int64_t from, to;     /* -1: unset */
+        int64_t since, until; /* ms since the epoch; INT64_MIN/MAX: unset */
 };
 
 /* One partition of the DLQ topic to read: [start, end). */
@@ -105,10 +107,12 @@ static void usage(FILE *out) {
             "Usage:\n"
             "  thopter-dlq list [--json] [--class C] [--topic T] [--key K] "
             "[--from O] [--to O]\n"
-            "  thopter-dlq show [PARTITION:]OFFSET\n"
+            "                   [--since TIME] [--until TIME]\n"
+            "  thopter-dlq show [--json] [PARTITION:]OFFSET\n"
             "  thopter-dlq replay [--class C] [--topic T] [--key K] [--from O] "
             "[--to O]\n"
-            "                     [--group G] [--dry-run] [--force]\n"
+            "                     [--since TIME] [--until TIME] [--group G] "
+            "[--dry-run] [--force]\n"
             "\n"
             "list    one line per dead letter: partition/offset, failed_at, "
             "class, step,\n"
@@ -117,7 +121,9 @@ static void usage(FILE *out) {
             "        JSON object per line). Reads the whole topic; joins no "
             "group.\n"
             "show    one dead letter whole: key, every header, the value "
-            "(pretty if JSON).\n"
+            "(pretty if JSON;\n"
+            "        --json: one object with headers as [{name, value}], "
+            "value and valueJson).\n"
             "replay  re-publishes matching dead letters to their original "
             "topic with their\n"
             "        original key, value and headers, without the "
@@ -140,7 +146,12 @@ static void usage(FILE *out) {
             "(original\n"
             "topic), --key K (the record key), --from O / --to O (dead-letter "
             "offsets,\n"
-            "inclusive, in every partition; replay stops reading after --to).\n"
+            "inclusive, in every partition; replay stops reading after --to), "
+            "--since TIME /\n"
+            "--until TIME (when it was dead-lettered, thopter.dlq.failed_at: "
+            "a UTC time such as\n"
+            "2026-12-07 or 2026-12-07T10:30:00Z, or a time ago such as 2h or "
+            "1h30m).\n"
             "\n"
             "Options:\n"
             "  -b, --brokers HOST:PORT[,...]   bootstrap servers (default: "
@@ -269,9 +280,24 @@ static void dl_read(const rd_kafka_message_t *rkm, struct dl *dl) {
                 dl->key[0] = '\0';
 }
 
+/* When the dead letter was written: its failed_at header, or (absent or
+ * not a time) the record's own timestamp. */
+static int64_t dl_time(const rd_kafka_message_t *rkm, const struct dl *dl) {
+        int64_t t;
+        if (isdigit((unsigned char)dl->failed_at[0]) &&
+            time_arg_parse(dl->failed_at, 0, &t) == 0)
+                return t;
+        return rd_kafka_message_timestamp(rkm, NULL);
+}
+
 static int dl_matches(const struct filters *f,
                       const rd_kafka_message_t *rkm,
                       const struct dl *dl) {
+        if (f->since != INT64_MIN || f->until != INT64_MAX) {
+                int64_t t = dl_time(rkm, dl);
+                if (t < f->since || t > f->until)
+                        return 0;
+        }
         if (f->from >= 0 && rkm->offset < f->from)
                 return 0;
         if (f->to >= 0 && rkm->offset > f->to)
@@ -607,8 +633,74 @@ out:
 
 struct show_ctx {
         int found;
+        int json;
         const char *dlq;
 };
+
+/* show --json: the dead letter as one JSON object. */
+static void show_json(const struct show_ctx *ctx,
+                      const rd_kafka_message_t *rkm,
+                      const struct dl *dl) {
+        rd_kafka_headers_t *h = NULL;
+        const char *name;
+        const void *val;
+        size_t size, i = 0;
+        char buf[4096];
+        cJSON *o = cJSON_CreateObject();
+        cJSON *hs;
+
+        cJSON_AddStringToObject(o, "topic", ctx->dlq);
+        cJSON_AddNumberToObject(o, "partition", rkm->partition);
+        cJSON_AddNumberToObject(o, "offset", (double)rkm->offset);
+        cJSON_AddNumberToObject(o, "timestamp",
+                                (double)rd_kafka_message_timestamp(rkm, NULL));
+        if (rkm->key)
+                cJSON_AddStringToObject(o, "key", dl->key);
+        else
+                cJSON_AddNullToObject(o, "key");
+        /* An array: header names may repeat, and their order is kept. */
+        hs = cJSON_AddArrayToObject(o, "headers");
+        if (hs &&
+            rd_kafka_message_headers(rkm, &h) == RD_KAFKA_RESP_ERR_NO_ERROR)
+                while (rd_kafka_header_get_all(h, i++, &name, &val, &size) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR) {
+                        cJSON *x = cJSON_CreateObject();
+                        printable(name, strlen(name), buf, sizeof(buf));
+                        cJSON_AddStringToObject(x, "name", buf);
+                        if (val) {
+                                printable(val, size, buf, sizeof(buf));
+                                cJSON_AddStringToObject(x, "value", buf);
+                        } else {
+                                cJSON_AddNullToObject(x, "value");
+                        }
+                        cJSON_AddItemToArray(hs, x);
+                }
+        json_reduced(o, dl);
+        if (!rkm->payload) {
+                cJSON_AddNullToObject(o, "value");
+                cJSON_AddNullToObject(o, "valueJson");
+        } else {
+                /* The bytes as text (control bytes escaped), and parsed when
+                 * they are JSON. */
+                cJSON *v = cJSON_ParseWithLength(rkm->payload, rkm->len);
+                char *text = malloc(rkm->len * 4 + 1);
+                if (text) {
+                        printable(rkm->payload, rkm->len, text,
+                                  rkm->len * 4 + 1);
+                        cJSON_AddStringToObject(o, "value", text);
+                        free(text);
+                }
+                if (v)
+                        cJSON_AddItemToObject(o, "valueJson", v);
+                else
+                        cJSON_AddNullToObject(o, "valueJson");
+        }
+        char *out = cJSON_PrintUnformatted(o);
+        if (out)
+                printf("%s\n", out);
+        cJSON_free(out);
+        cJSON_Delete(o);
+}
 
 /* Prints compact JSON @p s with two-space indents (cJSON_Print uses tabs
  * and "key":<tab>value). */
@@ -672,6 +764,10 @@ static int show_one(void *arg, const rd_kafka_message_t *rkm) {
 
         ctx->found = 1;
         dl_read(rkm, &dl);
+        if (ctx->json) {
+                show_json(ctx, rkm, &dl);
+                return 1;
+        }
         printf("dead letter: %s [%" PRId32 "] @%" PRId64 "\n", ctx->dlq,
                rkm->partition, rkm->offset);
         reduced_text(&dl, buf, sizeof(buf));
@@ -734,9 +830,10 @@ static int parse_offset(const char *s, int64_t *out) {
         return 0;
 }
 
-static int cmd_show(struct cli *cli, const char *dlq, const char *where) {
+static int
+cmd_show(struct cli *cli, const char *dlq, const char *where, int json) {
         struct err err = {0};
-        struct show_ctx ctx = {.dlq = dlq};
+        struct show_ctx ctx = {.dlq = dlq, .json = json};
         struct range *r = NULL, *p;
         int n = 0, rc = CLI_FAIL;
         int64_t part = -1, offset = -1;
@@ -840,7 +937,7 @@ struct replay_ctx {
         long undelivered; /* of failed: not acknowledged by the broker */
         struct range *r;
         int nr;
-        int64_t *next; /* per range: the offset to commit */
+        int64_t *next;             /* per range: the offset to commit */
         struct topic_list *topics; /* what exists: replay creates none */
 };
 
@@ -1174,10 +1271,11 @@ out:
 
 int main(int argc, char **argv) {
         struct cli cli;
-        struct filters f = {.from = -1, .to = -1};
+        struct filters f = {
+            .from = -1, .to = -1, .since = INT64_MIN, .until = INT64_MAX};
         const char *sub = NULL, *where = NULL, *group = "thopter-dlq-replay",
                    *dlq = NULL;
-        const char *from = NULL, *to = NULL;
+        const char *from = NULL, *to = NULL, *since = NULL, *until = NULL;
         int json = 0, dry_run = 0, force = 0;
 
         cli_init(&cli, "thopter-dlq");
@@ -1198,6 +1296,12 @@ int main(int argc, char **argv) {
                                       &from);
                 if (r == 0)
                         r = cli_value(&cli, argc, argv, &i, "--to", NULL, &to);
+                if (r == 0)
+                        r = cli_value(&cli, argc, argv, &i, "--since", NULL,
+                                      &since);
+                if (r == 0)
+                        r = cli_value(&cli, argc, argv, &i, "--until", NULL,
+                                      &until);
                 if (r == 0)
                         r = cli_value(&cli, argc, argv, &i, "--group", "-G",
                                       &group);
@@ -1241,6 +1345,18 @@ int main(int argc, char **argv) {
         if (to && parse_offset(to, &f.to) == -1)
                 return cli_usage_error(
                     &cli, "--to %s: expected an offset (0 or more)", to);
+        if (since && time_arg_parse(since, clock_wall_ms(), &f.since) == -1)
+                return cli_usage_error(
+                    &cli,
+                    "--since %s: expected a UTC time (2026-12-07, "
+                    "2026-12-07T10:30:00Z) or a time ago (2h, 1h30m)",
+                    since);
+        if (until && time_arg_parse(until, clock_wall_ms(), &f.until) == -1)
+                return cli_usage_error(
+                    &cli,
+                    "--until %s: expected a UTC time (2026-12-07, "
+                    "2026-12-07T10:30:00Z) or a time ago (2h, 1h30m)",
+                    until);
         if (f.cls && err_class_parse(f.cls) == ERRC_NONE)
                 return cli_usage_error(
                     &cli,
@@ -1272,19 +1388,20 @@ int main(int argc, char **argv) {
                             &cli,
                             "show needs the dead letter's [PARTITION:]OFFSET "
                             "(see thopter-dlq list)");
-                if (f.cls || f.topic || f.key || from || to || dry_run ||
-                    json || force)
+                if (f.cls || f.topic || f.key || from || to || since || until ||
+                    dry_run || force)
                         return cli_usage_error(
-                            &cli, "show takes only [PARTITION:]OFFSET");
-                return cmd_show(&cli, dlq, where);
+                            &cli,
+                            "show takes only [PARTITION:]OFFSET and --json");
+                return cmd_show(&cli, dlq, where, json);
         }
         if (!strcmp(sub, "replay")) {
                 if (where)
                         return cli_usage_error(
                             &cli, "replay takes no argument (\"%s\")", where);
                 if (json)
-                        return cli_usage_error(&cli,
-                                               "--json is an option of list");
+                        return cli_usage_error(
+                            &cli, "--json is an option of list and show");
                 return cmd_replay(&cli, dlq, &f, group, dry_run, force);
         }
         return cli_usage_error(

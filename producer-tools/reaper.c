@@ -613,9 +613,8 @@ static int setup(struct reaper *r, int argc, char **argv, int *done) {
         /* A misspelt topic is refused, never auto-created by the first
          * destroy request; brokers that do not answer yet are the publish
          * step's concern (its failures are reported per pass). */
-        if (r->args.apply &&
-            topic_check(r->rk, &r->topic, 1,
-                        "THOPTER_DESTROY_TOPIC", &err) == -1) {
+        if (r->args.apply && topic_check(r->rk, &r->topic, 1,
+                                         "THOPTER_DESTROY_TOPIC", &err) == -1) {
                 fprintf(stderr, PROG ": %s%s\n", err.msg,
                         err.kind == ERR_TRANSIENT ? "; going on" : "");
                 if (err.kind != ERR_TRANSIENT)

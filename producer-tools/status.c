@@ -99,15 +99,13 @@ struct target {
 };
 
 /* One member of a group, as DescribeGroups tells it. */
-static const struct rd_kafka_group_member_info *
-owner_of(const struct rd_kafka_group_info *g,
-         const char *topic,
-         int32_t partition) {
+static const struct rd_kafka_group_member_info *owner_of(
+    const struct rd_kafka_group_info *g, const char *topic, int32_t partition) {
         for (int m = 0; g && m < g->member_cnt; m++)
-                if (group_assignment_owns(g->members[m].member_assignment,
-                                          (size_t)g->members[m]
-                                              .member_assignment_size,
-                                          topic, partition) == 1)
+                if (group_assignment_owns(
+                        g->members[m].member_assignment,
+                        (size_t)g->members[m].member_assignment_size, topic,
+                        partition) == 1)
                         return &g->members[m];
         return NULL;
 }
@@ -124,9 +122,8 @@ static void owner_text(const struct rd_kafka_group_member_info *m,
                 snprintf(buf, cap, "%s@%s", m->client_id, m->client_host);
 }
 
-static rd_kafka_t *consumer_for(struct cli *cli,
-                                const char *group,
-                                struct err *err) {
+static rd_kafka_t *
+consumer_for(struct cli *cli, const char *group, struct err *err) {
         char errstr[512];
         rd_kafka_conf_t *conf = cli_kafka_conf(cli, RD_KAFKA_CONSUMER, err);
         rd_kafka_t *rk;
@@ -205,8 +202,7 @@ static void print_members(const struct target *t,
                 printf("group %s: members unknown (%s)\n", t->group, why);
                 return;
         }
-        printf("group %s: %s, %d member(s)", t->group, g->state,
-               g->member_cnt);
+        printf("group %s: %s, %d member(s)", t->group, g->state, g->member_cnt);
         for (int m = 0; m < g->member_cnt; m++)
                 printf("%s %s@%s", m ? "," : ":", g->members[m].client_id,
                        g->members[m].client_host);
@@ -225,8 +221,10 @@ static int show_group(struct cli *cli, const struct target *t, int json) {
 
         if (!rk)
                 return cli_usage_error(cli, "%s", err.msg);
-        if (topic_check(rk, &topic, 1, "--group GROUP:TOPIC or the "
-                        "THOPTER_*_TOPIC settings", &err) == -1 ||
+        if (topic_check(rk, &topic, 1,
+                        "--group GROUP:TOPIC or the "
+                        "THOPTER_*_TOPIC settings",
+                        &err) == -1 ||
             partitions_of(rk, t->topic, &parts, &err) == -1)
                 goto out;
         rd_kafka_resp_err_t e = rd_kafka_committed(rk, parts, TIMEOUT_MS);
@@ -258,8 +256,8 @@ static int show_group(struct cli *cli, const struct target *t, int json) {
                                 p->partition, rd_kafka_err2str(e));
                         goto out;
                 }
-                int committed = p->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                                p->offset >= 0;
+                int committed =
+                    p->err == RD_KAFKA_RESP_ERR_NO_ERROR && p->offset >= 0;
                 int64_t lag = hi - (committed ? p->offset : lo);
                 owner_text(owner_of(g, t->topic, p->partition), g != NULL,
                            owner, sizeof(owner));
@@ -350,7 +348,8 @@ static int show_metrics(struct cli *cli, const char *addr, int json) {
                 if (!err.msg[0])
                         err_set(&err, ERR_PERMANENT, (int)resp.status,
                                 "HTTP %ld", resp.status);
-                cli_fail(cli, "%s: %s (is a consumer serving "
+                cli_fail(cli,
+                         "%s: %s (is a consumer serving "
                          "THOPTER_METRICS_ADDR there?)",
                          url, err.msg);
                 goto out;
@@ -359,14 +358,15 @@ static int show_metrics(struct cli *cli, const char *addr, int json) {
         cJSON_AddStringToObject(o, "metrics", addr);
         samples(resp.body, "thopter_in_flight",
                 cJSON_AddObjectToObject(o, "inFlight"));
-        samples(resp.body, "thopter_ready", cJSON_AddObjectToObject(o, "ready"));
+        samples(resp.body, "thopter_ready",
+                cJSON_AddObjectToObject(o, "ready"));
         samples(resp.body, "thopter_paused",
                 cJSON_AddObjectToObject(o, "paused"));
         cJSON *circuit = cJSON_CreateObject();
         samples(resp.body, "thopter_circuit_open", circuit);
         const cJSON *v = cJSON_GetObjectItem(circuit, "value");
-        cJSON_AddBoolToObject(o, "circuitOpen", cJSON_IsNumber(v) &&
-                                                    v->valuedouble > 0);
+        cJSON_AddBoolToObject(o, "circuitOpen",
+                              cJSON_IsNumber(v) && v->valuedouble > 0);
         cJSON_Delete(circuit);
         if (json) {
                 char *s = cJSON_PrintUnformatted(o);
@@ -379,13 +379,11 @@ static int show_metrics(struct cli *cli, const char *addr, int json) {
                 cJSON_ArrayForEach(it, cJSON_GetObjectItem(o, "inFlight"))
                     printf(" %s %g", it->string, it->valuedouble);
                 printf("; ready");
-                cJSON_ArrayForEach(it, cJSON_GetObjectItem(o, "ready"))
-                    printf(" %s %s", it->string,
-                           it->valuedouble > 0 ? "yes" : "no");
+                cJSON_ArrayForEach(it, cJSON_GetObjectItem(o, "ready")) printf(
+                    " %s %s", it->string, it->valuedouble > 0 ? "yes" : "no");
                 printf("; paused");
-                cJSON_ArrayForEach(it, cJSON_GetObjectItem(o, "paused"))
-                    printf(" %s %s", it->string,
-                           it->valuedouble > 0 ? "yes" : "no");
+                cJSON_ArrayForEach(it, cJSON_GetObjectItem(o, "paused")) printf(
+                    " %s %s", it->string, it->valuedouble > 0 ? "yes" : "no");
                 printf("; fly circuit %s\n",
                        cJSON_IsTrue(cJSON_GetObjectItem(o, "circuitOpen"))
                            ? "OPEN"
@@ -425,9 +423,8 @@ int main(int argc, char **argv) {
                                             MAX_GROUPS);
                                 struct target *t = &targets[ntargets++];
                                 static char names[MAX_GROUPS][256];
-                                snprintf(names[ntargets - 1],
-                                         sizeof(names[0]), "%.*s",
-                                         (int)(colon - val), val);
+                                snprintf(names[ntargets - 1], sizeof(names[0]),
+                                         "%.*s", (int)(colon - val), val);
                                 t->group = names[ntargets - 1];
                                 snprintf(t->topic, sizeof(t->topic), "%s",
                                          colon + 1);
@@ -470,9 +467,9 @@ int main(int argc, char **argv) {
         if (ntargets == 0) {
                 targets[0].group =
                     cli_env("THOPTER_PROVISION_GROUP", "thopter-provisioner");
-                snprintf(targets[0].topic, sizeof(targets[0].topic), "%s",
-                         cli_env("THOPTER_PROVISION_TOPIC",
-                                 "thopter.provision"));
+                snprintf(
+                    targets[0].topic, sizeof(targets[0].topic), "%s",
+                    cli_env("THOPTER_PROVISION_TOPIC", "thopter.provision"));
                 targets[1].group =
                     cli_env("THOPTER_DESTROY_GROUP", "thopter-destroyer");
                 snprintf(targets[1].topic, sizeof(targets[1].topic), "%s",

@@ -163,8 +163,8 @@ static const struct setting settings[] = {
     {"THOPTER_BREAKER_THRESHOLD", INT(breaker_threshold), "3", 1, 64, 0, 0,
      "consecutive transient fly failures (from different messages) that open "
      "the circuit"},
-    {"THOPTER_BREAKER_PROBE_MS", MSEC(breaker_probe_ms), "3000", 10, 600000,
-     0, 0, "probe interval while the circuit is open"},
+    {"THOPTER_BREAKER_PROBE_MS", MSEC(breaker_probe_ms), "3000", 10, 600000, 0,
+     0, "probe interval while the circuit is open"},
     {"THOPTER_CAPACITY_RECHECK_MAX", SECS(capacity_recheck_max_s), "30", 1,
      3600, 0, 0, "longest wait between capacity checks"},
     {"THOPTER_SSH_TIMEOUT", SECS(ssh_timeout_s), "300", 1, 86400, 0, 0,
@@ -754,12 +754,15 @@ const struct repo_cred *config_repo(const struct config *cfg,
 
 /* --help's sections, in the order of docs/CONTRACT.md section 7. A setting
  * in none of them is listed under "Other" (add it to one). */
-static const char *const group_kafka[] = {
-    "KAFKA_BROKERS",           "THOPTER_KAFKA_CONFIG_FILE",
-    "THOPTER_PROVISION_TOPIC", "THOPTER_DESTROY_TOPIC",
-    "THOPTER_DLQ_TOPIC",       "THOPTER_EVENTS_TOPIC",
-    "THOPTER_PROVISION_GROUP", "THOPTER_DESTROY_GROUP",
-    NULL};
+static const char *const group_kafka[] = {"KAFKA_BROKERS",
+                                          "THOPTER_KAFKA_CONFIG_FILE",
+                                          "THOPTER_PROVISION_TOPIC",
+                                          "THOPTER_DESTROY_TOPIC",
+                                          "THOPTER_DLQ_TOPIC",
+                                          "THOPTER_EVENTS_TOPIC",
+                                          "THOPTER_PROVISION_GROUP",
+                                          "THOPTER_DESTROY_GROUP",
+                                          NULL};
 static const char *const group_fly[] = {"APP_NAME",
                                         "REGION",
                                         "THOPTER_FALLBACK_REGIONS",
@@ -785,9 +788,10 @@ static const char *const group_fly[] = {"APP_NAME",
                                         "ALLOWED_DOMAINS",
                                         NULL};
 static const char *const group_ssh[] = {
-    "THOPTER_SSH_KEY",  "THOPTER_SSH_KNOWN_HOSTS", "THOPTER_SSH_INSECURE",
-    "THOPTER_SSH_HOST", "THOPTER_SSH_PORT",        "THOPTER_SSH_USER",
-    "THOPTER_SSH_TIMEOUT", NULL};
+    "THOPTER_SSH_KEY",      "THOPTER_SSH_KNOWN_HOSTS",
+    "THOPTER_SSH_INSECURE", "THOPTER_SSH_HOST",
+    "THOPTER_SSH_PORT",     "THOPTER_SSH_USER",
+    "THOPTER_SSH_TIMEOUT",  NULL};
 static const char *const group_provision[] = {"GITHUB_INTEGRATION_JSON",
                                               "GITHUB_INTEGRATION_JSON_FILE",
                                               "THOPTER_REMOTE_HOME",
@@ -806,8 +810,8 @@ static const char *const group_provision[] = {"GITHUB_INTEGRATION_JSON",
 static const char *const group_operations[] = {
     "THOPTER_METRICS_ADDR", "THOPTER_LOG_LEVEL", "THOPTER_DRAIN_TIMEOUT", NULL};
 static const char *const group_reaper[] = {
-    "THOPTER_MAX_LIFETIME", "THOPTER_REAP_STOPPED_AFTER",
-    "THOPTER_ORPHAN_GRACE", "THOPTER_IDLE_AFTER",
+    "THOPTER_MAX_LIFETIME",  "THOPTER_REAP_STOPPED_AFTER",
+    "THOPTER_ORPHAN_GRACE",  "THOPTER_IDLE_AFTER",
     "THOPTER_REAP_INTERVAL", NULL};
 
 static const struct {

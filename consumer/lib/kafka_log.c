@@ -11,10 +11,7 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct kafka_log_seen seen; /* under lock */
 
-void kafka_log_key(const char *buf,
-                   const char *name,
-                   char *out,
-                   size_t cap) {
+void kafka_log_key(const char *buf, const char *name, char *out, size_t cap) {
         const char *p = buf;
         size_t n;
 
@@ -43,8 +40,7 @@ int kafka_log_admit(struct kafka_log_seen *s,
 
         *suppressed = 0;
         for (int i = 0; i < KAFKA_LOG_SLOTS; i++) {
-                if (s->slot[i].written_ms &&
-                    s->slot[i].level == level &&
+                if (s->slot[i].written_ms && s->slot[i].level == level &&
                     strcmp(s->slot[i].key, key) == 0) {
                         if (now_ms - s->slot[i].written_ms <
                             KAFKA_LOG_REPEAT_MS) {
@@ -82,8 +78,8 @@ void kafka_log_cb(const rd_kafka_t *rk,
 
         kafka_log_key(buf, name, key, sizeof(key));
         pthread_mutex_lock(&lock);
-        write = kafka_log_admit(&seen, key, (int)lvl, clock_mono_ms(),
-                                &suppressed);
+        write =
+            kafka_log_admit(&seen, key, (int)lvl, clock_mono_ms(), &suppressed);
         pthread_mutex_unlock(&lock);
         if (!write)
                 return;

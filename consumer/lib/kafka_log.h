@@ -36,10 +36,7 @@ void kafka_log_cb(const rd_kafka_t *rk,
  * "[thrd:...]: ", without the handle name @p name (optional) where it
  * starts the rest, and without a trailing "(after ...)" note.
  */
-void kafka_log_key(const char *buf,
-                   const char *name,
-                   char *out,
-                   size_t cap);
+void kafka_log_key(const char *buf, const char *name, char *out, size_t cap);
 
 /** The repeats seen, per line (the process has one, kafka_log.c's). */
 struct kafka_log_seen {

@@ -470,7 +470,8 @@ out:
 
 /* Seconds of THOPTER_READY_TIMEOUT spent so far. */
 static long ready_elapsed_s(const struct provision_run *r) {
-        return r->cfg->ready_timeout_s - clock_left_ms(r->ready_deadline) / 1000;
+        return r->cfg->ready_timeout_s -
+               clock_left_ms(r->ready_deadline) / 1000;
 }
 
 static int call_wait(void *arg, struct err *err) {

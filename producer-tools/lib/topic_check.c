@@ -54,7 +54,8 @@ int topic_check(rd_kafka_t *rk,
                 int n,
                 const char *hint,
                 struct err *err) {
-        struct topic_list *tl = topic_list_fetch(rk, TOPIC_CHECK_TIMEOUT_MS, err);
+        struct topic_list *tl =
+            topic_list_fetch(rk, TOPIC_CHECK_TIMEOUT_MS, err);
         int rc = 0;
 
         if (!tl)

@@ -409,6 +409,53 @@ class TestTopicsChecked(ToolsTestCase):
         self.ok("thopter-reaper", "--once", env=env)
 
 
+class TestDlqTimeAndJson(ToolsTestCase):
+    """thopter-dlq list/replay --since/--until (failed_at), and show --json."""
+
+    def dead_letter(self, n, failed_at):
+        hdrs = [("thopter.dlq.topic", b"thopter.destroy"), ("thopter.dlq.partition", b"0"),
+                ("thopter.dlq.offset", str(n).encode()), ("thopter.dlq.error.class", b"fly_unavailable"),
+                ("thopter.dlq.error.step", b"delete"), ("thopter.dlq.attempts", b"6")]
+        if failed_at:
+            hdrs.append(("thopter.dlq.failed_at", failed_at.encode()))
+        self.kafka.produce(DLQ, b'{"thopterId":"%s"}' % machine_id(n).encode(), key=machine_id(n).encode(),
+                           headers=hdrs)
+
+    def test_time_filters_and_show_json(self):
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        self.dead_letter(1, "2026-01-01T00:00:00.000Z")
+        self.dead_letter(2, "2026-06-01T12:00:00.000Z")
+        self.dead_letter(3, now)
+        self.dead_letter(4, None)  # no failed_at: the record's own timestamp (now)
+        self.kafka.flush()
+
+        def keys(*args):
+            r = self.ok("thopter-dlq", "-b", self.b, "list", "--json", *args)
+            return [json.loads(line)["key"] for line in r.stdout.splitlines()]
+        self.assertEqual(keys(), [machine_id(i) for i in (1, 2, 3, 4)])
+        self.assertEqual(keys("--since", "2026-03-01", "--until", "2026-07-01T00:00"), [machine_id(2)])
+        self.assertEqual(keys("--since", "1h"), [machine_id(3), machine_id(4)])
+        self.assertEqual(keys("--until", "2026-01-01T00:00:00Z"), [machine_id(1)])
+        self.assertEqual(keys("--since", "1h", "--key", machine_id(4)), [machine_id(4)])
+        dry = self.ok("thopter-dlq", "-b", self.b, "replay", "--dry-run", "--since", "2026-05-01",
+                      "--until", "2026-06-02")
+        self.assertIn("would replay 1, skipped 3 (filters)", dry.stdout)
+        for bad in ("yesterday", "1796688000", "2026-13-01"):
+            r = self.tool("thopter-dlq", "-b", self.b, "list", "--since", bad)
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertIn("--since %s: expected a UTC time" % bad, r.stderr)
+
+        r = self.ok("thopter-dlq", "-b", self.b, "show", "--json", "1")
+        doc = json.loads(r.stdout)
+        self.assertEqual((doc["topic"], doc["partition"], doc["offset"]), (DLQ, 0, 1))
+        self.assertEqual(doc["key"], machine_id(2))
+        self.assertEqual(doc["valueJson"], {"thopterId": machine_id(2)})
+        self.assertEqual(doc["value"], '{"thopterId":"%s"}' % machine_id(2))
+        self.assertIn({"name": "thopter.dlq.failed_at", "value": "2026-06-01T12:00:00.000Z"}, doc["headers"])
+        self.assertIsNone(doc["reduced"])
+        self.assertEqual(self.tool("thopter-dlq", "-b", self.b, "show", "--json", "--since", "1h", "1").returncode, 2)
+
+
 class TestStatus(ToolsTestCase):
     """thopter-status: committed, end, lag per partition; /metrics of a running consumer; --json."""
 

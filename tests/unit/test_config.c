@@ -720,33 +720,26 @@ Test(config, durations_take_units_and_bare_numbers_keep_theirs) {
                 size_t off;
                 int want;
         } cases[] = {
-            {"THOPTER_DRAIN_TIMEOUT", "30s", offsetof(struct config,
-                                                      drain_timeout_s),
-             30},
-            {"THOPTER_DRAIN_TIMEOUT", "2m", offsetof(struct config,
-                                                     drain_timeout_s),
-             120},
-            {"THOPTER_DRAIN_TIMEOUT", "45", offsetof(struct config,
-                                                     drain_timeout_s),
-             45},
+            {"THOPTER_DRAIN_TIMEOUT", "30s",
+             offsetof(struct config, drain_timeout_s), 30},
+            {"THOPTER_DRAIN_TIMEOUT", "2m",
+             offsetof(struct config, drain_timeout_s), 120},
+            {"THOPTER_DRAIN_TIMEOUT", "45",
+             offsetof(struct config, drain_timeout_s), 45},
             {"THOPTER_READY_TIMEOUT", "1m30s",
              offsetof(struct config, ready_timeout_s), 90},
-            {"THOPTER_SSH_TIMEOUT", "1h", offsetof(struct config,
-                                                   ssh_timeout_s),
-             3600},
-            {"THOPTER_RETRY_BASE_MS", "1s", offsetof(struct config,
-                                                     retry_base_ms),
-             1000},
-            {"THOPTER_RETRY_MAX_MS", "7000", offsetof(struct config,
-                                                      retry_max_ms),
-             7000},
+            {"THOPTER_SSH_TIMEOUT", "1h",
+             offsetof(struct config, ssh_timeout_s), 3600},
+            {"THOPTER_RETRY_BASE_MS", "1s",
+             offsetof(struct config, retry_base_ms), 1000},
+            {"THOPTER_RETRY_MAX_MS", "7000",
+             offsetof(struct config, retry_max_ms), 7000},
             {"THOPTER_BREAKER_PROBE_MS", "500ms",
              offsetof(struct config, breaker_probe_ms), 500},
             {"THOPTER_CAPACITY_RECHECK_MAX", "2m",
              offsetof(struct config, capacity_recheck_max_s), 120},
-            {"THOPTER_FLY_TIMEOUT", "10s", offsetof(struct config,
-                                                    fly_timeout_s),
-             10},
+            {"THOPTER_FLY_TIMEOUT", "10s",
+             offsetof(struct config, fly_timeout_s), 10},
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 struct config cfg;
@@ -767,8 +760,8 @@ Test(config, durations_take_units_and_bare_numbers_keep_theirs) {
                        "3600 s: a number of seconds, or with units such as "
                        "500ms, 90s, 2m, 1h30m (got \"1500ms\" from the "
                        "command line)",
-                       "--role", "destroy", "--thopter-drain-timeout",
-                       "1500ms", NULL);
+                       "--role", "destroy", "--thopter-drain-timeout", "1500ms",
+                       NULL);
         expect_refused("too long",
                        "THOPTER_DRAIN_TIMEOUT: must be a duration from 1 s to "
                        "3600 s: a number of seconds, or with units such as "
@@ -825,8 +818,7 @@ Test(config, prompts_dir_is_checked_at_start) {
         config_free(&cfg);
         setenv("THOPTER_PROMPTS_DIR", TEST_DATA_DIR "/config", 1);
         cr_assert_eq(load(&cfg, &err, "--role", "provision", NULL), -1);
-        cr_expect(strstr(err.msg, "has no readable default.md"), "%s",
-                  err.msg);
+        cr_expect(strstr(err.msg, "has no readable default.md"), "%s", err.msg);
         config_free(&cfg);
         setenv("THOPTER_PROMPTS_DIR", THOPTER_SOURCE_DATA_DIR "/prompts", 1);
         assert_ok(load(&cfg, &err, "--role", "provision", NULL), &err);

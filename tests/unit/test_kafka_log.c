@@ -44,9 +44,8 @@ Test(kafka_log, repeat_within_the_window_is_counted_then_reported) {
         cr_assert_eq(kafka_log_admit(s, "a", 3, 1000, &n), 1);
         cr_assert_eq(n, 0);
         cr_assert_eq(kafka_log_admit(s, "a", 3, 2000, &n), 0);
-        cr_assert_eq(kafka_log_admit(s, "a", 3, 1000 + KAFKA_LOG_REPEAT_MS - 1,
-                                     &n),
-                     0);
+        cr_assert_eq(
+            kafka_log_admit(s, "a", 3, 1000 + KAFKA_LOG_REPEAT_MS - 1, &n), 0);
         /* Another level or another text is another line. */
         cr_assert_eq(kafka_log_admit(s, "a", 6, 3000, &n), 1);
         cr_assert_eq(kafka_log_admit(s, "b", 3, 3000, &n), 1);
