@@ -148,6 +148,10 @@ class TestInstall(unittest.TestCase):
             for name in ("prompts/default.md", "thopter.env.example", "thopter-consumer.service",
                          "thopter-reaper.service"):
                 self.assertTrue(os.path.isfile(os.path.join(share, name)), "%s not installed" % name)
+            for name in ["thopter-consumer", "bulk-destroy"] + tools:
+                self.assertTrue(os.path.isfile(os.path.join(prefix, "share", "man", "man1", name + ".1")), name)
+                self.assertTrue(os.path.isfile(os.path.join(prefix, "share", "bash-completion", "completions",
+                                                            name)), name)
 
 
 class TestStopTimeouts(unittest.TestCase):
