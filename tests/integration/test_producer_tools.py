@@ -344,6 +344,17 @@ class TestSend(ToolsTestCase):
         self.assertRegex(stdin_recs[machine_id(5)]["requestId"], r"^send-\d+-[0-9a-f]{6}-1$")
         self.assertEqual(stdin_recs[machine_id(6)], {"thopterId": machine_id(6), "requestId": "hub-9"})
 
+    def test_json_output_names_where_each_request_went(self):
+        r = self.ok("thopter-send", "-b", self.b, "--json", "destroy", machine_id(7), machine_id(8))
+        rows = [json.loads(line) for line in r.stdout.splitlines()]
+        got = {(m.key().decode(), m.partition(), m.offset()) for m in self.kafka.read_all(DESTROY)}
+        self.assertEqual({(x["key"], x["partition"], x["offset"]) for x in rows}, got)
+        self.assertEqual({(x["kind"], x["topic"]) for x in rows}, {("destroy", DESTROY)})
+        dry = self.ok("thopter-send", "--json", "--dry-run", "destroy", machine_id(9), "--reason", "r")
+        row = json.loads(dry.stdout)
+        self.assertEqual((row["key"], row["value"]["thopterId"], row["value"]["reason"]),
+                         (machine_id(9), machine_id(9), "r"))
+
     def test_delivery_failure_exits_1(self):
         r = self.tool("thopter-send", "-b", "127.0.0.1:1", "-X", "message.timeout.ms=1500", "destroy",
                       machine_id(1))
