@@ -40,6 +40,7 @@
 #include "clock.h"
 #include "err.h"
 #include "kafka_conf.h"
+#include "replay_mark.h"
 #include "time_arg.h"
 #include "topic_check.h"
 
@@ -497,7 +498,22 @@ struct list_ctx {
         const struct filters *f;
         int json;
         long shown;
+        const struct replay_marks *marks;
 };
+
+/* The marks replay left (replay_mark.h), read before the dead letters. */
+static int collect_mark(void *arg, const rd_kafka_message_t *rkm) {
+        return replay_marks_add(arg, rkm) == -1 ? -1 : 0;
+}
+
+static int read_marks(rd_kafka_t *rk,
+                      const char *dlq,
+                      struct range *r,
+                      int n,
+                      struct replay_marks *marks,
+                      struct err *err) {
+        return read_ranges(rk, dlq, r, n, collect_mark, marks, err);
+}
 
 /* A number up to 2^53 (exact in a JSON double), or null. */
 static void json_number_or_null(cJSON *obj, const char *name, const char *s) {
@@ -548,7 +564,11 @@ static void reduced_text(const struct dl *dl, char *buf, size_t cap) {
 static int list_one(void *arg, const rd_kafka_message_t *rkm) {
         struct list_ctx *ctx = arg;
         struct dl dl;
+        const char *replayed;
 
+        if (replay_mark_is(rkm))
+                return 0; /* a mark, not a dead letter */
+        replayed = replay_marks_find(ctx->marks, rkm->partition, rkm->offset);
         dl_read(rkm, &dl);
         if (!dl_matches(ctx->f, rkm, &dl))
                 return 0;
@@ -574,6 +594,10 @@ static int list_one(void *arg, const rd_kafka_message_t *rkm) {
                 json_number_or_null(o, "replayCount",
                                     *dl.replay ? dl.replay : "0");
                 json_reduced(o, &dl);
+                if (replayed)
+                        cJSON_AddStringToObject(o, "replayed", replayed);
+                else
+                        cJSON_AddNullToObject(o, "replayed");
                 s = cJSON_PrintUnformatted(o);
                 if (s)
                         printf("%s\n", s);
@@ -583,14 +607,16 @@ static int list_one(void *arg, const rd_kafka_message_t *rkm) {
                 char reduced[256];
                 reduced_text(&dl, reduced, sizeof(reduced));
                 printf("%" PRId32 "/%" PRId64
-                       "  %s  %s  %s  %s [%s] @%s  %s  %s%s%s\n",
+                       "  %s  %s  %s  %s [%s] @%s  %s  %s%s%s%s%s%s\n",
                        rkm->partition, rkm->offset,
                        *dl.failed_at ? dl.failed_at : "-",
                        *dl.cls ? dl.cls : "-", *dl.step ? dl.step : "-",
                        *dl.topic ? dl.topic : "-",
                        *dl.partition ? dl.partition : "-",
                        *dl.offset ? dl.offset : "-", *dl.key ? dl.key : "-",
-                       dl.message, *reduced ? "  " : "", reduced);
+                       dl.message, *reduced ? "  " : "", reduced,
+                       replayed ? "  (" : "", replayed ? replayed : "",
+                       replayed ? ")" : "");
         }
         return 0;
 }
@@ -598,7 +624,8 @@ static int list_one(void *arg, const rd_kafka_message_t *rkm) {
 static int
 cmd_list(struct cli *cli, const char *dlq, const struct filters *f, int json) {
         struct err err = {0};
-        struct list_ctx ctx = {.f = f, .json = json};
+        struct replay_marks marks = {0};
+        struct list_ctx ctx = {.f = f, .json = json, .marks = &marks};
         struct range *r = NULL;
         int n = 0, rc = CLI_FAIL;
         rd_kafka_t *rk = consumer_new(cli, NULL, &err);
@@ -606,7 +633,7 @@ cmd_list(struct cli *cli, const char *dlq, const struct filters *f, int json) {
         if (!rk)
                 return cli_usage_error(cli, "%s", err.msg);
         r = ranges_new(rk, dlq, &n, &err);
-        if (!r)
+        if (!r || read_marks(rk, dlq, r, n, &marks, &err) == -1)
                 goto out;
         for (int i = 0; i < n; i++)
                 if (f->to >= 0 && f->to + 1 < r[i].end)
@@ -622,6 +649,7 @@ out:
         fflush(stdout);
         if (rc != CLI_OK)
                 cli_fail(cli, "%s", err.msg);
+        replay_marks_free(&marks);
         free(r);
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
@@ -635,6 +663,7 @@ struct show_ctx {
         int found;
         int json;
         const char *dlq;
+        const struct replay_marks *marks;
 };
 
 /* show --json: the dead letter as one JSON object. */
@@ -676,6 +705,12 @@ static void show_json(const struct show_ctx *ctx,
                         cJSON_AddItemToArray(hs, x);
                 }
         json_reduced(o, dl);
+        const char *replayed =
+            replay_marks_find(ctx->marks, rkm->partition, rkm->offset);
+        if (replayed)
+                cJSON_AddStringToObject(o, "replayed", replayed);
+        else
+                cJSON_AddNullToObject(o, "replayed");
         if (!rkm->payload) {
                 cJSON_AddNullToObject(o, "value");
                 cJSON_AddNullToObject(o, "valueJson");
@@ -779,6 +814,10 @@ static int show_one(void *arg, const rd_kafka_message_t *rkm) {
                        *dl.offset ? dl.offset : "-");
         clock_iso8601(ts, buf, sizeof(buf));
         printf("timestamp:   %s (%" PRId64 ")\n", buf, ts);
+        for (size_t m = 0; ctx->marks && m < ctx->marks->n; m++)
+                if (ctx->marks->v[m].partition == rkm->partition &&
+                    ctx->marks->v[m].offset == rkm->offset)
+                        printf("replay:      %s\n", ctx->marks->v[m].text);
         printable(rkm->key, rkm->key ? rkm->key_len : 0, buf, sizeof(buf));
         printf("key:         %s\n", rkm->key ? buf : "(null)");
         printf("headers:\n");
@@ -833,7 +872,8 @@ static int parse_offset(const char *s, int64_t *out) {
 static int
 cmd_show(struct cli *cli, const char *dlq, const char *where, int json) {
         struct err err = {0};
-        struct show_ctx ctx = {.dlq = dlq, .json = json};
+        struct replay_marks marks = {0};
+        struct show_ctx ctx = {.dlq = dlq, .json = json, .marks = &marks};
         struct range *r = NULL, *p;
         int n = 0, rc = CLI_FAIL;
         int64_t part = -1, offset = -1;
@@ -884,6 +924,10 @@ cmd_show(struct cli *cli, const char *dlq, const char *where, int json) {
                                  part);
                 goto out;
         }
+        if (read_marks(rk, dlq, r, n, &marks, &err) == -1) {
+                cli_fail(cli, "%s", err.msg);
+                goto out;
+        }
         for (int i = 0; i < n; i++)
                 if (&r[i] != p)
                         r[i].start = r[i].end; /* read only this one */
@@ -902,6 +946,7 @@ cmd_show(struct cli *cli, const char *dlq, const char *where, int json) {
         rc = CLI_OK;
 out:
         fflush(stdout);
+        replay_marks_free(&marks);
         free(r);
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
@@ -985,6 +1030,8 @@ static int replay_one(void *arg, const rd_kafka_message_t *rkm) {
         struct range *p = range_of(ctx->r, ctx->nr, rkm->partition);
 
         ctx->next[p - ctx->r] = rkm->offset + 1;
+        if (replay_mark_is(rkm))
+                return 0; /* an earlier replay's mark, not a dead letter */
         dl_read(rkm, &dl);
         if (!dl_matches(ctx->f, rkm, &dl)) {
                 ctx->skipped++;
@@ -1090,6 +1137,64 @@ static rd_kafka_t *producer_new(struct cli *cli, struct err *err) {
                 err_set(err, ERR_PERMANENT, 0, "%s", errstr);
         }
         return rk;
+}
+
+/* A mark on the dead-letter topic for each dead letter replayed
+ * (replay_mark.h), so that list and show say so to the next operator.
+ * Best effort: the replay itself is done; a mark that fails is reported. */
+static void write_marks(struct replay_ctx *ctx) {
+        struct replayed **mk = calloc(ctx->n ? ctx->n : 1, sizeof(*mk));
+        char who[384];
+        size_t n = 0;
+        long failed = 0;
+
+        if (!mk) {
+                fprintf(stderr, "%s: out of memory: no replay marks written\n",
+                        ctx->cli->prog);
+                return;
+        }
+        replay_mark_who(who, sizeof(who));
+        for (size_t i = 0; i < ctx->n; i++) {
+                struct replayed *x = ctx->v[i];
+                rd_kafka_resp_err_t e;
+                if (x->no_topic || !x->done || x->err)
+                        continue;
+                mk[n] = calloc(1, sizeof(**mk));
+                if (!mk[n]) {
+                        failed++;
+                        continue;
+                }
+                rd_kafka_headers_t *h = replay_mark_headers(
+                    x->partition, x->offset, x->topic, x->out_partition,
+                    x->out_offset, clock_wall_ms(), who);
+                do {
+                        e = rd_kafka_producev(
+                            ctx->producer, RD_KAFKA_V_TOPIC(ctx->dlq),
+                            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(mk[n]),
+                            RD_KAFKA_V_END);
+                        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                                rd_kafka_poll(ctx->producer, 100);
+                } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+                if (e) {
+                        rd_kafka_headers_destroy(h);
+                        mk[n]->err = e;
+                        mk[n]->done = 1;
+                }
+                n++;
+        }
+        while (rd_kafka_outq_len(ctx->producer) > 0)
+                rd_kafka_poll(ctx->producer, 100);
+        for (size_t i = 0; i < n; i++) {
+                failed += mk[i]->err != RD_KAFKA_RESP_ERR_NO_ERROR;
+                free(mk[i]);
+        }
+        free(mk);
+        if (failed)
+                fprintf(stderr,
+                        "%s: %ld replay mark(s) not written to %s: list and "
+                        "show will not say that those dead letters were "
+                        "replayed\n",
+                        ctx->cli->prog, failed, ctx->dlq);
 }
 
 static int cmd_replay(struct cli *cli,
@@ -1207,6 +1312,8 @@ static int cmd_replay(struct cli *cli,
                 }
         }
         fflush(stdout);
+        if (!dry_run)
+                write_marks(&ctx);
         if (!dry_run) {
                 rd_kafka_topic_partition_list_t *commit =
                     rd_kafka_topic_partition_list_new(ctx.nr);

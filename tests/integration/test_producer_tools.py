@@ -151,11 +151,37 @@ class TestReplay(ToolsTestCase):
             key = m.key().decode()
             self.assertEqual(m.value(), originals_bytes[key], "the original value, byte for byte")
             self.assertEqual(m.partition(), originals[key][0], "the same key lands on the same partition")
-        self.assertEqual(self.kafka.committed("thopter-dlq-replay", DLQ), self.kafka.end_offsets(DLQ))
+        # Each replayed dead letter got a mark on the DLQ (after them: not yet examined by the group).
+        marks = [m for m in self.kafka.read_all(DLQ) if "thopter.replay.of" in headers_dict(m)]
+        self.assertEqual(len(marks), 5)
+        by_of = {headers_dict(m)["thopter.replay.of"]: headers_dict(m) for m in marks}
+        self.assertEqual(set(by_of), {"%d/%d" % (j["partition"], j["offset"]) for j in js})
+        for m in marks:
+            self.assertIsNone(m.key())
+            self.assertIsNone(m.value())
+            h = headers_dict(m)
+            self.assertRegex(h["thopter.replay.to"], r"^thopter\.destroy \[\d\] @\d+$")
+            self.assertRegex(h["thopter.replay.at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+            self.assertIn("@", h["thopter.replay.by"])
+
+        # A second operator sees what was replayed; the marks are not dead letters.
+        listed = [json.loads(line) for line in
+                  self.ok("thopter-dlq", "-b", self.b, "list", "--json").stdout.splitlines()]
+        self.assertEqual(len(listed), 5)
+        for row in listed:
+            mark = by_of["%d/%d" % (row["partition"], row["offset"])]
+            self.assertEqual(row["replayed"], "replayed %s by %s -> %s" % (
+                mark["thopter.replay.at"], mark["thopter.replay.by"], mark["thopter.replay.to"]))
+        text = self.ok("thopter-dlq", "-b", self.b, "list").stdout
+        self.assertEqual(text.count("(replayed "), 5)
+        shown = self.ok("thopter-dlq", "-b", self.b, "show", "%d:%d" % (js[0]["partition"], js[0]["offset"])).stdout
+        self.assertIn("replay:      replayed ", shown)
 
         again = self.ok("thopter-dlq", "-b", self.b, "replay", *x_props())
         self.assertIn("replayed 0, skipped 0 (filters), failed 0", again.stdout)
-        self.assertEqual(len(self.kafka.read_all(DLQ)), 5, "no new dead letters")
+        self.assertEqual(self.kafka.committed("thopter-dlq-replay", DLQ), self.kafka.end_offsets(DLQ))
+        self.assertEqual(len([m for m in self.kafka.read_all(DLQ) if "thopter.dlq.topic" in headers_dict(m)]), 5,
+                         "no new dead letters")
         self.assertEqual(self.consumers[0].stop(), 0)
 
     def test_replay_filters_and_replay_count_of_a_replayed_record(self):

@@ -27,14 +27,16 @@ def code_settings():
     for path in glob.glob(os.path.join(SOURCE_DIR, "producer-tools", "**", "*.c"), recursive=True):
         with open(path, encoding="utf-8") as f:
             names |= set(re.findall(r'\b(?:cli_env|env_or|getenv)\("([A-Z][A-Z0-9_]*)"', f.read()))
-    return names
+    return names - {"USER", "HOME", "PATH"}  # the system's, not settings
 
 
 def code_headers():
     """Dead-letter header names the C code writes or reads: string literals
     after a prefix macro (DLQ_PREFIX "topic") and whole literals."""
     names = set()
-    for path in ("consumer/lib/dlq.c", "producer-tools/dlq.c"):
+    paths = ["consumer/lib/dlq.c", "producer-tools/dlq.c"] + [
+        os.path.relpath(p, SOURCE_DIR) for p in glob.glob(os.path.join(SOURCE_DIR, "producer-tools", "lib", "*.h"))]
+    for path in paths:
         text = read(*path.split("/"))
         prefixes = dict(re.findall(r'#define\s+(\w+)\s+"(thopter\.[a-z.]+)"', text))
         for macro, lit in re.findall(r'\b(\w+)\s+"([a-z_.0-9]+)"', text):
