@@ -241,7 +241,8 @@ static int show_group(struct cli *cli, const struct target *t, int json) {
         else if (gl->group_cnt != 1 || gl->groups[0].err)
                 snprintf(why, sizeof(why), "DescribeGroups: %s",
                          gl->group_cnt ? rd_kafka_err2str(gl->groups[0].err)
-                                       : "no answer");
+                                       : "the broker does not know the group "
+                                         "(no members)");
         else
                 g = &gl->groups[0];
         for (int i = 0; i < parts->cnt; i++) {
