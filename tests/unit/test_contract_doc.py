@@ -4,8 +4,11 @@ dead-letter header the code writes and every metric of
 consumer/lib/metrics_table.h is named in it, and every setting, header and
 metric it names exists in the code. Label unit: it reads files only."""
 import glob
+import json
 import os
 import re
+import shutil
+import subprocess
 import unittest
 
 SOURCE_DIR = os.path.abspath(os.environ.get("THOPTER_SOURCE_DIR")
@@ -134,6 +137,25 @@ class ContractDoc(unittest.TestCase):
                 except (UnicodeDecodeError, OSError):
                     continue
         self.assertEqual(hits, [])
+
+
+
+class DocRecipes(unittest.TestCase):
+    """Recipes of the docs that are easy to get subtly wrong, run as written."""
+
+    def test_producers_jq_filter_for_stopped_thopters(self):
+        if not shutil.which("jq"):
+            self.skipTest("jq is not installed")
+        text = read("docs", "producers.md")
+        block = text[text.index("# Stopped ones only"):]
+        m = re.search(r"jq -r '([^']+)'", block)
+        machines = [{"id": "a", "name": "thopter-1", "state": "stopped"},
+                    {"id": "b", "name": "gc-default", "state": "stopped"},
+                    {"id": "c", "name": "thopter-2", "state": "started"}]
+        out = subprocess.run(["jq", "-r", m.group(1)], input=json.dumps(machines), capture_output=True,
+                             text=True, timeout=10)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.split(), ["a"], "only stopped thopters, never a Golden Claude")
 
 
 if __name__ == "__main__":
