@@ -277,8 +277,9 @@ class TestDevbroker(unittest.TestCase):
             os.write(fd, b"%s &\n" % tool_path("thopter-devbroker").encode())
             self.assertTrue(read_until(rb"bootstrap\.servers=127\.0\.0\.1:\d+", 20), out)
             time.sleep(1)
-            os.write(fd, b"jobs -l; echo jobs-done\n")
-            self.assertTrue(read_until(rb"jobs-done\s", 10), out)
+            # printf: the echoed command line holds "jobs-%s", only the output "jobs-done".
+            os.write(fd, b"jobs -l; printf 'jobs-%s\\n' done\n")
+            self.assertTrue(read_until(rb"jobs-done", 10), out)
             self.assertRegex(out, rb"Running\s+\S*thopter-devbroker")
             self.assertNotIn(b"Stopped", out)
             os.write(fd, b"kill %1; wait; exit\n")
