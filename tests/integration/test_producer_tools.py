@@ -415,6 +415,12 @@ class TestTopicsChecked(ToolsTestCase):
         self.assertNotIn("thopter.provison", self.topics())
         self.assertEqual(sum(self.kafka.end_offsets(DESTROY).values()), 0)
 
+    def test_bulk_destroy_refuses_a_topic_that_does_not_exist(self):
+        r = self.tool("bulk-destroy", "-b", self.b, "-t", "thopter.destory", input=machine_id(1) + "\n")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("topic thopter.destory does not exist", r.stderr)
+        self.assertNotIn("thopter.destory", self.topics())
+
     def test_dlq_refuses_a_dead_letter_topic_that_does_not_exist(self):
         for args in (["list"], ["list", "--json"], ["show", "0"], ["replay"], ["replay", "--dry-run"]):
             r = self.tool("thopter-dlq", "-b", self.b, "--dlq-topic", "nope", *args)
