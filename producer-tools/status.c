@@ -194,7 +194,7 @@ static void print_members(const struct target *t,
                 char *s = cJSON_PrintUnformatted(o);
                 if (s)
                         printf("%s\n", s);
-                free(s);
+                cJSON_free(s);
                 cJSON_Delete(o);
                 return;
         }
@@ -282,7 +282,7 @@ static int show_group(struct cli *cli, const struct target *t, int json) {
                         char *s = cJSON_PrintUnformatted(o);
                         if (s)
                                 printf("%s\n", s);
-                        free(s);
+                        cJSON_free(s);
                         cJSON_Delete(o);
                 } else {
                         char c[32];
@@ -373,7 +373,7 @@ static int show_metrics(struct cli *cli, const char *addr, int json) {
                 char *s = cJSON_PrintUnformatted(o);
                 if (s)
                         printf("%s\n", s);
-                free(s);
+                cJSON_free(s);
         } else {
                 const cJSON *it;
                 printf("consumer %s: in flight", addr);
