@@ -124,7 +124,9 @@ class ContractDoc(unittest.TestCase):
 
     def test_nothing_depends_on_a_directory_outside_the_repository(self):
         hits = []
-        rx = re.compile(r"\.\./shared/|shared/reference/|shared/CONTRACT")
+        # Spelt in pieces so that this line is not a hit of `git grep` for the same thing.
+        shared = "sha" + "red"
+        rx = re.compile(r"\.\./%s/|%s/reference/|%s/CONTRACT" % (shared, shared, shared))
         for root, dirs, files in os.walk(SOURCE_DIR):
             dirs[:] = [d for d in dirs if d not in (".git", "build", "node_modules", "dist")]
             for name in files:
