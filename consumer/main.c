@@ -87,7 +87,12 @@ static int usage_or_info(struct config *cfg, int argc, char **argv) {
         struct err err = {0};
 
         if (config_load(cfg, argc, argv, &err) == -1) {
-                fprintf(stderr, PROG ": %s\n", err.msg);
+                /* Every missing setting at once, one line each. */
+                if (cfg->n_missing > 1)
+                        for (int i = 0; i < cfg->n_missing; i++)
+                                fprintf(stderr, PROG ": %s\n", cfg->missing[i]);
+                else
+                        fprintf(stderr, PROG ": %s\n", err.msg);
                 return 2;
         }
         if (cfg->show_help) {
@@ -117,6 +122,12 @@ int main(int argc, char **argv) {
         enum log_level lvl = LOG_INFO;
         log_level_parse(cfg.log_level, &lvl);
         log_set_level(lvl);
+        if (cfg.ssh_insecure && cfg.role != ROLE_DESTROY)
+                log_warn("main",
+                         "THOPTER_SSH_INSECURE=1: any SSH host key is "
+                         "accepted, so anyone on the path to a thopter can "
+                         "pose as it and receive its secrets; for "
+                         "development only");
 
         /* Signals go to the main thread only: block them before any thread. */
         sigemptyset(&sigs);

@@ -33,6 +33,7 @@
 #include "request.h"
 #include "ssh_keys.h"
 #include "strfmt.h"
+#include "topic_check.h"
 
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
@@ -128,6 +129,11 @@ static void usage(FILE *out) {
             "  --once           one pass, then exit; otherwise a pass every "
             "THOPTER_REAP_INTERVAL\n"
             "                   until SIGTERM/SIGINT\n"
+            "  --json           one JSON object per machine "
+            "({\"verdict\",\"id\",\"name\",\"state\",\n"
+            "                   \"reason\"}, and \"rule\", "
+            "\"topic\"/\"partition\"/\"offset\" or \"error\" for a\n"
+            "                   destroy), then one {\"summary\", ...}\n"
             "  -b, --brokers B  Kafka bootstrap servers (same as "
             "KAFKA_BROKERS)\n"
             "  -X key=value     any librdkafka property (repeatable), as kcat "
@@ -155,7 +161,7 @@ static void usage(FILE *out) {
 /* The command line */
 
 struct args {
-        int apply, once;
+        int apply, once, json;
         char **argv; /* for config_load_role(): the rest, -Xk=v split */
         int argc;
 };
@@ -187,6 +193,8 @@ static int parse_args(int argc, char **argv, struct args *a) {
                         a->apply = 1;
                 } else if (!strcmp(arg, "--once")) {
                         a->once = 1;
+                } else if (!strcmp(arg, "--json")) {
+                        a->json = 1;
                 } else if (!strcmp(arg, "-h") || !strcmp(arg, "--help") ||
                            !strcmp(arg, "-V") || !strcmp(arg, "--version")) {
                         a->argv[a->argc++] = argv[i];
@@ -339,6 +347,41 @@ struct tally {
         int by_rule[REAP_RULE_IDLE + 1];
 };
 
+static void print_json(cJSON *o) {
+        char *s = cJSON_PrintUnformatted(o);
+        if (s)
+                printf("%s\n", s);
+        cJSON_free(s);
+        cJSON_Delete(o);
+}
+
+/* --json: {"verdict","id","name","state","reason"} and, for a destroy, the
+ * "rule" and where the request went or why it did not. */
+static void
+print_item_json(struct reaper *r, const struct item *it, const char *verdict) {
+        cJSON *o = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(o, "verdict", verdict);
+        cJSON_AddStringToObject(o, "id", it->m.id);
+        cJSON_AddStringToObject(o, "name", it->m.name);
+        cJSON_AddStringToObject(o, "state", it->m.state);
+        cJSON_AddStringToObject(o, "reason", it->d.reason);
+        if (it->d.verdict == REAP_DESTROY) {
+                cJSON_AddStringToObject(o, "rule", reap_rule_name(it->d.rule));
+                if (it->invalid[0])
+                        cJSON_AddStringToObject(o, "error", it->invalid);
+                else if (r->args.apply && it->delivered && !it->kerr) {
+                        cJSON_AddStringToObject(o, "topic", r->topic);
+                        cJSON_AddNumberToObject(o, "partition", it->partition);
+                        cJSON_AddNumberToObject(o, "offset",
+                                                (double)it->offset);
+                } else if (r->args.apply)
+                        cJSON_AddStringToObject(o, "error",
+                                                rd_kafka_err2str(it->kerr));
+        }
+        print_json(o);
+}
+
 static void print_item(struct reaper *r, struct item *it, struct tally *t) {
         const char *verdict = "keep";
         char tail[ERR_MSG_LEN + 128] = "";
@@ -391,6 +434,10 @@ static void print_item(struct reaper *r, struct item *it, struct tally *t) {
                 }
                 break;
         }
+        if (r->args.json) {
+                print_item_json(r, it, verdict);
+                return;
+        }
         printf("%s %s %s %s: %s%s\n", verdict, it->m.id,
                it->m.name[0] ? it->m.name : "-",
                it->m.state[0] ? it->m.state : "-", it->d.reason, tail);
@@ -413,6 +460,28 @@ static void print_summary(struct reaper *r,
         }
         if (off && off < sizeof(rules) - 1)
                 strcat(rules, ")");
+        if (r->args.json) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON *by = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "summary", when);
+                cJSON_AddBoolToObject(o, "apply", r->args.apply);
+                cJSON_AddNumberToObject(o, "machines", t->machines);
+                cJSON_AddNumberToObject(o, "destroy", t->destroy);
+                for (int rule = REAP_RULE_LIFETIME; rule <= REAP_RULE_IDLE;
+                     rule++)
+                        if (t->by_rule[rule])
+                                cJSON_AddNumberToObject(
+                                    by, reap_rule_name(rule), t->by_rule[rule]);
+                cJSON_AddItemToObject(o, "byRule", by);
+                cJSON_AddNumberToObject(o, "kept", t->keep);
+                cJSON_AddNumberToObject(o, "unchecked", t->unchecked);
+                cJSON_AddNumberToObject(o, "skipped", t->skip);
+                cJSON_AddNumberToObject(o, "failed", t->failed);
+                cJSON_AddNumberToObject(o, "notLookedAt", (double)left);
+                print_json(o);
+                fflush(stdout);
+                return;
+        }
         printf("summary %s: %d machine%s: %d %s%s, %d kept (%d unchecked), "
                "%d skipped, %d failed",
                when, t->machines, t->machines == 1 ? "" : "s", t->destroy,
@@ -608,6 +677,16 @@ static int setup(struct reaper *r, int argc, char **argv, int *done) {
         if (r->args.apply && make_producer(r, &err) == -1) {
                 fprintf(stderr, PROG ": %s\n", err.msg);
                 return CLI_USAGE;
+        }
+        /* A misspelt topic is refused, never auto-created by the first
+         * destroy request; brokers that do not answer yet are the publish
+         * step's concern (its failures are reported per pass). */
+        if (r->args.apply && topic_check(r->rk, &r->topic, 1,
+                                         "THOPTER_DESTROY_TOPIC", &err) == -1) {
+                fprintf(stderr, PROG ": %s%s\n", err.msg,
+                        err.kind == ERR_TRANSIENT ? "; going on" : "");
+                if (err.kind != ERR_TRANSIENT)
+                        return CLI_FAIL;
         }
         *done = 0;
         return CLI_OK;

@@ -9,6 +9,7 @@
  * logger the moment they are read.
  */
 #include "config.h"
+#include "duration.h"
 #include "health_server.h"
 #include "kafka_conf.h"
 #include "log.h"
@@ -24,7 +25,8 @@
 #include <string.h>
 #include <unistd.h>
 
-enum stype { S_STR, S_INT, S_BOOL };
+/* S_SECS, S_MSEC: durations kept in seconds / milliseconds (duration.h). */
+enum stype { S_STR, S_INT, S_BOOL, S_SECS, S_MSEC };
 
 #define NEED_PROVISION 1
 #define NEED_DESTROY   2
@@ -43,6 +45,8 @@ struct setting {
 #define STR(f)  S_STR, offsetof(struct config, f)
 #define INT(f)  S_INT, offsetof(struct config, f)
 #define BOOL(f) S_BOOL, offsetof(struct config, f)
+#define SECS(f) S_SECS, offsetof(struct config, f)
+#define MSEC(f) S_MSEC, offsetof(struct config, f)
 #define BOTH    (NEED_PROVISION | NEED_DESTROY)
 
 static const struct setting settings[] = {
@@ -130,8 +134,8 @@ static const struct setting settings[] = {
      0, 0, 0, "clone URL template"},
     {"THOPTER_PROMPTS_DIR", STR(prompts_dir), NULL, 0, 0, 0, 0,
      "prompt templates NAME.md (default: installed data dir)"},
-    {"THOPTER_READY_TIMEOUT", INT(ready_timeout_s), "120", 1, 3600, 0, 0,
-     "from the create: machine started and ssh answering, s"},
+    {"THOPTER_READY_TIMEOUT", SECS(ready_timeout_s), "120", 1, 3600, 0, 0,
+     "from the create: machine started and ssh answering"},
     {"THOPTER_ENV_FILE", STR(env_file), NULL, 0, 0, 0, 0,
      "local .env.thopters given to each new thopter (read per provision)"},
     {"THOPTER_POST_CHECKOUT_FILE", STR(post_checkout_file), NULL, 0, 0, 0, 0,
@@ -146,25 +150,25 @@ static const struct setting settings[] = {
      "/metrics /livez /readyz address ('off' disables)"},
     {"THOPTER_LOG_LEVEL", STR(log_level), "info", 0, 0, 0, 0,
      "debug, info, warn or error"},
-    {"THOPTER_DRAIN_TIMEOUT", INT(drain_timeout_s), "30", 1, 3600, 0, 0,
-     "on SIGTERM, how long in-flight work may finish, s"},
-    {"THOPTER_FLY_TIMEOUT", INT(fly_timeout_s), "30", 1, 600, 0, 0,
-     "one fly API request's timeout, s"},
+    {"THOPTER_DRAIN_TIMEOUT", SECS(drain_timeout_s), "30", 1, 3600, 0, 0,
+     "on SIGTERM, how long in-flight work may finish"},
+    {"THOPTER_FLY_TIMEOUT", SECS(fly_timeout_s), "30", 1, 600, 0, 0,
+     "one fly API request's timeout"},
     {"THOPTER_FLY_RETRIES", INT(fly_retries), "6", 1, 100, 0, 0,
      "attempts per fly call before giving up"},
-    {"THOPTER_RETRY_BASE_MS", INT(retry_base_ms), "250", 1, 60000, 0, 0,
-     "first retry delay, ms (doubles, with jitter)"},
-    {"THOPTER_RETRY_MAX_MS", INT(retry_max_ms), "5000", 1, 600000, 0, 0,
-     "longest retry delay, ms"},
+    {"THOPTER_RETRY_BASE_MS", MSEC(retry_base_ms), "250", 1, 60000, 0, 0,
+     "first retry delay (doubles, with jitter)"},
+    {"THOPTER_RETRY_MAX_MS", MSEC(retry_max_ms), "5000", 1, 600000, 0, 0,
+     "longest retry delay"},
     {"THOPTER_BREAKER_THRESHOLD", INT(breaker_threshold), "3", 1, 64, 0, 0,
      "consecutive transient fly failures (from different messages) that open "
      "the circuit"},
-    {"THOPTER_BREAKER_PROBE_MS", INT(breaker_probe_ms), "3000", 10, 600000, 0,
-     0, "probe interval while the circuit is open, ms"},
-    {"THOPTER_CAPACITY_RECHECK_MAX", INT(capacity_recheck_max_s), "30", 1, 3600,
-     0, 0, "longest wait between capacity checks, s"},
-    {"THOPTER_SSH_TIMEOUT", INT(ssh_timeout_s), "300", 1, 86400, 0, 0,
-     "deadline of one remote command, s"},
+    {"THOPTER_BREAKER_PROBE_MS", MSEC(breaker_probe_ms), "3000", 10, 600000, 0,
+     0, "probe interval while the circuit is open"},
+    {"THOPTER_CAPACITY_RECHECK_MAX", SECS(capacity_recheck_max_s), "30", 1,
+     3600, 0, 0, "longest wait between capacity checks"},
+    {"THOPTER_SSH_TIMEOUT", SECS(ssh_timeout_s), "300", 1, 86400, 0, 0,
+     "deadline of one remote command"},
     /* thopter-reaper (producer-tools/reaper.c); the consumer ignores them. */
     {"THOPTER_MAX_LIFETIME", STR(max_lifetime), "72h", 0, 0, 0, 0,
      "thopter-reaper: destroy thopters created longer ago than this (72h, "
@@ -220,7 +224,21 @@ static int set_value(struct config *cfg,
         char *end = NULL;
         errno = 0;
         long v = strtol(value, &end, 10);
-        if (s->type == S_BOOL) {
+        if (s->type == S_SECS || s->type == S_MSEC) {
+                const char *unit = s->type == S_SECS ? "s" : "ms";
+                if (duration_parse(value, s->type == S_SECS ? 1000 : 1, &v) ==
+                        -1 ||
+                    v < s->min || v > s->max)
+                        return err_set(err, ERR_PERMANENT, EINVAL,
+                                       "%s: must be a duration from %ld %s to "
+                                       "%ld %s: a number of %s, or with units "
+                                       "such as 500ms, 90s, 2m, 1h30m (got "
+                                       "\"%s\" from %s)",
+                                       s->env, s->min, unit, s->max, unit,
+                                       s->type == S_SECS ? "seconds"
+                                                         : "milliseconds",
+                                       value, origin);
+        } else if (s->type == S_BOOL) {
                 if (strcmp(value, "true") == 0)
                         v = 1, end = (char *)value + 4;
                 else if (strcmp(value, "false") == 0)
@@ -453,6 +471,88 @@ static int check_regions(const char *list, struct err *err) {
         return 0;
 }
 
+/* THOPTER_PROMPTS_DIR, when set: a directory with the default template,
+ * checked at start rather than at the first provision. */
+static int check_prompts_dir(const char *dir, struct err *err) {
+        char path[4096];
+
+        if (!dir || !*dir)
+                return 0;
+        if (access(dir, R_OK | X_OK) != 0)
+                return err_set(err, ERR_PERMANENT, errno,
+                               "THOPTER_PROMPTS_DIR: cannot read %s: %s", dir,
+                               strerror(errno));
+        snprintf(path, sizeof(path), "%s/default.md", dir);
+        if (access(path, R_OK) != 0)
+                return err_set(err, ERR_PERMANENT, errno,
+                               "THOPTER_PROMPTS_DIR: %s has no readable "
+                               "default.md (the template of a request "
+                               "without a prompt, and of one whose prompt is "
+                               "missing): %s",
+                               dir, strerror(errno));
+        return 0;
+}
+
+/* One line naming a required setting that is not set. */
+static void missing_line(const struct setting *s, char *out, size_t cap) {
+        char flag[64];
+        const char *role =
+            s->need == NEED_PROVISION ? " for the provision role" : "";
+
+        config_flag_name(s->env, flag, sizeof(flag));
+        if (s->secret)
+                snprintf(out, cap,
+                         "%s: required%s but not set (environment, or "
+                         "%s_FILE)",
+                         s->env, role, s->env);
+        else
+                snprintf(out, cap,
+                         "%s: required%s but not set (environment or --%s)",
+                         s->env, role, flag);
+}
+
+static int add_missing(struct config *cfg, const char *line) {
+        char **v = realloc(cfg->missing,
+                           sizeof(char *) * (size_t)(cfg->n_missing + 1));
+        if (!v)
+                return -1;
+        cfg->missing = v;
+        v[cfg->n_missing] = strdup(line);
+        if (!v[cfg->n_missing])
+                return -1;
+        cfg->n_missing++;
+        return 0;
+}
+
+/* Every required setting that is not set, at once (cfg->missing); the
+ * first is also the error's message. */
+static int check_required(struct config *cfg, int need, struct err *err) {
+        char line[ERR_MSG_LEN];
+
+        for (size_t i = 0; i < NSETTINGS; i++) {
+                const struct setting *s = &settings[i];
+                if (s->type != S_STR || !(s->need & need))
+                        continue;
+                char *v = *(char **)((char *)cfg + s->off);
+                if (v && *v)
+                        continue;
+                missing_line(s, line, sizeof(line));
+                if (add_missing(cfg, line) == -1)
+                        return err_oom(err, s->env);
+        }
+        if ((need & NEED_PROVISION) &&
+            (!cfg->ssh_known_hosts || !*cfg->ssh_known_hosts) &&
+            !cfg->ssh_insecure &&
+            add_missing(cfg, "THOPTER_SSH_KNOWN_HOSTS: required for the "
+                             "provision role (or THOPTER_SSH_INSECURE=1 for "
+                             "development)") == -1)
+                return err_oom(err, "THOPTER_SSH_KNOWN_HOSTS");
+        if (cfg->n_missing)
+                return err_set(err, ERR_PERMANENT, EINVAL, "%s",
+                               cfg->missing[0]);
+        return 0;
+}
+
 static int validate(struct config *cfg, struct err *err) {
         int need = cfg->role == ROLE_PROVISION ? NEED_PROVISION
                    : cfg->role == ROLE_DESTROY ? NEED_DESTROY
@@ -460,30 +560,8 @@ static int validate(struct config *cfg, struct err *err) {
                                                : BOTH;
         enum log_level lvl;
 
-        for (size_t i = 0; i < NSETTINGS; i++) {
-                const struct setting *s = &settings[i];
-                if (s->type != S_STR || !(s->need & need))
-                        continue;
-                char *v = *(char **)((char *)cfg + s->off);
-                if ((!v || !*v) && s->secret)
-                        return err_set(err, ERR_PERMANENT, EINVAL,
-                                       "%s: required%s but not set "
-                                       "(environment, or %s_FILE)",
-                                       s->env,
-                                       s->need == NEED_PROVISION
-                                           ? " for the provision role"
-                                           : "",
-                                       s->env);
-                if (!v || !*v)
-                        return err_set(
-                            err, ERR_PERMANENT, EINVAL,
-                            "%s: required%s but not set (environment or --%s)",
-                            s->env,
-                            s->need == NEED_PROVISION
-                                ? " for the provision role"
-                                : "",
-                            s->env); /* flag spelled below */
-        }
+        if (check_required(cfg, need, err) == -1)
+                return -1;
         if (log_level_parse(cfg->log_level, &lvl) == -1)
                 return err_set(err, ERR_PERMANENT, EINVAL,
                                "THOPTER_LOG_LEVEL: must be debug, info, warn "
@@ -534,15 +612,9 @@ static int validate(struct config *cfg, struct err *err) {
                                                  : "THOPTER_ENV_FILE",
                                                path, strerror(errno));
                 }
-                if (check_regions(cfg->fallback_regions, err) == -1)
+                if (check_regions(cfg->fallback_regions, err) == -1 ||
+                    check_prompts_dir(cfg->prompts_dir, err) == -1)
                         return -1;
-                if ((!cfg->ssh_known_hosts || !*cfg->ssh_known_hosts) &&
-                    !cfg->ssh_insecure)
-                        return err_set(
-                            err, ERR_PERMANENT, EINVAL,
-                            "THOPTER_SSH_KNOWN_HOSTS: required for the "
-                            "provision role "
-                            "(or THOPTER_SSH_INSECURE=1 for development)");
         }
         return 0;
 }
@@ -612,16 +684,6 @@ static int load_files(struct config *cfg, struct err *err) {
         return 0;
 }
 
-/* The flag spelling of a setting is part of the one-line message. */
-static void fix_flag_spelling(struct err *err) {
-        char *p = strstr(err->msg, "or --");
-        if (!p)
-                return;
-        p += 5;
-        for (; *p && *p != ')'; p++)
-                *p = *p == '_' ? '-' : (char)tolower((unsigned char)*p);
-}
-
 int config_load(struct config *cfg, int argc, char **argv, struct err *err) {
         return config_load_role(cfg, ROLE_ALL, argc, argv, err);
 }
@@ -651,10 +713,8 @@ int config_load_role(struct config *cfg,
                 return 0;
         if (load_files(cfg, err) == -1)
                 return -1;
-        if (validate(cfg, err) == -1) {
-                fix_flag_spelling(err);
+        if (validate(cfg, err) == -1)
                 return -1;
-        }
         return 0;
 }
 
@@ -671,6 +731,9 @@ void config_free(struct config *cfg) {
         for (int i = 0; i < cfg->n_kafka_props; i++)
                 free(cfg->kafka_props[i]);
         free(cfg->kafka_props);
+        for (int i = 0; i < cfg->n_missing; i++)
+                free(cfg->missing[i]);
+        free(cfg->missing);
         for (int i = 0; cfg->repos && i < cfg->n_repos; i++) {
                 free(cfg->repos[i].repository);
                 secret_free(cfg->repos[i].pat);
@@ -689,8 +752,128 @@ const struct repo_cred *config_repo(const struct config *cfg,
         return NULL;
 }
 
-void config_print_help(FILE *out, const char *prog) {
+/* --help's sections, in the order of docs/CONTRACT.md section 7. A setting
+ * in none of them is listed under "Other" (add it to one). */
+static const char *const group_kafka[] = {"KAFKA_BROKERS",
+                                          "THOPTER_KAFKA_CONFIG_FILE",
+                                          "THOPTER_PROVISION_TOPIC",
+                                          "THOPTER_DESTROY_TOPIC",
+                                          "THOPTER_DLQ_TOPIC",
+                                          "THOPTER_EVENTS_TOPIC",
+                                          "THOPTER_PROVISION_GROUP",
+                                          "THOPTER_DESTROY_GROUP",
+                                          NULL};
+static const char *const group_fly[] = {"APP_NAME",
+                                        "REGION",
+                                        "THOPTER_FALLBACK_REGIONS",
+                                        "FLY_DEPLOY_KEY",
+                                        "FLY_DEPLOY_KEY_FILE",
+                                        "FLY_API_BASE",
+                                        "MAX_THOPTERS",
+                                        "MAX_CONCURRENT_DESTROYS",
+                                        "THOPTER_DESTROY_BACKLOG",
+                                        "THOPTER_VM_SIZE",
+                                        "THOPTER_VOLUME_SIZE",
+                                        "THOPTER_IMAGE",
+                                        "THOPTER_FLY_TIMEOUT",
+                                        "THOPTER_FLY_RETRIES",
+                                        "THOPTER_RETRY_BASE_MS",
+                                        "THOPTER_RETRY_MAX_MS",
+                                        "THOPTER_BREAKER_THRESHOLD",
+                                        "THOPTER_BREAKER_PROBE_MS",
+                                        "WEB_TERMINAL_PORT",
+                                        "HUB_STATUS_PORT",
+                                        "METADATA_SERVICE_HOST",
+                                        "DANGEROUSLY_SKIP_FIREWALL",
+                                        "ALLOWED_DOMAINS",
+                                        NULL};
+static const char *const group_ssh[] = {
+    "THOPTER_SSH_KEY",      "THOPTER_SSH_KNOWN_HOSTS",
+    "THOPTER_SSH_INSECURE", "THOPTER_SSH_HOST",
+    "THOPTER_SSH_PORT",     "THOPTER_SSH_USER",
+    "THOPTER_SSH_TIMEOUT",  NULL};
+static const char *const group_provision[] = {"GITHUB_INTEGRATION_JSON",
+                                              "GITHUB_INTEGRATION_JSON_FILE",
+                                              "THOPTER_REMOTE_HOME",
+                                              "THOPTER_REMOTE_USER",
+                                              "THOPTER_REMOTE_LOG",
+                                              "THOPTER_TMUX_SESSION",
+                                              "THOPTER_AGENT_COMMAND",
+                                              "THOPTER_GIT_URL",
+                                              "THOPTER_PROMPTS_DIR",
+                                              "THOPTER_READY_TIMEOUT",
+                                              "THOPTER_ENV_FILE",
+                                              "THOPTER_POST_CHECKOUT_FILE",
+                                              "THOPTER_CAPACITY_RECHECK_MAX",
+                                              "THOPTER_KEEP_FAILED",
+                                              NULL};
+static const char *const group_operations[] = {
+    "THOPTER_METRICS_ADDR", "THOPTER_LOG_LEVEL", "THOPTER_DRAIN_TIMEOUT", NULL};
+static const char *const group_reaper[] = {
+    "THOPTER_MAX_LIFETIME",  "THOPTER_REAP_STOPPED_AFTER",
+    "THOPTER_ORPHAN_GRACE",  "THOPTER_IDLE_AFTER",
+    "THOPTER_REAP_INTERVAL", NULL};
+
+static const struct {
+        const char *title;
+        const char *const *names;
+} groups[] = {
+    {"Kafka", group_kafka},
+    {"fly", group_fly},
+    {"SSH (the provision role)", group_ssh},
+    {"Provision", group_provision},
+    {"Operations", group_operations},
+    {"thopter-reaper (the consumer ignores these; durations like 72h, 30m, "
+     "1h30m, or off)",
+     group_reaper},
+};
+
+static int in_a_group(const char *env) {
+        for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
+                for (const char *const *n = groups[g].names; *n; n++)
+                        if (strcmp(*n, env) == 0)
+                                return 1;
+        return 0;
+}
+
+/* "required", "required for provision", or "" for @p s. */
+static const char *required_mark(const struct setting *s) {
+        if (strcmp(s->env, "THOPTER_SSH_KNOWN_HOSTS") == 0)
+                return "  (required for provision unless "
+                       "THOPTER_SSH_INSECURE=1)";
+        if (s->need == BOTH)
+                return "  (required)";
+        if (s->need == NEED_PROVISION)
+                return "  (required for provision)";
+        return "";
+}
+
+/* Two lines: the name, its flag and (@p marks) whether the consumer needs
+ * it; what it is, with its default and range. */
+static void print_setting(FILE *out, const struct setting *s, int marks) {
         char flag[64];
+        const char *unit = s->type == S_SECS   ? " s"
+                           : s->type == S_MSEC ? " ms"
+                                               : "";
+        int duration = s->type == S_SECS || s->type == S_MSEC;
+
+        config_flag_name(s->env, flag, sizeof(flag));
+        fprintf(out, "  %-28s --%s%s%s\n", s->env, flag,
+                duration ? " DURATION" : "", marks ? required_mark(s) : "");
+        fprintf(out, "      %s", s->help);
+        if (s->def && !s->secret && s->type == S_STR)
+                fprintf(out, " [default: %s]", s->def);
+        else if (s->def && s->type == S_BOOL)
+                fprintf(out, " [default: %s; 0 or 1]", s->def);
+        else if (s->def)
+                fprintf(out, " [default: %s%s; %ld to %ld%s]", s->def, unit,
+                        s->min, s->max, unit);
+        fprintf(out, "\n");
+}
+
+void config_print_help(FILE *out, const char *prog) {
+        int other = 0;
+
         fprintf(out,
                 "Usage: %s [--role provision|destroy|all] [-b BROKERS] [-X "
                 "key=value]... [--SETTING VALUE]...\n"
@@ -713,16 +896,27 @@ void config_print_help(FILE *out, const char *prog) {
                 "  -h, --help         this text\n"
                 "  -V, --version      print the version\n"
                 "\n"
-                "Settings (environment variable, or the flag shown):\n",
+                "Settings: each an environment variable, or the flag shown "
+                "(the flag wins).\n"
+                "\"required\" ones stop the consumer at start when not set; "
+                "\"for provision\" means\n"
+                "for --role provision and all. A DURATION is a number in the "
+                "unit of its default\n"
+                "(s or ms), or a number with units: 500ms, 90s, 2m, 1h30m.\n",
                 prog);
+        for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+                fprintf(out, "\n%s:\n", groups[g].title);
+                for (const char *const *n = groups[g].names; *n; n++)
+                        for (size_t i = 0; i < NSETTINGS; i++)
+                                if (strcmp(settings[i].env, *n) == 0)
+                                        print_setting(out, &settings[i], 1);
+        }
         for (size_t i = 0; i < NSETTINGS; i++) {
-                config_flag_name(settings[i].env, flag, sizeof(flag));
-                fprintf(out, "  %-28s --%s\n      %s%s%s%s\n", settings[i].env,
-                        flag, settings[i].help,
-                        settings[i].def ? " [default: " : "",
-                        settings[i].def && !settings[i].secret ? settings[i].def
-                                                               : "",
-                        settings[i].def ? "]" : "");
+                if (in_a_group(settings[i].env))
+                        continue;
+                if (!other++)
+                        fprintf(out, "\nOther:\n");
+                print_setting(out, &settings[i], 1);
         }
         fprintf(out, "\nExit status: 0 after a graceful stop, 1 on failure, 2 "
                      "on a bad setting or usage.\n");
@@ -736,17 +930,8 @@ const char *config_role_name(enum config_role role) {
 }
 
 void config_print_settings(FILE *out, const char *const *names) {
-        char flag[64];
-        for (; names && *names; names++) {
-                for (size_t i = 0; i < NSETTINGS; i++) {
-                        const struct setting *s = &settings[i];
-                        if (strcmp(s->env, *names) != 0)
-                                continue;
-                        config_flag_name(s->env, flag, sizeof(flag));
-                        fprintf(out, "  %-28s --%s\n      %s%s%s%s\n", s->env,
-                                flag, s->help, s->def ? " [default: " : "",
-                                s->def && !s->secret ? s->def : "",
-                                s->def ? "]" : "");
-                }
-        }
+        for (; names && *names; names++)
+                for (size_t i = 0; i < NSETTINGS; i++)
+                        if (strcmp(settings[i].env, *names) == 0)
+                                print_setting(out, &settings[i], 0);
 }

@@ -3,8 +3,10 @@
  * The only module that calls getenv(). Each setting of contract section 7 is
  * an environment variable and also a flag: the variable's name in lower case
  * with '_' turned into '-' (KAFKA_BROKERS -> --kafka-brokers VALUE or
- * --kafka-brokers=VALUE). Flags win over the environment. A missing or
- * malformed setting fails config_load() with one line that names it.
+ * --kafka-brokers=VALUE). Flags win over the environment. A malformed
+ * setting fails config_load() with one line that names it; so do missing
+ * required ones, all of them listed in cfg->missing. Durations take units
+ * (duration.h).
  *
  * Callers: main.c (loads it), consumer.c and the flows read it; nothing else
  * calls getenv().
@@ -83,6 +85,11 @@ struct config {
         int breaker_threshold, breaker_probe_ms;
         int capacity_recheck_max_s;
         int ssh_timeout_s;
+
+        /* After a failed config_load(): one line per required setting
+         * that is not set (all of them; err->msg is the first). */
+        char **missing;
+        int n_missing;
 };
 
 /**

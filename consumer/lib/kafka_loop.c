@@ -286,6 +286,7 @@ enum kafka_loop_exit kafka_loop_run(struct kafka_loop *loop) {
         }
         log_info(loop->name, "consuming %s in group %s, %d in flight at most",
                  loop->topic, loop->group, loop->max_in_flight);
+        kafka_join_waiting(loop);
 
         for (;;) {
                 atomic_store(&loop->last_poll_ms, clock_mono_ms());
@@ -293,6 +294,7 @@ enum kafka_loop_exit kafka_loop_run(struct kafka_loop *loop) {
                 if (atomic_load(&loop->stopping) && stop_tick(loop, &rc))
                         break;
                 kafka_pause_update(loop);
+                kafka_join_tick(loop);
                 rd_kafka_message_t *rkm = rd_kafka_consumer_poll(loop->rk, 100);
                 if (rkm) {
                         on_message(loop, rkm);
@@ -502,6 +504,7 @@ struct kafka_loop *kafka_loop_new(const struct kafka_loop_opts *opts,
                 rd_kafka_conf_destroy(conf);
                 goto fail;
         }
+        loop->session_timeout_ms = kafka_join_session_timeout(conf);
         rd_kafka_conf_set_opaque(conf, loop);
         rd_kafka_conf_set_rebalance_cb(conf, kafka_rebalance_cb);
         rd_kafka_conf_set_offset_commit_cb(conf, kafka_commit_cb);

@@ -468,11 +468,25 @@ out:
 /* ------------------------------------------------------------------ */
 /* Wait */
 
+/* Seconds of THOPTER_READY_TIMEOUT spent so far. */
+static long ready_elapsed_s(const struct provision_run *r) {
+        return r->cfg->ready_timeout_s -
+               clock_left_ms(r->ready_deadline) / 1000;
+}
+
 static int call_wait(void *arg, struct err *err) {
         struct provision_run *r = arg;
         int64_t left = clock_left_ms(r->ready_deadline);
         int secs = (int)(left / 1000);
 
+        /* Each call waits up to 60 s for fly to answer; a call after the
+         * first says how long the machine has taken so far. */
+        if (left > 0 && ready_elapsed_s(r) >= 1)
+                job_log(r->job, LOG_INFO,
+                        "machine %s not started yet after %ld s; waiting up "
+                        "to THOPTER_READY_TIMEOUT (%d s)",
+                        r->machine.id, ready_elapsed_s(r),
+                        r->cfg->ready_timeout_s);
         if (left <= 0)
                 return err_setc(err, ERR_PERMANENT, ERR_CAUSE_DEADLINE, 0,
                                 "machine %s not started within "
@@ -495,12 +509,20 @@ int provision_wait_started(struct provision_run *r, struct err *err) {
         patient.max_attempts = 1000;
         snprintf(target, sizeof(target), "wait:%s", r->machine.id);
         job_step(r->job, "wait");
+        job_log(r->job, LOG_INFO,
+                "waiting for machine %s to be started (%ld s of "
+                "THOPTER_READY_TIMEOUT's %d s left)",
+                r->machine.id, r->cfg->ready_timeout_s - ready_elapsed_s(r),
+                r->cfg->ready_timeout_s);
         if (fly_retry_call(&patient, r->job, "wait", target, call_wait, r,
                            err) == -1) {
                 if (err->cause == ERR_CAUSE_DEADLINE)
                         err_classify(err, ERRC_TIMEOUT, "wait");
                 return -1;
         }
+        job_log(r->job, LOG_INFO,
+                "machine %s started after %ld s; waiting for its SSH server",
+                r->machine.id, ready_elapsed_s(r));
         /* private_ip may only be known now. */
         struct fly_machine fresh;
         struct err e = {0};

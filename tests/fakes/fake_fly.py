@@ -9,7 +9,8 @@ Python 3 standard library only. Run:
 The first stdout line is ``PORT=<n>`` (flushed); the fake then serves on 127.0.0.1
 until SIGTERM/SIGINT, or until stdin reaches EOF when ``--stdin-eof`` is given.
 The token may also come from the environment variable FAKE_FLY_TOKEN (keeps it
-out of ``ps``). Reference: shared/reference/fly-machines-api.md (section 12).
+out of ``ps``). What it models is listed under "Model" below; the consumer's
+use of the API is in docs/CONTRACT.md.
 
 Model
 -----

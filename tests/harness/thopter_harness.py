@@ -34,8 +34,10 @@ if KAFKA_KIND not in ("devbroker", "real"):
     raise RuntimeError("THOPTER_TEST_KAFKA must be devbroker or real, not %r" % KAFKA_KIND)
 REAL_KAFKA = KAFKA_KIND == "real"
 
-# The mock cluster rejoins a group only after session.timeout.ms - 1 s, so its
-# tests use a short session. A real broker refuses a session shorter than its
+# The mock cluster (librdkafka 2.0.2) rejoins a group only after
+# session.timeout.ms - 1 s (44 s at the default 45 s), and a session shorter
+# than its fixed 3 s initial join delay never gets an assignment, so its tests
+# use a short session. A real broker refuses a session shorter than its
 # group.min.session.timeout.ms (6000 by default), and rebalances at once when
 # a member leaves cleanly, so real-broker tests use that minimum.
 MOCK_GROUP_PROPS = ["session.timeout.ms=4000", "heartbeat.interval.ms=500"]

@@ -383,12 +383,18 @@ class TestProvisionFailures(ProvisionTestCase):
 
     def test_no_ssh_times_out_and_destroys_the_machine(self):
         self.booter.close()  # nothing boots: the machine never answers SSH
-        self.start_consumer(env={"THOPTER_READY_TIMEOUT": "3"})
+        c = self.start_consumer(env={"THOPTER_READY_TIMEOUT": "7"})
         self.provision(hub_request("prov-nossh"))
         h = headers_dict(self.dead_letter("prov-nossh"))
         self.assertEqual(h["thopter.dlq.error.class"], "timeout")
         self.assertEqual(h["thopter.dlq.error.step"], "wait")
         self.wait_gone(self.machine_of("prov-nossh")["id"])
+        # The wait step says what it waits for (issue 22), not 7 s of silence.
+        log = c.log_text()
+        self.assertRegex(log, r'"msg":"waiting for machine [0-9a-f]{14} to be started \(\d+ s of '
+                              r'THOPTER_READY_TIMEOUT\'s 7 s left\)"')
+        self.assertRegex(log, r'"msg":"machine [0-9a-f]{14} started after \d+ s; waiting for its SSH server"')
+        self.assertRegex(log, r'"component":"ssh","msg":"[^"]*:\d+ not answering yet after \d+ s')
 
     def test_a_machine_with_another_host_key_is_refused(self):
         # Something answers on the new machine's address with a host key other

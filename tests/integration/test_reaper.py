@@ -209,6 +209,29 @@ class TestFleet(ReaperTestCase):
             self.assertTrue(ok, "%s: %s" % (value, errors))
         self.assertEqual(self.mutating_calls(), [])
 
+    def test_json_listing_matches_the_text_one(self):
+        self.seed_fleet()
+        text_lines, _ = self.check_listing(self.reaper("--once").stdout, apply=False)
+        r = self.reaper("--once", "--apply", "--json")
+        rows = [json.loads(line) for line in r.stdout.splitlines()]
+        summary = rows.pop()
+        self.assertEqual(summary, {"summary": summary["summary"], "apply": True, "machines": 14, "destroy": 6,
+                                   "byRule": {"lifetime": 1, "orphan": 3, "stopped": 2}, "kept": 4,
+                                   "unchecked": 0, "skipped": 4, "failed": 0, "notLookedAt": 0})
+        by_id = {row["id"]: row for row in rows}
+        self.assertEqual(set(by_id), set(text_lines))
+        records = {m.key().decode(): m for m in self.kafka.read_all(DESTROY)}
+        for mid, row in by_id.items():
+            verdict = text_lines[mid][0]
+            self.assertEqual(row["verdict"], "destroy" if verdict == "would-destroy" else verdict, mid)
+            self.assertEqual((row["name"], row["state"]), text_lines[mid][1:3])
+            if row["verdict"] == "destroy":
+                m = records[mid]
+                self.assertEqual((row["topic"], row["partition"], row["offset"]),
+                                 (DESTROY, m.partition(), m.offset()))
+                self.assertEqual(json.loads(m.value())["reason"], row["reason"])
+                self.assertIn(row["rule"], ("lifetime", "orphan", "stopped"))
+
     def test_a_request_the_consumer_would_refuse_is_not_sent(self):
         # fly ids are opaque (15 characters happen); the contract's thopterId is 14 hex.
         self.fly.seed_machine(id="a5c5de9ce64ca12", name="thopter-long-id", metadata=agent("r-l", True),

@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -404,8 +405,9 @@ Test(config, integers_out_of_range_are_refused_with_the_name) {
              "THOPTER_SSH_PORT: must be an integer from 1 to 65535 (got "
              "\"70000\" from the environment)"},
             {"THOPTER_BREAKER_PROBE_MS", NULL, "9",
-             "THOPTER_BREAKER_PROBE_MS: must be an integer from 10 to 600000 "
-             "(got \"9\" from the environment)"},
+             "THOPTER_BREAKER_PROBE_MS: must be a duration from 10 ms to "
+             "600000 ms: a number of milliseconds, or with units such as "
+             "500ms, 90s, 2m, 1h30m (got \"9\" from the environment)"},
             {"THOPTER_BREAKER_PROBE_MS", NULL, "10", NULL},
             {NULL, "--thopter-fly-retries", "-1",
              "THOPTER_FLY_RETRIES: must be an integer from 1 to 100 (got "
@@ -707,4 +709,158 @@ Test(config, setting_names_list_every_setting_once) {
                         cr_expect_str_neq(names[k], names[n]);
         cr_expect_eq(n, 60);
         cr_expect_str_eq(names[0], "KAFKA_BROKERS");
+}
+
+/* ---- durations, all missing at once, the prompts dir, --help (issue 22) --
+ */
+
+Test(config, durations_take_units_and_bare_numbers_keep_theirs) {
+        static const struct {
+                const char *env, *value;
+                size_t off;
+                int want;
+        } cases[] = {
+            {"THOPTER_DRAIN_TIMEOUT", "30s",
+             offsetof(struct config, drain_timeout_s), 30},
+            {"THOPTER_DRAIN_TIMEOUT", "2m",
+             offsetof(struct config, drain_timeout_s), 120},
+            {"THOPTER_DRAIN_TIMEOUT", "45",
+             offsetof(struct config, drain_timeout_s), 45},
+            {"THOPTER_READY_TIMEOUT", "1m30s",
+             offsetof(struct config, ready_timeout_s), 90},
+            {"THOPTER_SSH_TIMEOUT", "1h",
+             offsetof(struct config, ssh_timeout_s), 3600},
+            {"THOPTER_RETRY_BASE_MS", "1s",
+             offsetof(struct config, retry_base_ms), 1000},
+            {"THOPTER_RETRY_MAX_MS", "7000",
+             offsetof(struct config, retry_max_ms), 7000},
+            {"THOPTER_BREAKER_PROBE_MS", "500ms",
+             offsetof(struct config, breaker_probe_ms), 500},
+            {"THOPTER_CAPACITY_RECHECK_MAX", "2m",
+             offsetof(struct config, capacity_recheck_max_s), 120},
+            {"THOPTER_FLY_TIMEOUT", "10s",
+             offsetof(struct config, fly_timeout_s), 10},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct config cfg;
+                struct err err;
+
+                clean_env();
+                destroy_env();
+                setenv(cases[i].env, cases[i].value, 1);
+                assert_ok(load(&cfg, &err, "--role", "destroy", NULL), &err);
+                cr_expect_eq(*(int *)((char *)&cfg + cases[i].off),
+                             cases[i].want, "%s=%s", cases[i].env,
+                             cases[i].value);
+                config_free(&cfg);
+        }
+        destroy_env();
+        expect_refused("not whole seconds",
+                       "THOPTER_DRAIN_TIMEOUT: must be a duration from 1 s to "
+                       "3600 s: a number of seconds, or with units such as "
+                       "500ms, 90s, 2m, 1h30m (got \"1500ms\" from the "
+                       "command line)",
+                       "--role", "destroy", "--thopter-drain-timeout", "1500ms",
+                       NULL);
+        expect_refused("too long",
+                       "THOPTER_DRAIN_TIMEOUT: must be a duration from 1 s to "
+                       "3600 s: a number of seconds, or with units such as "
+                       "500ms, 90s, 2m, 1h30m (got \"2h\" from the command "
+                       "line)",
+                       "--role", "destroy", "--thopter-drain-timeout", "2h",
+                       NULL);
+}
+
+Test(config, every_missing_setting_is_reported_at_once) {
+        static const char *const want[] = {
+            "KAFKA_BROKERS: required but not set (environment or "
+            "--kafka-brokers)",
+            "APP_NAME: required but not set (environment or --app-name)",
+            "REGION: required for the provision role but not set "
+            "(environment or --region)",
+            "FLY_DEPLOY_KEY: required but not set (environment, or "
+            "FLY_DEPLOY_KEY_FILE)",
+            "THOPTER_IMAGE: required for the provision role but not set "
+            "(environment or --thopter-image)",
+            "GITHUB_INTEGRATION_JSON: required for the provision role but "
+            "not set (environment, or GITHUB_INTEGRATION_JSON_FILE)",
+            "THOPTER_SSH_KEY: required for the provision role but not set "
+            "(environment or --thopter-ssh-key)",
+            "THOPTER_SSH_KNOWN_HOSTS: required for the provision role (or "
+            "THOPTER_SSH_INSECURE=1 for development)",
+        };
+        struct config cfg;
+        struct err err;
+
+        cr_assert_eq(load(&cfg, &err, "--role", "provision", NULL), -1);
+        cr_assert_eq(cfg.n_missing, (int)(sizeof(want) / sizeof(want[0])));
+        for (int i = 0; i < cfg.n_missing; i++)
+                cr_expect_str_eq(cfg.missing[i], want[i]);
+        cr_expect_str_eq(err.msg, want[0]);
+        config_free(&cfg);
+
+        /* The destroy role: its three only. */
+        cr_assert_eq(load(&cfg, &err, "--role", "destroy", NULL), -1);
+        cr_expect_eq(cfg.n_missing, 3);
+        config_free(&cfg);
+}
+
+Test(config, prompts_dir_is_checked_at_start) {
+        struct config cfg;
+        struct err err;
+
+        provision_env();
+        setenv("THOPTER_PROMPTS_DIR", "/nonexistent", 1);
+        cr_assert_eq(load(&cfg, &err, "--role", "provision", NULL), -1);
+        cr_expect(strstr(err.msg, "THOPTER_PROMPTS_DIR: cannot read "
+                                  "/nonexistent: ") == err.msg,
+                  "%s", err.msg);
+        config_free(&cfg);
+        setenv("THOPTER_PROMPTS_DIR", TEST_DATA_DIR "/config", 1);
+        cr_assert_eq(load(&cfg, &err, "--role", "provision", NULL), -1);
+        cr_expect(strstr(err.msg, "has no readable default.md"), "%s", err.msg);
+        config_free(&cfg);
+        setenv("THOPTER_PROMPTS_DIR", THOPTER_SOURCE_DATA_DIR "/prompts", 1);
+        assert_ok(load(&cfg, &err, "--role", "provision", NULL), &err);
+        config_free(&cfg);
+        /* The destroy role never reads prompts. */
+        setenv("THOPTER_PROMPTS_DIR", "/nonexistent", 1);
+        assert_ok(load(&cfg, &err, "--role", "destroy", NULL), &err);
+        config_free(&cfg);
+}
+
+Test(config, help_groups_every_setting_and_marks_the_required) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+
+        config_print_help(f, "thopter-consumer");
+        fclose(f);
+        for (const char *g = "Kafka:\n|fly:\n|SSH (|Provision:\n|Operations:"
+                             "\n|thopter-reaper (";
+             *g;) {
+                const char *bar = strchr(g, '|');
+                size_t n = bar ? (size_t)(bar - g) : strlen(g);
+                char want[64];
+                snprintf(want, sizeof(want), "\n%.*s", (int)n, g);
+                cr_expect(strstr(text, want), "no section %s", want);
+                g += n + (bar ? 1 : 0);
+        }
+        cr_expect_null(strstr(text, "\nOther:\n"),
+                       "a setting in no section of --help");
+        for (const char *const *n = config_setting_names(); *n; n++) {
+                char line[96];
+                snprintf(line, sizeof(line), "\n  %-28s --", *n);
+                const char *at = strstr(text, line);
+                cr_expect(at, "%s not in --help", *n);
+                cr_expect(!at || !strstr(at + 1, line), "%s twice", *n);
+        }
+        cr_expect(strstr(text, "--kafka-brokers  (required)\n"));
+        cr_expect(strstr(text, "--region  (required for provision)\n"));
+        cr_expect(strstr(text, "--thopter-ssh-known-hosts  (required for "
+                               "provision unless THOPTER_SSH_INSECURE=1)\n"));
+        cr_expect(strstr(text, "--thopter-drain-timeout DURATION\n"));
+        cr_expect(strstr(text, "[default: 30 s; 1 to 3600 s]"));
+        cr_expect(strstr(text, "[default: 250 ms; 1 to 60000 ms]"));
+        free(text);
 }

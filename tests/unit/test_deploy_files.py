@@ -33,7 +33,7 @@ def config_table():
     body = body[:body.index("};")]
     out = {}
     # {"NAME", TYPE(field), "default" | NULL, min, max, need, secret, "help"}
-    rx = re.compile(r'\{"([A-Z][A-Z0-9_]*)",\s*(?:STR|INT|BOOL)\(\w+\),\s*'
+    rx = re.compile(r'\{"([A-Z][A-Z0-9_]*)",\s*(?:STR|INT|BOOL|SECS|MSEC)\(\w+\),\s*'
                     r'(NULL|"(?:[^"\\]|\\.)*"(?:\s*"(?:[^"\\]|\\.)*")*)\s*,\s*(-?\d+),\s*(-?\d+),\s*(\w+|\(.*?\)),\s*(\d)',
                     re.S)
     for m in rx.finditer(body):
@@ -129,6 +129,29 @@ class TestSettings(unittest.TestCase):
                 elif name != "THOPTER_SSH_KNOWN_HOSTS":
                     self.assertEqual(value, "")
                     self.assertIn("Default:", text)
+
+
+class TestInstall(unittest.TestCase):
+    def test_install_puts_every_tool_the_prompts_and_the_example_env(self):
+        if not os.path.exists(os.path.join(BUILD_DIR, "cmake_install.cmake")):
+            self.skipTest("no configured build in %s" % BUILD_DIR)
+        with tempfile.TemporaryDirectory() as prefix:
+            subprocess.run(["cmake", "--install", BUILD_DIR, "--prefix", prefix], check=True,
+                           capture_output=True, timeout=60)
+            tools = sorted("thopter-" + os.path.basename(p)[:-2]
+                           for p in os.listdir(os.path.join(SOURCE_DIR, "producer-tools")) if p.endswith(".c"))
+            self.assertIn("thopter-send", tools)
+            for name in ["thopter-consumer", "bulk-destroy"] + tools:
+                path = os.path.join(prefix, "bin", name)
+                self.assertTrue(os.access(path, os.X_OK), "%s not installed" % name)
+            share = os.path.join(prefix, "share", "thopter")
+            for name in ("prompts/default.md", "thopter.env.example", "thopter-consumer.service",
+                         "thopter-reaper.service"):
+                self.assertTrue(os.path.isfile(os.path.join(share, name)), "%s not installed" % name)
+            for name in ["thopter-consumer", "bulk-destroy"] + tools:
+                self.assertTrue(os.path.isfile(os.path.join(prefix, "share", "man", "man1", name + ".1")), name)
+                self.assertTrue(os.path.isfile(os.path.join(prefix, "share", "bash-completion", "completions",
+                                                            name)), name)
 
 
 class TestStopTimeouts(unittest.TestCase):

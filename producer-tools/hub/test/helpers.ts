@@ -17,7 +17,8 @@ export const SOURCE_DIR = process.env.THOPTER_SOURCE_DIR ?? path.resolve(__dirna
 export const BUILD_DIR = process.env.THOPTER_BUILD_DIR ?? path.join(SOURCE_DIR, 'build', 'dev');
 export const MULTIPLIER = Number(process.env.THOPTER_TIMEOUT_MULTIPLIER ?? '1') || 1;
 export const TOKEN = 'fm2_test-secret-token-ABCDEF0123456789';
-/* Group settings the mock broker needs (shared/reference/environment.md section 3). */
+/* Group settings the mock broker needs: it rejoins a group only after session.timeout.ms - 1 s, and never
+ * with a session shorter than its 3 s initial join delay. */
 export const GROUP = { sessionTimeoutMs: 4000, heartbeatIntervalMs: 500 };
 /* What tests/CMakeLists.txt fails a test on, here applied to the children's own output (ASan builds). */
 export const SANITIZER_RE = /ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer/;
