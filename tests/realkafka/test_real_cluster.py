@@ -192,19 +192,22 @@ class TestBrokerFaults(ThreeNodeCase):
     def test_sigkill_of_the_group_coordinators_node(self):
         c = self.consumer()
         c.wait_assigned(timeout=60)
-        ids = self.seed_and_publish(120)
-        wait_until(lambda: len(self.destroyed(ids)) >= 20, timeout=60, what="20 destroys done")
         coordinator = self.cluster.coordinator(self.group)
         self.assertIsNotNone(coordinator)
+        ids = self.seed_and_publish(200)
+        wait_until(lambda: len(self.destroyed(ids)) >= 20, timeout=60, what="20 destroys done")
         t0 = time.time()
         self.cluster.kill(coordinator)
+        done_at_kill = len(self.destroyed(ids))
+        self.assertLess(done_at_kill, len(ids), "the fault came after the burst")
         wait_until(lambda: len(self.destroyed(ids)) == len(ids), timeout=120, interval=0.25,
                    what="all machines destroyed")
         new = self.cluster.coordinator(self.group)
         self.assertNotIn(new, (None, coordinator))
         self.assert_nothing_lost(ids)
-        figure("coordinator SIGKILL", "node %d (coordinator of %s) killed; the rest finished %.1f s after the "
-               "kill; new coordinator node %d" % (coordinator, self.group, self.all_done_at - t0, new))
+        figure("coordinator SIGKILL", "node %d (coordinator of %s) killed after %d of %d destroys; the rest "
+               "finished %.1f s after the kill; new coordinator node %d" % (
+                   coordinator, self.group, done_at_kill, len(ids), self.all_done_at - t0, new))
 
     def test_brokers_refusing_writes_past_the_delivery_timeout(self):
         """Two of three nodes down: min.insync.replicas=2 makes every write fail
@@ -213,20 +216,23 @@ class TestBrokerFaults(ThreeNodeCase):
         their offsets must stay uncommitted until they are; nothing is lost."""
         c = self.consumer(args=["-X", "message.timeout.ms=4000"])
         c.wait_assigned(timeout=60)
-        ids = self.seed_and_publish(60)
-        wait_until(lambda: len(self.destroyed(ids)) >= 10, timeout=60, what="10 destroys done")
         coordinator = self.cluster.coordinator(self.group)
         victims = [n.id for n in self.cluster.nodes if n.id != coordinator][:2]
+        ids = self.seed_and_publish(150)
+        wait_until(lambda: len(self.destroyed(ids)) >= 10, timeout=60, what="10 destroys done")
         t0 = time.time()
         for v in victims:
             self.cluster.kill(v)
+        done_at_kill = len(self.destroyed(ids))
+        self.assertLess(done_at_kill, len(ids), "the fault came after the burst")
         time.sleep(12)  # three delivery timeouts
         for v in victims:
             self.cluster.start_node(v, wait=False)
         self.cluster.wait_ready()
         self.assert_nothing_lost(ids, timeout=180)
-        figure("writes refused", "nodes %s down 12 s (message.timeout.ms 4000); all %d destroyed %.1f s after "
-               "the kill, offsets committed to the end" % (victims, len(ids), self.all_done_at - t0))
+        figure("writes refused", "nodes %s down 12 s (message.timeout.ms 4000) after %d of %d destroys; all "
+               "destroyed %.1f s after the kill, offsets committed to the end" % (
+                   victims, done_at_kill, len(ids), self.all_done_at - t0))
 
 
 class TestToolsWithALeaderDown(ThreeNodeCase):
