@@ -1,0 +1,103 @@
+"""Issue 19: inputs that choose too much. Each test reproduces what a hostile
+writer of a topic, a request, the environment or the network could do, and
+fails on the code before the fix (docs/hostile-inputs.md rows 14-)."""
+import json
+import re
+
+from thopter_harness import headers_dict, machine_id
+
+from test_hostile import DESTROY, DLQ, HostileTestCase
+
+PROVISION = "thopter.provision"
+EVENTS = "thopter.events"
+
+
+def dl_headers(topic, cls=b"fly_unavailable", extra=()):
+    h = [("thopter.dlq.topic", topic.encode() if isinstance(topic, str) else topic),
+         ("thopter.dlq.partition", b"0"), ("thopter.dlq.offset", b"1"),
+         ("thopter.dlq.error.class", cls), ("thopter.dlq.error.step", b"delete"),
+         ("thopter.dlq.error.message", b"m"), ("thopter.dlq.attempts", b"1"),
+         ("thopter.dlq.failed_at", b"2026-01-01T00:00:00.000Z")]
+    return h + list(extra)
+
+
+PROVISION_OK = {"requestId": "p-1", "repository": "owner/name",
+                "github": {"issueNumber": 7, "issueTitle": "Fix it", "issueBody": "an attacker's body"}}
+FORGED_COMPLETED = {"requestId": "p-9", "kind": "provision", "state": "completed",
+                    "thopterId": machine_id(9), "attempt": 1, "at": "2026-01-01T00:00:00.000Z", "elapsedMs": 1}
+
+
+class TestReplayDestinations(HostileTestCase):
+    """Point 4: thopter-dlq replay took its destination from the record's own
+    thopter.dlq.topic header: a forged dead letter went to thopter.events, to
+    an unrelated topic, and to a new auto-created one."""
+
+    def seed(self):
+        k = self.kafka
+        k.produce(DLQ, json.dumps({"thopterId": machine_id(1)}), key=machine_id(1), headers=dl_headers(DESTROY))
+        k.produce(DLQ, json.dumps(PROVISION_OK), key="p-1", headers=dl_headers(PROVISION, b"capacity"))
+        k.produce(DLQ, json.dumps(FORGED_COMPLETED), key="p-9", headers=dl_headers(EVENTS))
+        k.produce(DLQ, json.dumps({"thopterId": machine_id(2)}), key="other", headers=dl_headers("unrelated.topic"))
+        k.produce(DLQ, json.dumps({"thopterId": machine_id(3)}), key="new", headers=dl_headers("brand.new.topic"))
+        # a value the consumer would refuse: it is not replayed onto its topic
+        k.produce(DLQ, json.dumps({"thopterId": "not-an-id"}), key="bad", headers=dl_headers(DESTROY))
+        k.produce(DLQ, json.dumps({"requestId": "p-2"}), key="p-2", headers=dl_headers(PROVISION))
+        # two thopter.dlq.topic headers: the reader would take one, a filter the other
+        k.produce(DLQ, json.dumps({"thopterId": machine_id(4)}), key="dup",
+                  headers=dl_headers(DESTROY, extra=[("thopter.dlq.topic", EVENTS.encode())]))
+        k.flush()
+
+    def topics(self):
+        from confluent_kafka.admin import AdminClient
+        return set(AdminClient({"bootstrap.servers": self.b}).list_topics(timeout=10).topics)
+
+    def test_dry_run_shows_value_and_destination_and_refuses_forgeries(self):
+        self.seed()
+        r = self.tool("thopter-dlq", "-b", self.b, "replay", "--dry-run")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("would replay 2, skipped 0 (filters), failed 6", r.stdout)
+        lines = [line for line in r.stdout.splitlines() if line.startswith("would replay thopter.dlq")]
+        self.assertEqual(len(lines), 2, r.stdout)
+        self.assertIn("-> %s  fly_unavailable  key %s  replay.count 1  value {\"thopterId\": \"%s\"}"
+                      % (DESTROY, machine_id(1), machine_id(1)), lines[0])
+        self.assertIn("-> %s  capacity  key p-1" % PROVISION, lines[1])
+        self.assertIn("an attacker's body", lines[1])
+        for what in ("thopter.dlq.topic thopter.events is not a topic the consumer reads",
+                     "thopter.dlq.topic unrelated.topic is not a topic the consumer reads",
+                     "thopter.dlq.topic brand.new.topic is not a topic the consumer reads",
+                     "not a valid destroy request", "not a valid provision request",
+                     "thopter.dlq.topic appears 2 times"):
+            self.assertIn(what, r.stderr)
+
+    def test_replay_sends_only_valid_records_to_the_consumer_topics(self):
+        self.seed()
+        ends = {t: self.kafka.end_offsets(t) for t in (EVENTS, DESTROY, PROVISION)}
+        r = self.tool("thopter-dlq", "-b", self.b, "replay")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("replayed 2, skipped 0 (filters), failed 6", r.stdout)
+        self.assertEqual(self.kafka.end_offsets(EVENTS), ends[EVENTS], "no forged event on thopter.events")
+        self.assertEqual([m.key() for m in self.kafka.read_all(DESTROY)], [machine_id(1).encode()])
+        self.assertEqual([m.key() for m in self.kafka.read_all(PROVISION)], [b"p-1"])
+        topics = self.topics()
+        self.assertNotIn("brand.new.topic", topics, "no topic auto-created by a replay")
+        self.assertNotIn("unrelated.topic", topics)
+        self.assertEqual(self.kafka.committed("thopter-dlq-replay", DLQ), self.kafka.end_offsets(DLQ),
+                         "refused records are committed past: a rerun cannot fix them")
+
+    def test_to_topic_names_another_destination_explicitly(self):
+        self.seed()
+        r = self.tool("thopter-dlq", "-b", self.b, "replay", "--key", "p-9", "--to-topic", "thopter.quarantine")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("replayed 1, skipped 7 (filters), failed 0", r.stdout)
+        [m] = self.kafka.read_all("thopter.quarantine")
+        self.assertEqual(json.loads(m.value()), FORGED_COMPLETED)
+        self.assertEqual(headers_dict(m)["thopter.replay.count"], "1")
+        # --to-topic onto a consumer topic still validates with the consumer's parser.
+        r = self.tool("thopter-dlq", "-b", self.b, "replay", "--group", "g2", "--key", "bad",
+                      "--to-topic", DESTROY)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("not a valid destroy request", r.stderr)
+        self.assertEqual(self.kafka.read_all(DESTROY), [])
+        r = self.tool("thopter-dlq", "-b", self.b, "replay", "--to-topic", "")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertTrue(re.search(r"--to-topic", r.stderr), r.stderr)
