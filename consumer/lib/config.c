@@ -84,6 +84,9 @@ static const struct setting settings[] = {
      "size of new thopter_data volumes, GB"},
     {"THOPTER_IMAGE", STR(image), NULL, 0, 0, NEED_PROVISION, 0,
      "thopter machine image"},
+    {"THOPTER_IMAGE_PREFIXES", STR(image_prefixes), NULL, 0, 0, 0, 0,
+     "comma-separated prefixes a request's image must start with (the "
+     "machine gets the secrets; default registry.fly.io/APP_NAME)"},
     {"GITHUB_INTEGRATION_JSON", STR(github_integration_json), NULL, 0, 0,
      NEED_PROVISION, 1,
      "{\"repositories\":{\"owner/"

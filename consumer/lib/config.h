@@ -48,6 +48,7 @@ struct config {
         char *vm_size;
         int volume_size_gb;
         char *image;
+        char *image_prefixes; /* optional: allowed request images */
         char *github_integration_json;
         /* Files the two secrets above may come from instead (5.10), and
          * the librdkafka properties file. */

@@ -127,6 +127,23 @@ static int run(struct job *job, void *opaque, struct err *err) {
                 count("unknown_repository");
                 return -1;
         }
+        /* The image receives the GitHub token, the env file, the host key
+         * and the Golden Claude's home: a request may only pick one under
+         * a prefix the operator allows. */
+        if (r.req->image[0] &&
+            !request_image_is_allowed(r.req->image, r.cfg->image_prefixes,
+                                      r.cfg->app_name)) {
+                err_set(err, ERR_PERMANENT, 0,
+                        "image %s: not under an allowed prefix "
+                        "(THOPTER_IMAGE_PREFIXES: %s)",
+                        r.req->image,
+                        r.cfg->image_prefixes && *r.cfg->image_prefixes
+                            ? r.cfg->image_prefixes
+                            : "unset, so registry.fly.io/APP_NAME");
+                err_classify(err, ERRC_INVALID_REQUEST, "validate");
+                count("image_refused");
+                return -1;
+        }
         if (provision_lookup(&r, &found, err) == -1)
                 goto out;
         if (found == FOUND_DONE) {

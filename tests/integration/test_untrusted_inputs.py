@@ -7,6 +7,7 @@ import re
 from thopter_harness import headers_dict, machine_id
 
 from test_hostile import DESTROY, DLQ, HostileTestCase
+from test_provision import ProvisionTestCase, hub_request
 
 PROVISION = "thopter.provision"
 EVENTS = "thopter.events"
@@ -101,3 +102,29 @@ class TestReplayDestinations(HostileTestCase):
         r = self.tool("thopter-dlq", "-b", self.b, "replay", "--to-topic", "")
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
         self.assertTrue(re.search(r"--to-topic", r.stderr), r.stderr)
+
+
+class TestImageAllowList(ProvisionTestCase):
+    """Point 5: a request chose the image that receives the GitHub token, the
+    env file, the host key and the Golden Claude's credentials:
+    docker.io/attacker/evil:latest completed."""
+
+    def test_an_image_outside_the_allowed_prefixes_is_an_invalid_request(self):
+        self.start_consumer()
+        for rid, image in (("img-evil", "docker.io/attacker/evil:latest"),
+                           ("img-lookalike", "registry.fly.io/thopters-evil:latest"),
+                           ("img-other-app", "registry.fly.io/other:thopter-1")):
+            self.provision(hub_request(rid, image=image))
+            [ev] = self.final(rid)
+            self.assertEqual(ev["state"], "failed", ev)
+            self.assertEqual(ev["error"]["class"], "invalid_request", ev)
+            h = headers_dict(self.dead_letter(rid))
+            self.assertEqual((h["thopter.dlq.error.class"], h["thopter.dlq.error.step"]),
+                             ("invalid_request", "validate"))
+            self.assertIn("THOPTER_IMAGE_PREFIXES", h["thopter.dlq.error.message"])
+        self.assertEqual(self.fly.calls(route="machines.create"), [], "no machine for a refused image")
+        # The app's own registry path is allowed by default.
+        self.provision(hub_request("img-ok", image="registry.fly.io/thopters:thopter-other"))
+        [ev] = self.final("img-ok")
+        self.assertEqual(ev["state"], "completed", ev)
+        self.assertEqual(self.machine_of("img-ok")["config"]["image"], "registry.fly.io/thopters:thopter-other")
