@@ -62,6 +62,7 @@ static const char *const reaper_settings[] = {
     "APP_NAME",
     "FLY_DEPLOY_KEY",
     "FLY_API_BASE",
+    "THOPTER_FLY_PROXY",
     "THOPTER_FLY_TIMEOUT",
     "THOPTER_FLY_RETRIES",
     "THOPTER_RETRY_BASE_MS",
@@ -738,6 +739,7 @@ static int setup(struct reaper *r, int argc, char **argv, int *done) {
             .app = r->cfg.app_name,
             .token = r->cfg.fly_deploy_key,
             .timeout_ms = r->cfg.fly_timeout_s * 1000L,
+            .proxy = r->cfg.fly_proxy,
         };
         r->fly = fly_client_new(&fo, &err);
         if (!r->fly) {

@@ -43,6 +43,7 @@ struct config {
 
         /* fly */
         char *app_name, *region, *fly_deploy_key, *fly_api_base;
+        char *fly_proxy; /* optional: the only proxy fly calls may use */
         int max_thopters, max_concurrent_destroys;
         int destroy_backlog; /* 0: 50 x max_concurrent_destroys */
         char *vm_size;

@@ -31,6 +31,7 @@ struct fly_client_opts {
         const char *app;
         const char *token; /* FLY_DEPLOY_KEY as configured */
         long timeout_ms;   /* per HTTP request; 0 = 30000 */
+        const char *proxy; /* optional: THOPTER_FLY_PROXY (http_set_proxy) */
 };
 
 /* The fields of a Machine the consumer uses. Strings are "" when absent. */

@@ -3,8 +3,11 @@ writer of a topic, a request, the environment or the network could do, and
 fails on the code before the fix (docs/hostile-inputs.md rows 14-)."""
 import json
 import re
+import socket
+import threading
 
-from thopter_harness import headers_dict, machine_id
+from thopter_harness import TOKEN, ThopterConsumer, headers_dict, machine_id, wait_until
+from tools_harness import run_tool
 
 from test_hostile import DESTROY, DLQ, HostileTestCase
 from test_provision import ProvisionTestCase, hub_request
@@ -128,3 +131,85 @@ class TestImageAllowList(ProvisionTestCase):
         [ev] = self.final("img-ok")
         self.assertEqual(ev["state"], "completed", ev)
         self.assertEqual(self.machine_of("img-ok")["config"]["image"], "registry.fly.io/thopters:thopter-other")
+
+
+class RecordingProxy:
+    """A listener on loopback that records what a client sends it as a proxy
+    and answers 502: a proxy that reads everything."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.received = b""
+        self.lock = threading.Lock()
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            c.settimeout(2)
+            try:
+                data = c.recv(65536)
+                with self.lock:
+                    self.received += data
+                c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            c.close()
+
+    def close(self):
+        self.sock.close()
+
+
+class TestFlyProxy(HostileTestCase):
+    """Point 6: with http_proxy set, libcurl sent Authorization: FlyV1 ... to
+    the proxy in clear text."""
+
+    def setUp(self):
+        super().setUp()
+        self.proxy = RecordingProxy()
+        self.addCleanup(self.proxy.close)
+        self.proxy_env = {name: self.proxy.url for name in
+                          ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")}
+        self.proxy_env.update({"no_proxy": "", "NO_PROXY": ""})
+
+    def reaper_env(self, **extra):
+        e = {"APP_NAME": "thopters", "FLY_DEPLOY_KEY": TOKEN, "FLY_API_BASE": self.fly.base_url,
+             "THOPTER_FLY_RETRIES": "1"}
+        e.update(self.proxy_env)
+        e.update(extra)
+        return e
+
+    def test_the_proxy_environment_is_ignored_for_fly_calls(self):
+        self.fly.seed_machine(id=machine_id(0x900), name="thopter-p", metadata={})
+        r = run_tool("thopter-reaper", ["--once"], env=self.reaper_env())
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(machine_id(0x900), r.stdout)
+        self.assertEqual(self.proxy.received, b"", "nothing reached the proxy")
+
+        # The consumer as well: a destroy goes straight to the fly API.
+        self.fly.seed_machine(id=machine_id(0x901), name="thopter-q")
+        self.consumer = ThopterConsumer(self.b, self.fly.base_url, role="destroy", env=self.proxy_env)
+        self.consumer.wait_assigned()
+        self.kafka.produce(DESTROY, {"thopterId": machine_id(0x901)}, key=machine_id(0x901))
+        self.kafka.flush()
+        wait_until(lambda: any(e.get("state") == "completed" for e in self.kafka.read_json("thopter.events")),
+                   timeout=30, interval=0.3, what="the destroy completed")
+        self.assertEqual(self.proxy.received, b"")
+        self.assertNotIn(TOKEN.encode(), self.proxy.received)
+
+    def test_a_named_proxy_is_never_given_a_plain_http_request_with_the_token(self):
+        r = run_tool("thopter-reaper", ["--once"], env=self.reaper_env(THOPTER_FLY_PROXY=self.proxy.url))
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("THOPTER_FLY_PROXY", r.stderr)
+        self.assertIn("FLY_API_BASE", r.stderr)
+        self.assertEqual(self.proxy.received, b"")
+        r = run_tool("thopter-reaper", ["--once"], env=self.reaper_env(
+            THOPTER_FLY_PROXY="ftp://127.0.0.1:1", FLY_API_BASE="https://api.machines.dev"))
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("THOPTER_FLY_PROXY", r.stderr)
