@@ -1,12 +1,14 @@
 """Issue 19: inputs that choose too much. Each test reproduces what a hostile
 writer of a topic, a request, the environment or the network could do, and
 fails on the code before the fix (docs/hostile-inputs.md rows 14-)."""
+import http.client
 import json
 import re
 import socket
 import threading
+import time
 
-from thopter_harness import TOKEN, ThopterConsumer, headers_dict, machine_id, wait_until
+from thopter_harness import TOKEN, ThopterConsumer, headers_dict, machine_id, tmo, wait_until
 from tools_harness import run_tool
 
 from test_hostile import DESTROY, DLQ, HostileTestCase
@@ -213,3 +215,61 @@ class TestFlyProxy(HostileTestCase):
             THOPTER_FLY_PROXY="ftp://127.0.0.1:1", FLY_API_BASE="https://api.machines.dev"))
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
         self.assertIn("THOPTER_FLY_PROXY", r.stderr)
+
+
+class TestHealthFlood(HostileTestCase):
+    """Point 7: 15 keep-alive clients looping on /readyz took the 4 shared
+    worker slots (each /readyz also asks the brokers for metadata), and every
+    /metrics scrape failed with 503 busy."""
+
+    def flood(self, port, stop, statuses):
+        def loop():
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5, source_address=("127.0.0.2", 0))
+            while not stop.is_set():
+                try:
+                    c.request("GET", "/readyz")
+                    r = c.getresponse()
+                    r.read()
+                    statuses.append(r.status)
+                except (OSError, http.client.HTTPException):
+                    c.close()
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5,
+                                                   source_address=("127.0.0.2", 0))
+            c.close()
+        threads = [threading.Thread(target=loop, daemon=True) for _ in range(15)]
+        for t in threads:
+            t.start()
+        return threads
+
+    def get(self, port, path):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=tmo(5))
+        try:
+            c.request("GET", path)
+            r = c.getresponse()
+            return r.status, r.read().decode(errors="replace")
+        finally:
+            c.close()
+
+    def test_readyz_floods_do_not_starve_metrics_scrapes(self):
+        port = self.start_consumer().metrics_port()
+        stop, statuses = threading.Event(), []
+        threads = self.flood(port, stop, statuses)
+        self.addCleanup(stop.set)
+        time.sleep(0.5)
+        scrapes = []
+        for _ in range(8):
+            scrapes.append(self.get(port, "/metrics"))
+            time.sleep(0.25)
+        ready = self.get(port, "/readyz")
+        stop.set()
+        for t in threads:
+            t.join(10)
+        for status, body in scrapes:
+            self.assertEqual(status, 200, body)
+            self.assertIn("thopter_build_info", body)
+        self.assertEqual(ready[0], 200, ready[1])
+        self.assertGreater(len(statuses), 100, "the flood ran")
+        self.assertNotIn(503, statuses, "cached answers, never busy")
+        self.assertIn(429, statuses, "one address is limited")
+        self.assertEqual(set(statuses) - {200, 429}, set())
+        self.assertEqual(self.consumer.stop(), 0)
