@@ -3,8 +3,11 @@ writer of a topic, a request, the environment or the network could do, and
 fails on the code before the fix (docs/hostile-inputs.md rows 14-)."""
 import http.client
 import json
+import os
 import re
+import shutil
 import socket
+import tempfile
 import threading
 import time
 
@@ -273,3 +276,54 @@ class TestHealthFlood(HostileTestCase):
         self.assertIn(429, statuses, "one address is limited")
         self.assertEqual(set(statuses) - {200, 429}, set())
         self.assertEqual(self.consumer.stop(), 0)
+
+
+class TestBulkDestroySecrets(HostileTestCase):
+    """Point 8: bulk-destroy passed -X sasl.password=... into kcat's argv,
+    readable by every user of the host in /proc/PID/cmdline."""
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = tempfile.mkdtemp(prefix="thopter-bulk-test.")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        # A kcat that records its argv, then hands over to the real one.
+        real = shutil.which("kcat")
+        self.argv_log = os.path.join(self.tmp, "kcat-argv")
+        bindir = os.path.join(self.tmp, "bin")
+        os.makedirs(bindir)
+        with open(os.path.join(bindir, "kcat"), "w") as f:
+            f.write('#!/bin/sh\nprintf "%%s\\n" "$@" >> %s\nexec %s "$@"\n' % (self.argv_log, real))
+        os.chmod(os.path.join(bindir, "kcat"), 0o755)
+        self.path = bindir + ":" + os.environ["PATH"]
+        self.secret = "bulk-pass-" + TOKEN[-8:]
+
+    def bulk(self, *args, env=None):
+        e = {"PATH": self.path}
+        e.update(env or {})
+        return run_tool("bulk-destroy", ["-b", self.b] + list(args), input=machine_id(0x42) + "\n", env=e)
+
+    def test_secret_properties_are_refused_and_read_from_a_file(self):
+        for form in (["-X", "sasl.password=" + self.secret], ["-Xssl.key.password=" + self.secret],
+                     ["-X", "sasl.oauthbearer.client.secret=" + self.secret], ["-X", "ssl.key.pem=" + self.secret]):
+            r = self.bulk(*form)
+            self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+            self.assertIn("-F FILE or THOPTER_KAFKA_CONFIG_FILE", r.stderr)
+            self.assertNotIn(self.secret, r.stderr)
+        self.assertFalse(os.path.exists(self.argv_log), "kcat never ran")
+
+        props = os.path.join(self.tmp, "kafka.properties")
+        with open(props, "w") as f:
+            f.write("# a comment\nsasl.password=%s\nclient.id=bulk-test\n" % self.secret)
+        os.chmod(props, 0o600)
+        r = self.bulk("-F", props)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("sent 1 destroy request(s)", r.stdout)
+        r = self.bulk(env={"THOPTER_KAFKA_CONFIG_FILE": props})
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(self.argv_log) as f:
+            argv = f.read()
+        self.assertEqual(argv.count("-F\n%s\n" % props), 2, argv)
+        self.assertNotIn(self.secret, argv)
+        self.assertEqual([m.key() for m in self.kafka.read_all(DESTROY)], [machine_id(0x42).encode()] * 2)
+        r = self.bulk("-F", os.path.join(self.tmp, "missing"))
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
