@@ -73,6 +73,7 @@ struct fly_file {
         const char *guest_path; /* absolute */
         const void *data;
         size_t len;
+        unsigned mode; /* chmod(2) bits, sent as "mode"; 0: fly's 0644 */
 };
 
 /* Everything a create sends. NULL / 0 members are left out of the body. */
