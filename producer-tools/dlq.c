@@ -831,7 +831,7 @@ out:
 struct replayed {
         int32_t partition; /* in the DLQ */
         int64_t offset;
-        char topic[256]; /* the destination */
+        char topic[256];                 /* the destination */
         char value[SHOWN_VALUE * 4 + 1]; /* --dry-run: printable */
         size_t value_len;
         int value_null;
@@ -846,7 +846,7 @@ struct replayed {
 
 struct replay_ctx {
         const struct filters *f;
-        int force; /* replay reduced dead letters too */
+        int force;            /* replay reduced dead letters too */
         const char *to_topic; /* --to-topic, or NULL */
         const char *provision_topic, *destroy_topic;
         struct cli *cli;
@@ -1133,7 +1133,8 @@ static int cmd_replay(struct cli *cli,
             .to_topic = to_topic,
             .provision_topic =
                 cli_env("THOPTER_PROVISION_TOPIC", "thopter.provision"),
-            .destroy_topic = cli_env("THOPTER_DESTROY_TOPIC", "thopter.destroy"),
+            .destroy_topic =
+                cli_env("THOPTER_DESTROY_TOPIC", "thopter.destroy"),
         };
         rd_kafka_topic_partition_list_t *tps = NULL;
         rd_kafka_t *rk = consumer_new(cli, group, &err);
@@ -1384,11 +1385,11 @@ int main(int argc, char **argv) {
                         return cli_usage_error(
                             &cli, "list takes no argument (\"%s\")", where);
                 if (dry_run || force || to_topic)
-                        return cli_usage_error(
-                            &cli, "%s is an option of replay",
-                            dry_run ? "--dry-run"
-                            : force ? "--force"
-                                    : "--to-topic");
+                        return cli_usage_error(&cli,
+                                               "%s is an option of replay",
+                                               dry_run ? "--dry-run"
+                                               : force ? "--force"
+                                                       : "--to-topic");
                 return cmd_list(&cli, dlq, &f, json);
         }
         if (!strcmp(sub, "show")) {

@@ -100,7 +100,8 @@ static void on_stop(int sig) {
 static void usage(FILE *out) {
         fprintf(
             out,
-            "Usage: " PROG " [--apply] [--adopt] [--once] [-b BROKERS] [-X key=value]... "
+            "Usage: " PROG
+            " [--apply] [--adopt] [--once] [-b BROKERS] [-X key=value]... "
             "[--SETTING VALUE]...\n"
             "\n"
             "Lists the fly app's machines and asks for the destruction of the "
@@ -449,8 +450,8 @@ static void print_summary(struct reaper *r,
         }
         if (off && off < sizeof(rules) - 1)
                 strcat(rules, ")");
-        printf("summary %s: %d machine%s: %d %s%s, %d kept (%d unchecked",
-               when, t->machines, t->machines == 1 ? "" : "s", t->destroy,
+        printf("summary %s: %d machine%s: %d %s%s, %d kept (%d unchecked", when,
+               t->machines, t->machines == 1 ? "" : "s", t->destroy,
                !r->args.apply    ? "would be destroyed"
                : t->destroy == 1 ? "destroy request published"
                                  : "destroy requests published",
@@ -655,8 +656,8 @@ static int make_events_reader(struct reaper *r, struct err *err) {
                 return -1;
         if (cli_kafka_default(&cli, conf, "group.id", "thopter-reaper-reader",
                               err) == -1 ||
-            cli_kafka_default(&cli, conf, "enable.auto.commit", "false",
-                              err) == -1 ||
+            cli_kafka_default(&cli, conf, "enable.auto.commit", "false", err) ==
+                -1 ||
             cli_kafka_default(&cli, conf, "enable.auto.offset.store", "false",
                               err) == -1 ||
             kafka_conf_set(conf, "enable.partition.eof", "true", err) == -1) {

@@ -356,8 +356,7 @@ static void *slow_worker(void *arg) {
                 a->at_ms = clock_mono_ms();
         }
         a->computing = 0;
-        answer_waiters(a, body ? status : 503,
-                       body ? body : "out of memory\n");
+        answer_waiters(a, body ? status : 503, body ? body : "out of memory\n");
         hs->nslow--;
         pthread_cond_broadcast(&hs->slow_done);
         pthread_mutex_unlock(&hs->slow_lock);
@@ -443,8 +442,8 @@ static int rate_exceeded(struct health_server *hs,
                 struct rate *x = &hs->rates[i];
                 if (x->used && memcmp(x->addr, addr, 16) == 0)
                         r = x;
-                else if (!x->used || (oldest->used && x->last_ms <
-                                                          oldest->last_ms))
+                else if (!x->used ||
+                         (oldest->used && x->last_ms < oldest->last_ms))
                         oldest = x;
         }
         if (!r) {

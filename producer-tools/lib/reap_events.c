@@ -114,8 +114,7 @@ void reap_events_apply(struct reap_events *ev, const void *value, size_t len) {
                                  rid);
         }
         for (size_t i = lower_bound(ev->by_request, ev->n, rid, 1);
-             i < ev->n && strcmp(ev->by_request[i]->request_id, rid) == 0;
-             i++)
+             i < ev->n && strcmp(ev->by_request[i]->request_id, rid) == 0; i++)
                 snprintf(ev->by_request[i]->own->last_state,
                          sizeof(ev->by_request[i]->own->last_state), "%s",
                          state);

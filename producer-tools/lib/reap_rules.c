@@ -311,9 +311,9 @@ void reap_decide(const struct fly_machine *m,
                     "THOPTER_ORPHAN_GRACE %s",
                     m->request_id[0] ? "request " : "no request id",
                     m->request_id,
-                    !m->request_id[0]        ? ""
+                    !m->request_id[0]    ? ""
                     : own->last_state[0] ? " failed"
-                                             : " has no event",
+                                         : " has no event",
                     age_s, lim);
                 return;
         }

@@ -100,9 +100,9 @@ struct reap_idle_result {
 struct reap_decision {
         enum reap_verdict verdict;
         enum reap_rule rule; /* REAP_DESTROY: the rule that fired */
-        int unchecked; /* REAP_KEEP only because the idle check failed, or
-                          thopter.events could not be read */
-        int unknown;   /* REAP_KEEP or REAP_ADOPT: no thopter metadata */
+        int unchecked;       /* REAP_KEEP only because the idle check failed, or
+                                thopter.events could not be read */
+        int unknown;         /* REAP_KEEP or REAP_ADOPT: no thopter metadata */
         char reason[REAP_REASON_MAX]; /* one line; sent as "reason" */
 };
 

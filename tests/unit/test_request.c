@@ -502,7 +502,8 @@ Test(request, images_are_allowed_only_under_a_prefix_at_a_boundary) {
             {"REGISTRY.fly.io/thopters:1", NULL, 0},
             {"", NULL, 0},
             /* a list; blanks around entries; a prefix ending in / or : */
-            {"docker.io/acme/thopter:2", "registry.fly.io/x, docker.io/acme/", 1},
+            {"docker.io/acme/thopter:2", "registry.fly.io/x, docker.io/acme/",
+             1},
             {"docker.io/acmex/thopter:2", "docker.io/acme/", 0},
             {"docker.io/acme/", "docker.io/acme/", 0},
             {"ghcr.io/acme/thopter:v1", "ghcr.io/acme/thopter:", 1},
@@ -512,9 +513,8 @@ Test(request, images_are_allowed_only_under_a_prefix_at_a_boundary) {
             {"registry.fly.io/thopters:1", ",,", 0},
         };
         for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-                cr_expect_eq(request_image_is_allowed(rows[i].image,
-                                                      rows[i].prefixes,
-                                                      "thopters"),
+                cr_expect_eq(request_image_is_allowed(
+                                 rows[i].image, rows[i].prefixes, "thopters"),
                              rows[i].allowed, "%s under \"%s\"", rows[i].image,
                              rows[i].prefixes ? rows[i].prefixes : "(unset)");
         cr_expect_eq(request_image_is_allowed("registry.fly.io/:1", NULL, ""),
