@@ -102,6 +102,8 @@ class TestProvisionedMark(ProvisionTestCase):
         self.assertEqual(self.final("mark-2")[-1]["state"], "completed")
         m = self.machine_of("mark-2")
         self.assertNotIn("thopter_provisioned", m["config"]["metadata"])
+        self.assertEqual(len(self.fly.calls(route="machines.metadata")), 2,
+                         "the mark write is retried like every fly write (THOPTER_FLY_RETRIES 2)")
         sim = self.booter.wait_sim(m["id"])
         wait_until(lambda: self.agent_runs(sim) == 1, timeout=10, what="the agent launched")
         self.assertEqual(sim.read(STATE_MARKER), "mark-2\n")
