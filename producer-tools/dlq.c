@@ -17,6 +17,15 @@
  *              its thopter.dlq.topic header, waits for every delivery, and
  *              then commits the position after the last record it examined.
  *
+ * A dead letter is input like any other: anyone who may write the DLQ topic
+ * can make one. So replay sends a record only to a topic the consumer reads
+ * (THOPTER_PROVISION_TOPIC, THOPTER_DESTROY_TOPIC) unless --to-topic names
+ * the destination, only a value the consumer's own parser accepts for that
+ * topic (request.h), and never a record with a thopter.dlq.* header twice
+ * (the reader and a filter could see different values). A record refused
+ * for any of these is failed and committed past, like one with no
+ * thopter.dlq.topic: no rerun can fix it.
+ *
  * Commit semantics of replay: everything examined is committed, whether a
  * filter selected it or not, so a second run of the same group replays
  * nothing ("no dead letter is replayed twice by accident"). A record a filter
@@ -42,6 +51,7 @@
 #include "kafka_conf.h"
 #include "kafka_offsets.h"
 #include "replay_mark.h"
+#include "request.h"
 #include "time_arg.h"
 #include "topic_check.h"
 
@@ -74,6 +84,7 @@
 #define H_KEY_SIZE   H_PREFIX "truncated.key_size"
 #define H_KEY_SHA    H_PREFIX "truncated.key_sha256"
 #define READ_IDLE_MS 30000
+#define SHOWN_VALUE  240 /* bytes of a value --dry-run prints */
 #define META_TIMEOUT 10000
 
 struct filters {
@@ -115,6 +126,7 @@ static void usage(FILE *out) {
             "[--to O]\n"
             "                     [--since TIME] [--until TIME] [--group G] "
             "[--dry-run] [--force]\n"
+            "                     [--to-topic T]\n"
             "\n"
             "list    one line per dead letter: partition/offset, failed_at, "
             "class, step,\n"
@@ -143,6 +155,15 @@ static void usage(FILE *out) {
             "        to fit the topic) is not the original: replay refuses it "
             "(counted as\n"
             "        failed, committed past) unless --force is given.\n"
+            "        A dead letter is input like any other: replay sends only "
+            "to the topics\n"
+            "        the consumer reads ($THOPTER_PROVISION_TOPIC, "
+            "$THOPTER_DESTROY_TOPIC;\n"
+            "        default thopter.provision, thopter.destroy), only values "
+            "the consumer\n"
+            "        would accept there, and never a record with a "
+            "thopter.dlq.* header twice;\n"
+            "        anything else is failed and committed past.\n"
             "\n"
             "Filters: --class C (error class, e.g. fly_unavailable), --topic T "
             "(original\n"
@@ -162,8 +183,13 @@ static void usage(FILE *out) {
             "$THOPTER_DLQ_TOPIC or thopter.dlq)\n"
             "  -G, --group G        replay's consumer group (default "
             "thopter-dlq-replay)\n"
-            "  -n, --dry-run        replay: print what would be replayed; send "
-            "and commit nothing\n"
+            "  -n, --dry-run        replay: print what would be replayed "
+            "(destination and\n"
+            "                       value); send and commit nothing\n"
+            "  --to-topic T         replay: send every matching dead letter to "
+            "T instead of\n"
+            "                       its thopter.dlq.topic (validated when T is "
+            "a consumer topic)\n"
             "  --force              replay: replay reduced dead letters too\n"
             "  -X key=value         librdkafka property (repeatable), for the "
             "reader and the\n"
@@ -960,7 +986,10 @@ out:
 struct replayed {
         int32_t partition; /* in the DLQ */
         int64_t offset;
-        char topic[256];
+        char topic[256];                 /* the destination */
+        char value[SHOWN_VALUE * 4 + 1]; /* --dry-run: printable */
+        size_t value_len;
+        int value_null;
         char key[512];
         char cls[64];
         int count;
@@ -973,7 +1002,9 @@ struct replayed {
 
 struct replay_ctx {
         const struct filters *f;
-        int force; /* replay reduced dead letters too */
+        int force;            /* replay reduced dead letters too */
+        const char *to_topic; /* --to-topic, or NULL */
+        const char *provision_topic, *destroy_topic;
         struct cli *cli;
         const char *dlq;
         rd_kafka_t *producer; /* NULL for --dry-run */
@@ -1022,6 +1053,110 @@ static rd_kafka_headers_t *replay_headers(const rd_kafka_message_t *rkm,
         return out;
 }
 
+/* The name of a thopter.dlq.* header that appears more than once, or NULL.
+ * @p times receives how often. */
+static const char *duplicated_header(const rd_kafka_message_t *rkm,
+                                     int *times) {
+        rd_kafka_headers_t *h = NULL;
+        const char *name, *other;
+        const void *val;
+        size_t size, i = 0;
+
+        if (rd_kafka_message_headers(rkm, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                return NULL;
+        while (rd_kafka_header_get_all(h, i++, &name, &val, &size) ==
+               RD_KAFKA_RESP_ERR_NO_ERROR) {
+                size_t j = 0;
+                if (strncmp(name, H_PREFIX, strlen(H_PREFIX)) != 0)
+                        continue;
+                *times = 0;
+                while (rd_kafka_header_get_all(h, j++, &other, &val, &size) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR)
+                        *times += !strcmp(name, other);
+                if (*times > 1)
+                        return name;
+        }
+        return NULL;
+}
+
+/* The consumer's own parser for @p dest: 0 valid, -1 with @p err, 1 no
+ * parser (a --to-topic destination the consumer does not read). */
+static int validate_for(const struct replay_ctx *ctx,
+                        const char *dest,
+                        const rd_kafka_message_t *rkm,
+                        const char **kind,
+                        struct err *err) {
+        const void *buf = rkm->payload ? rkm->payload : "";
+        size_t len = rkm->payload ? rkm->len : 0;
+
+        if (!strcmp(dest, ctx->provision_topic)) {
+                struct provision_request req;
+                *kind = "provision";
+                if (request_parse_provision(buf, len, &req, err) == -1)
+                        return -1;
+                request_provision_free(&req);
+                return 0;
+        }
+        if (!strcmp(dest, ctx->destroy_topic)) {
+                struct destroy_request req;
+                *kind = "destroy";
+                if (request_parse_destroy(buf, len, &req, err) == -1)
+                        return -1;
+                request_destroy_free(&req);
+                return 0;
+        }
+        return 1;
+}
+
+/* Refuses a dead letter that would cross a boundary (see DESIGN). @returns
+ * 1 refused (counted and reported), 0 to replay to @p *dest. */
+static int replay_refused(struct replay_ctx *ctx,
+                          const rd_kafka_message_t *rkm,
+                          const struct dl *dl,
+                          const char **dest) {
+        struct err err = {0};
+        const char *dup, *kind = "";
+        char where[160];
+        int times = 0;
+
+        snprintf(where, sizeof(where), "%s [%" PRId32 "] @%" PRId64, ctx->dlq,
+                 rkm->partition, rkm->offset);
+        dup = duplicated_header(rkm, &times);
+        if (dup) {
+                char shown[128];
+                printable(dup, strlen(dup), shown, sizeof(shown));
+                ctx->failed++;
+                fprintf(stderr,
+                        "%s: %s: header %s appears %d times: a forged or "
+                        "damaged dead letter, not replayed (skipped for "
+                        "good)\n",
+                        ctx->cli->prog, where, shown, times);
+                return 1;
+        }
+        *dest = ctx->to_topic ? ctx->to_topic : dl->topic;
+        if (!ctx->to_topic && strcmp(*dest, ctx->provision_topic) != 0 &&
+            strcmp(*dest, ctx->destroy_topic) != 0) {
+                ctx->failed++;
+                fprintf(stderr,
+                        "%s: %s: " H_TOPIC " %s is not a topic the consumer "
+                        "reads (%s, %s): not replayed (skipped for good); to "
+                        "send it there anyway: replay --to-topic TOPIC "
+                        "--group NEW --from %" PRId64 " --to %" PRId64 "\n",
+                        ctx->cli->prog, where, dl->topic, ctx->provision_topic,
+                        ctx->destroy_topic, rkm->offset, rkm->offset);
+                return 1;
+        }
+        if (validate_for(ctx, *dest, rkm, &kind, &err) == -1) {
+                ctx->failed++;
+                fprintf(stderr,
+                        "%s: %s: not a valid %s request for %s: %s: not "
+                        "replayed (skipped for good)\n",
+                        ctx->cli->prog, where, kind, *dest, err.msg);
+                return 1;
+        }
+        return 0;
+}
+
 static int replay_one(void *arg, const rd_kafka_message_t *rkm) {
         struct replay_ctx *ctx = arg;
         struct replayed *x;
@@ -1029,6 +1164,7 @@ static int replay_one(void *arg, const rd_kafka_message_t *rkm) {
         rd_kafka_headers_t *h;
         rd_kafka_resp_err_t e;
         struct range *p = range_of(ctx->r, ctx->nr, rkm->partition);
+        const char *dest = NULL;
 
         ctx->next[p - ctx->r] = rkm->offset + 1;
         if (replay_mark_is(rkm))
@@ -1065,6 +1201,8 @@ static int replay_one(void *arg, const rd_kafka_message_t *rkm) {
                         *dl.offset ? dl.offset : "-", rkm->offset, rkm->offset);
                 return 0;
         }
+        if (replay_refused(ctx, rkm, &dl, &dest))
+                return 0;
         if (ctx->n == ctx->cap) {
                 size_t cap = ctx->cap ? ctx->cap * 2 : 64;
                 struct replayed **v = realloc(ctx->v, cap * sizeof(*v));
@@ -1079,7 +1217,12 @@ static int replay_one(void *arg, const rd_kafka_message_t *rkm) {
         ctx->v[ctx->n++] = x;
         x->partition = rkm->partition;
         x->offset = rkm->offset;
-        snprintf(x->topic, sizeof(x->topic), "%s", dl.topic);
+        snprintf(x->topic, sizeof(x->topic), "%s", dest);
+        x->value_null = !rkm->payload;
+        x->value_len = rkm->payload ? rkm->len : 0;
+        printable(rkm->payload,
+                  x->value_len < SHOWN_VALUE ? x->value_len : SHOWN_VALUE,
+                  x->value, sizeof(x->value));
         snprintf(x->key, sizeof(x->key), "%s", *dl.key ? dl.key : "-");
         snprintf(x->cls, sizeof(x->cls), "%s", *dl.cls ? dl.cls : "-");
         x->count = next_replay_count(ctx->cli->prog, dl.replay);
@@ -1097,7 +1240,7 @@ static int replay_one(void *arg, const rd_kafka_message_t *rkm) {
         h = replay_headers(rkm, x->count);
         do {
                 e = rd_kafka_producev(
-                    ctx->producer, RD_KAFKA_V_TOPIC(dl.topic),
+                    ctx->producer, RD_KAFKA_V_TOPIC(dest),
                     RD_KAFKA_V_KEY(rkm->key, rkm->key ? rkm->key_len : 0),
                     RD_KAFKA_V_VALUE(rkm->payload, rkm->payload ? rkm->len : 0),
                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -1203,10 +1346,20 @@ static int cmd_replay(struct cli *cli,
                       const struct filters *f,
                       const char *group,
                       int dry_run,
-                      int force) {
+                      int force,
+                      const char *to_topic) {
         struct err err = {0};
         struct replay_ctx ctx = {
-            .f = f, .force = force, .cli = cli, .dlq = dlq};
+            .f = f,
+            .force = force,
+            .cli = cli,
+            .dlq = dlq,
+            .to_topic = to_topic,
+            .provision_topic =
+                cli_env("THOPTER_PROVISION_TOPIC", "thopter.provision"),
+            .destroy_topic =
+                cli_env("THOPTER_DESTROY_TOPIC", "thopter.destroy"),
+        };
         rd_kafka_topic_partition_list_t *tps = NULL;
         rd_kafka_t *rk = consumer_new(cli, group, &err);
         long replayed = 0;
@@ -1285,9 +1438,15 @@ static int cmd_replay(struct cli *cli,
                                 ctx.next[p - ctx.r] = x->offset;
                 } else if (dry_run) {
                         printf("would replay %s [%" PRId32 "] @%" PRId64
-                               " -> %s  %s  key %s  replay.count %d\n",
+                               " -> %s  %s  key %s  replay.count %d  value "
+                               "%s%s",
                                dlq, x->partition, x->offset, x->topic, x->cls,
-                               x->key, x->count);
+                               x->key, x->count,
+                               x->value_null ? "(null)" : x->value,
+                               x->value_len > SHOWN_VALUE ? "..." : "");
+                        if (x->value_len > SHOWN_VALUE)
+                                printf(" (%zu bytes)", x->value_len);
+                        printf("\n");
                         replayed++;
                 } else if (x->done && !x->err) {
                         printf("replayed %s [%" PRId32 "] @%" PRId64
@@ -1384,6 +1543,7 @@ int main(int argc, char **argv) {
         const char *sub = NULL, *where = NULL, *group = "thopter-dlq-replay",
                    *dlq = NULL;
         const char *from = NULL, *to = NULL, *since = NULL, *until = NULL;
+        const char *to_topic = NULL;
         int json = 0, dry_run = 0, force = 0;
 
         cli_init(&cli, "thopter-dlq");
@@ -1416,6 +1576,9 @@ int main(int argc, char **argv) {
                 if (r == 0)
                         r = cli_value(&cli, argc, argv, &i, "--dlq-topic", NULL,
                                       &dlq);
+                if (r == 0)
+                        r = cli_value(&cli, argc, argv, &i, "--to-topic", NULL,
+                                      &to_topic);
                 if (r == -1)
                         return CLI_USAGE;
                 if (r == 1)
@@ -1484,10 +1647,12 @@ int main(int argc, char **argv) {
                 if (where)
                         return cli_usage_error(
                             &cli, "list takes no argument (\"%s\")", where);
-                if (dry_run || force)
-                        return cli_usage_error(
-                            &cli, "%s is an option of replay",
-                            dry_run ? "--dry-run" : "--force");
+                if (dry_run || force || to_topic)
+                        return cli_usage_error(&cli,
+                                               "%s is an option of replay",
+                                               dry_run ? "--dry-run"
+                                               : force ? "--force"
+                                                       : "--to-topic");
                 return cmd_list(&cli, dlq, &f, json);
         }
         if (!strcmp(sub, "show")) {
@@ -1497,7 +1662,7 @@ int main(int argc, char **argv) {
                             "show needs the dead letter's [PARTITION:]OFFSET "
                             "(see thopter-dlq list)");
                 if (f.cls || f.topic || f.key || from || to || since || until ||
-                    dry_run || force)
+                    dry_run || force || to_topic)
                         return cli_usage_error(
                             &cli,
                             "show takes only [PARTITION:]OFFSET and --json");
@@ -1510,7 +1675,10 @@ int main(int argc, char **argv) {
                 if (json)
                         return cli_usage_error(
                             &cli, "--json is an option of list and show");
-                return cmd_replay(&cli, dlq, &f, group, dry_run, force);
+                if (to_topic && !to_topic[0])
+                        return cli_usage_error(&cli, "--to-topic needs a name");
+                return cmd_replay(&cli, dlq, &f, group, dry_run, force,
+                                  to_topic);
         }
         return cli_usage_error(
             &cli, "unknown command \"%s\": expected list, show or replay", sub);

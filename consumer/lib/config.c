@@ -75,6 +75,9 @@ static const struct setting settings[] = {
      "file holding FLY_DEPLOY_KEY (instead of the environment)"},
     {"FLY_API_BASE", STR(fly_api_base), "https://api.machines.dev", 0, 0, 0, 0,
      "Machines API base URL"},
+    {"THOPTER_FLY_PROXY", STR(fly_proxy), NULL, 0, 0, 0, 0,
+     "proxy for fly API calls (http://, https://, socks5h://HOST:PORT); "
+     "unset: none, whatever http_proxy and the like say"},
     {"MAX_THOPTERS", INT(max_thopters), "10", 1, 100000, 0, 0,
      "started thopters at most; provisioning waits above"},
     {"MAX_CONCURRENT_DESTROYS", INT(max_concurrent_destroys), "5", 1, 64, 0, 0,
@@ -88,6 +91,9 @@ static const struct setting settings[] = {
      "size of new thopter_data volumes, GB"},
     {"THOPTER_IMAGE", STR(image), NULL, 0, 0, NEED_PROVISION, 0,
      "thopter machine image"},
+    {"THOPTER_IMAGE_PREFIXES", STR(image_prefixes), NULL, 0, 0, 0, 0,
+     "comma-separated prefixes a request's image must start with (the "
+     "machine gets the secrets; default registry.fly.io/APP_NAME)"},
     {"GITHUB_INTEGRATION_JSON", STR(github_integration_json), NULL, 0, 0,
      NEED_PROVISION, 1,
      "{\"repositories\":{\"owner/"
@@ -553,6 +559,32 @@ static int check_required(struct config *cfg, int need, struct err *err) {
         return 0;
 }
 
+/* Every fly call carries the token: a proxy may only ever see it inside
+ * TLS, so a plain-HTTP FLY_API_BASE is never proxied. */
+static int check_fly_proxy(const struct config *cfg, struct err *err) {
+        static const char *const schemes[] = {"http://", "https://",
+                                              "socks5://", "socks5h://"};
+        size_t i;
+
+        for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+                if (!strncmp(cfg->fly_proxy, schemes[i], strlen(schemes[i])) &&
+                    cfg->fly_proxy[strlen(schemes[i])])
+                        break;
+        if (i == sizeof(schemes) / sizeof(schemes[0]))
+                return err_set(err, ERR_PERMANENT, EINVAL,
+                               "THOPTER_FLY_PROXY: must be http://, https://, "
+                               "socks5:// or socks5h://HOST:PORT (got \"%s\")",
+                               cfg->fly_proxy);
+        if (strncmp(cfg->fly_api_base, "https://", 8) != 0)
+                return err_set(err, ERR_PERMANENT, EINVAL,
+                               "THOPTER_FLY_PROXY: refused with the plain-HTTP "
+                               "FLY_API_BASE %s: the proxy would read the fly "
+                               "token (use an https:// FLY_API_BASE, or no "
+                               "proxy)",
+                               cfg->fly_api_base);
+        return 0;
+}
+
 static int validate(struct config *cfg, struct err *err) {
         int need = cfg->role == ROLE_PROVISION ? NEED_PROVISION
                    : cfg->role == ROLE_DESTROY ? NEED_DESTROY
@@ -577,6 +609,9 @@ static int validate(struct config *cfg, struct err *err) {
                                "FLY_API_BASE: must start with http:// or "
                                "https:// (got \"%s\")",
                                cfg->fly_api_base);
+        if (cfg->fly_proxy && *cfg->fly_proxy &&
+            check_fly_proxy(cfg, err) == -1)
+                return -1;
         if (cfg->retry_max_ms < cfg->retry_base_ms)
                 return err_set(err, ERR_PERMANENT, EINVAL,
                                "THOPTER_RETRY_MAX_MS: must not be below "
@@ -775,7 +810,9 @@ static const char *const group_fly[] = {"APP_NAME",
                                         "THOPTER_VM_SIZE",
                                         "THOPTER_VOLUME_SIZE",
                                         "THOPTER_IMAGE",
+                                        "THOPTER_IMAGE_PREFIXES",
                                         "THOPTER_FLY_TIMEOUT",
+                                        "THOPTER_FLY_PROXY",
                                         "THOPTER_FLY_RETRIES",
                                         "THOPTER_RETRY_BASE_MS",
                                         "THOPTER_RETRY_MAX_MS",

@@ -45,11 +45,13 @@ struct config {
 
         /* fly */
         char *app_name, *region, *fly_deploy_key, *fly_api_base;
+        char *fly_proxy; /* optional: the only proxy fly calls may use */
         int max_thopters, max_concurrent_destroys;
         int destroy_backlog; /* 0: 50 x max_concurrent_destroys */
         char *vm_size;
         int volume_size_gb;
         char *image;
+        char *image_prefixes; /* optional: allowed request images */
         char *github_integration_json;
         /* Files the two secrets above may come from instead (5.10), and
          * the librdkafka properties file. */

@@ -283,6 +283,7 @@ add_files(struct provision_run *r, struct machine_spec *m, struct err *err) {
             "THOPTER_ENV_FILE", "THOPTER_POST_CHECKOUT_FILE"};
         static const char *const local_guest[2] = {"/tmp/.env.thopters",
                                                    "/tmp/post-checkout.sh"};
+        static const unsigned local_mode[2] = {0600, 0755};
         const char *local_path[2] = {r->cfg->env_file,
                                      r->cfg->post_checkout_file};
         size_t n = 0;
@@ -292,11 +293,16 @@ add_files(struct provision_run *r, struct machine_spec *m, struct err *err) {
         m->authorized_keys = strfmt("%s\n", r->ctx->authorized_key);
         if (!m->host_key_pem || !m->authorized_keys)
                 return err_oom(err, "create");
-        m->files[n++] = (struct fly_file){
-            PROVISION_HOST_KEY_PATH, m->host_key_pem, strlen(m->host_key_pem)};
+        /* Secrets are 0600 from the moment fly writes them (fly-go's
+         * File.Mode): no user of the machine may read them before the
+         * start hook runs, and .env.thopters keeps its mode when the init
+         * moves it into the workspace. */
         m->files[n++] =
-            (struct fly_file){PROVISION_AUTHORIZED_KEYS_PATH,
-                              m->authorized_keys, strlen(m->authorized_keys)};
+            (struct fly_file){PROVISION_HOST_KEY_PATH, m->host_key_pem,
+                              strlen(m->host_key_pem), 0600};
+        m->files[n++] = (struct fly_file){PROVISION_AUTHORIZED_KEYS_PATH,
+                                          m->authorized_keys,
+                                          strlen(m->authorized_keys), 0644};
         for (int i = 0; i < 2; i++) {
                 struct err fe = {0};
                 if (!local_path[i] || !*local_path[i])
@@ -309,8 +315,9 @@ add_files(struct provision_run *r, struct machine_spec *m, struct err *err) {
                                 local_setting[i], fe.msg);
                         return err_classify(err, ERRC_INTERNAL, "create");
                 }
-                m->files[n++] = (struct fly_file){local_guest[i], m->local[i],
-                                                  m->local_len[i]};
+                m->files[n++] =
+                    (struct fly_file){local_guest[i], m->local[i],
+                                      m->local_len[i], local_mode[i]};
         }
         m->spec.files = m->files;
         m->spec.n_files = n;

@@ -11,6 +11,15 @@
  * and is therefore retried only after checking the done marker it writes in
  * the same command. The Golden Claude copy streams tar from the GC's
  * connection into tar on the thopter's, with no temporary file.
+ *
+ * The thopter's user is an agent running arbitrary code, and so is the
+ * Golden Claude's: nothing root does here follows a path that user owns.
+ * Whatever touches the user's home runs as the user (provision_as_user(),
+ * no login shell, a clean environment): the copy is packed and unpacked by
+ * the users of both machines, and only what a Claude home needs; the
+ * context files are written by the user with a rename that replaces the
+ * name. Root writes only the remote log and the done marker, which lives in
+ * PROVISION_STATE_DIR, out of the user's reach.
  */
 #include "provision_int.h"
 #include "clock.h"
@@ -211,7 +220,8 @@ int provision_remote_note(struct provision_run *r, const char *fmt, ...) {
 /* The done marker */
 
 static char *marker_path(struct provision_run *r) {
-        return strfmt("%s/%s", r->cfg->remote_home, PROVISION_DONE_MARKER);
+        (void)r;
+        return strdup(PROVISION_STATE_MARKER);
 }
 
 int provision_is_done(struct provision_run *r, int *done, struct err *err) {
@@ -283,7 +293,7 @@ static int find_gc_call(void *arg, struct err *err) {
 int provision_golden_claude(struct provision_run *r, struct err *err) {
         struct gc_find f = {.r = r};
         struct ssh_conn *gcssh = NULL;
-        char *qhome = NULL, *quser = NULL, *src = NULL, *inner = NULL;
+        char *src = NULL, *inner = NULL;
         char *logc = NULL, *dst = NULL;
         struct err e = {0};
         int rc = -1;
@@ -316,17 +326,12 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
                 return 0;
         }
         metrics_inc(M_PROVISION_SSH_CONNECTIONS, "", 1);
-        qhome = shell_quote(r->cfg->remote_home);
-        quser = shell_quote(r->cfg->remote_user);
-        src = qhome ? strfmt("tar czf - -C %s --exclude=./.bashrc "
-                             "--exclude=./.claude/projects .",
-                             qhome)
-                    : NULL;
-        inner = qhome && quser
-                    ? strfmt("mkdir -p %s && tar xzf - -C %s && chown -R %s: "
-                             "%s",
-                             qhome, qhome, quser, qhome)
-                    : NULL;
+        /* Packed by the GC's user, unpacked by the thopter's: root reads and
+         * writes nothing of either home, and only the Claude items travel. */
+        src =
+            provision_gc_pack_command(r->cfg->remote_user, r->cfg->remote_home);
+        inner = provision_gc_unpack_command(r->cfg->remote_user,
+                                            r->cfg->remote_home);
         logc = provision_log_command(
             r->cfg->remote_log, "copying Golden Claude data", clock_wall_ms());
         dst = logc && inner ? strfmt("%s; %s", logc, inner) : NULL;
@@ -350,8 +355,6 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
         rc = 0;
 out:
         ssh_close(gcssh);
-        free(qhome);
-        free(quser);
         free(src);
         free(inner);
         free(logc);
@@ -369,8 +372,9 @@ int provision_git(struct provision_run *r, struct err *err) {
             url ? provision_git_command(r->repo->user_name, r->repo->user_email,
                                         r->workspace, url, r->req->repo_name)
                 : NULL;
-        char *cmd =
-            inner ? provision_as_user(r->cfg->remote_user, inner) : NULL;
+        char *cmd = inner ? provision_as_user(r->cfg->remote_user,
+                                              r->cfg->remote_home, inner)
+                          : NULL;
         char *in = strfmt("%s\n", r->repo->pat);
         int rc = -1;
 
@@ -462,55 +466,42 @@ int provision_context_files(struct provision_run *r, struct err *err) {
             {"issue.md", provision_issue_markdown(r->req)},
             {"prompt.md", NULL},
             {"issue.json", provision_issue_json(r->req, r->work_branch)}};
-        char *qws = shell_quote(r->workspace);
-        char *quser = shell_quote(r->cfg->remote_user);
-        char *inner = NULL;
         int rc = -1;
 
         job_step(r->job, "context_files");
         files[1].data = prompt_markdown(r, err);
         if (!files[1].data)
                 goto out;
-        if (!files[0].data || !files[2].data || !qws || !quser)
-                goto oom;
-        for (int i = 0; i < 3; i++) {
-                char *path = strfmt("%s/%s", r->workspace, files[i].name);
-                if (!path)
-                        goto oom;
-                for (int attempt = 0;; attempt++) {
-                        if (job_cancelled(r->job)) {
-                                free(path);
-                                err_cancelled(err);
-                                goto out;
-                        }
-                        if (ssh_upload(r->ssh, path, files[i].data,
-                                       strlen(files[i].data), 0644,
-                                       r->cfg->ssh_timeout_s * 1000L, err) == 0)
-                                break;
-                        if (!retry_remote(r, attempt, "context_files", err)) {
-                                free(path);
-                                remote_failed(err, "context_files");
-                                goto out;
-                        }
-                }
-                free(path);
+        if (!files[0].data || !files[2].data) {
+                err_oom(err, "context_files");
+                remote_failed(err, "context_files");
+                goto out;
         }
-        inner = strfmt("chown %s: %s/issue.md %s/prompt.md %s/issue.json",
-                       quser, qws, qws, qws);
-        if (!inner)
-                goto oom;
-        rc = remote_step(r, "context_files", "context files written", inner,
-                         NULL, 0, 1, err);
-        goto out;
-oom:
-        err_oom(err, "context_files");
-        remote_failed(err, "context_files");
+        /* Written by the user, from stdin: root never opens a path in the
+         * workspace, where the agent may have left a link. */
+        for (int i = 0; i < 3; i++) {
+                char what[64];
+                char *cmd = provision_write_file_command(
+                    r->cfg->remote_user, r->cfg->remote_home, r->workspace,
+                    files[i].name);
+                if (!cmd) {
+                        err_oom(err, "context_files");
+                        remote_failed(err, "context_files");
+                        goto out;
+                }
+                snprintf(what, sizeof(what), "context file %s written",
+                         files[i].name);
+                int step_rc =
+                    remote_step(r, "context_files", what, cmd, files[i].data,
+                                strlen(files[i].data), 1, err);
+                free(cmd);
+                if (step_rc == -1)
+                        goto out;
+        }
+        rc = 0;
 out:
         for (int i = 0; i < 3; i++)
                 free(files[i].data);
-        free(qws);
-        free(quser);
-        free(inner);
         return rc;
 }
 
@@ -526,8 +517,9 @@ int provision_launch(struct provision_run *r, struct err *err) {
         char *typed = provision_launch_command(
             r->workspace, r->req->repo_name, r->cfg->remote_log,
             r->cfg->agent_command, r->cfg->tmux_session);
-        char *cmd =
-            typed ? provision_as_user(r->cfg->remote_user, typed) : NULL;
+        char *cmd = typed ? provision_as_user(r->cfg->remote_user,
+                                              r->cfg->remote_home, typed)
+                          : NULL;
         char *marker = marker_path(r);
         char *qmarker = marker ? shell_quote(marker) : NULL;
         char *qid = shell_quote(r->req->request_id);
@@ -537,11 +529,15 @@ int provision_launch(struct provision_run *r, struct err *err) {
         char *finish = line ? provision_log_command(r->cfg->remote_log, line,
                                                     clock_wall_ms())
                             : NULL;
-        char *full = cmd && qmarker && qid && finish
-                         ? strfmt("%s && printf '%%s\\n' %s > %s && "
-                                  "{ %s || true; }",
-                                  cmd, qid, qmarker, finish)
-                         : NULL;
+        /* The marker is root's, in a directory only root can write: written
+         * through a temporary name and a rename. */
+        char *full =
+            cmd && qmarker && qid && finish
+                ? strfmt("%s && install -d -m 0700 -o root -g "
+                         "root " PROVISION_STATE_DIR " && printf '%%s\\n' %s > "
+                         "%s.tmp && mv -f -T %s.tmp %s && { %s || true; }",
+                         cmd, qid, qmarker, qmarker, qmarker, finish)
+                : NULL;
         int rc = -1;
 
         job_step(r->job, "launch");

@@ -193,7 +193,10 @@ class TestReplay(ToolsTestCase):
                  ("thopter.dlq.failed_at", b"2026-01-01T00:00:00.000Z"), ("thopter.dlq.attempts", b"1")]
             if count is not None:
                 h.append(("thopter.replay.count", str(count).encode()))
-            self.kafka.produce(DLQ, json.dumps({"thopterId": key}), key=key, headers=h)
+            value = {"thopterId": key} if topic == DESTROY else {
+                "requestId": key, "repository": "owner/name",
+                "github": {"issueNumber": 7, "issueTitle": "t", "issueBody": ""}}
+            self.kafka.produce(DLQ, json.dumps(value), key=key, headers=h)
 
         dead_letter(machine_id(1), "capacity", PROVISION, count=2)
         dead_letter(machine_id(2), "invalid_request", DESTROY)

@@ -335,11 +335,11 @@ class TestRedeliveryMarker(ProvisionTestCase):
         sim = self.booter.wait_sim(m["id"])
         # A marker left by another request (an image whose init does not wipe
         # the volume): "prov-10" must not be taken for "prov-1".
-        sim.write(HOME + "/.thopter-provisioned", "prov-10\n")
+        sim.write("/var/lib/thopter/provisioned", "prov-10\n")
         self.start_consumer()
         self.assertEqual(self.final("prov-1")[-1]["state"], "completed")
         wait_until(lambda: self.agent_runs(sim) == 1, timeout=10, what="prov-1's agent launched")
-        self.assertEqual(sim.read(HOME + "/.thopter-provisioned"), "prov-1\n")
+        self.assertEqual(sim.read("/var/lib/thopter/provisioned"), "prov-1\n")
 
 
 class TestProvisionFailures(ProvisionTestCase):

@@ -707,7 +707,7 @@ Test(config, setting_names_list_every_setting_once) {
         for (; names[n]; n++)
                 for (size_t k = 0; k < n; k++)
                         cr_expect_str_neq(names[k], names[n]);
-        cr_expect_eq(n, 60);
+        cr_expect_eq(n, 62);
         cr_expect_str_eq(names[0], "KAFKA_BROKERS");
 }
 
