@@ -151,10 +151,12 @@ class TestBuildScript(ScriptCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         image = self.BASE + "-ssh"
         self.assertEqual(r.stdout.splitlines()[-1], "THOPTER_IMAGE=" + image)
+        # Authenticated to fly's registry before the build pulls the (private) base.
         self.assertEqual(self.calls(), [
+            "auth docker",
             "docker build --platform linux/amd64 --build-arg BASE_IMAGE=%s --build-arg CURRENT_IMAGE=%s -t %s %s"
             % (self.BASE, image, image, IMAGE_DIR),
-            "auth docker", "docker push " + image,
+            "docker push " + image,
             "redis-cli -h 1.redis.kv._metadata.thopters.internal HSET metadata THOPTER_IMAGE " + image])
 
     def test_dry_run_no_push_tag_and_bad_arguments(self):
@@ -162,8 +164,14 @@ class TestBuildScript(ScriptCase):
                             "--no-push", "--dry-run")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.calls(), [])
-        self.assertEqual(len(r.stdout.splitlines()), 2)
+        self.assertEqual(len(r.stdout.splitlines()), 3)
+        self.assertEqual(r.stdout.splitlines()[0].strip(), "fly auth docker",
+                         "a base on registry.fly.io is pulled after logging in, even with --no-push")
         self.assertIn("-t registry.fly.io/thopters:v2-ssh", r.stdout)
+        # A public base with --no-push needs no fly login at all.
+        r = self.run_script("build.sh", "--app", "thopters", "--base", "ubuntu:22.04", "--no-push")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([c.split()[0] for c in self.calls()], ["docker"])
         for args in ([], ["--app", "a"], ["--app", "a", "--base", "registry.fly.io/a"],
                      ["--app", "a", "--base", self.BASE, "--tag", "bad tag"], ["--nope"]):
             with self.subTest(args=args):
