@@ -117,6 +117,10 @@ int main(int argc, char **argv) {
         enum log_level lvl = LOG_INFO;
         log_level_parse(cfg.log_level, &lvl);
         log_set_level(lvl);
+        /* A setting that starts but cannot work on fly: said once, at start. */
+        const char *port_warning = config_ssh_port_warning(&cfg);
+        if (port_warning && cfg.role != ROLE_DESTROY)
+                log_warn("config", "%s", port_warning);
 
         /* Signals go to the main thread only: block them before any thread. */
         sigemptyset(&sigs);

@@ -112,7 +112,9 @@ static const struct setting settings[] = {
      "1: accept any host key (development only)"},
     {"THOPTER_SSH_HOST", STR(ssh_host), "{id}.vm.{app}.internal", 0, 0, 0, 0,
      "host template: {id} {app} {private_ip}"},
-    {"THOPTER_SSH_PORT", INT(ssh_port), "22", 1, 65535, 0, 0, "ssh port"},
+    {"THOPTER_SSH_PORT", INT(ssh_port), "2222", 1, 65535, 0, 0,
+     "ssh port of the thopter image's sshd (not 22: on fly that is fly's own "
+     "SSH server, hallpass)"},
     {"THOPTER_SSH_USER", STR(ssh_user), "root", 0, 0, 0, 0, "ssh login user"},
     {"THOPTER_REMOTE_HOME", STR(remote_home), "/data/thopter", 0, 0, 0, 0,
      "thopter user's home on the machine"},
@@ -545,6 +547,17 @@ static int validate(struct config *cfg, struct err *err) {
                             "(or THOPTER_SSH_INSECURE=1 for development)");
         }
         return 0;
+}
+
+const char *config_ssh_port_warning(const struct config *cfg) {
+        if (cfg->ssh_port != 22)
+                return NULL;
+        return "THOPTER_SSH_PORT=22: on fly, port 22 of a machine's private "
+               "(6PN) address is fly's own SSH server (hallpass, what `fly "
+               "ssh console` reaches), so the consumer meets its host key and "
+               "refuses the machine; the thopter image's sshd listens on 2222 "
+               "(deploy/thopter-image/sshd_config): unset THOPTER_SSH_PORT or "
+               "set it to 2222, and roll out that image";
 }
 
 /* *@p value from the file *@p file when that is set (not both). */

@@ -195,6 +195,32 @@ Test(config, provision_role_loads_with_its_settings) {
         }
 }
 
+Test(config, ssh_port_22_starts_with_a_warning_that_says_why) {
+        struct config cfg;
+        struct err err;
+        const char *w;
+
+        provision_env();
+        assert_ok(load(&cfg, &err, "--role", "provision", NULL), &err);
+        cr_expect_eq(cfg.ssh_port, 2222);
+        cr_expect_null(config_ssh_port_warning(&cfg));
+        config_free(&cfg);
+
+        setenv("THOPTER_SSH_PORT", "22", 1);
+        assert_ok(load(&cfg, &err, "--role", "provision", NULL), &err);
+        w = config_ssh_port_warning(&cfg);
+        cr_assert_not_null(w);
+        cr_expect(strstr(w, "THOPTER_SSH_PORT=22") == w, "%s", w);
+        cr_expect_not_null(strstr(w, "hallpass"), "%s", w);
+        cr_expect_not_null(strstr(w, "2222"), "%s", w);
+        config_free(&cfg);
+
+        setenv("THOPTER_SSH_PORT", "2022", 1);
+        assert_ok(load(&cfg, &err, "--role", "provision", NULL), &err);
+        cr_expect_null(config_ssh_port_warning(&cfg));
+        config_free(&cfg);
+}
+
 struct insecure_case {
         const char *value;
         int ok;
@@ -670,7 +696,7 @@ Test(config, defaults) {
         cr_expect_null(cfg.web_terminal_port);
         cr_expect_eq(cfg.ssh_insecure, 0);
         cr_expect_str_eq(cfg.ssh_host, "{id}.vm.{app}.internal");
-        cr_expect_eq(cfg.ssh_port, 22);
+        cr_expect_eq(cfg.ssh_port, 2222);
         cr_expect_str_eq(cfg.ssh_user, "root");
         cr_expect_str_eq(cfg.remote_home, "/data/thopter");
         cr_expect_str_eq(cfg.remote_user, "thopter");
