@@ -97,9 +97,15 @@ static const struct setting settings[] = {
     {"WEB_TERMINAL_PORT", STR(web_terminal_port), NULL, 0, 0, 0, 0,
      "passed to new machines when set"},
     {"HUB_STATUS_PORT", STR(hub_status_port), NULL, 0, 0, 0, 0,
-     "passed to new machines when set"},
+     "the hub's status port, passed to new machines (their observer reports "
+     "there); required for the provision role unless THOPTER_OBSERVER=0"},
     {"METADATA_SERVICE_HOST", STR(metadata_service_host), NULL, 0, 0, 0, 0,
-     "passed to new machines when set"},
+     "the hub's metadata host, passed to new machines; required for the "
+     "provision role unless THOPTER_OBSERVER=0"},
+    {"THOPTER_OBSERVER", BOOL(observer), "1", 0, 1, 0, 0,
+     "0: thopters run without the hub status observer (METADATA_SERVICE_HOST "
+     "and HUB_STATUS_PORT may then be unset; the dashboard shows nothing of "
+     "them)"},
     {"DANGEROUSLY_SKIP_FIREWALL", STR(dangerously_skip_firewall), NULL, 0, 0, 0,
      0, "passed to new machines when set"},
     {"ALLOWED_DOMAINS", STR(allowed_domains), NULL, 0, 0, 0, 0,
@@ -144,6 +150,11 @@ static const struct setting settings[] = {
      "separated)"},
     {"THOPTER_KEEP_FAILED", BOOL(keep_failed), "0", 0, 1, 0, 0,
      "1: keep a failed provision's machine"},
+    {"THOPTER_GOLDEN_CLAUDE_REQUIRED", BOOL(golden_claude_required), "0", 0, 1,
+     0, 0,
+     "1: a provision whose Golden Claude copy is skipped (none running, host "
+     "key not pinned or wrong, unreachable) or fails is dead-lettered (class "
+     "ssh, step golden_claude); 0: it completes with a warning"},
     {"THOPTER_METRICS_ADDR", STR(metrics_addr), "127.0.0.1:9464", 0, 0, 0, 0,
      "/metrics /livez /readyz address ('off' disables)"},
     {"THOPTER_LOG_LEVEL", STR(log_level), "info", 0, 0, 0, 0,
@@ -538,6 +549,17 @@ static int validate(struct config *cfg, struct err *err) {
                 }
                 if (check_regions(cfg->fallback_regions, err) == -1)
                         return -1;
+                if (cfg->observer && (!cfg->metadata_service_host ||
+                                      !*cfg->metadata_service_host ||
+                                      !cfg->hub_status_port ||
+                                      !*cfg->hub_status_port))
+                        return err_set(
+                            err, ERR_PERMANENT, EINVAL,
+                            "METADATA_SERVICE_HOST and HUB_STATUS_PORT: both "
+                            "required for the provision role, or each "
+                            "thopter's observer exits and the hub sees "
+                            "nothing of it (set THOPTER_OBSERVER=0 to run "
+                            "thopters without it)");
                 if ((!cfg->ssh_known_hosts || !*cfg->ssh_known_hosts) &&
                     !cfg->ssh_insecure)
                         return err_set(

@@ -67,6 +67,8 @@ struct config {
         char *fallback_regions;              /* optional */
         int ready_timeout_s;
         int keep_failed;
+        int observer;               /* THOPTER_OBSERVER */
+        int golden_claude_required; /* THOPTER_GOLDEN_CLAUDE_REQUIRED */
 
         /* thopter-reaper: durations as given ("72h", "1h30m", "off"); the
          * reaper parses them (producer-tools/lib/reap_rules.h). */

@@ -71,6 +71,7 @@ static int
 set_up(struct provision_run *r, enum provision_found found, struct err *err) {
         int done = 0;
 
+        job_set_warning(r->job, NULL, NULL); /* an earlier attempt's */
         provision_work_branch(r->req, r->machine.id, r->work_branch,
                               sizeof(r->work_branch));
         if (provision_wait_started(r, err) == -1 ||
