@@ -325,6 +325,47 @@ class TestProvisionFlow(ProvisionTestCase):
         self.assertEqual([c["body"]["region"] for c in self.fly.calls(route="machines.create")], ["ord", "iad"])
 
 
+class TestFlySshServerOnPort22(ProvisionTestCase):
+    """Every simulated machine runs a stand-in of fly's own SSH server (hallpass) on port
+    22 of its address, with a host key of its own, from before its boot, as fly does on
+    every machine's 6PN address. Today's fly: the image's sshd is on 2222, and so is the
+    consumer by default."""
+
+    def test_the_consumer_reaches_the_images_sshd_and_never_flys(self):
+        c = self.start_consumer()
+        self.provision(hub_request("prov-2222"))
+        final = self.final("prov-2222")
+        self.assertEqual(final[-1]["state"], "completed", final)
+        self.assertNotIn("warning", final[-1], "the Golden Claude copy was made")
+        m = self.machine_of("prov-2222")
+        sim = self.booter.wait_sim(m["id"])
+        self.assertEqual(sim.port, 2222)
+        self.assertNotEqual(sim.hallpass_public_key().split()[1], sim.host_public_key().split()[1])
+        # hallpass was there all along, and nobody dialed it: not the consumer, not the
+        # Golden Claude copy.
+        self.assertIn("[HALLPASS]", sim.console())
+        self.assertIn("Server listening on %s port 22." % m["private_ip"], sim.hallpass_log())
+        for s in (sim, self.gc.sim):
+            self.assertNotIn("Connection from", s.hallpass_log())
+        self.assertEqual(self.logins(sim), 1)
+        self.assertIn("[%s]:2222 " % self.gc.machine["private_ip"], self.gc.known_hosts_line)
+        self.assertNotIn("THOPTER_SSH_PORT=22", c.log_text())
+
+    def test_port_22_meets_flys_ssh_server_and_is_refused_with_a_warning_at_start(self):
+        c = self.start_consumer(env={"THOPTER_SSH_PORT": "22", "THOPTER_READY_TIMEOUT": "10"})
+        c.wait_log(r'"level":"warn","component":"config","msg":"THOPTER_SSH_PORT=22: on fly, port 22 '
+                   r'[^\n]*hallpass[^\n]*2222')
+        self.provision(hub_request("prov-22"))
+        h = headers_dict(self.dead_letter("prov-22"))
+        self.assertEqual((h["thopter.dlq.error.class"], h["thopter.dlq.error.step"]), ("ssh", "wait"))
+        self.assertIn("host key", h["thopter.dlq.error.message"])
+        m = self.machine_of("prov-22")
+        self.wait_gone(m["id"])
+        sim = self.booter.sim(m["id"])
+        self.assertIn("Connection from", sim.hallpass_log(), "the consumer dialed hallpass")
+        self.assertEqual(self.logins(sim), 0)
+
+
 class TestRedeliveryMarker(ProvisionTestCase):
     def test_another_requests_done_marker_is_not_taken_for_ours(self):
         c = self.start_consumer()
@@ -404,7 +445,7 @@ class TestProvisionFailures(ProvisionTestCase):
         keygen(os.path.join(ssh_dir, "ssh_host_ed25519_key"), comment="impostor")
         shutil.copyfile(self.key + ".pub", os.path.join(ssh_dir, "authorized_keys"))
         impostor = SimMachine(m["id"], files=files, dir=os.path.join(self.tmp, "impostor"),
-                              listen=(m["private_ip"], self.booter.port))
+                              listen=m["private_ip"])
         impostor.start()
         self.addCleanup(impostor.close)
         impostor.wait_ready()
