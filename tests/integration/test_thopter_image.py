@@ -346,6 +346,38 @@ class TestFlySshServer(ImageTestCase):
         self.assertNotEqual(self.ssh(sim, host="::1", port=22).returncode, 0)
 
 
+class TestSshdSupervision(ImageTestCase):
+    def test_a_killed_sshd_is_started_again_with_growing_pauses_and_logins_work(self):
+        sim = self.boot()
+        sim.wait_ready()
+        self.assertEqual(self.ssh(sim, "echo before").stdout, "before\n")
+        seen = []
+        for n, pause in ((1, 1), (2, 2)):
+            pids = sim.sshd_pids()
+            self.assertEqual(len(pids), 1, sim.console())
+            os.kill(pids[0], signal.SIGKILL)
+            sim.wait_log(r"sshd \(pid \d+\) exited with status 137 after \d+s; starting it "
+                         r"again in %ds \(restart %d\)" % (pause, n), timeout=20)
+            sim.wait_log(r"sshd started again \(pid \d+, restart %d\)" % n, timeout=20)
+            deadline = time.monotonic() + 20
+            while True:
+                r = self.ssh(sim, "echo after-%d" % n)
+                if r.returncode == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            self.assertEqual((r.returncode, r.stdout), (0, "after-%d\n" % n), r.stderr + sim.console())
+            seen.append(sim.sshd_pids())
+        self.assertNotEqual(seen[0], seen[1])
+        self.assertNotIn(pids[0], sim.sshd_pids())
+        log = sim.read("/thopter/log")  # the machine's log has it too
+        self.assertIn("starting it again in 1s (restart 1)", log)
+        self.assertIn("starting it again in 2s (restart 2)", log)
+        self.assertTrue(sim.tmux_up(), "the init and the agent's tmux carried on")
+        # A stop still stops the restarted sshd with everything else.
+        self.assertEqual(sim.stop(signal.SIGTERM), 143, sim.console())
+        self.assertEqual(sim.processes(), [])
+
+
 class TestLifecycle(ImageTestCase):
     def test_sigterm_and_sigint_reach_the_init_and_sshd_and_stop_everything(self):
         for signum, status in ((signal.SIGTERM, 143), (signal.SIGINT, 143)):
