@@ -15,8 +15,8 @@
 #   - the image (dd6852b thopter/Dockerfile): user thopter with home /data/thopter,
 #     /thopter/log (mode 666), /etc/tmux.conf, /uv/env, and stubs of firewall.sh,
 #     start-observer.sh and gotty (tests/data/thopter-image-stubs/);
-#   - the image's init at /usr/local/bin/thopter-init.sh (default: the copy in
-#     tests/data/thopter-init.original-steps.sh);
+#   - the image's init at /usr/local/bin/thopter-init.sh (default: the project's model
+#     of it, tests/data/sim-thopter-init.sh: the original's steps, in its order);
 #   - our layer (deploy/thopter-image/Dockerfile): the REAL hook bind-mounted at
 #     /usr/local/bin/thopter-start and the REAL sshd_config at /etc/ssh/sshd_config (both
 #     files themselves, not copies), /etc/ssh/ssh_host_* removed, /etc/thopter/ssh made;
@@ -37,7 +37,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 state="" volume="" files="" host="thopter-sim" net=0 user=1 hallpass=""
 hook="$src/deploy/thopter-image/thopter-start"
-init="$src/tests/data/thopter-init.original-steps.sh"
+init="$src/tests/data/sim-thopter-init.sh"
 sshd_config="$src/deploy/thopter-image/sshd_config"
 stubs="$src/tests/data/thopter-image-stubs"
 binds=()

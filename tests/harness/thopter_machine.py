@@ -11,8 +11,8 @@ Machines API received in config.files, on this host, as root:
   thopter-sim-boot.sh builds it; see there what is real and what is a stub);
 - /data is a host directory, the machine's volume (volumes are reused across machines on
   fly, hence the init's wipe), so tests can plant files before boot and read results after;
-- the image's init is tests/data/thopter-init.original-steps.sh (dd6852b's thopter-init.sh,
-  byte for byte), the CMD is deploy/thopter-image/thopter-start and sshd reads
+- the image's init is tests/data/sim-thopter-init.sh (the project's model of dd6852b's
+  thopter-init.sh: its steps, in its order), the CMD is deploy/thopter-image/thopter-start and sshd reads
   deploy/thopter-image/sshd_config (the files themselves, bind-mounted);
 - the hook is PID 1 of the machine: when it exits, everything in the machine dies, as when
   a fly machine stops.
@@ -106,7 +106,7 @@ SOURCE_DIR = os.path.abspath(os.path.join(HERE, "..", ".."))
 BOOT = os.path.join(HERE, "thopter-sim-boot.sh")
 HOOK = os.path.join(SOURCE_DIR, "deploy", "thopter-image", "thopter-start")
 SSHD_CONFIG = os.path.join(SOURCE_DIR, "deploy", "thopter-image", "sshd_config")
-INIT = os.path.join(SOURCE_DIR, "tests", "data", "thopter-init.original-steps.sh")
+INIT = os.path.join(SOURCE_DIR, "tests", "data", "sim-thopter-init.sh")
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 SSH = "/usr/bin/ssh"
 SSH_KEYGEN = "/usr/bin/ssh-keygen"

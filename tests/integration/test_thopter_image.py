@@ -5,15 +5,15 @@ mount, PID, UTS and network namespaces: the REAL hook deploy/thopter-image/thopt
 the image's CMD (PID 1), the REAL deploy/thopter-image/sshd_config as /etc/ssh/sshd_config
 (no -o override at all: in its own network namespace sshd listens on port 2222 of [::] and
 0.0.0.0 as on fly, while a stand-in of fly's own SSH server, hallpass, holds [::1]:22 from
-before the boot, as hallpass holds port 22 of the 6PN address), dd6852b's thopter-init.sh byte for byte as the image's init (stubs only
+before the boot, as hallpass holds port 22 of the 6PN address), the project's model of dd6852b's thopter-init.sh as the image's init (tests/data/sim-thopter-init.sh: its steps in its order; stubs only
 for firewall.sh, start-observer.sh and gotty), a private /data (the machine's volume) and
 /etc/thopter/ssh + /tmp files laid out as fly writes config.files. Clients are the real
 OpenSSH ssh and ssh-keyscan, run inside the machine's network namespace.
 
 Needs root. Run: cd tests/integration && PYTHONPATH=../harness python3 -m unittest -v test_thopter_image
 """
-import hashlib
 import json
+import re
 import os
 import shutil
 import signal
@@ -30,7 +30,11 @@ from thopter_machine import (AUTHORIZED_KEYS_PATH, HOOK, HOST_KEY_PATH, INIT, PY
 
 PORT = image_port()  # the image's sshd (2222); 22 is hallpass's
 
-ORIGINAL_INIT_BLOB = "e96f9f3b1772be2fbb6f5be5086c94508bec205e"  # dd6852b:thopter/scripts/thopter-init.sh
+# The original init's steps, in its order (dd6852b thopter/scripts/thopter-init.sh), as the
+# model names them.
+INIT_STEPS = ["check_data_mount", "open_data", "wipe_data", "make_workspace", "shell_aliases",
+              "firewall", "move_env_thopters", "move_post_checkout", "uv_env", "log_dirs",
+              "start_observer", "chown_data", "run_terminal"]
 
 # What the first login that works sees (one line per fact).
 STATE_COMMAND = (
@@ -126,17 +130,6 @@ class ImageTestCase(unittest.TestCase):
         return r.returncode == 0
 
 
-class TestOriginalInitCopy(unittest.TestCase):
-    def test_the_init_copy_is_dd6852b_byte_for_byte_below_its_header(self):
-        with open(INIT, "rb") as f:
-            lines = f.read().split(b"\n")
-        end = lines.index(b"# --- end of header ---")
-        original = b"\n".join([lines[0]] + lines[end + 1:])
-        blob = hashlib.sha1(b"blob %d\0" % len(original) + original).hexdigest()
-        self.assertEqual(blob, ORIGINAL_INIT_BLOB)
-        self.assertTrue(os.access(INIT, os.X_OK))
-
-
 def plant_leftovers(volume, n_dirs=150, per_dir=100):
     """A previous thopter's leftovers on a reused volume: many files make the wipe slow."""
     with open(os.path.join(volume, "planted"), "w") as f:
@@ -147,6 +140,34 @@ def plant_leftovers(volume, n_dirs=150, per_dir=100):
         for i in range(per_dir):
             with open(os.path.join(path, "f%03d" % i), "w") as f:
                 f.write("x")
+
+
+class TestInitModel(ImageTestCase):
+    def test_the_model_runs_the_original_inits_steps_in_its_order(self):
+        def plant(volume):
+            for name in ("leftover", ".dotfile"):
+                with open(os.path.join(volume, name), "w") as f:
+                    f.write("from the previous machine\n")
+        sim = self.boot(plant=plant)
+        sim.wait_ready()
+        log = sim.read("/thopter/log")
+        self.assertEqual(re.findall(r"\[THOPTER-INIT\] step (\w+)", log), INIT_STEPS)
+        self.assertLess(log.index("[FIREWALL]"), log.index("step move_env_thopters"))
+        self.assertLess(log.index("[OBSERVER]"), log.index("step chown_data"))
+        # `rm -rf /data/*`: a glob, so a dot-file at the top of the volume stays.
+        self.assertEqual(sorted(os.listdir(sim.volume)), [".dotfile", "thopter"])
+        home = "/data/thopter"
+        self.assertIn("yolo-claude", sim.read(home + "/.bash_aliases"))
+        self.assertIn("source ~/.bash_aliases", sim.read(home + "/.bashrc"))
+        self.assertIn("source /uv/env", sim.read(home + "/.bashrc"))
+        self.assertEqual(sim.read(home + "/.bash_profile"), "source ~/.bashrc\n")
+        for d in ("logs", ".claude/projects", "workspace"):
+            self.assertTrue(os.path.isdir(sim.path(home + "/" + d)), d)
+        uid = int(sim.run(["id", "-u", "thopter"], check=True).stdout)
+        self.assertEqual({os.stat(os.path.join(r, n)).st_uid for r, ds, fs in os.walk(sim.path(home))
+                          for n in ds + fs}, {uid})
+        self.assertIn("[GOTTY-STUB] started as thopter: --permit-write --port 7681 --ws-origin .* "
+                      "tmux attach-session -t thopter", sim.console())
 
 
 class TestReadiness(ImageTestCase):
@@ -173,7 +194,7 @@ class TestReadiness(ImageTestCase):
         self.assertGreater(r["refused"], 50, r)
         self.assertGreater(r["first_open"] - sim.started_at, 2.5, r)
         console = sim.console()
-        self.assertLess(console.index("[THOPTER-INIT] chown -R thopter:thopter /data"),
+        self.assertLess(console.index("[THOPTER-INIT] step chown_data"),
                         console.index("[THOPTER-START] sshd started"))
         self.assertLess(console.index("[GOTTY-STUB] started"), console.index("[THOPTER-START] sshd started"))
         self.assertFalse(os.path.exists(os.path.join(sim.volume, "thopter", "workspace", "old-repo")))
