@@ -72,8 +72,9 @@ printf '%s' "$name" | grep -Eq '^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$' ||
     fail "--name must be lower-case letters, digits and inner hyphens (at most 32): $name"
 machine="gc-$name"
 [ -n "$app" ] || fail "--app is required"
-printf '%s' "$ssh_port" | grep -Eq '^[1-9][0-9]{0,4}$' && [ "$ssh_port" -le 65535 ] ||
+if ! printf '%s' "$ssh_port" | grep -Eq '^[1-9][0-9]{0,4}$' || [ "$ssh_port" -gt 65535 ]; then
     fail "--ssh-port must be a port number: $ssh_port"
+fi
 [ "$ssh_port" != 22 ] ||
     fail "--ssh-port 22 is fly's own SSH server (hallpass) on the 6PN address; the image's sshd listens on 2222"
 key_dir=${key_dir:-${HOME:?}/.config/thopter/$machine}
