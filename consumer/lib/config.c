@@ -549,10 +549,10 @@ static int validate(struct config *cfg, struct err *err) {
                 }
                 if (check_regions(cfg->fallback_regions, err) == -1)
                         return -1;
-                if (cfg->observer && (!cfg->metadata_service_host ||
-                                      !*cfg->metadata_service_host ||
-                                      !cfg->hub_status_port ||
-                                      !*cfg->hub_status_port))
+                if (cfg->observer &&
+                    (!cfg->metadata_service_host ||
+                     !*cfg->metadata_service_host || !cfg->hub_status_port ||
+                     !*cfg->hub_status_port))
                         return err_set(
                             err, ERR_PERMANENT, EINVAL,
                             "METADATA_SERVICE_HOST and HUB_STATUS_PORT: both "

@@ -84,11 +84,11 @@ struct job {
         char thopter_id[64];
         char machine_name[128];
         char region[32];
-        int attempt;          /* counts from 1 */
-        char left_behind[64]; /* a machine a failed request could not remove
-                                 (named in its dead letter) */
-        char warning_code[40];     /* what its completed event warns of ("":
-                                      nothing), e.g. golden_claude_unreachable */
+        int attempt;           /* counts from 1 */
+        char left_behind[64];  /* a machine a failed request could not remove
+                                  (named in its dead letter) */
+        char warning_code[40]; /* what its completed event warns of ("":
+                                  nothing), e.g. golden_claude_unreachable */
         char warning[ERR_MSG_LEN]; /* ...and the line for people */
 
         /* Control, across threads. */

@@ -50,8 +50,8 @@ static void provision_env(void) {
         set_github("github-ok.json");
         setenv("THOPTER_SSH_KEY", "/etc/thopter/id_ed25519", 1);
         setenv("THOPTER_SSH_KNOWN_HOSTS", "/etc/thopter/known_hosts", 1);
-        setenv("METADATA_SERVICE_HOST", "1.redis.kv._metadata.thopters.internal",
-               1);
+        setenv("METADATA_SERVICE_HOST",
+               "1.redis.kv._metadata.thopters.internal", 1);
         setenv("HUB_STATUS_PORT", "8081", 1);
 }
 

@@ -269,8 +269,9 @@ Test(events, a_warning_rides_only_the_completed_event) {
         w = cJSON_GetObjectItemCaseSensitive(o, "warning");
         cr_assert(cJSON_IsObject(w), "no warning object");
         cr_expect_str_eq(str(w, "code"), "golden_claude_unreachable");
-        cr_expect_str_eq(str(w, "message"),
-                         "Golden Claude gc-default not reachable, copy skipped");
+        cr_expect_str_eq(
+            str(w, "message"),
+            "Golden Claude gc-default not reachable, copy skipped");
         cr_expect_eq(cJSON_GetArraySize(w), 2);
         cJSON_Delete(o);
         for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
