@@ -91,6 +91,7 @@ import ctypes
 import json
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -169,7 +170,7 @@ def loopback_pair(ports):
     """Two random loopback addresses (127.100.0.0 - 127.199.255.255) on which every port
     in ports is free: each booter gets its own, so that booters of tests running at the
     same time never share an address on the fixed ports 22 and 2222."""
-    rnd = __import__("random").SystemRandom()
+    rnd = random.SystemRandom()
     for _ in range(200):
         a, b = rnd.randrange(100, 200), rnd.randrange(0, 256)
         c = rnd.randrange(0, 254)
@@ -846,7 +847,7 @@ def probe_main(argv):
     network namespace with SimMachine.run([...], ns="net")."""
     ap = argparse.ArgumentParser(prog="thopter_machine.py probe")
     ap.add_argument("--host", required=True)
-    ap.add_argument("--port", type=int, default=22)
+    ap.add_argument("--port", type=int, default=image_port())
     ap.add_argument("--key", required=True)
     ap.add_argument("--known-hosts", required=True)
     ap.add_argument("--user", default="root")
