@@ -5,7 +5,7 @@
 #   unshare --mount --propagation private --pid --fork --uts [--net] --kill-child=SIGKILL \
 #       thopter-sim-boot.sh --state DIR --volume DIR [--files DIR] [--hostname H] [--net] \
 #           [--no-user] [--hook F] [--init F] [--sshd-config F] [--bind SRC:DST]... \
-#           [--hallpass ADDR] -- [thopter-start arguments]
+#           [--hallpass ADDR [--hallpass-dir DIR]] -- [thopter-start arguments]
 #
 # The machine's root filesystem is an overlay of the host's / (read-only lower layer)
 # with a tmpfs upper layer, so nothing the machine writes reaches the host, and host
@@ -28,14 +28,15 @@
 #     stand-in is OpenSSH's sshd under the name `hallpass` (/usr/local/sbin/hallpass in
 #     the machine, so that `sshd` still means the image's), with a host key of its own
 #     made at each boot and nobody allowed to log in, listening on ADDR port 22; its log
-#     is /run/hallpass/log in the machine. The boot goes on only once it listens, so an
+#     is /run/hallpass/log in the machine (with --hallpass-dir, a host directory mounted
+#     there, so that the log outlives the machine). The boot goes on only once it listens, so an
 #     image whose sshd wants port 22 on that address loses the bind, as on fly;
 # then it execs `chroot ROOT /usr/local/bin/thopter-start ARGS`, which is then PID 1.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
-state="" volume="" files="" host="thopter-sim" net=0 user=1 hallpass=""
+state="" volume="" files="" host="thopter-sim" net=0 user=1 hallpass="" hallpass_dir=""
 hook="$src/deploy/thopter-image/thopter-start"
 init="$src/tests/data/sim-thopter-init.sh"
 sshd_config="$src/deploy/thopter-image/sshd_config"
@@ -58,6 +59,7 @@ while [ "$#" -gt 0 ]; do
     --sshd-config) sshd_config=$2; shift 2 ;;
     --bind) binds+=("$2"); shift 2 ;;
     --hallpass) hallpass=$2; shift 2 ;;
+    --hallpass-dir) hallpass_dir=$2; shift 2 ;;
     --net) net=1; shift ;;
     --no-user) user=0; shift ;;
     --) shift; break ;;
@@ -135,6 +137,9 @@ fi
 if [ -n "$hallpass" ]; then
     hp=$r/run/hallpass
     mkdir -p "$hp" "$r/run/sshd"
+    if [ -n "$hallpass_dir" ]; then
+        mount --bind "$hallpass_dir" "$hp"
+    fi
     chmod 0755 "$r/run/sshd"
     install -m 0755 /usr/sbin/sshd "$r/usr/local/sbin/hallpass"
     ssh-keygen -q -t ed25519 -N '' -C "hallpass@$host" -f "$hp/ssh_host_ed25519_key" </dev/null

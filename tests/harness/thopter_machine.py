@@ -282,6 +282,7 @@ class SimMachine:
         self.binds = list(binds)
         self.hostname = hostname or machine_id
         self.console_path = os.path.join(self.dir, "console.log")
+        self.hallpass_dir = os.path.join(self.dir, "hallpass")  # its key and log, kept
         self.state_dir = os.path.join(self.dir, "rw")
         self.proc = None
         self.pid = None          # the hook's pid on the host (PID 1 inside)
@@ -308,7 +309,7 @@ class SimMachine:
         for src, dst in self.binds:
             boot += ["--bind", "%s:%s" % (src, dst)]
         if self.hallpass:
-            boot += ["--hallpass", self.hallpass]
+            boot += ["--hallpass", self.hallpass, "--hallpass-dir", self.hallpass_dir]
         return unshare + boot + ["--"] + self.sshd_opts
 
     def start(self):
@@ -316,6 +317,9 @@ class SimMachine:
         if self.proc is not None:
             raise RuntimeError("already started")
         os.makedirs(self.state_dir, exist_ok=True)
+        if self.hallpass:
+            shutil.rmtree(self.hallpass_dir, ignore_errors=True)  # a new key at each boot
+            os.makedirs(self.hallpass_dir, mode=0o700)
         with open(self.console_path, "ab") as console:
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=console,
                                          stderr=subprocess.STDOUT, env=self.env, close_fds=True,
@@ -497,14 +501,17 @@ class SimMachine:
 
     def hallpass_log(self):
         """What fly's SSH server stand-in logged (sshd LogLevel VERBOSE: one
-        "Connection from" line per client); "" when it has none."""
+        "Connection from" line per client), also once the machine has stopped; "" when
+        it has none."""
         try:
-            return self.read(HALLPASS_LOG)
+            with open(os.path.join(self.hallpass_dir, "log"), errors="replace") as f:
+                return f.read()
         except OSError:
             return ""
 
     def hallpass_public_key(self):
-        return self.read(HALLPASS_HOST_KEY + ".pub").strip()
+        with open(os.path.join(self.hallpass_dir, os.path.basename(HALLPASS_HOST_KEY) + ".pub")) as f:
+            return f.read().strip()
 
     def sshd_pids(self):
         """Host pids of the image's sshd listener(s): processes named sshd whose parent is
