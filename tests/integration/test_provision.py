@@ -399,6 +399,20 @@ class TestGoldenClaudeSkipped(ProvisionTestCase):
         sim = self.booter.wait_sim(self.machine_of("prov-gc-unpinned")["id"])
         self.assertFalse(os.path.exists(sim.path(HOME + "/.claude/credentials.json")))
 
+    def test_a_golden_claude_that_refuses_the_login_completes_with_a_warning(self):
+        other = os.path.join(self.tmp, "not-the-consumer")
+        keygen(other, comment="someone-else")
+        gc = self.booter.seed_golden_claude(authorized_key=other + ".pub", name="gc-other")
+        with open(self.known_hosts, "a") as f:
+            f.write(gc.known_hosts_line + "\n")
+        c = self.start_consumer()
+        self.provision(hub_request("prov-gc-refused", gc="other"))
+        final = self.final("prov-gc-refused")[-1]
+        self.assertEqual((final["state"], final["warning"]["code"]), ("completed", "golden_claude_unreachable"),
+                         final)
+        self.assertIn("gc-other", final["warning"]["message"])
+        self.assertEqual(self.gc_metric(c, "unreachable"), 1)
+
     def test_no_golden_claude_running_warns_and_required_fails_the_request(self):
         self.fly.set_state(self.gc.machine["id"], "stopped")
         self.booter.wait_stopped(self.gc.machine["id"])
