@@ -128,6 +128,10 @@ int main(int argc, char **argv) {
                          "accepted, so anyone on the path to a thopter can "
                          "pose as it and receive its secrets; for "
                          "development only");
+        /* A setting that starts but cannot work on fly: said once, at start. */
+        const char *port_warning = config_ssh_port_warning(&cfg);
+        if (port_warning && cfg.role != ROLE_DESTROY)
+                log_warn("config", "%s", port_warning);
 
         /* Signals go to the main thread only: block them before any thread. */
         sigemptyset(&sigs);

@@ -780,6 +780,9 @@ static int setup(struct reaper *r, int argc, char **argv, int *done) {
         log_level_parse(r->cfg.log_level, &lvl);
         log_set_level(lvl);
 
+        if (r->rs.idle_after_s && config_ssh_port_warning(&r->cfg))
+                fprintf(stderr, PROG ": warning: %s\n",
+                        config_ssh_port_warning(&r->cfg));
         if (r->rs.idle_after_s) {
                 r->secret =
                     ssh_keys_read_file(r->cfg.ssh_key, &r->secret_len, &err);

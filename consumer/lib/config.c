@@ -107,9 +107,15 @@ static const struct setting settings[] = {
     {"WEB_TERMINAL_PORT", STR(web_terminal_port), NULL, 0, 0, 0, 0,
      "passed to new machines when set"},
     {"HUB_STATUS_PORT", STR(hub_status_port), NULL, 0, 0, 0, 0,
-     "passed to new machines when set"},
+     "the hub's status port, passed to new machines (their observer reports "
+     "there); required for the provision role unless THOPTER_OBSERVER=0"},
     {"METADATA_SERVICE_HOST", STR(metadata_service_host), NULL, 0, 0, 0, 0,
-     "passed to new machines when set"},
+     "the hub's metadata host, passed to new machines; required for the "
+     "provision role unless THOPTER_OBSERVER=0"},
+    {"THOPTER_OBSERVER", BOOL(observer), "1", 0, 1, 0, 0,
+     "0: thopters run without the hub status observer (METADATA_SERVICE_HOST "
+     "and HUB_STATUS_PORT may then be unset; the dashboard shows nothing of "
+     "them)"},
     {"DANGEROUSLY_SKIP_FIREWALL", STR(dangerously_skip_firewall), NULL, 0, 0, 0,
      0, "passed to new machines when set"},
     {"ALLOWED_DOMAINS", STR(allowed_domains), NULL, 0, 0, 0, 0,
@@ -122,7 +128,9 @@ static const struct setting settings[] = {
      "1: accept any host key (development only)"},
     {"THOPTER_SSH_HOST", STR(ssh_host), "{id}.vm.{app}.internal", 0, 0, 0, 0,
      "host template: {id} {app} {private_ip}"},
-    {"THOPTER_SSH_PORT", INT(ssh_port), "22", 1, 65535, 0, 0, "ssh port"},
+    {"THOPTER_SSH_PORT", INT(ssh_port), "2222", 1, 65535, 0, 0,
+     "ssh port of the thopter image's sshd (not 22: on fly that is fly's own "
+     "SSH server, hallpass)"},
     {"THOPTER_SSH_USER", STR(ssh_user), "root", 0, 0, 0, 0, "ssh login user"},
     {"THOPTER_REMOTE_HOME", STR(remote_home), "/data/thopter", 0, 0, 0, 0,
      "thopter user's home on the machine"},
@@ -152,6 +160,11 @@ static const struct setting settings[] = {
      "separated)"},
     {"THOPTER_KEEP_FAILED", BOOL(keep_failed), "0", 0, 1, 0, 0,
      "1: keep a failed provision's machine"},
+    {"THOPTER_GOLDEN_CLAUDE_REQUIRED", BOOL(golden_claude_required), "0", 0, 1,
+     0, 0,
+     "1: a provision whose Golden Claude copy is skipped (none running, host "
+     "key not pinned or wrong, unreachable) or fails is dead-lettered (class "
+     "ssh, step golden_claude); 0: it completes with a warning"},
     {"THOPTER_METRICS_ADDR", STR(metrics_addr), "127.0.0.1:9464", 0, 0, 0, 0,
      "/metrics /livez /readyz address ('off' disables)"},
     {"THOPTER_LOG_LEVEL", STR(log_level), "info", 0, 0, 0, 0,
@@ -553,6 +566,15 @@ static int check_required(struct config *cfg, int need, struct err *err) {
                              "provision role (or THOPTER_SSH_INSECURE=1 for "
                              "development)") == -1)
                 return err_oom(err, "THOPTER_SSH_KNOWN_HOSTS");
+        if ((need & NEED_PROVISION) && cfg->observer &&
+            (!cfg->metadata_service_host || !*cfg->metadata_service_host ||
+             !cfg->hub_status_port || !*cfg->hub_status_port) &&
+            add_missing(cfg, "METADATA_SERVICE_HOST and HUB_STATUS_PORT: both "
+                             "required for the provision role, or each "
+                             "thopter's observer exits and the hub sees "
+                             "nothing of it (set THOPTER_OBSERVER=0 to run "
+                             "thopters without it)") == -1)
+                return err_oom(err, "METADATA_SERVICE_HOST");
         if (cfg->n_missing)
                 return err_set(err, ERR_PERMANENT, EINVAL, "%s",
                                cfg->missing[0]);
@@ -652,6 +674,17 @@ static int validate(struct config *cfg, struct err *err) {
                         return -1;
         }
         return 0;
+}
+
+const char *config_ssh_port_warning(const struct config *cfg) {
+        if (cfg->ssh_port != 22)
+                return NULL;
+        return "THOPTER_SSH_PORT=22: on fly, port 22 of a machine's private "
+               "(6PN) address is fly's own SSH server (hallpass, what `fly "
+               "ssh console` reaches), so the consumer meets its host key and "
+               "refuses the machine; the thopter image's sshd listens on 2222 "
+               "(deploy/thopter-image/sshd_config): unset THOPTER_SSH_PORT or "
+               "set it to 2222, and roll out that image";
 }
 
 /* *@p value from the file *@p file when that is set (not both). */
@@ -843,6 +876,8 @@ static const char *const group_provision[] = {"GITHUB_INTEGRATION_JSON",
                                               "THOPTER_POST_CHECKOUT_FILE",
                                               "THOPTER_CAPACITY_RECHECK_MAX",
                                               "THOPTER_KEEP_FAILED",
+                                              "THOPTER_OBSERVER",
+                                              "THOPTER_GOLDEN_CLAUDE_REQUIRED",
                                               NULL};
 static const char *const group_operations[] = {
     "THOPTER_METRICS_ADDR", "THOPTER_LOG_LEVEL", "THOPTER_DRAIN_TIMEOUT", NULL};

@@ -71,6 +71,8 @@ struct config {
         char *fallback_regions;              /* optional */
         int ready_timeout_s;
         int keep_failed;
+        int observer;               /* THOPTER_OBSERVER */
+        int golden_claude_required; /* THOPTER_GOLDEN_CLAUDE_REQUIRED */
 
         /* thopter-reaper: durations as given ("72h", "1h30m", "off"); the
          * reaper parses them (producer-tools/lib/reap_rules.h). */
@@ -115,6 +117,13 @@ int config_load_role(struct config *cfg,
 /** @brief The --help lines of the settings named in @p names (NULL-ended),
  * in the same form as config_print_help(); unknown names are skipped. */
 void config_print_settings(FILE *out, const char *const *names);
+
+/**
+ * @brief The start-up warning for a THOPTER_SSH_PORT that cannot work on fly
+ * (22: fly's own SSH server holds it on the 6PN address), or NULL.
+ * @returns a static string; the caller logs it.
+ */
+const char *config_ssh_port_warning(const struct config *cfg);
 
 /** @brief The --help text. */
 void config_print_help(FILE *out, const char *prog);

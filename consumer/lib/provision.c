@@ -74,6 +74,7 @@ static int
 set_up(struct provision_run *r, enum provision_found found, struct err *err) {
         int done = 0;
 
+        job_set_warning(r->job, NULL, NULL); /* an earlier attempt's */
         provision_work_branch(r->req, r->machine.id, r->work_branch,
                               sizeof(r->work_branch));
         /* fly's mark decides: nothing on the machine does, where the agent

@@ -287,14 +287,45 @@ static int find_gc_call(void *arg, struct err *err) {
         return 0;
 }
 
-/* The original treated this copy as optional: a thopter without Golden
- * Claude credentials still works once someone logs it in. So a missing GC
- * is a note, and a failed copy a warning; neither fails the request. */
+/* A Golden Claude copy that was not made: counted, and by default only a
+ * warning on the completed event (the original treated the copy as
+ * optional: a thopter without Golden Claude credentials still works once
+ * someone logs it in). With THOPTER_GOLDEN_CLAUDE_REQUIRED=1 it fails the
+ * request instead. @p why is the metric's outcome and the warning code's
+ * tail. @returns 0 (go on) or -1 (fail, @p err set). */
+static int gc_skipped(struct provision_run *r,
+                      const char *why,
+                      const char *message,
+                      struct err *err) {
+        char labels[48], code[40];
+
+        snprintf(labels, sizeof(labels), "outcome=\"%s\"", why);
+        metrics_inc(M_GOLDEN_CLAUDE_COPIES, labels, 1);
+        if (r->cfg->golden_claude_required) {
+                err_set(err, ERR_PERMANENT, 0,
+                        "Golden Claude copy not made "
+                        "(THOPTER_GOLDEN_CLAUDE_REQUIRED=1): %s",
+                        message);
+                return err_classify(err, ERRC_SSH, "golden_claude");
+        }
+        snprintf(code, sizeof(code), "golden_claude_%s", why);
+        job_set_warning(r->job, code, message);
+        return 0;
+}
+
+/* Why a connection to the Golden Claude failed, as gc_skipped()'s @p why:
+ * its host key (not pinned in THOPTER_SSH_KNOWN_HOSTS as [host]:port, or
+ * another key), or anything else (down, refused, login refused). */
+static const char *gc_connect_failure(const struct err *e) {
+        return e->cause == ERR_CAUSE_HOST_KEY ? "host_key" : "unreachable";
+}
+
 int provision_golden_claude(struct provision_run *r, struct err *err) {
         struct gc_find f = {.r = r};
         struct ssh_conn *gcssh = NULL;
         char *src = NULL, *inner = NULL;
         char *logc = NULL, *dst = NULL;
+        char line[ERR_MSG_LEN + 256]; /* cut to ERR_MSG_LEN in the event */
         struct err e = {0};
         int rc = -1;
 
@@ -303,10 +334,12 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
                            find_gc_call, &f, err) == -1)
                 return -1;
         if (!f.found) {
-                job_log(r->job, LOG_INFO,
-                        "no started Golden Claude gc-%s or gc-default: copy "
-                        "skipped",
-                        r->req->gc);
+                snprintf(line, sizeof(line),
+                         "no started Golden Claude gc-%s or gc-default: copy "
+                         "skipped",
+                         r->req->gc);
+                if (gc_skipped(r, "not_running", line, err) == -1)
+                        return -1;
                 return remote_step(r, "golden_claude",
                                    "Golden Claude copy skipped: none running",
                                    "true", NULL, 0, 1, err);
@@ -321,9 +354,10 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
         }
         free(gchost);
         if (!gcssh) {
-                job_log(r->job, LOG_WARN, "Golden Claude %s unreachable: %s",
-                        f.gc.name, e.msg);
-                return 0;
+                snprintf(line, sizeof(line),
+                         "Golden Claude %s not reachable, copy skipped: %s",
+                         f.gc.name, e.msg);
+                return gc_skipped(r, gc_connect_failure(&e), line, err);
         }
         metrics_inc(M_PROVISION_SSH_CONNECTIONS, "", 1);
         /* Packed by the GC's user, unpacked by the thopter's: root reads and
@@ -345,13 +379,16 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
                 goto out;
         }
         if (ssh_pipe(gcssh, src, r->ssh, dst, r->cfg->ssh_timeout_s * 1000L,
-                     &e) == -1)
-                job_log(r->job, LOG_WARN,
-                        "Golden Claude copy from %s failed (continuing): %s",
-                        f.gc.name, e.msg);
-        else
-                job_log(r->job, LOG_INFO, "Golden Claude data copied from %s",
-                        f.gc.name);
+                     &e) == -1) {
+                snprintf(line, sizeof(line),
+                         "Golden Claude copy from %s failed: %s", f.gc.name,
+                         e.msg);
+                rc = gc_skipped(r, "copy_failed", line, err);
+                goto out;
+        }
+        metrics_inc(M_GOLDEN_CLAUDE_COPIES, "outcome=\"copied\"", 1);
+        job_log(r->job, LOG_INFO, "Golden Claude data copied from %s",
+                f.gc.name);
         rc = 0;
 out:
         ssh_close(gcssh);

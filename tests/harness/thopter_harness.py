@@ -334,6 +334,10 @@ class ThopterConsumer:
             "THOPTER_FLY_TIMEOUT": "5",
             "THOPTER_DRAIN_TIMEOUT": "20",
             "ASAN_OPTIONS": "detect_leaks=1",
+            # The hub's addresses the provision role requires (each thopter's observer
+            # reports there); a test that wants them unset overrides them with "".
+            "METADATA_SERVICE_HOST": "1.redis.kv._metadata.thopters.internal",
+            "HUB_STATUS_PORT": "8081",
         })
         e.update(env or {})
         argv = list(prefix) + [binary("thopter-consumer"), "--role", role]

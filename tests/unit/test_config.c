@@ -51,6 +51,9 @@ static void provision_env(void) {
         set_github("github-ok.json");
         setenv("THOPTER_SSH_KEY", "/etc/thopter/id_ed25519", 1);
         setenv("THOPTER_SSH_KNOWN_HOSTS", "/etc/thopter/known_hosts", 1);
+        setenv("METADATA_SERVICE_HOST",
+               "1.redis.kv._metadata.thopters.internal", 1);
+        setenv("HUB_STATUS_PORT", "8081", 1);
 }
 
 /* config_load() with argv = {"thopter-consumer", args..., NULL}. */
@@ -142,6 +145,18 @@ Test(config, each_required_setting_is_named_when_missing) {
             {"provision", "THOPTER_SSH_KNOWN_HOSTS",
              "THOPTER_SSH_KNOWN_HOSTS: required for the provision role (or "
              "THOPTER_SSH_INSECURE=1 for development)"},
+            /* Without them each thopter's observer exits (one line names
+             * both, and the way out). */
+            {"provision", "METADATA_SERVICE_HOST",
+             "METADATA_SERVICE_HOST and HUB_STATUS_PORT: both required for "
+             "the provision role, or each thopter's observer exits and the "
+             "hub sees nothing of it (set THOPTER_OBSERVER=0 to run thopters "
+             "without it)"},
+            {"provision", "HUB_STATUS_PORT",
+             "METADATA_SERVICE_HOST and HUB_STATUS_PORT: both required for "
+             "the provision role, or each thopter's observer exits and the "
+             "hub sees nothing of it (set THOPTER_OBSERVER=0 to run thopters "
+             "without it)"},
             /* Both roles (the default) need what provision needs. */
             {"all", "REGION",
              "REGION: required for the provision role but not set "
@@ -194,6 +209,52 @@ Test(config, provision_role_loads_with_its_settings) {
                 cr_expect_eq(cfg.n_repos, 2);
                 config_free(&cfg);
         }
+}
+
+Test(config, observer_off_needs_no_hub_address) {
+        struct config cfg;
+        struct err err;
+
+        provision_env();
+        unsetenv("METADATA_SERVICE_HOST");
+        unsetenv("HUB_STATUS_PORT");
+        setenv("THOPTER_OBSERVER", "0", 1);
+        assert_ok(load(&cfg, &err, "--role", "provision", NULL), &err);
+        cr_expect_eq(cfg.observer, 0);
+        cr_expect_null(cfg.metadata_service_host);
+        config_free(&cfg);
+        /* The destroy role never needs them. */
+        clean_env();
+        destroy_env();
+        assert_ok(load(&cfg, &err, "--role", "destroy", NULL), &err);
+        cr_expect_eq(cfg.observer, 1);
+        config_free(&cfg);
+}
+
+Test(config, ssh_port_22_starts_with_a_warning_that_says_why) {
+        struct config cfg;
+        struct err err;
+        const char *w;
+
+        provision_env();
+        assert_ok(load(&cfg, &err, "--role", "provision", NULL), &err);
+        cr_expect_eq(cfg.ssh_port, 2222);
+        cr_expect_null(config_ssh_port_warning(&cfg));
+        config_free(&cfg);
+
+        setenv("THOPTER_SSH_PORT", "22", 1);
+        assert_ok(load(&cfg, &err, "--role", "provision", NULL), &err);
+        w = config_ssh_port_warning(&cfg);
+        cr_assert_not_null(w);
+        cr_expect(strstr(w, "THOPTER_SSH_PORT=22") == w, "%s", w);
+        cr_expect_not_null(strstr(w, "hallpass"), "%s", w);
+        cr_expect_not_null(strstr(w, "2222"), "%s", w);
+        config_free(&cfg);
+
+        setenv("THOPTER_SSH_PORT", "2022", 1);
+        assert_ok(load(&cfg, &err, "--role", "provision", NULL), &err);
+        cr_expect_null(config_ssh_port_warning(&cfg));
+        config_free(&cfg);
 }
 
 struct insecure_case {
@@ -672,7 +733,9 @@ Test(config, defaults) {
         cr_expect_null(cfg.web_terminal_port);
         cr_expect_eq(cfg.ssh_insecure, 0);
         cr_expect_str_eq(cfg.ssh_host, "{id}.vm.{app}.internal");
-        cr_expect_eq(cfg.ssh_port, 22);
+        cr_expect_eq(cfg.ssh_port, 2222);
+        cr_expect_eq(cfg.observer, 1);
+        cr_expect_eq(cfg.golden_claude_required, 0);
         cr_expect_str_eq(cfg.ssh_user, "root");
         cr_expect_str_eq(cfg.remote_home, "/data/thopter");
         cr_expect_str_eq(cfg.remote_user, "thopter");
@@ -707,7 +770,7 @@ Test(config, setting_names_list_every_setting_once) {
         for (; names[n]; n++)
                 for (size_t k = 0; k < n; k++)
                         cr_expect_str_neq(names[k], names[n]);
-        cr_expect_eq(n, 62);
+        cr_expect_eq(n, 64);
         cr_expect_str_eq(names[0], "KAFKA_BROKERS");
 }
 
@@ -788,6 +851,10 @@ Test(config, every_missing_setting_is_reported_at_once) {
             "(environment or --thopter-ssh-key)",
             "THOPTER_SSH_KNOWN_HOSTS: required for the provision role (or "
             "THOPTER_SSH_INSECURE=1 for development)",
+            "METADATA_SERVICE_HOST and HUB_STATUS_PORT: both required for the "
+            "provision role, or each thopter's observer exits and the hub "
+            "sees nothing of it (set THOPTER_OBSERVER=0 to run thopters "
+            "without it)",
         };
         struct config cfg;
         struct err err;

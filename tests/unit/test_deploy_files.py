@@ -226,6 +226,38 @@ class TestStopTimeouts(unittest.TestCase):
         self.assertRegex(runtime, r'(?m)^ENTRYPOINT \["[^"]*thopter-consumer"\]')
         self.assertRegex(runtime, r"(?m)^STOPSIGNAL SIGTERM")
 
+    def test_dockerignore_keeps_the_build_inputs_and_leaves_out_the_rest(self):
+        # deploy/Dockerfile's `COPY . .` sends the repository root as the build context.
+        patterns = [l.strip() for l in read(".dockerignore").splitlines()
+                    if l.strip() and not l.startswith("#")]
+        self.assertFalse([p for p in patterns if p.startswith("!")], "no exceptions: keep it simple")
+
+        def ignored(path):
+            parts = path.split("/")
+            for n in range(1, len(parts) + 1):  # a directory left out takes its contents along
+                prefix = "/".join(parts[:n])
+                for p in patterns:
+                    rx = re.escape(p).replace(r"\*\*/", "(?:.*/)?").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+                    if re.fullmatch(rx, prefix):
+                        return True
+            return False
+
+        tracked = subprocess.run(["git", "-C", SOURCE_DIR, "ls-files"], capture_output=True, text=True)
+        if tracked.returncode != 0:
+            self.skipTest("not a git checkout")
+        needed = [f for f in tracked.stdout.splitlines()
+                  if f.startswith(("consumer/", "producer-tools/", "tests/", "schemas/"))
+                  or f in ("CMakeLists.txt", "CMakePresets.json", "deploy/livez-check.sh")]
+        self.assertGreater(len(needed), 100)
+        self.assertEqual([f for f in needed if ignored(f)], [])
+        for path in (".git/HEAD", "build/dev/thopter-consumer", "build/release/CMakeCache.txt",
+                     "producer-tools/hub/node_modules/kafkajs/package.json",
+                     "tests/tools/node_modules/ajv/package.json", "node_modules/x/index.js",
+                     "bench/results/2026-12-03T155133Z.md", "tests/harness/__pycache__/x.pyc",
+                     "thopter.env", "deploy/prod.env"):
+            self.assertTrue(ignored(path), path)
+        self.assertFalse(ignored("deploy/thopter.env.example"))
+
     def test_runtime_packages_cover_the_binary(self):
         """Every library the built binary needs comes from a runtime package
         (or its dependencies, which apt brings along)."""
