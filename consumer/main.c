@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include "consumer.h"
+#include "kafka_compat.h"
 #include "kafka_probe.h"
 #include "log.h"
 
@@ -128,6 +129,12 @@ int main(int argc, char **argv) {
                          "accepted, so anyone on the path to a thopter can "
                          "pose as it and receive its secrets; for "
                          "development only");
+        /* A Kafka setting this librdkafka cannot carry out on current
+         * brokers (kafka_compat.h): said once, at start. */
+        const char *kafka_warning = kafka_compat_warning(
+            cfg.kafka_props, cfg.n_kafka_props, rd_kafka_version());
+        if (kafka_warning)
+                log_warn("kafka", "%s", kafka_warning);
         /* A setting that starts but cannot work on fly: said once, at start. */
         const char *port_warning = config_ssh_port_warning(&cfg);
         if (port_warning && cfg.role != ROLE_DESTROY)
