@@ -106,9 +106,17 @@ class ProvisionTestCase(unittest.TestCase):
         os.makedirs(self.local)
 
     def tearDown(self):
+        if self._failed():
+            for c in self.consumers:  # the consumer's own account, before its log is removed
+                print("\n--- thopter-consumer log (last 60 lines) of the failed %s:\n%s" % (
+                    self.id(), "\n".join(c.log_text().splitlines()[-60:])), flush=True)
         for c in self.consumers:
             c.close()
         self.assertEqual(self.booter.errors, [])
+
+    def _failed(self):
+        result = getattr(self, "_outcome", None) and self._outcome.result
+        return bool(result) and any(t is self for t, _ in result.failures + result.errors)
 
     def env(self, **over):
         e = dict(self.booter.consumer_env())
