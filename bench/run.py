@@ -1,7 +1,12 @@
 #!/usr/bin/python3
-"""bench/run.py - benchmark the real thopter-consumer against thopter-devbroker and the fake fly API.
+"""bench/run.py - benchmark the real thopter-consumer against thopter-devbroker, a real Apache
+Kafka cluster, and the fake fly API.
 
-Scenarios (each on a fresh devbroker + fresh fake fly API + fresh consumer):
+Scenarios (each on a fresh broker + fresh fake fly API + fresh consumer). With --kafka both
+(the default) the Kafka-side ones (bulk, latency, dlq) run on thopter-devbroker (librdkafka's
+mock cluster) and then on a real single-node Apache Kafka cluster (tests/harness/kafka_cluster.py,
+jars from deploy/kafka/fetch-kafka.sh), side by side in one run; destroy and provision run on
+the mock (their figures are fly and SSH bound):
 
   bulk      N destroys (default 200) at L ms per fly call (default 50), with
             MAX_CONCURRENT_DESTROYS=1 (the old serial behaviour) and =5, side by side.
@@ -143,13 +148,19 @@ def iso_ms(s):
 # One scenario's world: devbroker + fake + consumer(s)
 
 
+# The broker of the scenario running now: "mock" (thopter-devbroker) or "real"
+# (a single-node Apache Kafka cluster); main() sets it.
+BROKER = {"kind": "mock"}
+
+
 class Stack:
     def __init__(self, args, fly_latency_ms=0, fly_config=None):
         from flyfake import FlyFake
-        from thopter_harness import Devbroker, Kafka, TOKEN
+        from thopter_harness import Devbroker, Kafka, RealBroker, TOKEN
         self.args = args
         self.token = TOKEN
-        self.broker = track(Devbroker())
+        self.kind = BROKER["kind"]
+        self.broker = track(RealBroker() if self.kind == "real" else Devbroker())
         self.fly = track(FlyFake())
         self.fly.start(token=TOKEN, latency_ms=fly_latency_ms, **(fly_config or {}))
         self.kafka = Kafka(self.broker.bootstrap)
@@ -157,8 +168,14 @@ class Stack:
         self._reader = None
         self._group_readers = {}
 
+    def broker_pids(self):
+        """The broker's processes (the devbroker, or the real node's JVM)."""
+        if self.kind == "real":
+            return [n.proc.pid for n in self.broker.cluster.nodes if n.running()]
+        return [self.broker.proc.pid]
+
     def consumer(self, role="destroy", env=None, xprops=()):
-        from thopter_harness import ThopterConsumer
+        from thopter_harness import MOCK_GROUP_PROPS, REAL_GROUP_PROPS, ThopterConsumer
         e = dict(PROD_ENV)
         e.update(env or {})
         for kv in self.args.consumer_env:
@@ -168,7 +185,8 @@ class Stack:
         for p in list(self.args.X) + list(xprops):
             argv += ["-X", p]
         c = track(ThopterConsumer(self.broker.bootstrap, self.fly.base_url, role=role, env=e, args=argv,
-                                  token=self.token))
+                                  token=self.token,
+                                  group_props=REAL_GROUP_PROPS if self.kind == "real" else MOCK_GROUP_PROPS))
         self.consumers.append(c)
         return c
 
@@ -387,9 +405,12 @@ def latency_once(args, xprops=(), label="default"):
         p.flush(10)
         wait_for(lambda: st.fly.stats()["calls"] >= 1, timeout=10, what="the warm-up request")
         time.sleep(0.5)
-        cpu_i0, ti0 = cpu_seconds(c.proc.pid), time.monotonic()
+        bpids = st.broker_pids()
+        cpu_i0, bcpu_i0, ti0 = cpu_seconds(c.proc.pid), sum(cpu_seconds(b) for b in bpids), time.monotonic()
         time.sleep(2.0)  # idle again; measures the idle CPU rate too
-        idle_cpu_ms_per_s = (cpu_seconds(c.proc.pid) - cpu_i0) * 1000.0 / (time.monotonic() - ti0)
+        idle_s = time.monotonic() - ti0
+        idle_cpu_ms_per_s = (cpu_seconds(c.proc.pid) - cpu_i0) * 1000.0 / idle_s
+        broker_idle_cpu_ms_per_s = (sum(cpu_seconds(b) for b in bpids) - bcpu_i0) * 1000.0 / idle_s
         t_start = time.monotonic()
         for k, mid in enumerate(ids):
             due = t_start + k / float(rate)
@@ -432,6 +453,7 @@ def latency_once(args, xprops=(), label="default"):
             "consumer_leg_p50_ms": pct(consumer_leg, 50), "consumer_leg_p99_ms": pct(consumer_leg, 99),
             "record_ts_p50_ms": pct(ts_based, 50), "record_ts_p99_ms": pct(ts_based, 99),
             "vmhwm_kb": hwm, "idle_cpu_ms_per_s": idle_cpu_ms_per_s,
+            "broker_idle_cpu_ms_per_s": broker_idle_cpu_ms_per_s,
         }
     finally:
         st.close()
@@ -885,6 +907,10 @@ def build_rows(R):
     if R.get("latency") and R["latency"].get("idle_cpu_ms_per_s") is not None:
         rows.append(("overhead", "idle consumer CPU (assigned, no traffic)",
                      "%.1f ms CPU / s" % R["latency"]["idle_cpu_ms_per_s"], "", "", "measured over 2 s in the latency run"))
+        if R["latency"].get("broker_idle_cpu_ms_per_s") is not None:
+            rows.append(("overhead", "idle broker CPU (the same 2 s)",
+                         "%.1f ms CPU / s" % R["latency"]["broker_idle_cpu_ms_per_s"], "", "",
+                         "thopter-devbroker, or the real node's JVM"))
     P = R.get("provision")
     if P:
         if P.get("status") == "measured":
@@ -1005,8 +1031,10 @@ def render(R, rows):
     out.append("- command: bench/run.py %s" % " ".join(h["argv"]))
     if h["extra_X"]:
         out.append("- consumer -X overrides for every scenario: %s" % ", ".join(h["extra_X"]))
-    out.append("- broker: thopter-devbroker (librdkafka mock cluster, 1 broker); fly: tests/fakes/fake_fly.py; "
-               "consumer -X session.timeout.ms=4000 -X heartbeat.interval.ms=500")
+    out.append("- brokers: \"mock\" rows: thopter-devbroker (librdkafka mock cluster, 1 broker), consumer "
+               "-X session.timeout.ms=4000; \"real\" rows: Apache Kafka %s, one KRaft node on loopback "
+               "(tests/harness/kafka_cluster.py), consumer -X session.timeout.ms=6000; both -X "
+               "heartbeat.interval.ms=500; fly: tests/fakes/fake_fly.py" % h.get("kafka_version", "?"))
     out.append("")
     out.append("| area | metric | value | target | result | notes |")
     out.append("| --- | --- | --- | --- | --- | --- |")
@@ -1038,6 +1066,8 @@ def print_table(rows):
 # ---------------------------------------------------------------------------------------------
 
 SCENARIOS = ["bulk", "latency", "dlq", "destroy", "provision"]
+# The scenarios run on the real cluster too with --kafka both / real.
+KAFKA_SCENARIOS = ["bulk", "latency", "dlq"]
 
 
 def main():
@@ -1070,6 +1100,9 @@ def main():
     ap.add_argument("--provision-timeout", type=float, default=60.0, help="provision: per request (60 s)")
     ap.add_argument("--provision-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra consumer environment for the provision runs")
+    ap.add_argument("--kafka", choices=["both", "mock", "real"], default="both",
+                    help="the broker(s) of the Kafka-side scenarios: both side by side (default), "
+                         "thopter-devbroker only, or the real Apache Kafka cluster only")
     ap.add_argument("--results-dir", default=os.path.join(HERE, "results"))
     ap.add_argument("--no-write", action="store_true", help="print only; write no results files")
     ap.add_argument("--keep-logs", action="store_true", help="keep the consumers' log files")
@@ -1108,22 +1141,39 @@ def main():
     sys.stdout.flush()
     funcs = {"bulk": scenario_bulk, "latency": scenario_latency, "dlq": scenario_dlq,
              "destroy": scenario_destroy, "provision": scenario_provision}
+    plan = []  # (broker kind, scenario, results dict)
+    if args.kafka in ("both", "real"):
+        from kafka_cluster import KAFKA_VERSION
+        h["kafka_version"] = KAFKA_VERSION
+        R["real"] = {"header": h, "errors": R["errors"]}
+    for name in SCENARIOS:
+        if args.only and name not in args.only:
+            continue
+        if args.kafka in ("both", "mock") or name not in KAFKA_SCENARIOS:
+            plan.append(("mock", name, R))
+        if args.kafka in ("both", "real") and name in KAFKA_SCENARIOS:
+            plan.append(("real", name, R["real"]))
     try:
-        for name in SCENARIOS:
-            if args.only and name not in args.only:
-                continue
+        for kind, name, results in plan:
+            BROKER["kind"] = kind
+            log("[%s broker]" % kind)
             try:
-                funcs[name](args, R)
+                funcs[name](args, results)
             except Exception as e:
                 traceback.print_exc()
-                R["errors"].append("%s: %s" % (name, e))
+                R["errors"].append("%s (%s): %s" % (name, kind, e))
             finally:
                 stop_all()
     finally:
         stop_all()
     R["memory"] = memory_summary(R)
     R["runtime_s"] = time.monotonic() - t_begin
-    rows = build_rows(R)
+    rows = [(("%s (mock)" % r[0]) if r[0] in ("bulk destroy", "latency", "overhead") and "real" in R else r[0],)
+            + tuple(r[1:]) for r in build_rows(R)]
+    if "real" in R:
+        real = dict(R["real"], header=h)
+        rows += [("%s (real Kafka %s)" % (r[0], h["kafka_version"]),) + tuple(r[1:])
+                 for r in build_rows(real) if r[0] != "memory"]
     print()
     print_table(rows)
     print("\nruntime %.0f s" % R["runtime_s"])

@@ -6,7 +6,10 @@ Publishes a few sample requests, shows what happened (status events, dead
 letters, the fake fly API's machines), then stops everything. Build first:
     cmake --preset dev && cmake --build --preset dev -j2
 Options: --build-dir DIR (default build/dev), --keep (leave it running
-until Ctrl-C so you can poke at it with kcat; the broker address is printed).
+until Ctrl-C so you can poke at it with kcat; the broker address is printed),
+--kafka real (the same demo on a real Apache Kafka cluster, one KRaft node on
+loopback, from the jars deploy/kafka/fetch-kafka.sh fetched; deploy/setup.sh
+does that).
 """
 import argparse
 import json
@@ -22,6 +25,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build-dir", default=os.path.join(HERE, "..", "build", "dev"))
     ap.add_argument("--keep", action="store_true", help="keep running until Ctrl-C")
+    ap.add_argument("--kafka", choices=["devbroker", "real"], default="devbroker",
+                    help="the broker: thopter-devbroker, librdkafka's mock cluster (default), or a real "
+                         "single-node Apache Kafka cluster")
     args = ap.parse_args()
     os.environ["THOPTER_BUILD_DIR"] = os.path.abspath(args.build_dir)
     if not os.path.exists(os.path.join(args.build_dir, "thopter-consumer")):
@@ -37,13 +43,20 @@ def main():
     else:
         print("run-local: not root, so no local SSH target: showing destroys only")
 
-    broker = h.Devbroker()
+    if args.kafka == "real":
+        print("== starting a real Apache Kafka cluster (one KRaft node on loopback) ...")
+        broker = h.RealBroker()
+        group_props = h.REAL_GROUP_PROPS
+    else:
+        broker = h.Devbroker()
+        group_props = h.MOCK_GROUP_PROPS
     fly = FlyFake()
     fly.start(token=h.TOKEN, latency_ms=50, **(hosts.fly_config() if hosts else {}))
     kafka = h.Kafka(broker.bootstrap)
     consumer = None
     try:
-        print("== thopter-devbroker on %s, fake fly API on %s" % (broker.bootstrap, fly.base_url))
+        print("== %s on %s, fake fly API on %s" % (
+            "Apache Kafka" if args.kafka == "real" else "thopter-devbroker", broker.bootstrap, fly.base_url))
         ids = [fly.seed_machine(id=h.machine_id(0x148e21a3c96980 + i), name="thopter-%d-demo" % i,
                                 state="started")["id"] for i in range(5)]
         hub = fly.seed_machine(id=h.machine_id(0x9999), name="hub-1700000000", state="started")["id"]
@@ -52,7 +65,7 @@ def main():
         if hosts:
             fly.seed_machine(name="gc-default", state="started")
         consumer = h.ThopterConsumer(broker.bootstrap, fly.base_url, role="all" if hosts else "destroy",
-                                     env=hosts.env() if hosts else None)
+                                     env=hosts.env() if hosts else None, group_props=group_props)
         consumer.wait_assigned(timeout=30)
         nfinal = 7
         if hosts:

@@ -35,6 +35,21 @@ if ! command -v npm >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
 fi
 
+# Java and Maven fetch and run the real Apache Kafka cluster of the realkafka
+# tests and Kafka's own tools (deploy/kafka/). Some images ship their own JDK
+# and Maven on PATH; Debian's are installed only where none is.
+jdk=()
+command -v java >/dev/null 2>&1 || jdk+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || jdk+=(maven)
+if [ "${#jdk[@]}" -gt 0 ]; then
+    echo "setup: installing ${jdk[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${jdk[@]}"
+fi
+# Apache Kafka's jars from Maven Central into a cache folder (nothing is
+# downloaded when it is already there).
+bash "$here/deploy/kafka/fetch-kafka.sh" >/dev/null
+
 # sshd refuses to start without its privilege separation directory, which
 # systemd would normally create.
 $SUDO mkdir -p /run/sshd

@@ -1,11 +1,15 @@
-"""Test harness: the real binaries, thopter-devbroker, and Kafka helpers.
+"""Test harness: the real binaries, the Kafka they talk to, and Kafka helpers.
 
 Used by the integration tests (tests/integration/test_*.py; the destroy
 consumer's derive from ConsumerTestCase), the benchmark and the demo.
-Everything here starts real processes and speaks Kafka over real sockets
-(librdkafka's mock cluster in thopter-devbroker); Python's confluent_kafka
-(Debian's python3-confluent-kafka, built on the same librdkafka) produces,
-reads topics back and reads committed offsets.
+Everything here starts real processes and speaks Kafka over real sockets.
+Which Kafka is THOPTER_TEST_KAFKA's choice, read by start_broker():
+  devbroker (default)  thopter-devbroker: librdkafka's mock cluster, fast, with
+                       fault injection (broker down, request errors, RTT).
+  real                 a real Apache Kafka cluster (kafka_cluster.py, KRaft, one
+                       node); the ctest tier "realkafka" runs the flows this way.
+Python's confluent_kafka (Debian's python3-confluent-kafka, built on the same
+librdkafka) produces, reads topics back and reads committed offsets.
 """
 import json
 import os
@@ -24,9 +28,19 @@ BUILD_DIR = os.environ.get("THOPTER_BUILD_DIR") or os.path.join(
 SOURCE_DIR = os.environ.get("THOPTER_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 TIMEOUT_MULTIPLIER = float(os.environ.get("THOPTER_TIMEOUT_MULTIPLIER", "1"))
 
-# The mock cluster rejoins only after session.timeout.ms - 1 s; these keep
-# group tests fast (see shared/reference/environment.md section 3).
-GROUP_PROPS = ["session.timeout.ms=4000", "heartbeat.interval.ms=500"]
+# Which Kafka the tests run against (see the docstring).
+KAFKA_KIND = os.environ.get("THOPTER_TEST_KAFKA", "devbroker")
+if KAFKA_KIND not in ("devbroker", "real"):
+    raise RuntimeError("THOPTER_TEST_KAFKA must be devbroker or real, not %r" % KAFKA_KIND)
+REAL_KAFKA = KAFKA_KIND == "real"
+
+# The mock cluster rejoins a group only after session.timeout.ms - 1 s, so its
+# tests use a short session. A real broker refuses a session shorter than its
+# group.min.session.timeout.ms (6000 by default), and rebalances at once when
+# a member leaves cleanly, so real-broker tests use that minimum.
+MOCK_GROUP_PROPS = ["session.timeout.ms=4000", "heartbeat.interval.ms=500"]
+REAL_GROUP_PROPS = ["session.timeout.ms=6000", "heartbeat.interval.ms=500"]
+GROUP_PROPS = REAL_GROUP_PROPS if REAL_KAFKA else MOCK_GROUP_PROPS
 SANITIZER_RE = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer")
 
 TOKEN = "fm2_test-secret-token-ABCDEF0123456789"
@@ -112,6 +126,71 @@ class Devbroker:
             raise AssertionError("sanitizer report from thopter-devbroker:\n" + err)
 
 
+class RealBroker:
+    """A real Apache Kafka cluster with the four thopter topics, in the shape of
+    Devbroker (bootstrap, stop). Devbroker's fault injection has no equivalent
+    here: a test that needs it is skipped on this broker, saying so; the real
+    cluster's own faults (SIGKILL a node, rolling restarts) are KafkaCluster's."""
+
+    def __init__(self, nodes=1, topics=None):
+        from kafka_cluster import KafkaCluster
+        self.cluster = KafkaCluster(nodes=nodes)
+        try:
+            self.cluster.start()
+            self.cluster.create_topics(topics)
+        except Exception:
+            self.cluster.stop()
+            raise
+        self.bootstrap = self.cluster.bootstrap
+
+    def _no_faults(self, what):
+        raise unittest.SkipTest("%s is thopter-devbroker fault injection; the real cluster has "
+                                "its own faults (tests/realkafka)" % what)
+
+    def down(self):
+        self._no_faults("down")
+
+    def up(self):
+        self._no_faults("up")
+
+    def inject(self, command):
+        self._no_faults("inject %r" % command)
+
+    def down_one(self, broker_id):
+        self._no_faults("down_one")
+
+    def up_one(self, broker_id):
+        self._no_faults("up_one")
+
+    def push_errors(self, apikey, count, errcode):
+        self._no_faults("push_errors")
+
+    def move_coordinator(self, group, broker_id):
+        self._no_faults("move_coordinator")
+
+    def rtt(self, broker_id, ms):
+        self._no_faults("rtt")
+
+    def stop(self):
+        self.cluster.stop()
+
+
+def start_broker(extra_args=()):
+    """The Kafka a test talks to: thopter-devbroker, or with THOPTER_TEST_KAFKA=real
+    a fresh single-node Apache Kafka cluster. @extra_args are thopter-devbroker's
+    (a test that needs more than one mock broker is skipped on the real one)."""
+    if REAL_KAFKA:
+        if extra_args:
+            raise unittest.SkipTest("thopter-devbroker %s has no real-cluster form here" % " ".join(extra_args))
+        return RealBroker()
+    return Devbroker(extra_args)
+
+
+def skip_on_real_kafka(why):
+    """Decorator: this test runs on thopter-devbroker only, for the reason given."""
+    return unittest.skipIf(REAL_KAFKA, "not on the real cluster: " + why)
+
+
 class Kafka:
     """Produce, read back and inspect committed offsets."""
 
@@ -180,7 +259,21 @@ class Kafka:
         return [json.loads(m.value()) for m in self.read_all(topic)]
 
     def committed(self, group, topic):
-        """{partition: committed offset} for @group (-1001 = none)."""
+        """{partition: committed offset} for @group (-1001 = none). On the real
+        cluster Apache Kafka's own kafka-consumer-groups.sh is asked too, between
+        two librdkafka reads, and must fall between them (offsets only grow)."""
+        offsets = self._committed(group, topic)
+        if REAL_KAFKA:
+            theirs = kafka_tool_committed(self.bootstrap, group, topic, offsets)
+            after = self._committed(group, topic)
+            for p, off in theirs.items():
+                if not offsets[p] <= off <= after[p]:
+                    raise AssertionError("committed offsets of %s on %s: librdkafka says %r then %r, "
+                                         "kafka-consumer-groups.sh says %r" % (group, topic, offsets, after, theirs))
+            offsets = after
+        return offsets
+
+    def _committed(self, group, topic):
         ends = self.end_offsets(topic)
         c = self._consumer(group)
         try:
@@ -190,7 +283,27 @@ class Kafka:
             c.close()
 
     def close(self):
-        self.producer.flush(1)
+        if self.producer is not None:
+            self.producer.flush(1)
+            self.producer = None  # destroyed now, not after the broker has gone
+
+
+def kafka_tool_committed(bootstrap, group, topic, partitions):
+    """{partition: committed offset} of @group on @topic as Apache Kafka's own
+    kafka-consumer-groups.sh --describe reports it (-1001 where it has none)."""
+    from kafka_cluster import kafka_home, parse_group_describe
+    tool = os.path.join(kafka_home(), "bin", "kafka-consumer-groups.sh")
+    r = subprocess.run([tool, "--bootstrap-server", bootstrap.split(",")[0], "--describe", "--group", group],
+                       capture_output=True, text=True, timeout=tmo(120))
+    if r.returncode != 0 and "does not exist" not in r.stdout + r.stderr:
+        raise AssertionError("kafka-consumer-groups.sh --describe --group %s failed: %s%s" % (
+            group, r.stdout, r.stderr))
+    rows = parse_group_describe(r.stdout)
+    out = {}
+    for p in partitions:
+        committed = rows.get((topic, p), (None, None, None))[0]
+        out[p] = -1001 if committed is None else committed
+    return out
 
 
 def headers_dict(msg):
@@ -200,8 +313,10 @@ def headers_dict(msg):
 class ThopterConsumer:
     """thopter-consumer as a subprocess with its JSON log captured."""
 
-    def __init__(self, bootstrap, fly_base, role="destroy", env=None, args=(), token=TOKEN, prefix=()):
-        """@prefix: a command the consumer runs under (e.g. valgrind and its options)."""
+    def __init__(self, bootstrap, fly_base, role="destroy", env=None, args=(), token=TOKEN, prefix=(),
+                 group_props=None):
+        """@prefix: a command the consumer runs under (e.g. valgrind and its options).
+        @group_props: the group -X properties (default GROUP_PROPS, for THOPTER_TEST_KAFKA's broker)."""
         self.logfile = tempfile.NamedTemporaryFile(prefix="thopter-consumer-", suffix=".log", delete=False)
         e = {k: v for k, v in os.environ.items() if not k.startswith(("THOPTER_", "KAFKA_", "FLY_"))}
         e.update({
@@ -219,7 +334,7 @@ class ThopterConsumer:
         })
         e.update(env or {})
         argv = list(prefix) + [binary("thopter-consumer"), "--role", role]
-        for p in GROUP_PROPS:
+        for p in GROUP_PROPS if group_props is None else group_props:
             argv += ["-X", p]
         argv += list(args)
         self.proc = subprocess.Popen(argv, env=e, stdout=subprocess.DEVNULL, stderr=self.logfile)
@@ -299,7 +414,7 @@ class ConsumerTestCase(unittest.TestCase):
     consumers first, then Kafka, the fake and the broker)."""
 
     def setUp(self):
-        self.broker = Devbroker()
+        self.broker = start_broker()
         self.addCleanup(self.broker.stop)
         self.fly = FlyFake()
         self.fly.start(token=TOKEN)

@@ -7,7 +7,7 @@ import re
 import unittest
 
 from flyfake import FlyFake
-from thopter_harness import (GROUP_PROPS, SOURCE_DIR, TOKEN, Devbroker, Kafka, ThopterConsumer, headers_dict,
+from thopter_harness import (GROUP_PROPS, SOURCE_DIR, TOKEN, start_broker, Kafka, ThopterConsumer, headers_dict,
                              machine_id, wait_until)
 from tools_harness import murmur2_partition, run_tool
 
@@ -27,7 +27,7 @@ def x_props():
 
 class ToolsTestCase(unittest.TestCase):
     def setUp(self):
-        self.broker = Devbroker()
+        self.broker = start_broker()
         self.addCleanup(self.broker.stop)
         self.b = self.broker.bootstrap
         self.kafka = Kafka(self.b)

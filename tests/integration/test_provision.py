@@ -18,7 +18,7 @@ import unittest
 from flyfake import FlyFake
 from git_http_server import GitHttpServer
 from provision_harness import PAT
-from thopter_harness import Devbroker, Kafka, ThopterConsumer, TOKEN, headers_dict, wait_until
+from thopter_harness import start_broker, Kafka, ThopterConsumer, TOKEN, headers_dict, wait_until
 from thopter_machine import MachineBooter, SimMachine, keygen
 
 PROVISION = "thopter.provision"
@@ -73,7 +73,7 @@ class ProvisionTestCase(unittest.TestCase):
         return []
 
     def setUp(self):
-        self.broker = Devbroker()
+        self.broker = start_broker()
         self.addCleanup(self.broker.stop)
         self.fly = FlyFake()
         self.booter = MachineBooter(self.fly, binds=self.machine_binds())

@@ -16,7 +16,7 @@ import urllib.request
 
 from flyfake import FlyFake
 from sshd_harness import Sshd, _free_port
-from thopter_harness import (BUILD_DIR, SANITIZER_RE, SOURCE_DIR, TOKEN, Devbroker, Kafka, ThopterConsumer,
+from thopter_harness import (BUILD_DIR, SANITIZER_RE, SOURCE_DIR, TOKEN, start_broker, Kafka, ThopterConsumer,
                              machine_id, tmo, wait_until)
 from tools_harness import murmur2_partition, run_tool, tool_env
 
@@ -103,7 +103,7 @@ class ReaperTestCase(unittest.TestCase):
         self.fly = FlyFake()
         self.fly.start(token=TOKEN, list_includes_destroyed=True, destroyed_visible_ms=600000)
         self.addCleanup(self.fly.stop)
-        self.broker = Devbroker()
+        self.broker = start_broker()
         self.addCleanup(self.broker.stop)
         self.kafka = Kafka(self.broker.bootstrap)
         self.addCleanup(self.kafka.close)
