@@ -18,8 +18,16 @@ export const SOURCE_DIR = process.env.THOPTER_SOURCE_DIR ?? path.resolve(__dirna
 export const BUILD_DIR = process.env.THOPTER_BUILD_DIR ?? path.join(SOURCE_DIR, 'build', 'dev');
 export const MULTIPLIER = Number(process.env.THOPTER_TIMEOUT_MULTIPLIER ?? '1') || 1;
 export const TOKEN = 'fm2_test-secret-token-ABCDEF0123456789';
-/* Group settings the mock broker needs (shared/reference/environment.md section 3). */
-export const GROUP = { sessionTimeoutMs: 4000, heartbeatIntervalMs: 500 };
+/**
+ * Which Kafka the integration tests run against: THOPTER_TEST_KAFKA=real is a
+ * real Apache Kafka (tests/harness/kafka_cluster.py, one node, with a SASL
+ * listener); anything else is thopter-devbroker (librdkafka's mock cluster).
+ */
+export const REAL_KAFKA = process.env.THOPTER_TEST_KAFKA === 'real';
+/* Group settings (tests/harness/thopter_harness.py): the mock rejoins a group
+ * only after session.timeout.ms - 1 s, so it gets a short one; a real broker
+ * refuses less than its group.min.session.timeout.ms (6000). */
+export const GROUP = { sessionTimeoutMs: REAL_KAFKA ? 6000 : 4000, heartbeatIntervalMs: 500 };
 /* What tests/CMakeLists.txt fails a test on, here applied to the children's own output (ASan builds). */
 export const SANITIZER_RE = /ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer/;
 
@@ -101,12 +109,6 @@ async function stopChild(child: ChildProcess, timeoutMs = 10000): Promise<void> 
   clearTimeout(t2);
 }
 
-/**
- * Which Kafka the integration tests run against: THOPTER_TEST_KAFKA=real is a
- * real Apache Kafka (tests/harness/kafka_cluster.py, one node, with a SASL
- * listener); anything else is thopter-devbroker (librdkafka's mock cluster).
- */
-export const REAL_KAFKA = process.env.THOPTER_TEST_KAFKA === 'real';
 /** The SASL user kafka_cluster.py --sasl creates (PLAIN and SCRAM-SHA-256/512). */
 export const SASL_USER = { username: 'thopter-hub-test', password: 'hub-test-secret-0123456789' };
 
@@ -226,7 +228,7 @@ export class ThopterConsumer {
     const fd = fs.openSync(this.logFile, 'w');
     this.child = spawn(
       binary('thopter-consumer'),
-      ['--role', role, '-X', 'session.timeout.ms=4000', '-X', 'heartbeat.interval.ms=500'],
+      ['--role', role, '-X', `session.timeout.ms=${GROUP.sessionTimeoutMs}`, '-X', 'heartbeat.interval.ms=500'],
       {
         stdio: ['ignore', 'ignore', fd],
         env: {
