@@ -75,8 +75,6 @@ export class RequestPublisher {
   private connecting: Promise<void> | null = null;
   private connected = false;
   private closed = false;
-  /* Producers whose connect() missed its deadline, being closed. */
-  private readonly discarded = new Set<Promise<void>>();
 
   /** @throws Error naming the setting or the properties file when they are unusable. */
   constructor(options: PublisherOptions = {}) {
@@ -118,13 +116,12 @@ export class RequestPublisher {
     return this.connecting;
   }
 
+  /* Closed at once. Its attempt still runs in the client (which waits up to
+   * 30 s for the cluster's metadata) and keeps the event loop alive until it
+   * ends: a process that gives up on Kafka should exit, not wait for it. */
   private discard(producer: KafkaProducer, attempt: Promise<void>): void {
-    const done = attempt
-      .catch(() => undefined)
-      .then(() => producer.disconnect())
-      .catch(() => undefined)
-      .finally(() => this.discarded.delete(done));
-    this.discarded.add(done);
+    attempt.catch(() => undefined);
+    producer.disconnect().catch(() => undefined);
   }
 
   /**
