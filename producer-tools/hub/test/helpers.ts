@@ -115,6 +115,8 @@ export const SASL_USER = { username: 'thopter-hub-test', password: 'hub-test-sec
 export class Devbroker {
   readonly child: ChildProcess;
   readonly kind: 'mock' | 'real';
+  /* A real Kafka run by test/fixtures/kafka_faults.py: it can go down and up. */
+  private faults = false;
   bootstrap = '';
   /** The SASL_PLAINTEXT listener (real Kafka only). */
   saslBootstrap = '';
@@ -128,10 +130,28 @@ export class Devbroker {
     });
   }
 
-  /** thopter-devbroker, or with THOPTER_TEST_KAFKA=real a one-node Kafka with a SASL listener. */
-  static async start(): Promise<Devbroker> {
+  /**
+   * thopter-devbroker, or with THOPTER_TEST_KAFKA=real a one-node Kafka with a
+   * SASL listener; with @faults a one-node Kafka whose broker inject() takes
+   * down and up (test/fixtures/kafka_faults.py, no SASL listener).
+   */
+  static async start(options: { faults?: boolean } = {}): Promise<Devbroker> {
+    const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+    if (REAL_KAFKA && options.faults) {
+      const b = new Devbroker(
+        spawn(python, [path.join(__dirname, '..', '..', 'test', 'fixtures', 'kafka_faults.py')], {
+          stdio: ['pipe', 'pipe', 'pipe'],
+          env: { ...process.env, THOPTER_SOURCE_DIR: SOURCE_DIR },
+        }),
+        'real',
+      );
+      b.faults = true;
+      const [line] = await firstLines(b.child, 'kafka_faults.py', 1, 120000, () => b.stderr);
+      if (!line?.startsWith('bootstrap.servers=')) throw new Error(`kafka_faults.py: unexpected first line ${line}`);
+      b.bootstrap = line.slice('bootstrap.servers='.length);
+      return b;
+    }
     if (REAL_KAFKA) {
-      const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
       const script = path.join(SOURCE_DIR, 'tests', 'harness', 'kafka_cluster.py');
       if (!fs.existsSync(script)) throw new Error(`${script} is missing: THOPTER_TEST_KAFKA=real needs the real-Kafka harness`);
       const b = new Devbroker(
@@ -153,12 +173,14 @@ export class Devbroker {
     return b;
   }
 
-  /** Fault injection (thopter-devbroker --help): "down", "up", ... (the mock only). */
+  /** Fault injection (thopter-devbroker --help): "down", "up", ...; on a real Kafka started with faults, "down" and "up". */
   async inject(command: string): Promise<void> {
-    if (this.kind !== 'mock') throw new Error(`fault injection ("${command}") needs thopter-devbroker`);
+    if (this.kind !== 'mock' && !this.faults) throw new Error(`fault injection ("${command}") needs thopter-devbroker or Devbroker.start({ faults: true })`);
     const before = this.stderr.length;
     this.child.stdin?.write(`${command}\n`);
-    await waitFor(`devbroker to acknowledge "${command}"`, () => /thopter-devbroker: (ok|error|brokers? (down|up))/.test(this.stderr.slice(before)), 5000);
+    const ack = this.faults ? /kafka_faults: (ok|error)/ : /thopter-devbroker: (ok|error|brokers? (down|up))/;
+    await waitFor(`the broker to acknowledge "${command}"`, () => ack.test(this.stderr.slice(before)), this.faults ? 120000 : 5000);
+    if (/(thopter-devbroker|kafka_faults): error/.test(this.stderr.slice(before))) throw new Error(`"${command}": ${this.stderr.slice(before).trim()}`);
   }
 
   async stop(): Promise<void> {
