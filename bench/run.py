@@ -938,7 +938,7 @@ def build_rows(R):
     return rows
 
 
-# The original agent-manager, itemised from shared/reference/original-agent-manager.md §2 and §4
+# The original agent-manager (thopter-swarm's hub/src/lib/provisioner.ts at dd6852b), itemised
 # (each item is its own flyctl process; each SSH/SFTP one opens its own SSH connection).
 ORIGINAL = {
     "ssh_sessions": 22,   # ~10 log lines, GC copy 5 (tar, sftp get, sftp put, untar, rm), git 3, files 3, launch 1

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include "consumer.h"
+#include "kafka_compat.h"
 #include "kafka_probe.h"
 #include "log.h"
 
@@ -87,7 +88,12 @@ static int usage_or_info(struct config *cfg, int argc, char **argv) {
         struct err err = {0};
 
         if (config_load(cfg, argc, argv, &err) == -1) {
-                fprintf(stderr, PROG ": %s\n", err.msg);
+                /* Every missing setting at once, one line each. */
+                if (cfg->n_missing > 1)
+                        for (int i = 0; i < cfg->n_missing; i++)
+                                fprintf(stderr, PROG ": %s\n", cfg->missing[i]);
+                else
+                        fprintf(stderr, PROG ": %s\n", err.msg);
                 return 2;
         }
         if (cfg->show_help) {
@@ -117,6 +123,22 @@ int main(int argc, char **argv) {
         enum log_level lvl = LOG_INFO;
         log_level_parse(cfg.log_level, &lvl);
         log_set_level(lvl);
+        if (cfg.ssh_insecure && cfg.role != ROLE_DESTROY)
+                log_warn("main",
+                         "THOPTER_SSH_INSECURE=1: any SSH host key is "
+                         "accepted, so anyone on the path to a thopter can "
+                         "pose as it and receive its secrets; for "
+                         "development only");
+        /* A Kafka setting this librdkafka cannot carry out on current
+         * brokers (kafka_compat.h): said once, at start. */
+        const char *kafka_warning = kafka_compat_warning(
+            cfg.kafka_props, cfg.n_kafka_props, rd_kafka_version());
+        if (kafka_warning)
+                log_warn("kafka", "%s", kafka_warning);
+        /* A setting that starts but cannot work on fly: said once, at start. */
+        const char *port_warning = config_ssh_port_warning(&cfg);
+        if (port_warning && cfg.role != ROLE_DESTROY)
+                log_warn("config", "%s", port_warning);
 
         /* Signals go to the main thread only: block them before any thread. */
         sigemptyset(&sigs);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# create-topics.sh - create the four topics of the contract (CONTRACT.md
+# create-topics.sh - create the four topics of the contract (docs/CONTRACT.md
 # section 1) on a real Kafka cluster with Apache Kafka's kafka-topics.sh.
 #
 # Safe to run again: --if-not-exists leaves existing topics as they are (it

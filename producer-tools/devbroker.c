@@ -12,6 +12,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -40,7 +41,9 @@ static void usage(FILE *out) {
             "prints\n"
             "bootstrap.servers=HOST:PORT[,…] on its first line, and runs until "
             "stdin closes\n"
-            "(unless --no-stdin) or it gets SIGTERM/SIGINT.\n"
+            "(unless --no-stdin, or started in the background of a terminal) "
+            "or "
+            "it gets\nSIGTERM/SIGINT.\n"
             "\n"
             "Fault injection (for tests): one command per line on stdin; each "
             "is\n"
@@ -169,6 +172,17 @@ control(rd_kafka_mock_cluster_t *mc, int nbrokers, const char *line) {
                         b, n == 4 ? " " : "", n == 4 ? c : "");
 }
 
+/* Started in the background of an interactive shell ("thopter-devbroker &"),
+ * a read of the terminal would stop the process (SIGTTIN, "Stopped (tty
+ * input)"), and the terminal is not its input anyway: then stdin is not
+ * watched, as with --no-stdin. */
+static int stdin_is_background_tty(void) {
+        if (!isatty(STDIN_FILENO))
+                return 0;
+        pid_t fg = tcgetpgrp(STDIN_FILENO);
+        return fg != -1 && fg != getpgrp();
+}
+
 static const char *env_or(const char *name, const char *def) {
         const char *v = getenv(name);
         return v && *v ? v : def;
@@ -276,6 +290,12 @@ int main(int argc, char **argv) {
                 rd_kafka_mock_topic_create(mc, name, parts,
                                            nbrokers < 3 ? nbrokers : 3);
         }
+        if (watch_stdin && stdin_is_background_tty()) {
+                fprintf(stderr, "thopter-devbroker: started in the background "
+                                "of a terminal: not reading stdin (stop it "
+                                "with kill %%1 or SIGTERM)\n");
+                watch_stdin = 0;
+        }
         if (rc == 0) {
                 printf("bootstrap.servers=%s\n",
                        rd_kafka_mock_cluster_bootstraps(mc));
@@ -283,6 +303,10 @@ int main(int argc, char **argv) {
                 signal(SIGTERM, on_signal);
                 signal(SIGINT, on_signal);
                 signal(SIGPIPE, SIG_IGN);
+                /* Moved to the background later (Ctrl-Z, bg): a read of the
+                 * terminal fails with EIO instead of stopping the process,
+                 * and stdin is no longer watched. */
+                signal(SIGTTIN, SIG_IGN);
                 char buf[1024];
                 size_t used = 0;
                 while (!stop) {
@@ -297,6 +321,10 @@ int main(int argc, char **argv) {
                                  */
                                 ssize_t n = read(STDIN_FILENO, buf + used,
                                                  sizeof(buf) - 1 - used);
+                                if (n < 0 && errno == EIO) {
+                                        watch_stdin = 0;
+                                        continue;
+                                }
                                 if (n <= 0)
                                         break;
                                 used += (size_t)n;

@@ -17,6 +17,15 @@
  *              its thopter.dlq.topic header, waits for every delivery, and
  *              then commits the position after the last record it examined.
  *
+ * A dead letter is input like any other: anyone who may write the DLQ topic
+ * can make one. So replay sends a record only to a topic the consumer reads
+ * (THOPTER_PROVISION_TOPIC, THOPTER_DESTROY_TOPIC) unless --to-topic names
+ * the destination, only a value the consumer's own parser accepts for that
+ * topic (request.h), and never a record with a thopter.dlq.* header twice
+ * (the reader and a filter could see different values). A record refused
+ * for any of these is failed and committed past, like one with no
+ * thopter.dlq.topic: no rerun can fix it.
+ *
  * Commit semantics of replay: everything examined is committed, whether a
  * filter selected it or not, so a second run of the same group replays
  * nothing ("no dead letter is replayed twice by accident"). A record a filter
@@ -40,6 +49,11 @@
 #include "clock.h"
 #include "err.h"
 #include "kafka_conf.h"
+#include "kafka_offsets.h"
+#include "replay_mark.h"
+#include "request.h"
+#include "time_arg.h"
+#include "topic_check.h"
 
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
@@ -70,11 +84,13 @@
 #define H_KEY_SIZE   H_PREFIX "truncated.key_size"
 #define H_KEY_SHA    H_PREFIX "truncated.key_sha256"
 #define READ_IDLE_MS 30000
+#define SHOWN_VALUE  240 /* bytes of a value --dry-run prints */
 #define META_TIMEOUT 10000
 
 struct filters {
         const char *cls, *topic, *key;
-        int64_t from, to; /* -1: unset */
+        int64_t from, to;     /* -1: unset */
+        int64_t since, until; /* ms since the epoch; INT64_MIN/MAX: unset */
 };
 
 /* One partition of the DLQ topic to read: [start, end). */
@@ -104,10 +120,13 @@ static void usage(FILE *out) {
             "Usage:\n"
             "  thopter-dlq list [--json] [--class C] [--topic T] [--key K] "
             "[--from O] [--to O]\n"
-            "  thopter-dlq show [PARTITION:]OFFSET\n"
+            "                   [--since TIME] [--until TIME]\n"
+            "  thopter-dlq show [--json] [PARTITION:]OFFSET\n"
             "  thopter-dlq replay [--class C] [--topic T] [--key K] [--from O] "
             "[--to O]\n"
-            "                     [--group G] [--dry-run] [--force]\n"
+            "                     [--since TIME] [--until TIME] [--group G] "
+            "[--dry-run] [--force]\n"
+            "                     [--to-topic T]\n"
             "\n"
             "list    one line per dead letter: partition/offset, failed_at, "
             "class, step,\n"
@@ -116,7 +135,9 @@ static void usage(FILE *out) {
             "        JSON object per line). Reads the whole topic; joins no "
             "group.\n"
             "show    one dead letter whole: key, every header, the value "
-            "(pretty if JSON).\n"
+            "(pretty if JSON;\n"
+            "        --json: one object with headers as [{name, value}], "
+            "value and valueJson).\n"
             "replay  re-publishes matching dead letters to their original "
             "topic with their\n"
             "        original key, value and headers, without the "
@@ -134,12 +155,26 @@ static void usage(FILE *out) {
             "        to fit the topic) is not the original: replay refuses it "
             "(counted as\n"
             "        failed, committed past) unless --force is given.\n"
+            "        A dead letter is input like any other: replay sends only "
+            "to the topics\n"
+            "        the consumer reads ($THOPTER_PROVISION_TOPIC, "
+            "$THOPTER_DESTROY_TOPIC;\n"
+            "        default thopter.provision, thopter.destroy), only values "
+            "the consumer\n"
+            "        would accept there, and never a record with a "
+            "thopter.dlq.* header twice;\n"
+            "        anything else is failed and committed past.\n"
             "\n"
             "Filters: --class C (error class, e.g. fly_unavailable), --topic T "
             "(original\n"
             "topic), --key K (the record key), --from O / --to O (dead-letter "
             "offsets,\n"
-            "inclusive, in every partition; replay stops reading after --to).\n"
+            "inclusive, in every partition; replay stops reading after --to), "
+            "--since TIME /\n"
+            "--until TIME (when it was dead-lettered, thopter.dlq.failed_at: "
+            "a UTC time such as\n"
+            "2026-12-07 or 2026-12-07T10:30:00Z, or a time ago such as 2h or "
+            "1h30m).\n"
             "\n"
             "Options:\n"
             "  -b, --brokers HOST:PORT[,...]   bootstrap servers (default: "
@@ -148,8 +183,13 @@ static void usage(FILE *out) {
             "$THOPTER_DLQ_TOPIC or thopter.dlq)\n"
             "  -G, --group G        replay's consumer group (default "
             "thopter-dlq-replay)\n"
-            "  -n, --dry-run        replay: print what would be replayed; send "
-            "and commit nothing\n"
+            "  -n, --dry-run        replay: print what would be replayed "
+            "(destination and\n"
+            "                       value); send and commit nothing\n"
+            "  --to-topic T         replay: send every matching dead letter to "
+            "T instead of\n"
+            "                       its thopter.dlq.topic (validated when T is "
+            "a consumer topic)\n"
             "  --force              replay: replay reduced dead letters too\n"
             "  -X key=value         librdkafka property (repeatable), for the "
             "reader and the\n"
@@ -162,9 +202,11 @@ static void usage(FILE *out) {
             "  -h, --help           this text\n"
             "  -V, --version        the version\n"
             "\n"
+            "Topics must exist: a dead-letter topic or an original topic that "
+            "does not is\nrefused by name, never created.\n"
             "Exit status: 0 success, 1 failure (a record not replayed, broker "
             "unreachable,\n"
-            "no such dead letter), 2 bad usage.\n");
+            "no such topic or dead letter), 2 bad usage.\n");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -266,9 +308,24 @@ static void dl_read(const rd_kafka_message_t *rkm, struct dl *dl) {
                 dl->key[0] = '\0';
 }
 
+/* When the dead letter was written: its failed_at header, or (absent or
+ * not a time) the record's own timestamp. */
+static int64_t dl_time(const rd_kafka_message_t *rkm, const struct dl *dl) {
+        int64_t t;
+        if (isdigit((unsigned char)dl->failed_at[0]) &&
+            time_arg_parse(dl->failed_at, 0, &t) == 0)
+                return t;
+        return rd_kafka_message_timestamp(rkm, NULL);
+}
+
 static int dl_matches(const struct filters *f,
                       const rd_kafka_message_t *rkm,
                       const struct dl *dl) {
+        if (f->since != INT64_MIN || f->until != INT64_MAX) {
+                int64_t t = dl_time(rkm, dl);
+                if (t < f->since || t > f->until)
+                        return 0;
+        }
         if (f->from >= 0 && rkm->offset < f->from)
                 return 0;
         if (f->to >= 0 && rkm->offset > f->to)
@@ -304,7 +361,10 @@ consumer_new(struct cli *cli, const char *group, struct err *err) {
                               err) == -1 ||
             cli_kafka_default(cli, conf, "auto.offset.reset", "earliest",
                               err) == -1 ||
-            kafka_conf_set(conf, "enable.partition.eof", "true", err) == -1) {
+            kafka_conf_set(conf, "enable.partition.eof", "true", err) == -1 ||
+            /* Reading never creates the topic it reads (topic_check.h). */
+            cli_kafka_default(cli, conf, "allow.auto.create.topics", "false",
+                              err) == -1) {
                 rd_kafka_conf_destroy(conf);
                 return NULL;
         }
@@ -322,11 +382,17 @@ consumer_new(struct cli *cli, const char *group, struct err *err) {
 static struct range *
 ranges_new(rd_kafka_t *rk, const char *topic, int *n, struct err *err) {
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        rd_kafka_topic_t *rkt = NULL;
         struct range *r = NULL;
         rd_kafka_resp_err_t e;
 
         *n = 0;
+        /* Before any topic handle: librdkafka asks for the metadata of a
+         * handle's topic, which some brokers answer by creating it. */
+        if (topic_check(rk, &topic, 1, "--dlq-topic or THOPTER_DLQ_TOPIC",
+                        err) == -1)
+                return NULL;
+        rkt = rd_kafka_topic_new(rk, topic, NULL);
         e = rd_kafka_metadata(rk, 0, rkt, &md, META_TIMEOUT);
         rd_kafka_topic_destroy(rkt);
         if (e) {
@@ -351,8 +417,8 @@ ranges_new(rd_kafka_t *rk, const char *topic, int *n, struct err *err) {
         for (int i = 0; r && i < *n; i++) {
                 int64_t lo = 0, hi = 0;
                 r[i].partition = md->topics[0].partitions[i].id;
-                e = rd_kafka_query_watermark_offsets(rk, topic, r[i].partition,
-                                                     &lo, &hi, META_TIMEOUT);
+                e = kafka_offsets_query(rk, topic, r[i].partition, &lo, &hi,
+                                        META_TIMEOUT);
                 if (e) {
                         err_set(err, ERR_TRANSIENT, e,
                                 "topic %s [%" PRId32 "]: watermarks: %s", topic,
@@ -459,7 +525,22 @@ struct list_ctx {
         const struct filters *f;
         int json;
         long shown;
+        const struct replay_marks *marks;
 };
+
+/* The marks replay left (replay_mark.h), read before the dead letters. */
+static int collect_mark(void *arg, const rd_kafka_message_t *rkm) {
+        return replay_marks_add(arg, rkm) == -1 ? -1 : 0;
+}
+
+static int read_marks(rd_kafka_t *rk,
+                      const char *dlq,
+                      struct range *r,
+                      int n,
+                      struct replay_marks *marks,
+                      struct err *err) {
+        return read_ranges(rk, dlq, r, n, collect_mark, marks, err);
+}
 
 /* A number up to 2^53 (exact in a JSON double), or null. */
 static void json_number_or_null(cJSON *obj, const char *name, const char *s) {
@@ -510,7 +591,11 @@ static void reduced_text(const struct dl *dl, char *buf, size_t cap) {
 static int list_one(void *arg, const rd_kafka_message_t *rkm) {
         struct list_ctx *ctx = arg;
         struct dl dl;
+        const char *replayed;
 
+        if (replay_mark_is(rkm))
+                return 0; /* a mark, not a dead letter */
+        replayed = replay_marks_find(ctx->marks, rkm->partition, rkm->offset);
         dl_read(rkm, &dl);
         if (!dl_matches(ctx->f, rkm, &dl))
                 return 0;
@@ -536,6 +621,10 @@ static int list_one(void *arg, const rd_kafka_message_t *rkm) {
                 json_number_or_null(o, "replayCount",
                                     *dl.replay ? dl.replay : "0");
                 json_reduced(o, &dl);
+                if (replayed)
+                        cJSON_AddStringToObject(o, "replayed", replayed);
+                else
+                        cJSON_AddNullToObject(o, "replayed");
                 s = cJSON_PrintUnformatted(o);
                 if (s)
                         printf("%s\n", s);
@@ -545,14 +634,16 @@ static int list_one(void *arg, const rd_kafka_message_t *rkm) {
                 char reduced[256];
                 reduced_text(&dl, reduced, sizeof(reduced));
                 printf("%" PRId32 "/%" PRId64
-                       "  %s  %s  %s  %s [%s] @%s  %s  %s%s%s\n",
+                       "  %s  %s  %s  %s [%s] @%s  %s  %s%s%s%s%s%s\n",
                        rkm->partition, rkm->offset,
                        *dl.failed_at ? dl.failed_at : "-",
                        *dl.cls ? dl.cls : "-", *dl.step ? dl.step : "-",
                        *dl.topic ? dl.topic : "-",
                        *dl.partition ? dl.partition : "-",
                        *dl.offset ? dl.offset : "-", *dl.key ? dl.key : "-",
-                       dl.message, *reduced ? "  " : "", reduced);
+                       dl.message, *reduced ? "  " : "", reduced,
+                       replayed ? "  (" : "", replayed ? replayed : "",
+                       replayed ? ")" : "");
         }
         return 0;
 }
@@ -560,7 +651,8 @@ static int list_one(void *arg, const rd_kafka_message_t *rkm) {
 static int
 cmd_list(struct cli *cli, const char *dlq, const struct filters *f, int json) {
         struct err err = {0};
-        struct list_ctx ctx = {.f = f, .json = json};
+        struct replay_marks marks = {0};
+        struct list_ctx ctx = {.f = f, .json = json, .marks = &marks};
         struct range *r = NULL;
         int n = 0, rc = CLI_FAIL;
         rd_kafka_t *rk = consumer_new(cli, NULL, &err);
@@ -568,7 +660,7 @@ cmd_list(struct cli *cli, const char *dlq, const struct filters *f, int json) {
         if (!rk)
                 return cli_usage_error(cli, "%s", err.msg);
         r = ranges_new(rk, dlq, &n, &err);
-        if (!r)
+        if (!r || read_marks(rk, dlq, r, n, &marks, &err) == -1)
                 goto out;
         for (int i = 0; i < n; i++)
                 if (f->to >= 0 && f->to + 1 < r[i].end)
@@ -584,6 +676,7 @@ out:
         fflush(stdout);
         if (rc != CLI_OK)
                 cli_fail(cli, "%s", err.msg);
+        replay_marks_free(&marks);
         free(r);
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
@@ -595,8 +688,81 @@ out:
 
 struct show_ctx {
         int found;
+        int json;
         const char *dlq;
+        const struct replay_marks *marks;
 };
+
+/* show --json: the dead letter as one JSON object. */
+static void show_json(const struct show_ctx *ctx,
+                      const rd_kafka_message_t *rkm,
+                      const struct dl *dl) {
+        rd_kafka_headers_t *h = NULL;
+        const char *name;
+        const void *val;
+        size_t size, i = 0;
+        char buf[4096];
+        cJSON *o = cJSON_CreateObject();
+        cJSON *hs;
+
+        cJSON_AddStringToObject(o, "topic", ctx->dlq);
+        cJSON_AddNumberToObject(o, "partition", rkm->partition);
+        cJSON_AddNumberToObject(o, "offset", (double)rkm->offset);
+        cJSON_AddNumberToObject(o, "timestamp",
+                                (double)rd_kafka_message_timestamp(rkm, NULL));
+        if (rkm->key)
+                cJSON_AddStringToObject(o, "key", dl->key);
+        else
+                cJSON_AddNullToObject(o, "key");
+        /* An array: header names may repeat, and their order is kept. */
+        hs = cJSON_AddArrayToObject(o, "headers");
+        if (hs &&
+            rd_kafka_message_headers(rkm, &h) == RD_KAFKA_RESP_ERR_NO_ERROR)
+                while (rd_kafka_header_get_all(h, i++, &name, &val, &size) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR) {
+                        cJSON *x = cJSON_CreateObject();
+                        printable(name, strlen(name), buf, sizeof(buf));
+                        cJSON_AddStringToObject(x, "name", buf);
+                        if (val) {
+                                printable(val, size, buf, sizeof(buf));
+                                cJSON_AddStringToObject(x, "value", buf);
+                        } else {
+                                cJSON_AddNullToObject(x, "value");
+                        }
+                        cJSON_AddItemToArray(hs, x);
+                }
+        json_reduced(o, dl);
+        const char *replayed =
+            replay_marks_find(ctx->marks, rkm->partition, rkm->offset);
+        if (replayed)
+                cJSON_AddStringToObject(o, "replayed", replayed);
+        else
+                cJSON_AddNullToObject(o, "replayed");
+        if (!rkm->payload) {
+                cJSON_AddNullToObject(o, "value");
+                cJSON_AddNullToObject(o, "valueJson");
+        } else {
+                /* The bytes as text (control bytes escaped), and parsed when
+                 * they are JSON. */
+                cJSON *v = cJSON_ParseWithLength(rkm->payload, rkm->len);
+                char *text = malloc(rkm->len * 4 + 1);
+                if (text) {
+                        printable(rkm->payload, rkm->len, text,
+                                  rkm->len * 4 + 1);
+                        cJSON_AddStringToObject(o, "value", text);
+                        free(text);
+                }
+                if (v)
+                        cJSON_AddItemToObject(o, "valueJson", v);
+                else
+                        cJSON_AddNullToObject(o, "valueJson");
+        }
+        char *out = cJSON_PrintUnformatted(o);
+        if (out)
+                printf("%s\n", out);
+        cJSON_free(out);
+        cJSON_Delete(o);
+}
 
 /* Prints compact JSON @p s with two-space indents (cJSON_Print uses tabs
  * and "key":<tab>value). */
@@ -660,6 +826,10 @@ static int show_one(void *arg, const rd_kafka_message_t *rkm) {
 
         ctx->found = 1;
         dl_read(rkm, &dl);
+        if (ctx->json) {
+                show_json(ctx, rkm, &dl);
+                return 1;
+        }
         printf("dead letter: %s [%" PRId32 "] @%" PRId64 "\n", ctx->dlq,
                rkm->partition, rkm->offset);
         reduced_text(&dl, buf, sizeof(buf));
@@ -671,6 +841,10 @@ static int show_one(void *arg, const rd_kafka_message_t *rkm) {
                        *dl.offset ? dl.offset : "-");
         clock_iso8601(ts, buf, sizeof(buf));
         printf("timestamp:   %s (%" PRId64 ")\n", buf, ts);
+        for (size_t m = 0; ctx->marks && m < ctx->marks->n; m++)
+                if (ctx->marks->v[m].partition == rkm->partition &&
+                    ctx->marks->v[m].offset == rkm->offset)
+                        printf("replay:      %s\n", ctx->marks->v[m].text);
         printable(rkm->key, rkm->key ? rkm->key_len : 0, buf, sizeof(buf));
         printf("key:         %s\n", rkm->key ? buf : "(null)");
         printf("headers:\n");
@@ -722,9 +896,11 @@ static int parse_offset(const char *s, int64_t *out) {
         return 0;
 }
 
-static int cmd_show(struct cli *cli, const char *dlq, const char *where) {
+static int
+cmd_show(struct cli *cli, const char *dlq, const char *where, int json) {
         struct err err = {0};
-        struct show_ctx ctx = {.dlq = dlq};
+        struct replay_marks marks = {0};
+        struct show_ctx ctx = {.dlq = dlq, .json = json, .marks = &marks};
         struct range *r = NULL, *p;
         int n = 0, rc = CLI_FAIL;
         int64_t part = -1, offset = -1;
@@ -775,6 +951,10 @@ static int cmd_show(struct cli *cli, const char *dlq, const char *where) {
                                  part);
                 goto out;
         }
+        if (read_marks(rk, dlq, r, n, &marks, &err) == -1) {
+                cli_fail(cli, "%s", err.msg);
+                goto out;
+        }
         for (int i = 0; i < n; i++)
                 if (&r[i] != p)
                         r[i].start = r[i].end; /* read only this one */
@@ -793,6 +973,7 @@ static int cmd_show(struct cli *cli, const char *dlq, const char *where) {
         rc = CLI_OK;
 out:
         fflush(stdout);
+        replay_marks_free(&marks);
         free(r);
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
@@ -805,7 +986,10 @@ out:
 struct replayed {
         int32_t partition; /* in the DLQ */
         int64_t offset;
-        char topic[256];
+        char topic[256];                 /* the destination */
+        char value[SHOWN_VALUE * 4 + 1]; /* --dry-run: printable */
+        size_t value_len;
+        int value_null;
         char key[512];
         char cls[64];
         int count;
@@ -813,11 +997,14 @@ struct replayed {
         int32_t out_partition;
         int64_t out_offset;
         int done;
+        int no_topic; /* its original topic does not exist: not sent */
 };
 
 struct replay_ctx {
         const struct filters *f;
-        int force; /* replay reduced dead letters too */
+        int force;            /* replay reduced dead letters too */
+        const char *to_topic; /* --to-topic, or NULL */
+        const char *provision_topic, *destroy_topic;
         struct cli *cli;
         const char *dlq;
         rd_kafka_t *producer; /* NULL for --dry-run */
@@ -827,7 +1014,8 @@ struct replay_ctx {
         long undelivered; /* of failed: not acknowledged by the broker */
         struct range *r;
         int nr;
-        int64_t *next; /* per range: the offset to commit */
+        int64_t *next;             /* per range: the offset to commit */
+        struct topic_list *topics; /* what exists: replay creates none */
 };
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
@@ -865,6 +1053,110 @@ static rd_kafka_headers_t *replay_headers(const rd_kafka_message_t *rkm,
         return out;
 }
 
+/* The name of a thopter.dlq.* header that appears more than once, or NULL.
+ * @p times receives how often. */
+static const char *duplicated_header(const rd_kafka_message_t *rkm,
+                                     int *times) {
+        rd_kafka_headers_t *h = NULL;
+        const char *name, *other;
+        const void *val;
+        size_t size, i = 0;
+
+        if (rd_kafka_message_headers(rkm, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                return NULL;
+        while (rd_kafka_header_get_all(h, i++, &name, &val, &size) ==
+               RD_KAFKA_RESP_ERR_NO_ERROR) {
+                size_t j = 0;
+                if (strncmp(name, H_PREFIX, strlen(H_PREFIX)) != 0)
+                        continue;
+                *times = 0;
+                while (rd_kafka_header_get_all(h, j++, &other, &val, &size) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR)
+                        *times += !strcmp(name, other);
+                if (*times > 1)
+                        return name;
+        }
+        return NULL;
+}
+
+/* The consumer's own parser for @p dest: 0 valid, -1 with @p err, 1 no
+ * parser (a --to-topic destination the consumer does not read). */
+static int validate_for(const struct replay_ctx *ctx,
+                        const char *dest,
+                        const rd_kafka_message_t *rkm,
+                        const char **kind,
+                        struct err *err) {
+        const void *buf = rkm->payload ? rkm->payload : "";
+        size_t len = rkm->payload ? rkm->len : 0;
+
+        if (!strcmp(dest, ctx->provision_topic)) {
+                struct provision_request req;
+                *kind = "provision";
+                if (request_parse_provision(buf, len, &req, err) == -1)
+                        return -1;
+                request_provision_free(&req);
+                return 0;
+        }
+        if (!strcmp(dest, ctx->destroy_topic)) {
+                struct destroy_request req;
+                *kind = "destroy";
+                if (request_parse_destroy(buf, len, &req, err) == -1)
+                        return -1;
+                request_destroy_free(&req);
+                return 0;
+        }
+        return 1;
+}
+
+/* Refuses a dead letter that would cross a boundary (see DESIGN). @returns
+ * 1 refused (counted and reported), 0 to replay to @p *dest. */
+static int replay_refused(struct replay_ctx *ctx,
+                          const rd_kafka_message_t *rkm,
+                          const struct dl *dl,
+                          const char **dest) {
+        struct err err = {0};
+        const char *dup, *kind = "";
+        char where[160];
+        int times = 0;
+
+        snprintf(where, sizeof(where), "%s [%" PRId32 "] @%" PRId64, ctx->dlq,
+                 rkm->partition, rkm->offset);
+        dup = duplicated_header(rkm, &times);
+        if (dup) {
+                char shown[128];
+                printable(dup, strlen(dup), shown, sizeof(shown));
+                ctx->failed++;
+                fprintf(stderr,
+                        "%s: %s: header %s appears %d times: a forged or "
+                        "damaged dead letter, not replayed (skipped for "
+                        "good)\n",
+                        ctx->cli->prog, where, shown, times);
+                return 1;
+        }
+        *dest = ctx->to_topic ? ctx->to_topic : dl->topic;
+        if (!ctx->to_topic && strcmp(*dest, ctx->provision_topic) != 0 &&
+            strcmp(*dest, ctx->destroy_topic) != 0) {
+                ctx->failed++;
+                fprintf(stderr,
+                        "%s: %s: " H_TOPIC " %s is not a topic the consumer "
+                        "reads (%s, %s): not replayed (skipped for good); to "
+                        "send it there anyway: replay --to-topic TOPIC "
+                        "--group NEW --from %" PRId64 " --to %" PRId64 "\n",
+                        ctx->cli->prog, where, dl->topic, ctx->provision_topic,
+                        ctx->destroy_topic, rkm->offset, rkm->offset);
+                return 1;
+        }
+        if (validate_for(ctx, *dest, rkm, &kind, &err) == -1) {
+                ctx->failed++;
+                fprintf(stderr,
+                        "%s: %s: not a valid %s request for %s: %s: not "
+                        "replayed (skipped for good)\n",
+                        ctx->cli->prog, where, kind, *dest, err.msg);
+                return 1;
+        }
+        return 0;
+}
+
 static int replay_one(void *arg, const rd_kafka_message_t *rkm) {
         struct replay_ctx *ctx = arg;
         struct replayed *x;
@@ -872,8 +1164,11 @@ static int replay_one(void *arg, const rd_kafka_message_t *rkm) {
         rd_kafka_headers_t *h;
         rd_kafka_resp_err_t e;
         struct range *p = range_of(ctx->r, ctx->nr, rkm->partition);
+        const char *dest = NULL;
 
         ctx->next[p - ctx->r] = rkm->offset + 1;
+        if (replay_mark_is(rkm))
+                return 0; /* an earlier replay's mark, not a dead letter */
         dl_read(rkm, &dl);
         if (!dl_matches(ctx->f, rkm, &dl)) {
                 ctx->skipped++;
@@ -906,6 +1201,8 @@ static int replay_one(void *arg, const rd_kafka_message_t *rkm) {
                         *dl.offset ? dl.offset : "-", rkm->offset, rkm->offset);
                 return 0;
         }
+        if (replay_refused(ctx, rkm, &dl, &dest))
+                return 0;
         if (ctx->n == ctx->cap) {
                 size_t cap = ctx->cap ? ctx->cap * 2 : 64;
                 struct replayed **v = realloc(ctx->v, cap * sizeof(*v));
@@ -920,10 +1217,22 @@ static int replay_one(void *arg, const rd_kafka_message_t *rkm) {
         ctx->v[ctx->n++] = x;
         x->partition = rkm->partition;
         x->offset = rkm->offset;
-        snprintf(x->topic, sizeof(x->topic), "%s", dl.topic);
+        snprintf(x->topic, sizeof(x->topic), "%s", dest);
+        x->value_null = !rkm->payload;
+        x->value_len = rkm->payload ? rkm->len : 0;
+        printable(rkm->payload,
+                  x->value_len < SHOWN_VALUE ? x->value_len : SHOWN_VALUE,
+                  x->value, sizeof(x->value));
         snprintf(x->key, sizeof(x->key), "%s", *dl.key ? dl.key : "-");
         snprintf(x->cls, sizeof(x->cls), "%s", *dl.cls ? dl.cls : "-");
         x->count = next_replay_count(ctx->cli->prog, dl.replay);
+        if (!topic_list_has(ctx->topics, dl.topic)) {
+                /* Sending would auto-create it on many brokers. */
+                x->no_topic = 1;
+                x->err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+                x->done = 1;
+                return 0;
+        }
         if (!ctx->producer) {
                 x->done = 1;
                 return 0;
@@ -931,7 +1240,7 @@ static int replay_one(void *arg, const rd_kafka_message_t *rkm) {
         h = replay_headers(rkm, x->count);
         do {
                 e = rd_kafka_producev(
-                    ctx->producer, RD_KAFKA_V_TOPIC(dl.topic),
+                    ctx->producer, RD_KAFKA_V_TOPIC(dest),
                     RD_KAFKA_V_KEY(rkm->key, rkm->key ? rkm->key_len : 0),
                     RD_KAFKA_V_VALUE(rkm->payload, rkm->payload ? rkm->len : 0),
                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -974,15 +1283,83 @@ static rd_kafka_t *producer_new(struct cli *cli, struct err *err) {
         return rk;
 }
 
+/* A mark on the dead-letter topic for each dead letter replayed
+ * (replay_mark.h), so that list and show say so to the next operator.
+ * Best effort: the replay itself is done; a mark that fails is reported. */
+static void write_marks(struct replay_ctx *ctx) {
+        struct replayed **mk = calloc(ctx->n ? ctx->n : 1, sizeof(*mk));
+        char who[384];
+        size_t n = 0;
+        long failed = 0;
+
+        if (!mk) {
+                fprintf(stderr, "%s: out of memory: no replay marks written\n",
+                        ctx->cli->prog);
+                return;
+        }
+        replay_mark_who(who, sizeof(who));
+        for (size_t i = 0; i < ctx->n; i++) {
+                struct replayed *x = ctx->v[i];
+                rd_kafka_resp_err_t e;
+                if (x->no_topic || !x->done || x->err)
+                        continue;
+                mk[n] = calloc(1, sizeof(**mk));
+                if (!mk[n]) {
+                        failed++;
+                        continue;
+                }
+                rd_kafka_headers_t *h = replay_mark_headers(
+                    x->partition, x->offset, x->topic, x->out_partition,
+                    x->out_offset, clock_wall_ms(), who);
+                do {
+                        e = rd_kafka_producev(
+                            ctx->producer, RD_KAFKA_V_TOPIC(ctx->dlq),
+                            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(mk[n]),
+                            RD_KAFKA_V_END);
+                        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                                rd_kafka_poll(ctx->producer, 100);
+                } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+                if (e) {
+                        rd_kafka_headers_destroy(h);
+                        mk[n]->err = e;
+                        mk[n]->done = 1;
+                }
+                n++;
+        }
+        while (rd_kafka_outq_len(ctx->producer) > 0)
+                rd_kafka_poll(ctx->producer, 100);
+        for (size_t i = 0; i < n; i++) {
+                failed += mk[i]->err != RD_KAFKA_RESP_ERR_NO_ERROR;
+                free(mk[i]);
+        }
+        free(mk);
+        if (failed)
+                fprintf(stderr,
+                        "%s: %ld replay mark(s) not written to %s: list and "
+                        "show will not say that those dead letters were "
+                        "replayed\n",
+                        ctx->cli->prog, failed, ctx->dlq);
+}
+
 static int cmd_replay(struct cli *cli,
                       const char *dlq,
                       const struct filters *f,
                       const char *group,
                       int dry_run,
-                      int force) {
+                      int force,
+                      const char *to_topic) {
         struct err err = {0};
         struct replay_ctx ctx = {
-            .f = f, .force = force, .cli = cli, .dlq = dlq};
+            .f = f,
+            .force = force,
+            .cli = cli,
+            .dlq = dlq,
+            .to_topic = to_topic,
+            .provision_topic =
+                cli_env("THOPTER_PROVISION_TOPIC", "thopter.provision"),
+            .destroy_topic =
+                cli_env("THOPTER_DESTROY_TOPIC", "thopter.destroy"),
+        };
         rd_kafka_topic_partition_list_t *tps = NULL;
         rd_kafka_t *rk = consumer_new(cli, group, &err);
         long replayed = 0;
@@ -999,6 +1376,9 @@ static int cmd_replay(struct cli *cli,
         }
         ctx.r = ranges_new(rk, dlq, &ctx.nr, &err);
         if (!ctx.r)
+                goto fail;
+        ctx.topics = topic_list_fetch(rk, TOPIC_CHECK_TIMEOUT_MS, &err);
+        if (!ctx.topics)
                 goto fail;
         ctx.next = calloc((size_t)ctx.nr, sizeof(*ctx.next));
         tps = rd_kafka_topic_partition_list_new(ctx.nr);
@@ -1043,11 +1423,30 @@ static int cmd_replay(struct cli *cli,
         }
         for (size_t i = 0; i < ctx.n; i++) {
                 struct replayed *x = ctx.v[i];
-                if (dry_run) {
+                if (x->no_topic) {
+                        struct range *p = range_of(ctx.r, ctx.nr, x->partition);
+                        ctx.failed++;
+                        fprintf(stderr,
+                                "%s: %s [%" PRId32 "] @%" PRId64
+                                " -> %s: topic %s does not exist: not "
+                                "replayed (the tools never create topics; "
+                                "create it, or fix the header, and run "
+                                "replay again)\n",
+                                cli->prog, dlq, x->partition, x->offset,
+                                x->topic, x->topic);
+                        if (x->offset < ctx.next[p - ctx.r])
+                                ctx.next[p - ctx.r] = x->offset;
+                } else if (dry_run) {
                         printf("would replay %s [%" PRId32 "] @%" PRId64
-                               " -> %s  %s  key %s  replay.count %d\n",
+                               " -> %s  %s  key %s  replay.count %d  value "
+                               "%s%s",
                                dlq, x->partition, x->offset, x->topic, x->cls,
-                               x->key, x->count);
+                               x->key, x->count,
+                               x->value_null ? "(null)" : x->value,
+                               x->value_len > SHOWN_VALUE ? "..." : "");
+                        if (x->value_len > SHOWN_VALUE)
+                                printf(" (%zu bytes)", x->value_len);
+                        printf("\n");
                         replayed++;
                 } else if (x->done && !x->err) {
                         printf("replayed %s [%" PRId32 "] @%" PRId64
@@ -1073,6 +1472,8 @@ static int cmd_replay(struct cli *cli,
                 }
         }
         fflush(stdout);
+        if (!dry_run)
+                write_marks(&ctx);
         if (!dry_run) {
                 rd_kafka_topic_partition_list_t *commit =
                     rd_kafka_topic_partition_list_new(ctx.nr);
@@ -1123,6 +1524,7 @@ out:
         free(ctx.v);
         free(ctx.next);
         free(ctx.r);
+        topic_list_destroy(ctx.topics);
         if (ctx.producer) {
                 rd_kafka_flush(ctx.producer, 5000);
                 rd_kafka_destroy(ctx.producer);
@@ -1136,10 +1538,12 @@ out:
 
 int main(int argc, char **argv) {
         struct cli cli;
-        struct filters f = {.from = -1, .to = -1};
+        struct filters f = {
+            .from = -1, .to = -1, .since = INT64_MIN, .until = INT64_MAX};
         const char *sub = NULL, *where = NULL, *group = "thopter-dlq-replay",
                    *dlq = NULL;
-        const char *from = NULL, *to = NULL;
+        const char *from = NULL, *to = NULL, *since = NULL, *until = NULL;
+        const char *to_topic = NULL;
         int json = 0, dry_run = 0, force = 0;
 
         cli_init(&cli, "thopter-dlq");
@@ -1161,11 +1565,20 @@ int main(int argc, char **argv) {
                 if (r == 0)
                         r = cli_value(&cli, argc, argv, &i, "--to", NULL, &to);
                 if (r == 0)
+                        r = cli_value(&cli, argc, argv, &i, "--since", NULL,
+                                      &since);
+                if (r == 0)
+                        r = cli_value(&cli, argc, argv, &i, "--until", NULL,
+                                      &until);
+                if (r == 0)
                         r = cli_value(&cli, argc, argv, &i, "--group", "-G",
                                       &group);
                 if (r == 0)
                         r = cli_value(&cli, argc, argv, &i, "--dlq-topic", NULL,
                                       &dlq);
+                if (r == 0)
+                        r = cli_value(&cli, argc, argv, &i, "--to-topic", NULL,
+                                      &to_topic);
                 if (r == -1)
                         return CLI_USAGE;
                 if (r == 1)
@@ -1203,6 +1616,18 @@ int main(int argc, char **argv) {
         if (to && parse_offset(to, &f.to) == -1)
                 return cli_usage_error(
                     &cli, "--to %s: expected an offset (0 or more)", to);
+        if (since && time_arg_parse(since, clock_wall_ms(), &f.since) == -1)
+                return cli_usage_error(
+                    &cli,
+                    "--since %s: expected a UTC time (2026-12-07, "
+                    "2026-12-07T10:30:00Z) or a time ago (2h, 1h30m)",
+                    since);
+        if (until && time_arg_parse(until, clock_wall_ms(), &f.until) == -1)
+                return cli_usage_error(
+                    &cli,
+                    "--until %s: expected a UTC time (2026-12-07, "
+                    "2026-12-07T10:30:00Z) or a time ago (2h, 1h30m)",
+                    until);
         if (f.cls && err_class_parse(f.cls) == ERRC_NONE)
                 return cli_usage_error(
                     &cli,
@@ -1222,10 +1647,12 @@ int main(int argc, char **argv) {
                 if (where)
                         return cli_usage_error(
                             &cli, "list takes no argument (\"%s\")", where);
-                if (dry_run || force)
-                        return cli_usage_error(
-                            &cli, "%s is an option of replay",
-                            dry_run ? "--dry-run" : "--force");
+                if (dry_run || force || to_topic)
+                        return cli_usage_error(&cli,
+                                               "%s is an option of replay",
+                                               dry_run ? "--dry-run"
+                                               : force ? "--force"
+                                                       : "--to-topic");
                 return cmd_list(&cli, dlq, &f, json);
         }
         if (!strcmp(sub, "show")) {
@@ -1234,20 +1661,24 @@ int main(int argc, char **argv) {
                             &cli,
                             "show needs the dead letter's [PARTITION:]OFFSET "
                             "(see thopter-dlq list)");
-                if (f.cls || f.topic || f.key || from || to || dry_run ||
-                    json || force)
+                if (f.cls || f.topic || f.key || from || to || since || until ||
+                    dry_run || force || to_topic)
                         return cli_usage_error(
-                            &cli, "show takes only [PARTITION:]OFFSET");
-                return cmd_show(&cli, dlq, where);
+                            &cli,
+                            "show takes only [PARTITION:]OFFSET and --json");
+                return cmd_show(&cli, dlq, where, json);
         }
         if (!strcmp(sub, "replay")) {
                 if (where)
                         return cli_usage_error(
                             &cli, "replay takes no argument (\"%s\")", where);
                 if (json)
-                        return cli_usage_error(&cli,
-                                               "--json is an option of list");
-                return cmd_replay(&cli, dlq, &f, group, dry_run, force);
+                        return cli_usage_error(
+                            &cli, "--json is an option of list and show");
+                if (to_topic && !to_topic[0])
+                        return cli_usage_error(&cli, "--to-topic needs a name");
+                return cmd_replay(&cli, dlq, &f, group, dry_run, force,
+                                  to_topic);
         }
         return cli_usage_error(
             &cli, "unknown command \"%s\": expected list, show or replay", sub);

@@ -4,6 +4,8 @@
  * DESIGN
  * ------
  * list the app's machines (one fly call, retried like the consumer's) ->
+ * read thopter.events to its end for the evidence of who owns each machine
+ * (reap_events.h; without KAFKA_BROKERS nothing unmarked is an orphan) ->
  * decide for each (reap_rules.h; an idle check over SSH only for a machine
  * nothing else condemns) -> build each destroy request, validated by the
  * consumer's own request_parse_destroy() -> without --apply print them and
@@ -27,12 +29,15 @@
 #include "err.h"
 #include "fly_client.h"
 #include "fly_retry.h"
+#include "kafka_conf.h"
 #include "log.h"
+#include "reap_events.h"
 #include "reap_idle.h"
 #include "reap_rules.h"
 #include "request.h"
 #include "ssh_keys.h"
 #include "strfmt.h"
+#include "topic_check.h"
 
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
@@ -48,14 +53,17 @@
 
 #define PROG            "thopter-reaper"
 #define IDLE_TIMEOUT_MS 10000L
+#define EVENTS_IDLE_MS  30000
 
 /* The settings thopter-reaper reads, in the order --help shows them. */
 static const char *const reaper_settings[] = {
     "KAFKA_BROKERS",
     "THOPTER_DESTROY_TOPIC",
+    "THOPTER_EVENTS_TOPIC",
     "APP_NAME",
     "FLY_DEPLOY_KEY",
     "FLY_API_BASE",
+    "THOPTER_FLY_PROXY",
     "THOPTER_FLY_TIMEOUT",
     "THOPTER_FLY_RETRIES",
     "THOPTER_RETRY_BASE_MS",
@@ -93,7 +101,8 @@ static void on_stop(int sig) {
 static void usage(FILE *out) {
         fprintf(
             out,
-            "Usage: " PROG " [--apply] [--once] [-b BROKERS] [-X key=value]... "
+            "Usage: " PROG
+            " [--apply] [--adopt] [--once] [-b BROKERS] [-X key=value]... "
             "[--SETTING VALUE]...\n"
             "\n"
             "Lists the fly app's machines and asks for the destruction of the "
@@ -104,30 +113,45 @@ static void usage(FILE *out) {
             "  lifetime  created longer ago than THOPTER_MAX_LIFETIME\n"
             "  stopped   stopped or failed for longer than "
             "THOPTER_REAP_STOPPED_AFTER (since updated_at)\n"
-            "  orphan    no thopter_provisioned mark (the provision never "
-            "completed) and older\n"
-            "            than THOPTER_ORPHAN_GRACE\n"
+            "  orphan    no request owns it (no thopter_provisioned mark, no "
+            "completed provision\n"
+            "            event on THOPTER_EVENTS_TOPIC naming it, its request "
+            "not in flight) and\n"
+            "            older than THOPTER_ORPHAN_GRACE\n"
             "  idle      when THOPTER_IDLE_AFTER is set: no activity in its "
             "tmux session for that\n"
             "            long (asked over ssh; a machine that cannot be "
             "checked is kept)\n"
             "Never a machine whose name does not start with thopter- (the "
             "hub, Redis, Golden\n"
-            "Claudes gc-*), nor one already being destroyed.\n"
+            "Claudes gc-*), nor one already being destroyed, nor one with "
+            "no thopter metadata\n"
+            "at all (the original hub's thopters: \"unknown\", kept until "
+            "--adopt marks them).\n"
             "\n"
             "Without --apply it publishes nothing: it prints what it would "
             "destroy and why.\n"
             "Output: one line per machine, \"VERDICT ID NAME STATE: REASON\" "
             "(VERDICT: destroy,\n"
-            "would-destroy, keep, unchecked, skip, failed), then one summary "
+            "would-destroy, adopt, would-adopt, keep, unchecked, skip, "
+            "failed), then one summary\n"
             "line.\n"
             "\n"
             "Options:\n"
             "  --apply          publish the destroy requests (to "
             "THOPTER_DESTROY_TOPIC)\n"
+            "  --adopt          mark the thopters with no thopter metadata "
+            "(thopter_provisioned=\n"
+            "                   " REAP_ADOPTED_MARK "; with --apply): the "
+            "rules judge them from then on\n"
             "  --once           one pass, then exit; otherwise a pass every "
             "THOPTER_REAP_INTERVAL\n"
             "                   until SIGTERM/SIGINT\n"
+            "  --json           one JSON object per machine "
+            "({\"verdict\",\"id\",\"name\",\"state\",\n"
+            "                   \"reason\"}, and \"rule\", "
+            "\"topic\"/\"partition\"/\"offset\" or \"error\" for a\n"
+            "                   destroy), then one {\"summary\", ...}\n"
             "  -b, --brokers B  Kafka bootstrap servers (same as "
             "KAFKA_BROKERS)\n"
             "  -X key=value     any librdkafka property (repeatable), as kcat "
@@ -155,7 +179,7 @@ static void usage(FILE *out) {
 /* The command line */
 
 struct args {
-        int apply, once;
+        int apply, once, json, adopt;
         char **argv; /* for config_load_role(): the rest, -Xk=v split */
         int argc;
 };
@@ -187,6 +211,10 @@ static int parse_args(int argc, char **argv, struct args *a) {
                         a->apply = 1;
                 } else if (!strcmp(arg, "--once")) {
                         a->once = 1;
+                } else if (!strcmp(arg, "--json")) {
+                        a->json = 1;
+                } else if (!strcmp(arg, "--adopt")) {
+                        a->adopt = 1;
                 } else if (!strcmp(arg, "-h") || !strcmp(arg, "--help") ||
                            !strcmp(arg, "-V") || !strcmp(arg, "--version")) {
                         a->argv[a->argc++] = argv[i];
@@ -229,7 +257,9 @@ static int parse_args(int argc, char **argv, struct args *a) {
 
 struct item {
         struct fly_machine m;
+        struct reap_owner own;
         struct reap_decision d;
+        char adopt_err[ERR_MSG_LEN]; /* REAP_ADOPT: the mark write failed */
         char *payload; /* the destroy request (REAP_DESTROY), or NULL */
         char invalid[ERR_MSG_LEN]; /* request_parse_destroy() refused it */
         rd_kafka_resp_err_t kerr;
@@ -248,6 +278,7 @@ struct reaper {
         unsigned char *secret;
         size_t secret_len;
         rd_kafka_t *rk;
+        rd_kafka_t *events_rk; /* NULL without KAFKA_BROKERS */
         const char *topic;
 };
 
@@ -335,9 +366,44 @@ static void clean(char *s) {
 }
 
 struct tally {
-        int machines, destroy, keep, unchecked, skip, failed;
+        int machines, destroy, keep, unchecked, unknown, adopt, skip, failed;
         int by_rule[REAP_RULE_IDLE + 1];
 };
+
+static void print_json(cJSON *o) {
+        char *s = cJSON_PrintUnformatted(o);
+        if (s)
+                printf("%s\n", s);
+        cJSON_free(s);
+        cJSON_Delete(o);
+}
+
+/* --json: {"verdict","id","name","state","reason"} and, for a destroy, the
+ * "rule" and where the request went or why it did not. */
+static void
+print_item_json(struct reaper *r, const struct item *it, const char *verdict) {
+        cJSON *o = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(o, "verdict", verdict);
+        cJSON_AddStringToObject(o, "id", it->m.id);
+        cJSON_AddStringToObject(o, "name", it->m.name);
+        cJSON_AddStringToObject(o, "state", it->m.state);
+        cJSON_AddStringToObject(o, "reason", it->d.reason);
+        if (it->d.verdict == REAP_DESTROY) {
+                cJSON_AddStringToObject(o, "rule", reap_rule_name(it->d.rule));
+                if (it->invalid[0])
+                        cJSON_AddStringToObject(o, "error", it->invalid);
+                else if (r->args.apply && it->delivered && !it->kerr) {
+                        cJSON_AddStringToObject(o, "topic", r->topic);
+                        cJSON_AddNumberToObject(o, "partition", it->partition);
+                        cJSON_AddNumberToObject(o, "offset",
+                                                (double)it->offset);
+                } else if (r->args.apply)
+                        cJSON_AddStringToObject(o, "error",
+                                                rd_kafka_err2str(it->kerr));
+        }
+        print_json(o);
+}
 
 static void print_item(struct reaper *r, struct item *it, struct tally *t) {
         const char *verdict = "keep";
@@ -355,6 +421,20 @@ static void print_item(struct reaper *r, struct item *it, struct tally *t) {
                 verdict = it->d.unchecked ? "unchecked" : "keep";
                 t->keep++;
                 t->unchecked += it->d.unchecked;
+                t->unknown += it->d.unknown;
+                break;
+        case REAP_ADOPT:
+                if (it->adopt_err[0]) {
+                        verdict = "failed";
+                        snprintf(tail, sizeof(tail), " (not marked: %s)",
+                                 it->adopt_err);
+                        fprintf(stderr, PROG ": %s: cannot adopt it: %s\n",
+                                it->m.id, it->adopt_err);
+                        t->failed++;
+                } else {
+                        verdict = r->args.apply ? "adopt" : "would-adopt";
+                        t->adopt++;
+                }
                 break;
         case REAP_DESTROY:
                 if (it->invalid[0]) {
@@ -391,6 +471,10 @@ static void print_item(struct reaper *r, struct item *it, struct tally *t) {
                 }
                 break;
         }
+        if (r->args.json) {
+                print_item_json(r, it, verdict);
+                return;
+        }
         printf("%s %s %s %s: %s%s\n", verdict, it->m.id,
                it->m.name[0] ? it->m.name : "-",
                it->m.state[0] ? it->m.state : "-", it->d.reason, tail);
@@ -413,19 +497,105 @@ static void print_summary(struct reaper *r,
         }
         if (off && off < sizeof(rules) - 1)
                 strcat(rules, ")");
-        printf("summary %s: %d machine%s: %d %s%s, %d kept (%d unchecked), "
-               "%d skipped, %d failed",
-               when, t->machines, t->machines == 1 ? "" : "s", t->destroy,
+        if (r->args.json) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON *by = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "summary", when);
+                cJSON_AddBoolToObject(o, "apply", r->args.apply);
+                cJSON_AddNumberToObject(o, "machines", t->machines);
+                cJSON_AddNumberToObject(o, "destroy", t->destroy);
+                for (int rule = REAP_RULE_LIFETIME; rule <= REAP_RULE_IDLE;
+                     rule++)
+                        if (t->by_rule[rule])
+                                cJSON_AddNumberToObject(
+                                    by, reap_rule_name(rule), t->by_rule[rule]);
+                cJSON_AddItemToObject(o, "byRule", by);
+                cJSON_AddNumberToObject(o, "kept", t->keep);
+                cJSON_AddNumberToObject(o, "unchecked", t->unchecked);
+                cJSON_AddNumberToObject(o, "unknown", t->unknown);
+                if (r->args.adopt)
+                        cJSON_AddNumberToObject(o, "adopt", t->adopt);
+                cJSON_AddNumberToObject(o, "skipped", t->skip);
+                cJSON_AddNumberToObject(o, "failed", t->failed);
+                cJSON_AddNumberToObject(o, "notLookedAt", (double)left);
+                print_json(o);
+                fflush(stdout);
+                return;
+        }
+        printf("summary %s: %d machine%s: %d %s%s, %d kept (%d unchecked", when,
+               t->machines, t->machines == 1 ? "" : "s", t->destroy,
                !r->args.apply    ? "would be destroyed"
                : t->destroy == 1 ? "destroy request published"
                                  : "destroy requests published",
-               rules, t->keep, t->unchecked, t->skip, t->failed);
+               rules, t->keep, t->unchecked);
+        if (t->unknown)
+                printf(", %d unknown", t->unknown);
+        printf(")");
+        if (r->args.adopt)
+                printf(", %d %s", t->adopt,
+                       r->args.apply ? "adopted" : "would be adopted");
+        printf(", %d skipped, %d failed", t->skip, t->failed);
         if (left)
                 printf(", %zu not looked at (stopping)", left);
         printf("%s\n", r->args.apply ? ""
                                      : "; dry run: nothing published (--apply "
                                        "publishes)");
         fflush(stdout);
+}
+
+/* The evidence of ownership for every item, from thopter.events.
+ * @returns 0 (a failed read is in each item's own.why), -1 out of memory. */
+static int read_owners(struct reaper *r, struct item *items, size_t n) {
+        struct reap_events_target *t = calloc(n ? n : 1, sizeof(*t));
+        struct reap_events *ev = NULL;
+        struct err err = {0};
+        int rc = -1;
+
+        if (!t)
+                return -1;
+        for (size_t i = 0; i < n; i++)
+                t[i] = (struct reap_events_target){
+                    items[i].m.id, items[i].m.request_id, &items[i].own};
+        ev = reap_events_new(t, n);
+        if (!ev)
+                goto out;
+        rc = 0;
+        if (!r->events_rk) {
+                reap_events_not_read(ev, "KAFKA_BROKERS not set");
+        } else if (reap_events_read(ev, r->events_rk, r->cfg.events_topic,
+                                    EVENTS_IDLE_MS, &err) == -1) {
+                fprintf(stderr,
+                        PROG ": reading %s failed: %s (no unmarked machine "
+                             "is treated as an orphan in this pass)\n",
+                        r->cfg.events_topic, err.msg);
+        }
+out:
+        reap_events_destroy(ev);
+        free(t);
+        return rc;
+}
+
+struct mark_call {
+        struct fly_client *fly;
+        const char *id;
+};
+
+static int call_mark(void *arg, struct err *err) {
+        struct mark_call *c = arg;
+        return fly_machine_set_metadata(c->fly, c->id, "thopter_provisioned",
+                                        REAP_ADOPTED_MARK, err);
+}
+
+/* --adopt --apply: writes the mark, retried like every fly write. */
+static void adopt(struct reaper *r, struct item *it) {
+        struct mark_call c = {r->fly, it->m.id};
+        struct err err = {0};
+        char target[96];
+
+        snprintf(target, sizeof(target), "metadata:%s", it->m.id);
+        if (fly_retry_call(&r->retry, NULL, "adopt", target, call_mark, &c,
+                           &err) == -1)
+                snprintf(it->adopt_err, sizeof(it->adopt_err), "%s", err.msg);
 }
 
 /* One pass. @returns 0 when every machine was looked at and every request
@@ -462,16 +632,22 @@ static int run_pass(struct reaper *r) {
         for (size_t i = 0; i < lc.n; i++)
                 items[i].m = lc.machines[i];
         qsort(items, lc.n, sizeof(*items), by_name);
+        if (read_owners(r, items, lc.n) == -1) {
+                fprintf(stderr, PROG ": out of memory\n");
+                goto out;
+        }
 
         for (; looked < lc.n && !stop_signals; looked++) {
                 struct item *it = &items[looked];
-                reap_decide(&it->m, now_s, &r->rs, NULL, &it->d);
+                reap_decide(&it->m, now_s, &r->rs, &it->own, NULL, &it->d);
                 if (it->d.verdict == REAP_CHECK_IDLE) {
                         struct reap_idle_result idle;
                         reap_idle_check(&r->idle, &it->m, &idle);
                         reap_decide(&it->m, clock_wall_ms() / 1000, &r->rs,
-                                    &idle, &it->d);
+                                    &it->own, &idle, &it->d);
                 }
+                if (it->d.verdict == REAP_ADOPT && r->args.apply)
+                        adopt(r, it);
                 if (it->d.verdict == REAP_DESTROY &&
                     make_request(it, stamp, created_at) == -1) {
                         fprintf(stderr, PROG ": out of memory\n");
@@ -533,6 +709,43 @@ static int make_producer(struct reaper *r, struct err *err) {
         return 0;
 }
 
+/* A reader of thopter.events: assign() only, nothing committed. */
+static int make_events_reader(struct reaper *r, struct err *err) {
+        struct cli cli;
+        char errstr[512];
+        rd_kafka_conf_t *conf;
+
+        cli_init(&cli, PROG);
+        cli.brokers = r->cfg.kafka_brokers;
+        if (r->cfg.n_kafka_props > CLI_PROPS_MAX)
+                return err_set(err, ERR_PERMANENT, 0,
+                               "more than %d -X properties", CLI_PROPS_MAX);
+        for (int i = 0; i < r->cfg.n_kafka_props; i++)
+                cli.props[cli.nprops++] = r->cfg.kafka_props[i];
+        cli.env_file_read = 1;
+        conf = cli_kafka_conf(&cli, RD_KAFKA_CONSUMER, err);
+        if (!conf)
+                return -1;
+        if (cli_kafka_default(&cli, conf, "group.id", "thopter-reaper-reader",
+                              err) == -1 ||
+            cli_kafka_default(&cli, conf, "enable.auto.commit", "false", err) ==
+                -1 ||
+            cli_kafka_default(&cli, conf, "enable.auto.offset.store", "false",
+                              err) == -1 ||
+            kafka_conf_set(conf, "enable.partition.eof", "true", err) == -1) {
+                rd_kafka_conf_destroy(conf);
+                return -1;
+        }
+        r->events_rk =
+            rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+        if (!r->events_rk) {
+                rd_kafka_conf_destroy(conf);
+                return err_set(err, ERR_PERMANENT, 0, "%s", errstr);
+        }
+        rd_kafka_poll_set_consumer(r->events_rk);
+        return 0;
+}
+
 /* @returns CLI_OK to go on (-1 in *done: nothing to do), or an exit code. */
 static int setup(struct reaper *r, int argc, char **argv, int *done) {
         struct err err = {0};
@@ -560,12 +773,16 @@ static int setup(struct reaper *r, int argc, char **argv, int *done) {
                 fprintf(stderr, PROG ": %s\n", err.msg);
                 return CLI_USAGE;
         }
+        r->rs.adopt = r->args.adopt;
         if (warning[0])
                 fprintf(stderr, PROG ": warning: %s\n", warning);
         enum log_level lvl = LOG_INFO;
         log_level_parse(r->cfg.log_level, &lvl);
         log_set_level(lvl);
 
+        if (r->rs.idle_after_s && config_ssh_port_warning(&r->cfg))
+                fprintf(stderr, PROG ": warning: %s\n",
+                        config_ssh_port_warning(&r->cfg));
         if (r->rs.idle_after_s) {
                 r->secret =
                     ssh_keys_read_file(r->cfg.ssh_key, &r->secret_len, &err);
@@ -598,6 +815,7 @@ static int setup(struct reaper *r, int argc, char **argv, int *done) {
             .app = r->cfg.app_name,
             .token = r->cfg.fly_deploy_key,
             .timeout_ms = r->cfg.fly_timeout_s * 1000L,
+            .proxy = r->cfg.fly_proxy,
         };
         r->fly = fly_client_new(&fo, &err);
         if (!r->fly) {
@@ -609,11 +827,30 @@ static int setup(struct reaper *r, int argc, char **argv, int *done) {
                 fprintf(stderr, PROG ": %s\n", err.msg);
                 return CLI_USAGE;
         }
+        /* A misspelt topic is refused, never auto-created by the first
+         * destroy request; brokers that do not answer yet are the publish
+         * step's concern (its failures are reported per pass). */
+        if (r->args.apply && topic_check(r->rk, &r->topic, 1,
+                                         "THOPTER_DESTROY_TOPIC", &err) == -1) {
+                fprintf(stderr, PROG ": %s%s\n", err.msg,
+                        err.kind == ERR_TRANSIENT ? "; going on" : "");
+                if (err.kind != ERR_TRANSIENT)
+                        return CLI_FAIL;
+        }
+        if (r->cfg.kafka_brokers && *r->cfg.kafka_brokers &&
+            make_events_reader(r, &err) == -1) {
+                fprintf(stderr, PROG ": %s\n", err.msg);
+                return CLI_USAGE;
+        }
         *done = 0;
         return CLI_OK;
 }
 
 static void teardown(struct reaper *r) {
+        if (r->events_rk) {
+                rd_kafka_consumer_close(r->events_rk);
+                rd_kafka_destroy(r->events_rk);
+        }
         if (r->rk) {
                 rd_kafka_flush(r->rk, 10000);
                 rd_kafka_destroy(r->rk);

@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "err.h"
 #include "request.h"
+#include "topic_check.h"
 
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
@@ -130,14 +131,20 @@ static void usage(FILE *out) {
             "byte for byte\n"
             "  -n, --dry-run        validate and print the requests; send "
             "nothing\n"
+            "  --json               one JSON object per request: "
+            "{\"kind\",\"key\",\"topic\",\n"
+            "                       \"partition\",\"offset\"} (with "
+            "--dry-run: \"value\", the request)\n"
             "  -h, --help           this text\n"
             "  -V, --version        the version\n"
             "\n"
             "Defaults: partitioner=murmur2_random (as kafkajs), acks=all, "
             "enable.idempotence=true,\n"
             "message.timeout.ms=30000; each can be changed with -X.\n"
-            "Exit status: 0 all sent, 1 invalid request or delivery failure, 2 "
-            "bad usage.\n");
+            "The topic must exist: one that does not is refused by name (exit "
+            "1), never created.\n"
+            "Exit status: 0 all sent, 1 invalid request, missing topic or "
+            "delivery failure,\n2 bad usage.\n");
 }
 
 static struct msg *batch_add(struct batch *b) {
@@ -416,10 +423,38 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
         m->done = 1;
 }
 
+/* --json: one object per request, {"kind","key","topic"} and either
+ * "partition"/"offset" (sent) or "value" (a dry run: the request). */
+static void print_json(const char *kind_name,
+                       const char *topic,
+                       const struct msg *m,
+                       int dry_run) {
+        cJSON *o = cJSON_CreateObject();
+        char *s;
+
+        cJSON_AddStringToObject(o, "kind", kind_name);
+        cJSON_AddStringToObject(o, "key", m->key);
+        cJSON_AddStringToObject(o, "topic", topic);
+        if (dry_run) {
+                cJSON *v = cJSON_ParseWithLength(m->value, m->len);
+                if (v)
+                        cJSON_AddItemToObject(o, "value", v);
+        } else {
+                cJSON_AddNumberToObject(o, "partition", m->partition);
+                cJSON_AddNumberToObject(o, "offset", (double)m->offset);
+        }
+        s = cJSON_PrintUnformatted(o);
+        if (s)
+                printf("%s\n", s);
+        cJSON_free(s);
+        cJSON_Delete(o);
+}
+
 static int send_all(const struct cli *cli,
                     const char *kind_name,
                     const char *topic,
-                    struct batch *b) {
+                    struct batch *b,
+                    int json) {
         struct err err = {0};
         char errstr[512];
         rd_kafka_conf_t *conf =
@@ -446,6 +481,19 @@ static int send_all(const struct cli *cli,
                 rd_kafka_conf_destroy(conf);
                 return cli_usage_error(cli, "%s", errstr);
         }
+        /* A typo in -t must fail, not auto-create a topic nobody reads. */
+        if (topic_check(rk, &topic, 1,
+                        strcmp(kind_name, "provision") == 0
+                            ? "-t/--topic or THOPTER_PROVISION_TOPIC"
+                            : "-t/--topic or THOPTER_DESTROY_TOPIC",
+                        &err) == -1) {
+                rd_kafka_destroy(rk);
+                return cli_fail(cli, "%s%s", err.msg,
+                                err.kind == ERR_TRANSIENT
+                                    ? ": nothing sent; send again when they "
+                                      "answer"
+                                    : "");
+        }
         for (size_t i = 0; i < b->n; i++) {
                 struct msg *m = &b->v[i];
                 rd_kafka_resp_err_t e;
@@ -470,9 +518,13 @@ static int send_all(const struct cli *cli,
         for (size_t i = 0; i < b->n; i++) {
                 struct msg *m = &b->v[i];
                 if (m->done && !m->err) {
-                        printf("sent %s %s -> %s [%" PRId32 "] @%" PRId64 "\n",
-                               kind_name, m->key, topic, m->partition,
-                               m->offset);
+                        if (json)
+                                print_json(kind_name, topic, m, 0);
+                        else
+                                printf("sent %s %s -> %s [%" PRId32
+                                       "] @%" PRId64 "\n",
+                                       kind_name, m->key, topic, m->partition,
+                                       m->offset);
                         continue;
                 }
                 failed++;
@@ -500,7 +552,8 @@ int main(int argc, char **argv) {
         struct provision_flags pf = {0};
         const char *topic = NULL, *reason = NULL, *sub = NULL;
         const char *ids[1024], *files[1024];
-        int nids = 0, nfiles = 0, use_stdin = 0, dry_run = 0, rc = CLI_OK;
+        int nids = 0, nfiles = 0, use_stdin = 0, dry_run = 0, json = 0;
+        int rc = CLI_OK;
         enum kind kind = KIND_DESTROY;
         char id_base[64];
 
@@ -558,6 +611,8 @@ int main(int argc, char **argv) {
                         continue;
                 if (cli_flag(arg, "--dry-run", "-n")) {
                         dry_run = 1;
+                } else if (cli_flag(arg, "--json", NULL)) {
+                        json = 1;
                 } else if (!strcmp(arg, "-")) {
                         use_stdin = 1;
                 } else if (arg[0] == '-' && arg[1] != '\0') {
@@ -714,12 +769,15 @@ int main(int argc, char **argv) {
         }
         if (dry_run) {
                 for (size_t i = 0; i < b.n; i++)
-                        printf("would send %s %s -> %s: %.*s\n", sub,
-                               b.v[i].key, topic, (int)b.v[i].len,
-                               b.v[i].value);
+                        if (json)
+                                print_json(sub, topic, &b.v[i], 1);
+                        else
+                                printf("would send %s %s -> %s: %.*s\n", sub,
+                                       b.v[i].key, topic, (int)b.v[i].len,
+                                       b.v[i].value);
                 goto out;
         }
-        rc = send_all(&cli, sub, topic, &b);
+        rc = send_all(&cli, sub, topic, &b, json);
 out:
         batch_free(&b);
         return rc;

@@ -9,6 +9,7 @@
  * logger the moment they are read.
  */
 #include "config.h"
+#include "duration.h"
 #include "health_server.h"
 #include "kafka_conf.h"
 #include "log.h"
@@ -24,7 +25,8 @@
 #include <string.h>
 #include <unistd.h>
 
-enum stype { S_STR, S_INT, S_BOOL };
+/* S_SECS, S_MSEC: durations kept in seconds / milliseconds (duration.h). */
+enum stype { S_STR, S_INT, S_BOOL, S_SECS, S_MSEC };
 
 #define NEED_PROVISION 1
 #define NEED_DESTROY   2
@@ -43,6 +45,8 @@ struct setting {
 #define STR(f)  S_STR, offsetof(struct config, f)
 #define INT(f)  S_INT, offsetof(struct config, f)
 #define BOOL(f) S_BOOL, offsetof(struct config, f)
+#define SECS(f) S_SECS, offsetof(struct config, f)
+#define MSEC(f) S_MSEC, offsetof(struct config, f)
 #define BOTH    (NEED_PROVISION | NEED_DESTROY)
 
 static const struct setting settings[] = {
@@ -71,6 +75,9 @@ static const struct setting settings[] = {
      "file holding FLY_DEPLOY_KEY (instead of the environment)"},
     {"FLY_API_BASE", STR(fly_api_base), "https://api.machines.dev", 0, 0, 0, 0,
      "Machines API base URL"},
+    {"THOPTER_FLY_PROXY", STR(fly_proxy), NULL, 0, 0, 0, 0,
+     "proxy for fly API calls (http://, https://, socks5h://HOST:PORT); "
+     "unset: none, whatever http_proxy and the like say"},
     {"MAX_THOPTERS", INT(max_thopters), "10", 1, 100000, 0, 0,
      "started thopters at most; provisioning waits above"},
     {"MAX_CONCURRENT_DESTROYS", INT(max_concurrent_destroys), "5", 1, 64, 0, 0,
@@ -84,6 +91,9 @@ static const struct setting settings[] = {
      "size of new thopter_data volumes, GB"},
     {"THOPTER_IMAGE", STR(image), NULL, 0, 0, NEED_PROVISION, 0,
      "thopter machine image"},
+    {"THOPTER_IMAGE_PREFIXES", STR(image_prefixes), NULL, 0, 0, 0, 0,
+     "comma-separated prefixes a request's image must start with (the "
+     "machine gets the secrets; default registry.fly.io/APP_NAME)"},
     {"GITHUB_INTEGRATION_JSON", STR(github_integration_json), NULL, 0, 0,
      NEED_PROVISION, 1,
      "{\"repositories\":{\"owner/"
@@ -97,9 +107,15 @@ static const struct setting settings[] = {
     {"WEB_TERMINAL_PORT", STR(web_terminal_port), NULL, 0, 0, 0, 0,
      "passed to new machines when set"},
     {"HUB_STATUS_PORT", STR(hub_status_port), NULL, 0, 0, 0, 0,
-     "passed to new machines when set"},
+     "the hub's status port, passed to new machines (their observer reports "
+     "there); required for the provision role unless THOPTER_OBSERVER=0"},
     {"METADATA_SERVICE_HOST", STR(metadata_service_host), NULL, 0, 0, 0, 0,
-     "passed to new machines when set"},
+     "the hub's metadata host, passed to new machines; required for the "
+     "provision role unless THOPTER_OBSERVER=0"},
+    {"THOPTER_OBSERVER", BOOL(observer), "1", 0, 1, 0, 0,
+     "0: thopters run without the hub status observer (METADATA_SERVICE_HOST "
+     "and HUB_STATUS_PORT may then be unset; the dashboard shows nothing of "
+     "them)"},
     {"DANGEROUSLY_SKIP_FIREWALL", STR(dangerously_skip_firewall), NULL, 0, 0, 0,
      0, "passed to new machines when set"},
     {"ALLOWED_DOMAINS", STR(allowed_domains), NULL, 0, 0, 0, 0,
@@ -112,7 +128,9 @@ static const struct setting settings[] = {
      "1: accept any host key (development only)"},
     {"THOPTER_SSH_HOST", STR(ssh_host), "{id}.vm.{app}.internal", 0, 0, 0, 0,
      "host template: {id} {app} {private_ip}"},
-    {"THOPTER_SSH_PORT", INT(ssh_port), "22", 1, 65535, 0, 0, "ssh port"},
+    {"THOPTER_SSH_PORT", INT(ssh_port), "2222", 1, 65535, 0, 0,
+     "ssh port of the thopter image's sshd (not 22: on fly that is fly's own "
+     "SSH server, hallpass)"},
     {"THOPTER_SSH_USER", STR(ssh_user), "root", 0, 0, 0, 0, "ssh login user"},
     {"THOPTER_REMOTE_HOME", STR(remote_home), "/data/thopter", 0, 0, 0, 0,
      "thopter user's home on the machine"},
@@ -130,8 +148,8 @@ static const struct setting settings[] = {
      0, 0, 0, "clone URL template"},
     {"THOPTER_PROMPTS_DIR", STR(prompts_dir), NULL, 0, 0, 0, 0,
      "prompt templates NAME.md (default: installed data dir)"},
-    {"THOPTER_READY_TIMEOUT", INT(ready_timeout_s), "120", 1, 3600, 0, 0,
-     "from the create: machine started and ssh answering, s"},
+    {"THOPTER_READY_TIMEOUT", SECS(ready_timeout_s), "120", 1, 3600, 0, 0,
+     "from the create: machine started and ssh answering"},
     {"THOPTER_ENV_FILE", STR(env_file), NULL, 0, 0, 0, 0,
      "local .env.thopters given to each new thopter (read per provision)"},
     {"THOPTER_POST_CHECKOUT_FILE", STR(post_checkout_file), NULL, 0, 0, 0, 0,
@@ -142,29 +160,34 @@ static const struct setting settings[] = {
      "separated)"},
     {"THOPTER_KEEP_FAILED", BOOL(keep_failed), "0", 0, 1, 0, 0,
      "1: keep a failed provision's machine"},
+    {"THOPTER_GOLDEN_CLAUDE_REQUIRED", BOOL(golden_claude_required), "0", 0, 1,
+     0, 0,
+     "1: a provision whose Golden Claude copy is skipped (none running, host "
+     "key not pinned or wrong, unreachable) or fails is dead-lettered (class "
+     "ssh, step golden_claude); 0: it completes with a warning"},
     {"THOPTER_METRICS_ADDR", STR(metrics_addr), "127.0.0.1:9464", 0, 0, 0, 0,
      "/metrics /livez /readyz address ('off' disables)"},
     {"THOPTER_LOG_LEVEL", STR(log_level), "info", 0, 0, 0, 0,
      "debug, info, warn or error"},
-    {"THOPTER_DRAIN_TIMEOUT", INT(drain_timeout_s), "30", 1, 3600, 0, 0,
-     "on SIGTERM, how long in-flight work may finish, s"},
-    {"THOPTER_FLY_TIMEOUT", INT(fly_timeout_s), "30", 1, 600, 0, 0,
-     "one fly API request's timeout, s"},
+    {"THOPTER_DRAIN_TIMEOUT", SECS(drain_timeout_s), "30", 1, 3600, 0, 0,
+     "on SIGTERM, how long in-flight work may finish"},
+    {"THOPTER_FLY_TIMEOUT", SECS(fly_timeout_s), "30", 1, 600, 0, 0,
+     "one fly API request's timeout"},
     {"THOPTER_FLY_RETRIES", INT(fly_retries), "6", 1, 100, 0, 0,
      "attempts per fly call before giving up"},
-    {"THOPTER_RETRY_BASE_MS", INT(retry_base_ms), "250", 1, 60000, 0, 0,
-     "first retry delay, ms (doubles, with jitter)"},
-    {"THOPTER_RETRY_MAX_MS", INT(retry_max_ms), "5000", 1, 600000, 0, 0,
-     "longest retry delay, ms"},
+    {"THOPTER_RETRY_BASE_MS", MSEC(retry_base_ms), "250", 1, 60000, 0, 0,
+     "first retry delay (doubles, with jitter)"},
+    {"THOPTER_RETRY_MAX_MS", MSEC(retry_max_ms), "5000", 1, 600000, 0, 0,
+     "longest retry delay"},
     {"THOPTER_BREAKER_THRESHOLD", INT(breaker_threshold), "3", 1, 64, 0, 0,
      "consecutive transient fly failures (from different messages) that open "
      "the circuit"},
-    {"THOPTER_BREAKER_PROBE_MS", INT(breaker_probe_ms), "3000", 10, 600000, 0,
-     0, "probe interval while the circuit is open, ms"},
-    {"THOPTER_CAPACITY_RECHECK_MAX", INT(capacity_recheck_max_s), "30", 1, 3600,
-     0, 0, "longest wait between capacity checks, s"},
-    {"THOPTER_SSH_TIMEOUT", INT(ssh_timeout_s), "300", 1, 86400, 0, 0,
-     "deadline of one remote command, s"},
+    {"THOPTER_BREAKER_PROBE_MS", MSEC(breaker_probe_ms), "3000", 10, 600000, 0,
+     0, "probe interval while the circuit is open"},
+    {"THOPTER_CAPACITY_RECHECK_MAX", SECS(capacity_recheck_max_s), "30", 1,
+     3600, 0, 0, "longest wait between capacity checks"},
+    {"THOPTER_SSH_TIMEOUT", SECS(ssh_timeout_s), "300", 1, 86400, 0, 0,
+     "deadline of one remote command"},
     /* thopter-reaper (producer-tools/reaper.c); the consumer ignores them. */
     {"THOPTER_MAX_LIFETIME", STR(max_lifetime), "72h", 0, 0, 0, 0,
      "thopter-reaper: destroy thopters created longer ago than this (72h, "
@@ -220,7 +243,21 @@ static int set_value(struct config *cfg,
         char *end = NULL;
         errno = 0;
         long v = strtol(value, &end, 10);
-        if (s->type == S_BOOL) {
+        if (s->type == S_SECS || s->type == S_MSEC) {
+                const char *unit = s->type == S_SECS ? "s" : "ms";
+                if (duration_parse(value, s->type == S_SECS ? 1000 : 1, &v) ==
+                        -1 ||
+                    v < s->min || v > s->max)
+                        return err_set(err, ERR_PERMANENT, EINVAL,
+                                       "%s: must be a duration from %ld %s to "
+                                       "%ld %s: a number of %s, or with units "
+                                       "such as 500ms, 90s, 2m, 1h30m (got "
+                                       "\"%s\" from %s)",
+                                       s->env, s->min, unit, s->max, unit,
+                                       s->type == S_SECS ? "seconds"
+                                                         : "milliseconds",
+                                       value, origin);
+        } else if (s->type == S_BOOL) {
                 if (strcmp(value, "true") == 0)
                         v = 1, end = (char *)value + 4;
                 else if (strcmp(value, "false") == 0)
@@ -453,6 +490,123 @@ static int check_regions(const char *list, struct err *err) {
         return 0;
 }
 
+/* THOPTER_PROMPTS_DIR, when set: a directory with the default template,
+ * checked at start rather than at the first provision. */
+static int check_prompts_dir(const char *dir, struct err *err) {
+        char path[4096];
+
+        if (!dir || !*dir)
+                return 0;
+        if (access(dir, R_OK | X_OK) != 0)
+                return err_set(err, ERR_PERMANENT, errno,
+                               "THOPTER_PROMPTS_DIR: cannot read %s: %s", dir,
+                               strerror(errno));
+        snprintf(path, sizeof(path), "%s/default.md", dir);
+        if (access(path, R_OK) != 0)
+                return err_set(err, ERR_PERMANENT, errno,
+                               "THOPTER_PROMPTS_DIR: %s has no readable "
+                               "default.md (the template of a request "
+                               "without a prompt, and of one whose prompt is "
+                               "missing): %s",
+                               dir, strerror(errno));
+        return 0;
+}
+
+/* One line naming a required setting that is not set. */
+static void missing_line(const struct setting *s, char *out, size_t cap) {
+        char flag[64];
+        const char *role =
+            s->need == NEED_PROVISION ? " for the provision role" : "";
+
+        config_flag_name(s->env, flag, sizeof(flag));
+        if (s->secret)
+                snprintf(out, cap,
+                         "%s: required%s but not set (environment, or "
+                         "%s_FILE)",
+                         s->env, role, s->env);
+        else
+                snprintf(out, cap,
+                         "%s: required%s but not set (environment or --%s)",
+                         s->env, role, flag);
+}
+
+static int add_missing(struct config *cfg, const char *line) {
+        char **v = realloc(cfg->missing,
+                           sizeof(char *) * (size_t)(cfg->n_missing + 1));
+        if (!v)
+                return -1;
+        cfg->missing = v;
+        v[cfg->n_missing] = strdup(line);
+        if (!v[cfg->n_missing])
+                return -1;
+        cfg->n_missing++;
+        return 0;
+}
+
+/* Every required setting that is not set, at once (cfg->missing); the
+ * first is also the error's message. */
+static int check_required(struct config *cfg, int need, struct err *err) {
+        char line[ERR_MSG_LEN];
+
+        for (size_t i = 0; i < NSETTINGS; i++) {
+                const struct setting *s = &settings[i];
+                if (s->type != S_STR || !(s->need & need))
+                        continue;
+                char *v = *(char **)((char *)cfg + s->off);
+                if (v && *v)
+                        continue;
+                missing_line(s, line, sizeof(line));
+                if (add_missing(cfg, line) == -1)
+                        return err_oom(err, s->env);
+        }
+        if ((need & NEED_PROVISION) &&
+            (!cfg->ssh_known_hosts || !*cfg->ssh_known_hosts) &&
+            !cfg->ssh_insecure &&
+            add_missing(cfg, "THOPTER_SSH_KNOWN_HOSTS: required for the "
+                             "provision role (or THOPTER_SSH_INSECURE=1 for "
+                             "development)") == -1)
+                return err_oom(err, "THOPTER_SSH_KNOWN_HOSTS");
+        if ((need & NEED_PROVISION) && cfg->observer &&
+            (!cfg->metadata_service_host || !*cfg->metadata_service_host ||
+             !cfg->hub_status_port || !*cfg->hub_status_port) &&
+            add_missing(cfg, "METADATA_SERVICE_HOST and HUB_STATUS_PORT: both "
+                             "required for the provision role, or each "
+                             "thopter's observer exits and the hub sees "
+                             "nothing of it (set THOPTER_OBSERVER=0 to run "
+                             "thopters without it)") == -1)
+                return err_oom(err, "METADATA_SERVICE_HOST");
+        if (cfg->n_missing)
+                return err_set(err, ERR_PERMANENT, EINVAL, "%s",
+                               cfg->missing[0]);
+        return 0;
+}
+
+/* Every fly call carries the token: a proxy may only ever see it inside
+ * TLS, so a plain-HTTP FLY_API_BASE is never proxied. */
+static int check_fly_proxy(const struct config *cfg, struct err *err) {
+        static const char *const schemes[] = {"http://", "https://",
+                                              "socks5://", "socks5h://"};
+        size_t i;
+
+        for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+                if (!strncmp(cfg->fly_proxy, schemes[i], strlen(schemes[i])) &&
+                    cfg->fly_proxy[strlen(schemes[i])])
+                        break;
+        if (i == sizeof(schemes) / sizeof(schemes[0]))
+                return err_set(err, ERR_PERMANENT, EINVAL,
+                               "THOPTER_FLY_PROXY: must be http://, https://, "
+                               "socks5:// or socks5h://HOST:PORT (got \"%s\")",
+                               cfg->fly_proxy);
+        if (strncmp(cfg->fly_api_base, "https://", 8) != 0)
+                return err_set(err, ERR_PERMANENT, EINVAL,
+                               "THOPTER_FLY_PROXY: refused with the plain-HTTP "
+                               "FLY_API_BASE %s: the proxy would read the fly "
+                               "token (use an https:// FLY_API_BASE, or no "
+                               "proxy)",
+                               cfg->fly_api_base);
+        return 0;
+}
+
 static int validate(struct config *cfg, struct err *err) {
         int need = cfg->role == ROLE_PROVISION ? NEED_PROVISION
                    : cfg->role == ROLE_DESTROY ? NEED_DESTROY
@@ -460,30 +614,8 @@ static int validate(struct config *cfg, struct err *err) {
                                                : BOTH;
         enum log_level lvl;
 
-        for (size_t i = 0; i < NSETTINGS; i++) {
-                const struct setting *s = &settings[i];
-                if (s->type != S_STR || !(s->need & need))
-                        continue;
-                char *v = *(char **)((char *)cfg + s->off);
-                if ((!v || !*v) && s->secret)
-                        return err_set(err, ERR_PERMANENT, EINVAL,
-                                       "%s: required%s but not set "
-                                       "(environment, or %s_FILE)",
-                                       s->env,
-                                       s->need == NEED_PROVISION
-                                           ? " for the provision role"
-                                           : "",
-                                       s->env);
-                if (!v || !*v)
-                        return err_set(
-                            err, ERR_PERMANENT, EINVAL,
-                            "%s: required%s but not set (environment or --%s)",
-                            s->env,
-                            s->need == NEED_PROVISION
-                                ? " for the provision role"
-                                : "",
-                            s->env); /* flag spelled below */
-        }
+        if (check_required(cfg, need, err) == -1)
+                return -1;
         if (log_level_parse(cfg->log_level, &lvl) == -1)
                 return err_set(err, ERR_PERMANENT, EINVAL,
                                "THOPTER_LOG_LEVEL: must be debug, info, warn "
@@ -499,6 +631,9 @@ static int validate(struct config *cfg, struct err *err) {
                                "FLY_API_BASE: must start with http:// or "
                                "https:// (got \"%s\")",
                                cfg->fly_api_base);
+        if (cfg->fly_proxy && *cfg->fly_proxy &&
+            check_fly_proxy(cfg, err) == -1)
+                return -1;
         if (cfg->retry_max_ms < cfg->retry_base_ms)
                 return err_set(err, ERR_PERMANENT, EINVAL,
                                "THOPTER_RETRY_MAX_MS: must not be below "
@@ -534,17 +669,22 @@ static int validate(struct config *cfg, struct err *err) {
                                                  : "THOPTER_ENV_FILE",
                                                path, strerror(errno));
                 }
-                if (check_regions(cfg->fallback_regions, err) == -1)
+                if (check_regions(cfg->fallback_regions, err) == -1 ||
+                    check_prompts_dir(cfg->prompts_dir, err) == -1)
                         return -1;
-                if ((!cfg->ssh_known_hosts || !*cfg->ssh_known_hosts) &&
-                    !cfg->ssh_insecure)
-                        return err_set(
-                            err, ERR_PERMANENT, EINVAL,
-                            "THOPTER_SSH_KNOWN_HOSTS: required for the "
-                            "provision role "
-                            "(or THOPTER_SSH_INSECURE=1 for development)");
         }
         return 0;
+}
+
+const char *config_ssh_port_warning(const struct config *cfg) {
+        if (cfg->ssh_port != 22)
+                return NULL;
+        return "THOPTER_SSH_PORT=22: on fly, port 22 of a machine's private "
+               "(6PN) address is fly's own SSH server (hallpass, what `fly "
+               "ssh console` reaches), so the consumer meets its host key and "
+               "refuses the machine; the thopter image's sshd listens on 2222 "
+               "(deploy/thopter-image/sshd_config): unset THOPTER_SSH_PORT or "
+               "set it to 2222, and roll out that image";
 }
 
 /* *@p value from the file *@p file when that is set (not both). */
@@ -612,16 +752,6 @@ static int load_files(struct config *cfg, struct err *err) {
         return 0;
 }
 
-/* The flag spelling of a setting is part of the one-line message. */
-static void fix_flag_spelling(struct err *err) {
-        char *p = strstr(err->msg, "or --");
-        if (!p)
-                return;
-        p += 5;
-        for (; *p && *p != ')'; p++)
-                *p = *p == '_' ? '-' : (char)tolower((unsigned char)*p);
-}
-
 int config_load(struct config *cfg, int argc, char **argv, struct err *err) {
         return config_load_role(cfg, ROLE_ALL, argc, argv, err);
 }
@@ -651,10 +781,8 @@ int config_load_role(struct config *cfg,
                 return 0;
         if (load_files(cfg, err) == -1)
                 return -1;
-        if (validate(cfg, err) == -1) {
-                fix_flag_spelling(err);
+        if (validate(cfg, err) == -1)
                 return -1;
-        }
         return 0;
 }
 
@@ -671,6 +799,9 @@ void config_free(struct config *cfg) {
         for (int i = 0; i < cfg->n_kafka_props; i++)
                 free(cfg->kafka_props[i]);
         free(cfg->kafka_props);
+        for (int i = 0; i < cfg->n_missing; i++)
+                free(cfg->missing[i]);
+        free(cfg->missing);
         for (int i = 0; cfg->repos && i < cfg->n_repos; i++) {
                 free(cfg->repos[i].repository);
                 secret_free(cfg->repos[i].pat);
@@ -689,8 +820,132 @@ const struct repo_cred *config_repo(const struct config *cfg,
         return NULL;
 }
 
-void config_print_help(FILE *out, const char *prog) {
+/* --help's sections, in the order of docs/CONTRACT.md section 7. A setting
+ * in none of them is listed under "Other" (add it to one). */
+static const char *const group_kafka[] = {"KAFKA_BROKERS",
+                                          "THOPTER_KAFKA_CONFIG_FILE",
+                                          "THOPTER_PROVISION_TOPIC",
+                                          "THOPTER_DESTROY_TOPIC",
+                                          "THOPTER_DLQ_TOPIC",
+                                          "THOPTER_EVENTS_TOPIC",
+                                          "THOPTER_PROVISION_GROUP",
+                                          "THOPTER_DESTROY_GROUP",
+                                          NULL};
+static const char *const group_fly[] = {"APP_NAME",
+                                        "REGION",
+                                        "THOPTER_FALLBACK_REGIONS",
+                                        "FLY_DEPLOY_KEY",
+                                        "FLY_DEPLOY_KEY_FILE",
+                                        "FLY_API_BASE",
+                                        "MAX_THOPTERS",
+                                        "MAX_CONCURRENT_DESTROYS",
+                                        "THOPTER_DESTROY_BACKLOG",
+                                        "THOPTER_VM_SIZE",
+                                        "THOPTER_VOLUME_SIZE",
+                                        "THOPTER_IMAGE",
+                                        "THOPTER_IMAGE_PREFIXES",
+                                        "THOPTER_FLY_TIMEOUT",
+                                        "THOPTER_FLY_PROXY",
+                                        "THOPTER_FLY_RETRIES",
+                                        "THOPTER_RETRY_BASE_MS",
+                                        "THOPTER_RETRY_MAX_MS",
+                                        "THOPTER_BREAKER_THRESHOLD",
+                                        "THOPTER_BREAKER_PROBE_MS",
+                                        "WEB_TERMINAL_PORT",
+                                        "HUB_STATUS_PORT",
+                                        "METADATA_SERVICE_HOST",
+                                        "DANGEROUSLY_SKIP_FIREWALL",
+                                        "ALLOWED_DOMAINS",
+                                        NULL};
+static const char *const group_ssh[] = {
+    "THOPTER_SSH_KEY",      "THOPTER_SSH_KNOWN_HOSTS",
+    "THOPTER_SSH_INSECURE", "THOPTER_SSH_HOST",
+    "THOPTER_SSH_PORT",     "THOPTER_SSH_USER",
+    "THOPTER_SSH_TIMEOUT",  NULL};
+static const char *const group_provision[] = {"GITHUB_INTEGRATION_JSON",
+                                              "GITHUB_INTEGRATION_JSON_FILE",
+                                              "THOPTER_REMOTE_HOME",
+                                              "THOPTER_REMOTE_USER",
+                                              "THOPTER_REMOTE_LOG",
+                                              "THOPTER_TMUX_SESSION",
+                                              "THOPTER_AGENT_COMMAND",
+                                              "THOPTER_GIT_URL",
+                                              "THOPTER_PROMPTS_DIR",
+                                              "THOPTER_READY_TIMEOUT",
+                                              "THOPTER_ENV_FILE",
+                                              "THOPTER_POST_CHECKOUT_FILE",
+                                              "THOPTER_CAPACITY_RECHECK_MAX",
+                                              "THOPTER_KEEP_FAILED",
+                                              "THOPTER_OBSERVER",
+                                              "THOPTER_GOLDEN_CLAUDE_REQUIRED",
+                                              NULL};
+static const char *const group_operations[] = {
+    "THOPTER_METRICS_ADDR", "THOPTER_LOG_LEVEL", "THOPTER_DRAIN_TIMEOUT", NULL};
+static const char *const group_reaper[] = {
+    "THOPTER_MAX_LIFETIME",  "THOPTER_REAP_STOPPED_AFTER",
+    "THOPTER_ORPHAN_GRACE",  "THOPTER_IDLE_AFTER",
+    "THOPTER_REAP_INTERVAL", NULL};
+
+static const struct {
+        const char *title;
+        const char *const *names;
+} groups[] = {
+    {"Kafka", group_kafka},
+    {"fly", group_fly},
+    {"SSH (the provision role)", group_ssh},
+    {"Provision", group_provision},
+    {"Operations", group_operations},
+    {"thopter-reaper (the consumer ignores these; durations like 72h, 30m, "
+     "1h30m, or off)",
+     group_reaper},
+};
+
+static int in_a_group(const char *env) {
+        for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
+                for (const char *const *n = groups[g].names; *n; n++)
+                        if (strcmp(*n, env) == 0)
+                                return 1;
+        return 0;
+}
+
+/* "required", "required for provision", or "" for @p s. */
+static const char *required_mark(const struct setting *s) {
+        if (strcmp(s->env, "THOPTER_SSH_KNOWN_HOSTS") == 0)
+                return "  (required for provision unless "
+                       "THOPTER_SSH_INSECURE=1)";
+        if (s->need == BOTH)
+                return "  (required)";
+        if (s->need == NEED_PROVISION)
+                return "  (required for provision)";
+        return "";
+}
+
+/* Two lines: the name, its flag and (@p marks) whether the consumer needs
+ * it; what it is, with its default and range. */
+static void print_setting(FILE *out, const struct setting *s, int marks) {
         char flag[64];
+        const char *unit = s->type == S_SECS   ? " s"
+                           : s->type == S_MSEC ? " ms"
+                                               : "";
+        int duration = s->type == S_SECS || s->type == S_MSEC;
+
+        config_flag_name(s->env, flag, sizeof(flag));
+        fprintf(out, "  %-28s --%s%s%s\n", s->env, flag,
+                duration ? " DURATION" : "", marks ? required_mark(s) : "");
+        fprintf(out, "      %s", s->help);
+        if (s->def && !s->secret && s->type == S_STR)
+                fprintf(out, " [default: %s]", s->def);
+        else if (s->def && s->type == S_BOOL)
+                fprintf(out, " [default: %s; 0 or 1]", s->def);
+        else if (s->def)
+                fprintf(out, " [default: %s%s; %ld to %ld%s]", s->def, unit,
+                        s->min, s->max, unit);
+        fprintf(out, "\n");
+}
+
+void config_print_help(FILE *out, const char *prog) {
+        int other = 0;
+
         fprintf(out,
                 "Usage: %s [--role provision|destroy|all] [-b BROKERS] [-X "
                 "key=value]... [--SETTING VALUE]...\n"
@@ -713,16 +968,27 @@ void config_print_help(FILE *out, const char *prog) {
                 "  -h, --help         this text\n"
                 "  -V, --version      print the version\n"
                 "\n"
-                "Settings (environment variable, or the flag shown):\n",
+                "Settings: each an environment variable, or the flag shown "
+                "(the flag wins).\n"
+                "\"required\" ones stop the consumer at start when not set; "
+                "\"for provision\" means\n"
+                "for --role provision and all. A DURATION is a number in the "
+                "unit of its default\n"
+                "(s or ms), or a number with units: 500ms, 90s, 2m, 1h30m.\n",
                 prog);
+        for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+                fprintf(out, "\n%s:\n", groups[g].title);
+                for (const char *const *n = groups[g].names; *n; n++)
+                        for (size_t i = 0; i < NSETTINGS; i++)
+                                if (strcmp(settings[i].env, *n) == 0)
+                                        print_setting(out, &settings[i], 1);
+        }
         for (size_t i = 0; i < NSETTINGS; i++) {
-                config_flag_name(settings[i].env, flag, sizeof(flag));
-                fprintf(out, "  %-28s --%s\n      %s%s%s%s\n", settings[i].env,
-                        flag, settings[i].help,
-                        settings[i].def ? " [default: " : "",
-                        settings[i].def && !settings[i].secret ? settings[i].def
-                                                               : "",
-                        settings[i].def ? "]" : "");
+                if (in_a_group(settings[i].env))
+                        continue;
+                if (!other++)
+                        fprintf(out, "\nOther:\n");
+                print_setting(out, &settings[i], 1);
         }
         fprintf(out, "\nExit status: 0 after a graceful stop, 1 on failure, 2 "
                      "on a bad setting or usage.\n");
@@ -736,17 +1002,8 @@ const char *config_role_name(enum config_role role) {
 }
 
 void config_print_settings(FILE *out, const char *const *names) {
-        char flag[64];
-        for (; names && *names; names++) {
-                for (size_t i = 0; i < NSETTINGS; i++) {
-                        const struct setting *s = &settings[i];
-                        if (strcmp(s->env, *names) != 0)
-                                continue;
-                        config_flag_name(s->env, flag, sizeof(flag));
-                        fprintf(out, "  %-28s --%s\n      %s%s%s%s\n", s->env,
-                                flag, s->help, s->def ? " [default: " : "",
-                                s->def && !s->secret ? s->def : "",
-                                s->def ? "]" : "");
-                }
-        }
+        for (; names && *names; names++)
+                for (size_t i = 0; i < NSETTINGS; i++)
+                        if (strcmp(settings[i].env, *names) == 0)
+                                print_setting(out, &settings[i], 0);
 }

@@ -3,8 +3,10 @@
  * The only module that calls getenv(). Each setting of contract section 7 is
  * an environment variable and also a flag: the variable's name in lower case
  * with '_' turned into '-' (KAFKA_BROKERS -> --kafka-brokers VALUE or
- * --kafka-brokers=VALUE). Flags win over the environment. A missing or
- * malformed setting fails config_load() with one line that names it.
+ * --kafka-brokers=VALUE). Flags win over the environment. A malformed
+ * setting fails config_load() with one line that names it; so do missing
+ * required ones, all of them listed in cfg->missing. Durations take units
+ * (duration.h).
  *
  * Callers: main.c (loads it), consumer.c and the flows read it; nothing else
  * calls getenv().
@@ -43,11 +45,13 @@ struct config {
 
         /* fly */
         char *app_name, *region, *fly_deploy_key, *fly_api_base;
+        char *fly_proxy; /* optional: the only proxy fly calls may use */
         int max_thopters, max_concurrent_destroys;
         int destroy_backlog; /* 0: 50 x max_concurrent_destroys */
         char *vm_size;
         int volume_size_gb;
         char *image;
+        char *image_prefixes; /* optional: allowed request images */
         char *github_integration_json;
         /* Files the two secrets above may come from instead (5.10), and
          * the librdkafka properties file. */
@@ -67,6 +71,8 @@ struct config {
         char *fallback_regions;              /* optional */
         int ready_timeout_s;
         int keep_failed;
+        int observer;               /* THOPTER_OBSERVER */
+        int golden_claude_required; /* THOPTER_GOLDEN_CLAUDE_REQUIRED */
 
         /* thopter-reaper: durations as given ("72h", "1h30m", "off"); the
          * reaper parses them (producer-tools/lib/reap_rules.h). */
@@ -83,6 +89,11 @@ struct config {
         int breaker_threshold, breaker_probe_ms;
         int capacity_recheck_max_s;
         int ssh_timeout_s;
+
+        /* After a failed config_load(): one line per required setting
+         * that is not set (all of them; err->msg is the first). */
+        char **missing;
+        int n_missing;
 };
 
 /**
@@ -106,6 +117,13 @@ int config_load_role(struct config *cfg,
 /** @brief The --help lines of the settings named in @p names (NULL-ended),
  * in the same form as config_print_help(); unknown names are skipped. */
 void config_print_settings(FILE *out, const char *const *names);
+
+/**
+ * @brief The start-up warning for a THOPTER_SSH_PORT that cannot work on fly
+ * (22: fly's own SSH server holds it on the 6PN address), or NULL.
+ * @returns a static string; the caller logs it.
+ */
+const char *config_ssh_port_warning(const struct config *cfg);
 
 /** @brief The --help text. */
 void config_print_help(FILE *out, const char *prog);

@@ -42,6 +42,12 @@ char *events_json(const struct job *job,
                                                            : ERRC_INTERNAL));
                 cJSON_AddStringToObject(e, "message", msg);
         }
+        if (job->warning_code[0] && strcmp(state, "completed") == 0) {
+                cJSON *w = cJSON_AddObjectToObject(o, "warning");
+                log_redact_copy(msg, sizeof(msg), job->warning, LOG_KEEP_HEAD);
+                cJSON_AddStringToObject(w, "code", job->warning_code);
+                cJSON_AddStringToObject(w, "message", msg);
+        }
         cJSON_AddStringToObject(o, "at", at);
         int64_t elapsed = now_mono_ms - job->rec.received_mono_ms;
         cJSON_AddNumberToObject(o, "elapsedMs",

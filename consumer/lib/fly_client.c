@@ -379,7 +379,7 @@ struct fly_client *fly_client_new(const struct fly_client_opts *opts,
         if (!fly->auth)
                 goto oom;
         fly->http = http_new(err);
-        if (!fly->http)
+        if (!fly->http || http_set_proxy(fly->http, opts->proxy, err) == -1)
                 goto fail;
         free(value);
         return fly;

@@ -31,6 +31,7 @@ struct fly_client_opts {
         const char *app;
         const char *token; /* FLY_DEPLOY_KEY as configured */
         long timeout_ms;   /* per HTTP request; 0 = 30000 */
+        const char *proxy; /* optional: THOPTER_FLY_PROXY (http_set_proxy) */
 };
 
 /* The fields of a Machine the consumer uses. Strings are "" when absent. */
@@ -72,6 +73,7 @@ struct fly_file {
         const char *guest_path; /* absolute */
         const void *data;
         size_t len;
+        unsigned mode; /* chmod(2) bits, sent as "mode"; 0: fly's 0644 */
 };
 
 /* Everything a create sends. NULL / 0 members are left out of the body. */

@@ -435,7 +435,9 @@ add_files(cJSON *config, const struct fly_create_spec *spec, struct err *err) {
                 EVP_EncodeBlock((unsigned char *)b64, f->data, (int)f->len);
                 int ok = cJSON_AddStringToObject(file, "guest_path",
                                                  f->guest_path) &&
-                         cJSON_AddStringToObject(file, "raw_value", b64);
+                         cJSON_AddStringToObject(file, "raw_value", b64) &&
+                         (!f->mode ||
+                          cJSON_AddNumberToObject(file, "mode", f->mode));
                 /* A file may be a private key: no copy left in freed heap. */
                 secret_free(b64);
                 if (!ok)

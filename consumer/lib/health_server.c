@@ -15,8 +15,19 @@
  * for committed offsets and watermarks (LAG_TIMEOUT_MS each); neither may
  * delay /livez, which only reads the loops' last poll times and is answered
  * in the event loop at once. So those two suspend their connection and are
- * computed on a short-lived worker thread (at most MAX_SLOW at a time,
- * else 503 "busy"), which resumes it with the answer.
+ * computed on a short-lived worker thread, which resumes it with the
+ * answer.
+ *
+ * Anyone on the network may ask, so neither costs a broker call per
+ * request: each endpoint's answer is kept for CACHE_MS and answered from
+ * there; a request that finds it older waits (suspended, at most
+ * MAX_WAITERS) for the one computation of that endpoint in flight, or
+ * starts it. So one worker per endpoint at most, and a flood of /readyz
+ * can never take the slot /metrics scrapes use (it once could: 15 clients
+ * looping on /readyz held all 4 shared slots and every scrape got 503).
+ * And one address may ask each of them at most RATE_MAX times per second
+ * (then 429 with Retry-After), which bounds what a loop costs the event
+ * loop.
  *
  * Lag series: Prometheus has no "delete", and a partition that moved to
  * another instance in a rebalance must not keep its last lag here (a sum
@@ -45,7 +56,32 @@
 #define MAX_CONNECTIONS      256u /* sockets, not threads */
 #define MAX_PER_IP           16u
 #define IDLE_TIMEOUT_S       10u
-#define MAX_SLOW             4 /* /metrics and /readyz being computed */
+#define CACHE_MS             1000 /* /readyz and /metrics answers kept */
+#define MAX_WAITERS          64   /* per endpoint, waiting for its answer */
+#define RATE_MAX             50   /* per address, endpoint and second */
+#define RATE_ADDRS           64   /* addresses tracked (least recent goes) */
+
+enum slow_kind { SLOW_READYZ, SLOW_METRICS, SLOW_KINDS };
+
+struct slow_req;
+
+/* An endpoint's last answer and the requests waiting for the next one. */
+struct answer {
+        char *body; /* NULL: none yet */
+        unsigned status;
+        int64_t at_ms; /* monotonic */
+        int computing;
+        struct slow_req *waiters;
+        int nwaiters;
+};
+
+/* How often one address asked, in the current one-second window. */
+struct rate {
+        unsigned char addr[16];
+        int used;
+        int64_t window_ms, last_ms;
+        int count[SLOW_KINDS];
+};
 
 struct lag_series {
         char topic[128];
@@ -62,20 +98,23 @@ struct health_server {
         pthread_mutex_t lag_lock;
         struct lag_series lag[MAX_LAG_SERIES];
         int nlag;
-        pthread_mutex_t slow_lock; /* guards nslow */
+        pthread_mutex_t slow_lock; /* guards nslow and answers[] */
         pthread_cond_t slow_done;
         int nslow; /* worker threads running */
+        struct answer answers[SLOW_KINDS];
+        struct rate rates[RATE_ADDRS]; /* @locality the event loop only */
 };
 
 /* A /metrics or /readyz request computed off the event loop. */
 struct slow_req {
         struct health_server *hs;
         struct MHD_Connection *conn;
-        int metrics; /* 1 /metrics, 0 /readyz */
-        int done;    /* set by the worker before it resumes conn */
+        enum slow_kind kind;
+        int done; /* set by the worker before it resumes conn */
         unsigned status;
         const char *type;
         char *body;
+        struct slow_req *next; /* in answers[kind].waiters */
 };
 
 struct addr {
@@ -281,48 +320,145 @@ static char *metrics(struct health_server *hs, unsigned *status) {
         return body ? body : strdup("");
 }
 
-static void *slow_worker(void *arg) {
-        struct slow_req *r = arg;
-        struct health_server *hs = r->hs;
+struct slow_job {
+        struct health_server *hs;
+        enum slow_kind kind;
+};
 
-        r->body = r->metrics ? metrics(hs, &r->status) : readyz(hs, &r->status);
-        r->done = 1;
-        MHD_resume_connection(r->conn);
+/* Hands the answer of @p a to every waiter and resumes them. slow_lock
+ * held. */
+static void answer_waiters(struct answer *a, unsigned status, const char *b) {
+        for (struct slow_req *w = a->waiters, *next; w; w = next) {
+                next = w->next;
+                w->next = NULL;
+                w->status = status;
+                w->body = strdup(b);
+                w->done = 1;
+                MHD_resume_connection(w->conn);
+        }
+        a->waiters = NULL;
+        a->nwaiters = 0;
+}
+
+static void *slow_worker(void *arg) {
+        struct slow_job *job = arg;
+        struct health_server *hs = job->hs;
+        struct answer *a = &hs->answers[job->kind];
+        unsigned status = 503;
+        char *body = job->kind == SLOW_METRICS ? metrics(hs, &status)
+                                               : readyz(hs, &status);
+
         pthread_mutex_lock(&hs->slow_lock);
+        if (body) {
+                free(a->body);
+                a->body = body;
+                a->status = status;
+                a->at_ms = clock_mono_ms();
+        }
+        a->computing = 0;
+        answer_waiters(a, body ? status : 503, body ? body : "out of memory\n");
         hs->nslow--;
         pthread_cond_broadcast(&hs->slow_done);
         pthread_mutex_unlock(&hs->slow_lock);
+        free(job);
         return NULL;
 }
 
-/* Suspend @p conn and compute its answer on a worker; 0, or -1 when
- * MAX_SLOW are already running (or no thread could start). */
+/* Answers @p r from the cache, or suspends it until the computation in
+ * flight (started here when there is none) answers. @returns 1 answered
+ * from the cache (r->body set), 0 suspended, -1 busy. */
 static int slow_start(struct health_server *hs, struct slow_req *r) {
+        struct answer *a = &hs->answers[r->kind];
+        struct slow_job *job = NULL;
         pthread_attr_t attr;
         pthread_t t;
-        int rc;
+        int rc = 0;
 
         pthread_mutex_lock(&hs->slow_lock);
-        if (hs->nslow >= MAX_SLOW) {
+        if (a->body && clock_mono_ms() - a->at_ms < CACHE_MS) {
+                r->status = a->status;
+                r->body = strdup(a->body);
+                pthread_mutex_unlock(&hs->slow_lock);
+                return r->body ? 1 : -1;
+        }
+        if (a->nwaiters >= MAX_WAITERS ||
+            (!a->computing && !(job = malloc(sizeof(*job))))) {
                 pthread_mutex_unlock(&hs->slow_lock);
                 return -1;
         }
-        hs->nslow++;
-        pthread_mutex_unlock(&hs->slow_lock);
         MHD_suspend_connection(r->conn);
+        r->next = a->waiters;
+        a->waiters = r;
+        a->nwaiters++;
+        if (a->computing) {
+                pthread_mutex_unlock(&hs->slow_lock);
+                return 0;
+        }
+        a->computing = 1;
+        hs->nslow++;
+        *job = (struct slow_job){hs, r->kind};
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        rc = pthread_create(&t, &attr, slow_worker, r);
+        rc = pthread_create(&t, &attr, slow_worker, job);
         pthread_attr_destroy(&attr);
         if (rc != 0) {
-                MHD_resume_connection(r->conn);
-                pthread_mutex_lock(&hs->slow_lock);
+                free(job);
+                a->computing = 0;
+                answer_waiters(a, 503, "busy: no worker thread\n");
                 hs->nslow--;
                 pthread_cond_broadcast(&hs->slow_done);
-                pthread_mutex_unlock(&hs->slow_lock);
-                return -1;
         }
+        pthread_mutex_unlock(&hs->slow_lock);
         return 0;
+}
+
+/* The client's address as 16 bytes (IPv4 as ::ffff:a.b.c.d). */
+static void client_addr(struct MHD_Connection *conn, unsigned char out[16]) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+        memset(out, 0, 16);
+        if (sa && sa->sa_family == AF_INET6) {
+                memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        } else if (sa && sa->sa_family == AF_INET) {
+                out[10] = out[11] = 0xff;
+                memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr,
+                       4);
+        }
+}
+
+/* 1 when this address asked @p kind more than RATE_MAX times in the
+ * current second. @locality the event loop. */
+static int rate_exceeded(struct health_server *hs,
+                         struct MHD_Connection *conn,
+                         enum slow_kind kind) {
+        unsigned char addr[16];
+        int64_t now = clock_mono_ms();
+        struct rate *r = NULL, *oldest = &hs->rates[0];
+
+        client_addr(conn, addr);
+        for (int i = 0; i < RATE_ADDRS && !r; i++) {
+                struct rate *x = &hs->rates[i];
+                if (x->used && memcmp(x->addr, addr, 16) == 0)
+                        r = x;
+                else if (!x->used ||
+                         (oldest->used && x->last_ms < oldest->last_ms))
+                        oldest = x;
+        }
+        if (!r) {
+                r = oldest;
+                memset(r, 0, sizeof(*r));
+                memcpy(r->addr, addr, 16);
+                r->used = 1;
+                r->window_ms = now;
+        }
+        r->last_ms = now;
+        if (now - r->window_ms >= 1000) {
+                r->window_ms = now;
+                memset(r->count, 0, sizeof(r->count));
+        }
+        return ++r->count[kind] > RATE_MAX;
 }
 
 static void completed(void *cls,
@@ -338,6 +474,29 @@ static void completed(void *cls,
                 free(r);
                 *con_cls = NULL;
         }
+}
+
+static enum MHD_Result reply_retry(struct MHD_Connection *conn,
+                                   enum slow_kind kind) {
+        char *body = strdup(
+            kind == SLOW_METRICS
+                ? "too many /metrics requests from this address (at most "
+                  "50 a second; answers are kept for 1 s)\n"
+                : "too many /readyz requests from this address (at most 50 "
+                  "a second; answers are kept for 1 s)\n");
+        if (!body)
+                return MHD_NO;
+        struct MHD_Response *resp = MHD_create_response_from_buffer(
+            strlen(body), body, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+                free(body);
+                return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", "text/plain");
+        MHD_add_response_header(resp, "Retry-After", "1");
+        enum MHD_Result r = MHD_queue_response(conn, 429, resp);
+        MHD_destroy_response(resp);
+        return r;
 }
 
 static enum MHD_Result handle(void *cls,
@@ -358,6 +517,9 @@ static enum MHD_Result handle(void *cls,
                 /* Resumed by its worker, or called again while it works. */
                 if (!r->done)
                         return MHD_YES;
+                if (!r->body)
+                        return reply(conn, 503, "text/plain",
+                                     strdup("out of memory\n"));
                 char *body = r->body;
                 r->body = NULL;
                 return reply(conn, r->status, r->type,
@@ -379,22 +541,34 @@ static enum MHD_Result handle(void *cls,
                 return reply(
                     conn, 404, "text/plain",
                     strdup("not found: try /metrics, /livez or /readyz\n"));
+        enum slow_kind kind =
+            strcmp(url, "/metrics") == 0 ? SLOW_METRICS : SLOW_READYZ;
+        if (rate_exceeded(hs, conn, kind))
+                return reply_retry(conn, kind);
         r = calloc(1, sizeof(*r));
         if (!r)
                 return MHD_NO;
         r->hs = hs;
         r->conn = conn;
-        r->metrics = strcmp(url, "/metrics") == 0;
-        r->type = r->metrics ? "text/plain; version=0.0.4; charset=utf-8"
-                             : "text/plain";
+        r->kind = kind;
+        r->type = kind == SLOW_METRICS
+                      ? "text/plain; version=0.0.4; charset=utf-8"
+                      : "text/plain";
         *con_cls = r;
-        if (slow_start(hs, r) == -1) {
+        switch (slow_start(hs, r)) {
+        case 1: {
+                char *body = r->body;
+                r->body = NULL;
+                return reply(conn, r->status, r->type, body);
+        }
+        case 0:
+                return MHD_YES;
+        default:
                 /* freed by completed() */
                 return reply(conn, 503, "text/plain",
-                             strdup("busy: too many /metrics and /readyz at "
-                                    "once\n"));
+                             strdup("busy: too many /metrics and /readyz "
+                                    "waiting\n"));
         }
-        return MHD_YES;
 }
 
 struct health_server *health_server_start(const char *addr,
@@ -464,6 +638,8 @@ void health_server_stop(struct health_server *hs) {
                 pthread_cond_wait(&hs->slow_done, &hs->slow_lock);
         pthread_mutex_unlock(&hs->slow_lock);
         MHD_stop_daemon(hs->daemon);
+        for (int k = 0; k < SLOW_KINDS; k++)
+                free(hs->answers[k].body);
         pthread_mutex_destroy(&hs->lag_lock);
         pthread_mutex_destroy(&hs->slow_lock);
         pthread_cond_destroy(&hs->slow_done);

@@ -28,8 +28,10 @@ int health_server_check_addr(const char *addr, struct err *err);
  * @brief Listen on @p addr (see health_server_check_addr; port 0 picks one)
  * and serve from an event loop (slow clients cost a socket, not a thread;
  * at most 256 connections, 16 per client address, 10 s idle timeout);
- * /metrics and /readyz (they ask the brokers) run on worker threads, so
- * they never hold up /livez.
+ * /metrics and /readyz (they ask the brokers) run on worker threads (one
+ * per endpoint at most; answers kept for 1 s; at most 50 requests per
+ * second of each from one address, then 429), so they never hold up
+ * /livez, and a flood of one never starves the other.
  * @p loops are borrowed and must outlive the server.
  */
 struct health_server *health_server_start(const char *addr,

@@ -51,6 +51,7 @@ struct http {
         int n_idle;
         char *jar[JAR_MAX]; /* Netscape cookie lines, malloc'd */
         int n_jar;
+        char *proxy; /* http_set_proxy(), or NULL: no proxy at all */
 };
 
 /* Where the write callback puts the body. */
@@ -293,7 +294,19 @@ void http_destroy(struct http *http) {
         for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
                 pthread_mutex_destroy(&http->share_locks[i]);
         pthread_mutex_destroy(&http->lock);
+        free(http->proxy);
         free(http);
+}
+
+int http_set_proxy(struct http *http, const char *proxy, struct err *err) {
+        free(http->proxy);
+        http->proxy = NULL;
+        if (!proxy || !*proxy)
+                return 0;
+        http->proxy = strdup(proxy);
+        if (!http->proxy)
+                return err_oom(err, "http: proxy");
+        return 0;
 }
 
 static CURL *pool_get(struct http *http) {
@@ -558,6 +571,12 @@ static CURLcode set_options(struct http *http,
         SET(CURLOPT_TIMEOUT_MS, timeout);
         SET(CURLOPT_CONNECTTIMEOUT_MS, connect);
         SET(CURLOPT_FOLLOWLOCATION, 0L);
+        /* Never the environment's proxy (http_proxy and the like): every
+         * request may carry a token. "" turns libcurl's proxy off even
+         * when the environment names one; NOPROXY "*" says it twice. */
+        SET(CURLOPT_PROXY, http->proxy ? http->proxy : "");
+        SET(CURLOPT_NOPROXY, http->proxy ? "" : "*");
+        SET(CURLOPT_HTTPPROXYTUNNEL, http->proxy ? 1L : 0L);
 #if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85.0 */
         SET(CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -588,6 +607,13 @@ int http_request(struct http *http,
         int ret = -1;
 
         sink.cap = req->body_cap ? req->body_cap : HTTP_BODY_CAP_DEFAULT;
+        /* Through a proxy, only TLS: in a tunnel the proxy sees bytes it
+         * cannot read; a plain request would hand it the headers. */
+        if (http->proxy && strncmp(req->url, "https://", 8) != 0)
+                return err_set(err, ERR_PERMANENT, 0,
+                               "http: %s: refusing a plain-HTTP request "
+                               "through a proxy (its headers would be read)",
+                               req->method);
         h = pool_get(http);
         headers = build_headers(req);
         if (!h || !headers) {

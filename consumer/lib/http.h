@@ -53,6 +53,16 @@ struct http *http_new(struct err *err);
 void http_destroy(struct http *http); /* NULL is a no-op */
 
 /**
+ * @brief The proxy every request of @p http uses (copied), before the first
+ * request. NULL or "" (the default): no proxy at all, whatever http_proxy,
+ * HTTPS_PROXY, ALL_PROXY or NO_PROXY say in the environment. With a proxy,
+ * https:// requests go through a CONNECT tunnel and a plain http:// request
+ * is refused (ERR_PERMANENT): the proxy would read its headers.
+ * @returns 0, or -1 out of memory.
+ */
+int http_set_proxy(struct http *http, const char *proxy, struct err *err);
+
+/**
  * @brief Perform one request (no retries, no redirects).
  *
  * Returns 0 whenever a complete response arrived, whatever its status: the

@@ -54,6 +54,16 @@ void job_set_left_behind(struct job *job, const char *id) {
         snprintf(job->left_behind, sizeof(job->left_behind), "%s", id);
 }
 
+void job_set_warning(struct job *job, const char *code, const char *message) {
+        if (!code) {
+                job->warning_code[0] = job->warning[0] = '\0';
+                return;
+        }
+        snprintf(job->warning_code, sizeof(job->warning_code), "%s", code);
+        snprintf(job->warning, sizeof(job->warning), "%s", message);
+        job_log(job, LOG_WARN, "%s: %s", code, message);
+}
+
 void job_note_attempt(struct job *job, int attempt) {
         if (attempt > job->attempt)
                 job->attempt = attempt;

@@ -84,9 +84,12 @@ struct job {
         char thopter_id[64];
         char machine_name[128];
         char region[32];
-        int attempt;          /* counts from 1 */
-        char left_behind[64]; /* a machine a failed request could not remove
-                                 (named in its dead letter) */
+        int attempt;           /* counts from 1 */
+        char left_behind[64];  /* a machine a failed request could not remove
+                                  (named in its dead letter) */
+        char warning_code[40]; /* what its completed event warns of ("":
+                                  nothing), e.g. golden_claude_unreachable */
+        char warning[ERR_MSG_LEN]; /* ...and the line for people */
 
         /* Control, across threads. */
         atomic_int cancel;        /* the loop: give up now */
@@ -148,6 +151,13 @@ void job_set_machine(struct job *job,
  * up): the dead letter names it (thopter.dlq.left_machine) for an operator
  * or thopter-reaper. */
 void job_set_left_behind(struct job *job, const char *id);
+
+/**
+ * @brief The request completes, but with something an operator should see:
+ * its completed event carries "warning" {code, message} (the last one set
+ * wins; NULL @p code clears it). Logged at warn level.
+ */
+void job_set_warning(struct job *job, const char *code, const char *message);
 
 /** @brief Raise the attempt count shown in events to @p attempt. */
 void job_note_attempt(struct job *job, int attempt);

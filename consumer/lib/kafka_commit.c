@@ -185,6 +185,7 @@ static void on_assign(struct kafka_loop *loop,
                       rd_kafka_topic_partition_list_t *parts,
                       const char *list) {
         loop->generation++;
+        kafka_join_done(loop);
         log_info(loop->name, "assigned %s", parts->cnt ? list : "nothing");
         rd_kafka_assign(loop->rk, parts);
         atomic_store(&loop->joined, 1);
@@ -213,6 +214,7 @@ static void on_revoke(struct kafka_loop *loop,
         if (loop->stop_deadline && loop->stop_deadline < deadline)
                 deadline = loop->stop_deadline;
         atomic_store(&loop->joined, 0);
+        kafka_join_waiting(loop);
         log_info(loop->name, "revoked %s; finishing in-flight work first",
                  parts && parts->cnt ? list : "nothing");
         kafka_workers_drop_pending(loop);

@@ -1,5 +1,6 @@
 /* kafka_conf.c - see kafka_conf.h. */
 #include "kafka_conf.h"
+#include "kafka_log.h"
 #include "log.h"
 #include "secret_file.h"
 #include "strfmt.h"
@@ -9,16 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void
-log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-        enum log_level lvl = level <= 3   ? LOG_ERROR
-                             : level <= 5 ? LOG_WARN
-                             : level == 6 ? LOG_INFO
-                                          : LOG_DEBUG;
-        log_write(lvl, "kafka", NULL, "%s: %s: %s", rd_kafka_name(rk), fac,
-                  buf);
-}
 
 int kafka_conf_is_secret(const char *key, size_t len) {
         static const char *const words[] = {"password", "secret"};
@@ -167,7 +158,7 @@ static rd_kafka_conf_t *conf_new(int type,
                      : type == RD_KAFKA_CONSUMER ? 'P'
                                                  : 0;
 
-        rd_kafka_conf_set_log_cb(conf, log_cb);
+        rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
         if (brokers && *brokers &&
             kafka_conf_set(conf, "bootstrap.servers", brokers, err) == -1)
                 goto fail;

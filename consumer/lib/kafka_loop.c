@@ -34,6 +34,7 @@
 #include "clock.h"
 #include "events.h"
 #include "kafka_conf.h"
+#include "kafka_offsets.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -285,6 +286,7 @@ enum kafka_loop_exit kafka_loop_run(struct kafka_loop *loop) {
         }
         log_info(loop->name, "consuming %s in group %s, %d in flight at most",
                  loop->topic, loop->group, loop->max_in_flight);
+        kafka_join_waiting(loop);
 
         for (;;) {
                 atomic_store(&loop->last_poll_ms, clock_mono_ms());
@@ -292,6 +294,7 @@ enum kafka_loop_exit kafka_loop_run(struct kafka_loop *loop) {
                 if (atomic_load(&loop->stopping) && stop_tick(loop, &rc))
                         break;
                 kafka_pause_update(loop);
+                kafka_join_tick(loop);
                 rd_kafka_message_t *rkm = rd_kafka_consumer_poll(loop->rk, 100);
                 if (rkm) {
                         on_message(loop, rkm);
@@ -379,8 +382,11 @@ const char *kafka_loop_topic(const struct kafka_loop *loop) {
 /* Lag is computed from the broker, not from librdkafka's statistics: the
  * statistics' hi_offset is not refreshed for paused partitions (librdkafka
  * #4996), and a full loop is exactly a paused one. rd_kafka_assignment(),
- * rd_kafka_committed() and rd_kafka_query_watermark_offsets() are safe from
- * any thread; they only queue requests for librdkafka's own threads. */
+ * rd_kafka_committed() and kafka_offsets_query() are safe from any thread;
+ * they only queue requests for librdkafka's own threads. (Not
+ * rd_kafka_query_watermark_offsets(): it hangs while a leader is down,
+ * kafka_offsets.h.) A partition whose leader does not answer in time is
+ * left out of this scrape. */
 int kafka_loop_lag(struct kafka_loop *loop,
                    int timeout_ms,
                    kafka_loop_lag_fn *fn,
@@ -408,8 +414,9 @@ int kafka_loop_lag(struct kafka_loop *loop,
                 int64_t lo = 0, hi = 0;
                 if (p->err)
                         continue;
-                e = rd_kafka_query_watermark_offsets(
-                    loop->rk, p->topic, p->partition, &lo, &hi, timeout_ms);
+                e = kafka_offsets_query(loop->rk, p->topic, p->partition,
+                                        p->offset >= 0 ? NULL : &lo, &hi,
+                                        timeout_ms);
                 if (e)
                         continue;
                 /* Nothing committed yet: the group starts at the earliest
@@ -497,6 +504,7 @@ struct kafka_loop *kafka_loop_new(const struct kafka_loop_opts *opts,
                 rd_kafka_conf_destroy(conf);
                 goto fail;
         }
+        loop->session_timeout_ms = kafka_join_session_timeout(conf);
         rd_kafka_conf_set_opaque(conf, loop);
         rd_kafka_conf_set_rebalance_cb(conf, kafka_rebalance_cb);
         rd_kafka_conf_set_offset_commit_cb(conf, kafka_commit_cb);

@@ -6,6 +6,7 @@
  *   kafka_finish.c   final events, dead letters and their acknowledgements
  *   kafka_commit.c   commits of the finished prefix, rebalances, draining
  *   kafka_pause.c    pausing and resuming intake
+ *   kafka_join.c     saying why partitions are slow to come
  *
  * Locking: `lock` guards the job lists and counters below it; the rest is
  * the poll thread's, or atomic.
@@ -74,6 +75,10 @@ struct kafka_loop {
         atomic_int joined;
         atomic_llong last_poll_ms;
         int64_t last_recommit_ms;
+        /* kafka_join.c (poll thread): waiting for partitions since (0: not
+         * waiting), the next notice, and the session timeout in force. */
+        int64_t join_wait_since_ms, join_next_log_ms;
+        long session_timeout_ms;
 };
 
 /* kafka_loop.c */
@@ -133,5 +138,16 @@ int kafka_pause_wanted(struct kafka_loop *loop);
 int kafka_pause_apply(struct kafka_loop *loop,
                       rd_kafka_topic_partition_list_t *parts,
                       int pause);
+
+/* kafka_join.c */
+/** session.timeout.ms of @p conf (before rd_kafka_new() takes it); 0 when
+ * unknown. */
+long kafka_join_session_timeout(rd_kafka_conf_t *conf);
+/** Poll thread: the loop subscribed, or lost its partitions: waiting. */
+void kafka_join_waiting(struct kafka_loop *loop);
+/** Poll thread, each iteration: log the wait every few seconds. */
+void kafka_join_tick(struct kafka_loop *loop);
+/** Poll thread: partitions assigned (logs the wait when it was long). */
+void kafka_join_done(struct kafka_loop *loop);
 
 #endif

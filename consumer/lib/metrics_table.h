@@ -68,6 +68,9 @@
     COUNTER, "SSH connections opened by provisioning")                       \
   X(M_SSH_STEP_RETRIES, "thopter_ssh_step_retries_total", COUNTER,           \
     "Remote steps run again on a new connection after the old one dropped")  \
+  X(M_GOLDEN_CLAUDE_COPIES, "thopter_golden_claude_copies_total", COUNTER,   \
+    "Golden Claude copies by outcome: copied, or why none was made "         \
+    "(not_running, host_key, unreachable, copy_failed)")                     \
   /* Per scrape (health_server.c) */                                         \
   X(M_POLL_AGE, "thopter_poll_age_seconds", GAUGE,                           \
     "Seconds since each Kafka loop last polled")                             \

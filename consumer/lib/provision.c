@@ -9,10 +9,13 @@
  *
  * Idempotent by construction: every machine carries its requestId in
  * config.metadata.thopter_request_id, and the first step looks it up. A
- * machine that has the done marker means the request already finished (a
- * redelivery): emit completed again, touch nothing. A machine without it is
- * resumed from the wait step. THOPTER_READY_TIMEOUT counts from the create
- * (or from finding the machine), never including a capacity or breaker wait.
+ * machine with fly's thopter_provisioned mark for this request means the
+ * request already finished (a redelivery): emit completed again, touch
+ * nothing, not even SSH. Without the mark (a crash, or a mark write that
+ * failed, after the launch) the root-owned done marker on the machine
+ * decides; a machine without either is resumed from the wait step.
+ * THOPTER_READY_TIMEOUT counts from the create (or from finding the machine),
+ * never including a capacity or breaker wait.
  *
  * A failure after the machine exists destroys it (unless THOPTER_KEEP_FAILED)
  * before the request is dead-lettered: no orphans.
@@ -71,8 +74,20 @@ static int
 set_up(struct provision_run *r, enum provision_found found, struct err *err) {
         int done = 0;
 
+        job_set_warning(r->job, NULL, NULL); /* an earlier attempt's */
         provision_work_branch(r->req, r->machine.id, r->work_branch,
                               sizeof(r->work_branch));
+        /* fly's mark decides: nothing on the machine does, where the agent
+         * could remove a marker or plant a link for root to write through
+         * (contract section 3: a redelivery types nothing again). */
+        if (found == FOUND_LIVE &&
+            strcmp(r->machine.provisioned, r->req->request_id) == 0) {
+                job_log(r->job, LOG_INFO,
+                        "already provisioned (fly's thopter_provisioned "
+                        "mark; redelivered request): nothing to do");
+                count("already_done");
+                return 0;
+        }
         if (provision_wait_started(r, err) == -1 ||
             provision_connect(r, err) == -1)
                 return -1;
@@ -125,6 +140,23 @@ static int run(struct job *job, void *opaque, struct err *err) {
                         r.req->repository);
                 err_classify(err, ERRC_UNKNOWN_REPOSITORY, "validate");
                 count("unknown_repository");
+                return -1;
+        }
+        /* The image receives the GitHub token, the env file, the host key
+         * and the Golden Claude's home: a request may only pick one under
+         * a prefix the operator allows. */
+        if (r.req->image[0] &&
+            !request_image_is_allowed(r.req->image, r.cfg->image_prefixes,
+                                      r.cfg->app_name)) {
+                err_set(err, ERR_PERMANENT, 0,
+                        "image %s: not under an allowed prefix "
+                        "(THOPTER_IMAGE_PREFIXES: %s)",
+                        r.req->image,
+                        r.cfg->image_prefixes && *r.cfg->image_prefixes
+                            ? r.cfg->image_prefixes
+                            : "unset, so registry.fly.io/APP_NAME");
+                err_classify(err, ERRC_INVALID_REQUEST, "validate");
+                count("image_refused");
                 return -1;
         }
         if (provision_lookup(&r, &found, err) == -1)

@@ -106,8 +106,93 @@ provision_log_command(const char *log_path, const char *msg, int64_t wall_ms) {
         return out;
 }
 
-char *provision_as_user(const char *user, const char *inner) {
-        return shell_su_command(user, inner);
+/* What a Claude home needs from the Golden Claude: its login and its
+ * settings. Nothing else of that home (a machine whose user is an agent
+ * running arbitrary code) is carried over. */
+static const char *const gc_items[] = {".claude", ".claude.json"};
+
+#define USER_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+char *provision_as_user(const char *user, const char *home, const char *inner) {
+        char *qhome = NULL, *qinner = NULL, *out = NULL;
+
+        if (!shell_name_is_safe(user))
+                return NULL;
+        qhome = strfmt("HOME=%s", home);
+        char *qh = qhome ? shell_quote(qhome) : NULL;
+        qinner = shell_quote(inner);
+        /* The name passed shell_name_is_safe(): no quotes needed. */
+        if (qh && qinner)
+                out = strfmt("runuser -u %s -- env -i %s USER=%s LOGNAME=%s "
+                             "SHELL=/bin/sh PATH=" USER_PATH
+                             " LANG=C.UTF-8 /bin/sh -c %s",
+                             user, qh, user, user, qinner);
+        free(qhome);
+        free(qh);
+        free(qinner);
+        return out;
+}
+
+char *provision_gc_pack_command(const char *user, const char *home) {
+        char *qhome = shell_quote(home), *inner = NULL, *out = NULL;
+        char items[128] = "";
+
+        for (size_t i = 0; i < sizeof(gc_items) / sizeof(gc_items[0]); i++) {
+                strcat(items, " ");
+                strcat(items, gc_items[i]);
+        }
+        /* Only the items that exist (tar refuses a missing one); an empty
+         * archive when none does. No -h: a symlink is sent as a link. */
+        if (qhome)
+                inner = strfmt(
+                    "cd %s && set -- && for f in%s; do if [ -e \"$f\" ] || "
+                    "[ -L \"$f\" ]; then set -- \"$@\" \"$f\"; fi; done && "
+                    "if [ $# -eq 0 ]; then tar czf - -T /dev/null; else "
+                    "tar czf - --exclude=.claude/projects -- \"$@\"; fi",
+                    qhome, items);
+        if (inner)
+                out = provision_as_user(user, home, inner);
+        free(qhome);
+        free(inner);
+        return out;
+}
+
+char *provision_gc_unpack_command(const char *user, const char *home) {
+        char *qhome = shell_quote(home), *inner = NULL, *out = NULL;
+
+        if (qhome)
+                inner = strfmt("umask 077 && cd %s && tar xzf - "
+                               "--no-same-owner --no-same-permissions "
+                               "--no-overwrite-dir",
+                               qhome);
+        if (inner)
+                out = provision_as_user(user, home, inner);
+        free(qhome);
+        free(inner);
+        return out;
+}
+
+char *provision_write_file_command(const char *user,
+                                   const char *home,
+                                   const char *dir,
+                                   const char *name) {
+        char *qdir = shell_quote(dir), *qname = shell_quote(name);
+        char *tmp = strfmt(".%s.thopter-tmp", name);
+        char *qtmp = tmp ? shell_quote(tmp) : NULL;
+        char *inner = NULL, *out = NULL;
+
+        if (qdir && qname && qtmp)
+                inner = strfmt("umask 022 && mkdir -p %s && cd %s && "
+                               "rm -f -- %s && cat > %s && mv -f -T -- %s %s",
+                               qdir, qdir, qtmp, qtmp, qtmp, qname);
+        if (inner)
+                out = provision_as_user(user, home, inner);
+        free(qdir);
+        free(qname);
+        free(tmp);
+        free(qtmp);
+        free(inner);
+        return out;
 }
 
 int provision_credential_base(const char *url, char *out, size_t cap) {

@@ -43,8 +43,36 @@ void provision_work_branch(const struct provision_request *req,
 char *
 provision_log_command(const char *log_path, const char *msg, int64_t wall_ms);
 
-/** @brief `su - USER -c '<inner>'` (NULL when @p user is not a safe name). */
-char *provision_as_user(const char *user, const char *inner);
+/**
+ * @brief `runuser -u USER -- env -i HOME=... PATH=... /bin/sh -c '<inner>'`:
+ * @p inner as @p user with a clean environment and no login shell, so no
+ * dotfile of the user (which the agent controls) runs, least of all while a
+ * secret is on stdin. NULL when @p user is not a safe name.
+ */
+char *provision_as_user(const char *user, const char *home, const char *inner);
+
+/**
+ * @brief On the Golden Claude, as its user: a gzip'd tar on stdout of only
+ * what a Claude home needs (PROVISION_GC_ITEMS that exist, without
+ * .claude/projects), never a dotfile that runs code (.bash_profile,
+ * .gitconfig, .ssh, ...).
+ */
+char *provision_gc_pack_command(const char *user, const char *home);
+
+/**
+ * @brief On the thopter, as its user: that tar from stdin into @p home,
+ * owned by the user, with the user's umask.
+ */
+char *provision_gc_unpack_command(const char *user, const char *home);
+
+/**
+ * @brief As @p user: stdin into @p dir/@p name through a temporary file and
+ * `mv -f -T` (the name is replaced, never followed), mode 0644.
+ */
+char *provision_write_file_command(const char *user,
+                                   const char *home,
+                                   const char *dir,
+                                   const char *name);
 
 
 /**

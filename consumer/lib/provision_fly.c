@@ -283,6 +283,7 @@ add_files(struct provision_run *r, struct machine_spec *m, struct err *err) {
             "THOPTER_ENV_FILE", "THOPTER_POST_CHECKOUT_FILE"};
         static const char *const local_guest[2] = {"/tmp/.env.thopters",
                                                    "/tmp/post-checkout.sh"};
+        static const unsigned local_mode[2] = {0600, 0755};
         const char *local_path[2] = {r->cfg->env_file,
                                      r->cfg->post_checkout_file};
         size_t n = 0;
@@ -292,11 +293,16 @@ add_files(struct provision_run *r, struct machine_spec *m, struct err *err) {
         m->authorized_keys = strfmt("%s\n", r->ctx->authorized_key);
         if (!m->host_key_pem || !m->authorized_keys)
                 return err_oom(err, "create");
-        m->files[n++] = (struct fly_file){
-            PROVISION_HOST_KEY_PATH, m->host_key_pem, strlen(m->host_key_pem)};
+        /* Secrets are 0600 from the moment fly writes them (fly-go's
+         * File.Mode): no user of the machine may read them before the
+         * start hook runs, and .env.thopters keeps its mode when the init
+         * moves it into the workspace. */
         m->files[n++] =
-            (struct fly_file){PROVISION_AUTHORIZED_KEYS_PATH,
-                              m->authorized_keys, strlen(m->authorized_keys)};
+            (struct fly_file){PROVISION_HOST_KEY_PATH, m->host_key_pem,
+                              strlen(m->host_key_pem), 0600};
+        m->files[n++] = (struct fly_file){PROVISION_AUTHORIZED_KEYS_PATH,
+                                          m->authorized_keys,
+                                          strlen(m->authorized_keys), 0644};
         for (int i = 0; i < 2; i++) {
                 struct err fe = {0};
                 if (!local_path[i] || !*local_path[i])
@@ -309,8 +315,9 @@ add_files(struct provision_run *r, struct machine_spec *m, struct err *err) {
                                 local_setting[i], fe.msg);
                         return err_classify(err, ERRC_INTERNAL, "create");
                 }
-                m->files[n++] = (struct fly_file){local_guest[i], m->local[i],
-                                                  m->local_len[i]};
+                m->files[n++] =
+                    (struct fly_file){local_guest[i], m->local[i],
+                                      m->local_len[i], local_mode[i]};
         }
         m->spec.files = m->files;
         m->spec.n_files = n;
@@ -468,11 +475,25 @@ out:
 /* ------------------------------------------------------------------ */
 /* Wait */
 
+/* Seconds of THOPTER_READY_TIMEOUT spent so far. */
+static long ready_elapsed_s(const struct provision_run *r) {
+        return r->cfg->ready_timeout_s -
+               clock_left_ms(r->ready_deadline) / 1000;
+}
+
 static int call_wait(void *arg, struct err *err) {
         struct provision_run *r = arg;
         int64_t left = clock_left_ms(r->ready_deadline);
         int secs = (int)(left / 1000);
 
+        /* Each call waits up to 60 s for fly to answer; a call after the
+         * first says how long the machine has taken so far. */
+        if (left > 0 && ready_elapsed_s(r) >= 1)
+                job_log(r->job, LOG_INFO,
+                        "machine %s not started yet after %ld s; waiting up "
+                        "to THOPTER_READY_TIMEOUT (%d s)",
+                        r->machine.id, ready_elapsed_s(r),
+                        r->cfg->ready_timeout_s);
         if (left <= 0)
                 return err_setc(err, ERR_PERMANENT, ERR_CAUSE_DEADLINE, 0,
                                 "machine %s not started within "
@@ -495,12 +516,20 @@ int provision_wait_started(struct provision_run *r, struct err *err) {
         patient.max_attempts = 1000;
         snprintf(target, sizeof(target), "wait:%s", r->machine.id);
         job_step(r->job, "wait");
+        job_log(r->job, LOG_INFO,
+                "waiting for machine %s to be started (%ld s of "
+                "THOPTER_READY_TIMEOUT's %d s left)",
+                r->machine.id, r->cfg->ready_timeout_s - ready_elapsed_s(r),
+                r->cfg->ready_timeout_s);
         if (fly_retry_call(&patient, r->job, "wait", target, call_wait, r,
                            err) == -1) {
                 if (err->cause == ERR_CAUSE_DEADLINE)
                         err_classify(err, ERRC_TIMEOUT, "wait");
                 return -1;
         }
+        job_log(r->job, LOG_INFO,
+                "machine %s started after %ld s; waiting for its SSH server",
+                r->machine.id, ready_elapsed_s(r));
         /* private_ip may only be known now. */
         struct fly_machine fresh;
         struct err e = {0};

@@ -13,7 +13,12 @@
 #include <stdint.h>
 
 #define PROVISION_VOLUME_NAME "thopter_data"
-#define PROVISION_DONE_MARKER ".thopter-provisioned"
+/* The done marker (the launch writes it; a redelivery whose machine has no
+ * thopter_provisioned mark yet reads it): root's, in a directory only root
+ * may write, never in the agent's home, where the agent could remove it or
+ * plant a link for root to write through. */
+#define PROVISION_STATE_DIR    "/var/lib/thopter"
+#define PROVISION_STATE_MARKER PROVISION_STATE_DIR "/provisioned"
 /* Contract 5.13: where a machine finds its SSH keys (config.files). */
 #define PROVISION_HOST_KEY_PATH        "/etc/thopter/ssh/ssh_host_ed25519_key"
 #define PROVISION_AUTHORIZED_KEYS_PATH "/etc/thopter/ssh/authorized_keys"

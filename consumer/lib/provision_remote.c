@@ -11,6 +11,15 @@
  * and is therefore retried only after checking the done marker it writes in
  * the same command. The Golden Claude copy streams tar from the GC's
  * connection into tar on the thopter's, with no temporary file.
+ *
+ * The thopter's user is an agent running arbitrary code, and so is the
+ * Golden Claude's: nothing root does here follows a path that user owns.
+ * Whatever touches the user's home runs as the user (provision_as_user(),
+ * no login shell, a clean environment): the copy is packed and unpacked by
+ * the users of both machines, and only what a Claude home needs; the
+ * context files are written by the user with a rename that replaces the
+ * name. Root writes only the remote log and the done marker, which lives in
+ * PROVISION_STATE_DIR, out of the user's reach.
  */
 #include "provision_int.h"
 #include "clock.h"
@@ -211,7 +220,8 @@ int provision_remote_note(struct provision_run *r, const char *fmt, ...) {
 /* The done marker */
 
 static char *marker_path(struct provision_run *r) {
-        return strfmt("%s/%s", r->cfg->remote_home, PROVISION_DONE_MARKER);
+        (void)r;
+        return strdup(PROVISION_STATE_MARKER);
 }
 
 int provision_is_done(struct provision_run *r, int *done, struct err *err) {
@@ -277,14 +287,45 @@ static int find_gc_call(void *arg, struct err *err) {
         return 0;
 }
 
-/* The original treated this copy as optional: a thopter without Golden
- * Claude credentials still works once someone logs it in. So a missing GC
- * is a note, and a failed copy a warning; neither fails the request. */
+/* A Golden Claude copy that was not made: counted, and by default only a
+ * warning on the completed event (the original treated the copy as
+ * optional: a thopter without Golden Claude credentials still works once
+ * someone logs it in). With THOPTER_GOLDEN_CLAUDE_REQUIRED=1 it fails the
+ * request instead. @p why is the metric's outcome and the warning code's
+ * tail. @returns 0 (go on) or -1 (fail, @p err set). */
+static int gc_skipped(struct provision_run *r,
+                      const char *why,
+                      const char *message,
+                      struct err *err) {
+        char labels[48], code[40];
+
+        snprintf(labels, sizeof(labels), "outcome=\"%s\"", why);
+        metrics_inc(M_GOLDEN_CLAUDE_COPIES, labels, 1);
+        if (r->cfg->golden_claude_required) {
+                err_set(err, ERR_PERMANENT, 0,
+                        "Golden Claude copy not made "
+                        "(THOPTER_GOLDEN_CLAUDE_REQUIRED=1): %s",
+                        message);
+                return err_classify(err, ERRC_SSH, "golden_claude");
+        }
+        snprintf(code, sizeof(code), "golden_claude_%s", why);
+        job_set_warning(r->job, code, message);
+        return 0;
+}
+
+/* Why a connection to the Golden Claude failed, as gc_skipped()'s @p why:
+ * its host key (not pinned in THOPTER_SSH_KNOWN_HOSTS as [host]:port, or
+ * another key), or anything else (down, refused, login refused). */
+static const char *gc_connect_failure(const struct err *e) {
+        return e->cause == ERR_CAUSE_HOST_KEY ? "host_key" : "unreachable";
+}
+
 int provision_golden_claude(struct provision_run *r, struct err *err) {
         struct gc_find f = {.r = r};
         struct ssh_conn *gcssh = NULL;
-        char *qhome = NULL, *quser = NULL, *src = NULL, *inner = NULL;
+        char *src = NULL, *inner = NULL;
         char *logc = NULL, *dst = NULL;
+        char line[ERR_MSG_LEN + 256]; /* cut to ERR_MSG_LEN in the event */
         struct err e = {0};
         int rc = -1;
 
@@ -293,10 +334,12 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
                            find_gc_call, &f, err) == -1)
                 return -1;
         if (!f.found) {
-                job_log(r->job, LOG_INFO,
-                        "no started Golden Claude gc-%s or gc-default: copy "
-                        "skipped",
-                        r->req->gc);
+                snprintf(line, sizeof(line),
+                         "no started Golden Claude gc-%s or gc-default: copy "
+                         "skipped",
+                         r->req->gc);
+                if (gc_skipped(r, "not_running", line, err) == -1)
+                        return -1;
                 return remote_step(r, "golden_claude",
                                    "Golden Claude copy skipped: none running",
                                    "true", NULL, 0, 1, err);
@@ -311,22 +354,18 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
         }
         free(gchost);
         if (!gcssh) {
-                job_log(r->job, LOG_WARN, "Golden Claude %s unreachable: %s",
-                        f.gc.name, e.msg);
-                return 0;
+                snprintf(line, sizeof(line),
+                         "Golden Claude %s not reachable, copy skipped: %s",
+                         f.gc.name, e.msg);
+                return gc_skipped(r, gc_connect_failure(&e), line, err);
         }
         metrics_inc(M_PROVISION_SSH_CONNECTIONS, "", 1);
-        qhome = shell_quote(r->cfg->remote_home);
-        quser = shell_quote(r->cfg->remote_user);
-        src = qhome ? strfmt("tar czf - -C %s --exclude=./.bashrc "
-                             "--exclude=./.claude/projects .",
-                             qhome)
-                    : NULL;
-        inner = qhome && quser
-                    ? strfmt("mkdir -p %s && tar xzf - -C %s && chown -R %s: "
-                             "%s",
-                             qhome, qhome, quser, qhome)
-                    : NULL;
+        /* Packed by the GC's user, unpacked by the thopter's: root reads and
+         * writes nothing of either home, and only the Claude items travel. */
+        src =
+            provision_gc_pack_command(r->cfg->remote_user, r->cfg->remote_home);
+        inner = provision_gc_unpack_command(r->cfg->remote_user,
+                                            r->cfg->remote_home);
         logc = provision_log_command(
             r->cfg->remote_log, "copying Golden Claude data", clock_wall_ms());
         dst = logc && inner ? strfmt("%s; %s", logc, inner) : NULL;
@@ -340,18 +379,19 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
                 goto out;
         }
         if (ssh_pipe(gcssh, src, r->ssh, dst, r->cfg->ssh_timeout_s * 1000L,
-                     &e) == -1)
-                job_log(r->job, LOG_WARN,
-                        "Golden Claude copy from %s failed (continuing): %s",
-                        f.gc.name, e.msg);
-        else
-                job_log(r->job, LOG_INFO, "Golden Claude data copied from %s",
-                        f.gc.name);
+                     &e) == -1) {
+                snprintf(line, sizeof(line),
+                         "Golden Claude copy from %s failed: %s", f.gc.name,
+                         e.msg);
+                rc = gc_skipped(r, "copy_failed", line, err);
+                goto out;
+        }
+        metrics_inc(M_GOLDEN_CLAUDE_COPIES, "outcome=\"copied\"", 1);
+        job_log(r->job, LOG_INFO, "Golden Claude data copied from %s",
+                f.gc.name);
         rc = 0;
 out:
         ssh_close(gcssh);
-        free(qhome);
-        free(quser);
         free(src);
         free(inner);
         free(logc);
@@ -369,8 +409,9 @@ int provision_git(struct provision_run *r, struct err *err) {
             url ? provision_git_command(r->repo->user_name, r->repo->user_email,
                                         r->workspace, url, r->req->repo_name)
                 : NULL;
-        char *cmd =
-            inner ? provision_as_user(r->cfg->remote_user, inner) : NULL;
+        char *cmd = inner ? provision_as_user(r->cfg->remote_user,
+                                              r->cfg->remote_home, inner)
+                          : NULL;
         char *in = strfmt("%s\n", r->repo->pat);
         int rc = -1;
 
@@ -462,55 +503,42 @@ int provision_context_files(struct provision_run *r, struct err *err) {
             {"issue.md", provision_issue_markdown(r->req)},
             {"prompt.md", NULL},
             {"issue.json", provision_issue_json(r->req, r->work_branch)}};
-        char *qws = shell_quote(r->workspace);
-        char *quser = shell_quote(r->cfg->remote_user);
-        char *inner = NULL;
         int rc = -1;
 
         job_step(r->job, "context_files");
         files[1].data = prompt_markdown(r, err);
         if (!files[1].data)
                 goto out;
-        if (!files[0].data || !files[2].data || !qws || !quser)
-                goto oom;
-        for (int i = 0; i < 3; i++) {
-                char *path = strfmt("%s/%s", r->workspace, files[i].name);
-                if (!path)
-                        goto oom;
-                for (int attempt = 0;; attempt++) {
-                        if (job_cancelled(r->job)) {
-                                free(path);
-                                err_cancelled(err);
-                                goto out;
-                        }
-                        if (ssh_upload(r->ssh, path, files[i].data,
-                                       strlen(files[i].data), 0644,
-                                       r->cfg->ssh_timeout_s * 1000L, err) == 0)
-                                break;
-                        if (!retry_remote(r, attempt, "context_files", err)) {
-                                free(path);
-                                remote_failed(err, "context_files");
-                                goto out;
-                        }
-                }
-                free(path);
+        if (!files[0].data || !files[2].data) {
+                err_oom(err, "context_files");
+                remote_failed(err, "context_files");
+                goto out;
         }
-        inner = strfmt("chown %s: %s/issue.md %s/prompt.md %s/issue.json",
-                       quser, qws, qws, qws);
-        if (!inner)
-                goto oom;
-        rc = remote_step(r, "context_files", "context files written", inner,
-                         NULL, 0, 1, err);
-        goto out;
-oom:
-        err_oom(err, "context_files");
-        remote_failed(err, "context_files");
+        /* Written by the user, from stdin: root never opens a path in the
+         * workspace, where the agent may have left a link. */
+        for (int i = 0; i < 3; i++) {
+                char what[64];
+                char *cmd = provision_write_file_command(
+                    r->cfg->remote_user, r->cfg->remote_home, r->workspace,
+                    files[i].name);
+                if (!cmd) {
+                        err_oom(err, "context_files");
+                        remote_failed(err, "context_files");
+                        goto out;
+                }
+                snprintf(what, sizeof(what), "context file %s written",
+                         files[i].name);
+                int step_rc =
+                    remote_step(r, "context_files", what, cmd, files[i].data,
+                                strlen(files[i].data), 1, err);
+                free(cmd);
+                if (step_rc == -1)
+                        goto out;
+        }
+        rc = 0;
 out:
         for (int i = 0; i < 3; i++)
                 free(files[i].data);
-        free(qws);
-        free(quser);
-        free(inner);
         return rc;
 }
 
@@ -526,8 +554,9 @@ int provision_launch(struct provision_run *r, struct err *err) {
         char *typed = provision_launch_command(
             r->workspace, r->req->repo_name, r->cfg->remote_log,
             r->cfg->agent_command, r->cfg->tmux_session);
-        char *cmd =
-            typed ? provision_as_user(r->cfg->remote_user, typed) : NULL;
+        char *cmd = typed ? provision_as_user(r->cfg->remote_user,
+                                              r->cfg->remote_home, typed)
+                          : NULL;
         char *marker = marker_path(r);
         char *qmarker = marker ? shell_quote(marker) : NULL;
         char *qid = shell_quote(r->req->request_id);
@@ -537,11 +566,15 @@ int provision_launch(struct provision_run *r, struct err *err) {
         char *finish = line ? provision_log_command(r->cfg->remote_log, line,
                                                     clock_wall_ms())
                             : NULL;
-        char *full = cmd && qmarker && qid && finish
-                         ? strfmt("%s && printf '%%s\\n' %s > %s && "
-                                  "{ %s || true; }",
-                                  cmd, qid, qmarker, finish)
-                         : NULL;
+        /* The marker is root's, in a directory only root can write: written
+         * through a temporary name and a rename. */
+        char *full =
+            cmd && qmarker && qid && finish
+                ? strfmt("%s && install -d -m 0700 -o root -g "
+                         "root " PROVISION_STATE_DIR " && printf '%%s\\n' %s > "
+                         "%s.tmp && mv -f -T %s.tmp %s && { %s || true; }",
+                         cmd, qid, qmarker, qmarker, qmarker, finish)
+                : NULL;
         int rc = -1;
 
         job_step(r->job, "launch");

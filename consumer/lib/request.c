@@ -541,6 +541,49 @@ int request_thopter_id_is_valid(const char *s) {
         return s && strlen(s) == 14 && all_in(s, DIGITS "abcdef");
 }
 
+/* @p image against one prefix of @p n bytes (see request.h). */
+static int image_under(const char *image, const char *prefix, size_t n) {
+        if (n == 0 || strncmp(image, prefix, n) != 0)
+                return 0;
+        if (prefix[n - 1] == '/' || prefix[n - 1] == ':')
+                return image[n] != '\0';
+        return image[n] == '/' || image[n] == ':' || image[n] == '@';
+}
+
+int request_image_is_allowed(const char *image,
+                             const char *prefixes,
+                             const char *app_name) {
+        const char *p = prefixes;
+        char own[160];
+
+        if (!image || !*image)
+                return 0;
+        if (!p || !*p) {
+                if (!app_name || !*app_name)
+                        return 0;
+                snprintf(own, sizeof(own), "registry.fly.io/%s", app_name);
+                return image_under(image, own, strlen(own));
+        }
+        while (*p) {
+                size_t n = strcspn(p, ",");
+                const char *q = p;
+                size_t m = n;
+                /* blanks around a list entry are not part of it */
+                while (m && isspace((unsigned char)*q)) {
+                        q++;
+                        m--;
+                }
+                while (m && isspace((unsigned char)q[m - 1]))
+                        m--;
+                if (image_under(image, q, m))
+                        return 1;
+                p += n;
+                if (*p == ',')
+                        p++;
+        }
+        return 0;
+}
+
 static int repo_part_is_valid(const char *s, size_t n) {
         if (n < 1 || n > 100)
                 return 0;

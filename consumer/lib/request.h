@@ -78,4 +78,17 @@ int request_id_is_valid(const char *s);
 /** @brief true when @p s is a fly machine id: 14 lowercase hex chars. */
 int request_thopter_id_is_valid(const char *s);
 
+/**
+ * @brief true when @p image starts with one of @p prefixes (a comma-separated
+ * list, THOPTER_IMAGE_PREFIXES) at a reference boundary: the prefix ends in
+ * '/' or ':', or the image goes on with '/', ':' or '@' after it. So
+ * "registry.fly.io/app" allows "registry.fly.io/app:tag" and
+ * "registry.fly.io/app@sha256:...", never "registry.fly.io/app-evil".
+ * @param prefixes optional: NULL or "" is the app's own registry path,
+ * "registry.fly.io/" @p app_name.
+ */
+int request_image_is_allowed(const char *image,
+                             const char *prefixes,
+                             const char *app_name);
+
 #endif

@@ -60,6 +60,8 @@
 #define RC_DEADLINE   (-1000)     /* our own "deadline passed" rc */
 
 #define COMPONENT "ssh"
+/* While ssh_connect_until() waits, a note this often. */
+#define SSH_WAIT_NOTE_MS 5000
 
 struct ssh_conn {
         LIBSSH2_SESSION *session;
@@ -1243,6 +1245,7 @@ struct ssh_conn *ssh_connect_until(const struct ssh_opts *opts,
                                    struct err *err) {
         struct err last = {0};
         int64_t backoff = 250, start = clock_mono_ms();
+        int64_t next_note = start + SSH_WAIT_NOTE_MS;
         int attempts = 0;
         int port = opts->port > 0 ? opts->port : 22;
 
@@ -1275,6 +1278,17 @@ struct ssh_conn *ssh_connect_until(const struct ssh_opts *opts,
                 left = clock_left_ms(deadline);
                 if (left <= 0)
                         break;
+                /* A machine's sshd may come up long after the machine
+                 * (the image's start hook): say what is being waited for. */
+                if (clock_mono_ms() >= next_note) {
+                        next_note = clock_mono_ms() + SSH_WAIT_NOTE_MS;
+                        log_info(COMPONENT,
+                                 "%s:%d not answering yet after %lld s (%s); "
+                                 "trying again for up to %lld s more",
+                                 opts->host, port,
+                                 (long long)((clock_mono_ms() - start) / 1000),
+                                 last.msg, (long long)(left / 1000));
+                }
                 if (clock_sleep_cancellable(backoff < left ? backoff : left,
                                             cancel) == -1) {
                         err_cancelled(err);

@@ -62,11 +62,20 @@ run() {
     fi
 }
 
+# The base is the app's private image on fly's registry: docker build pulls it, so on a
+# clean machine (no docker login yet) it must be authenticated first, as the push is.
+# `fly auth docker` writes fly's credentials for registry.fly.io into docker's config.
+case $base in
+registry.fly.io/*) auth=1 ;;
+*) auth=$push ;;
+esac
+if [ "$auth" = 1 ]; then
+    run fly auth docker
+fi
 run docker build --platform linux/amd64 \
     --build-arg "BASE_IMAGE=$base" --build-arg "CURRENT_IMAGE=$image" \
     -t "$image" "$here"
 if [ "$push" = 1 ]; then
-    run fly auth docker
     run docker push "$image"
 fi
 if [ "$metadata" = 1 ]; then

@@ -6,7 +6,8 @@
 #
 #   deploy/thopter-image/gc-run.sh --app APP --region REGION --image IMAGE \
 #       --consumer-key CONSUMER_KEY.pub [--name NAME] [--key-dir DIR] [--volume VOLUME] \
-#       [--vm-size SIZE] [--known-hosts-only] [--dry-run] [-- MORE fly machine run ARGS]
+#       [--vm-size SIZE] [--ssh-port PORT] [--known-hosts-only] [--dry-run]
+#       [-- MORE fly machine run ARGS]
 #
 #   --image          the image with the SSH layer (deploy/thopter-image/build.sh prints it)
 #   --consumer-key   the consumer's PUBLIC key (the .pub of THOPTER_SSH_KEY)
@@ -16,6 +17,10 @@
 #                    GC keeps its key. Keep it like any other secret.
 #   --volume         its data volume (default gc_volume_NAME, as fly/recreate-gc.sh; created
 #                    if missing)
+#   --ssh-port       the port of the image's sshd (default 2222, sshd_config's Port; the
+#                    consumer's THOPTER_SSH_PORT): the known_hosts lines name the host as
+#                    [host]:PORT, which is what OpenSSH (and the consumer) look up for a
+#                    port other than 22. Port 22 is fly's own SSH server (hallpass).
 #   --known-hosts-only   run nothing; print the lines for the existing gc-NAME
 #   after --          more `fly machine run` arguments, e.g. --env WEB_TERMINAL_PORT=7681
 #                    --env HUB_STATUS_PORT=8081 (what fly/recreate-gc.sh also passes)
@@ -32,10 +37,10 @@
 set -euo pipefail
 
 app="" region="" image="" consumer_key="" name="default" key_dir="" volume="" vm_size="shared-cpu-2x"
-dry=0 only_known=0 extra=()
+ssh_port=2222 dry=0 only_known=0 extra=()
 
 usage() {
-    sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-2}"
 }
 
@@ -49,6 +54,7 @@ while [ "$#" -gt 0 ]; do
     --key-dir) key_dir=${2:?}; shift 2 ;;
     --volume) volume=${2:?}; shift 2 ;;
     --vm-size) vm_size=${2:?}; shift 2 ;;
+    --ssh-port) ssh_port=${2:?}; shift 2 ;;
     --known-hosts-only) only_known=1; shift ;;
     --dry-run) dry=1; shift ;;
     --) shift; extra=("$@"); break ;;
@@ -66,6 +72,11 @@ printf '%s' "$name" | grep -Eq '^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$' ||
     fail "--name must be lower-case letters, digits and inner hyphens (at most 32): $name"
 machine="gc-$name"
 [ -n "$app" ] || fail "--app is required"
+if ! printf '%s' "$ssh_port" | grep -Eq '^[1-9][0-9]{0,4}$' || [ "$ssh_port" -gt 65535 ]; then
+    fail "--ssh-port must be a port number: $ssh_port"
+fi
+[ "$ssh_port" != 22 ] ||
+    fail "--ssh-port 22 is fly's own SSH server (hallpass) on the 6PN address; the image's sshd listens on 2222"
 key_dir=${key_dir:-${HOME:?}/.config/thopter/$machine}
 volume=${volume:-gc_volume_${name//-/_}}
 host_key=$key_dir/ssh_host_ed25519_key
@@ -103,9 +114,10 @@ print_known_hosts() {
         pub="ssh-ed25519 AAAA...(from $host_key)"
     fi
     echo "# $machine ($id): add to the consumer's THOPTER_SSH_KNOWN_HOSTS; the first line"
-    echo "# matches THOPTER_SSH_HOST={id}.vm.{app}.internal (the default), the second {private_ip}"
-    echo "$id.vm.$app.internal $pub"
-    echo "$ip $pub"
+    echo "# matches THOPTER_SSH_HOST={id}.vm.{app}.internal (the default), the second {private_ip};"
+    echo "# both on port $ssh_port (THOPTER_SSH_PORT), hence [host]:$ssh_port"
+    echo "[$id.vm.$app.internal]:$ssh_port $pub"
+    echo "[$ip]:$ssh_port $pub"
 }
 
 if [ "$only_known" = 1 ]; then

@@ -1,6 +1,10 @@
 /* cli.c - see cli.h. */
 #include "cli.h"
+#include "clock.h"
 #include "kafka_conf.h"
+#include "kafka_log.h"
+
+#include <pthread.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -172,12 +176,25 @@ void cli_print_version(const struct cli *cli) {
 }
 
 /* A command-line tool speaks plain text on stderr, as kcat does, not the
- * daemon's JSON log records. */
+ * daemon's JSON log records; a line it already wrote is not repeated
+ * (kafka_log.h), so the tool's own message stays visible. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kafka_log_seen log_seen; /* under log_lock */
+
 static void
 log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-        (void)rk;
-        fprintf(stderr, "%s: kafka: %s%s: %s\n", log_prog,
-                level <= 3 ? "error: " : "", fac, buf);
+        char key[KAFKA_LOG_KEY_MAX];
+        long suppressed = 0;
+        int write;
+
+        kafka_log_key(buf, rd_kafka_name(rk), key, sizeof(key));
+        pthread_mutex_lock(&log_lock);
+        write = kafka_log_admit(&log_seen, key, level, clock_mono_ms(),
+                                &suppressed);
+        pthread_mutex_unlock(&log_lock);
+        if (write)
+                fprintf(stderr, "%s: kafka: %s%s: %s\n", log_prog,
+                        level <= 3 ? "error: " : "", fac, buf);
 }
 
 int cli_kafka_default(const struct cli *cli,

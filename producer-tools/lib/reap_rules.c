@@ -204,9 +204,45 @@ static int is_state(const char *state, const char *a, const char *b) {
         return strcmp(state, a) == 0 || (b && strcmp(state, b) == 0);
 }
 
+int reap_state_is_final(const char *state) {
+        return is_state(state, "completed", "failed");
+}
+
+/* Whether a request owns @p m (contract section 6), and in what words. */
+enum owner {
+        OWNED_MARK,     /* fly's thopter_provisioned mark */
+        OWNED_EVENT,    /* a completed provision event names it */
+        OWNED_YOUNG,    /* within the grace: its provision may be running */
+        OWNED_FLIGHT,   /* its request's latest event is not final */
+        OWNER_UNREAD,   /* thopter.events not read: cannot tell */
+        OWNER_NONE,     /* an orphan */
+        OWNER_GRACE_OFF /* the orphan rule is off */
+};
+
+static enum owner owner_of(const struct fly_machine *m,
+                           int64_t age,
+                           const struct reap_settings *s,
+                           const struct reap_owner *own) {
+        if (m->provisioned[0])
+                return OWNED_MARK;
+        if (own && own->events_read && own->completed[0])
+                return OWNED_EVENT;
+        if (!s->orphan_grace_s)
+                return OWNER_GRACE_OFF;
+        if (age <= s->orphan_grace_s)
+                return OWNED_YOUNG;
+        if (!own || !own->events_read)
+                return OWNER_UNREAD;
+        if (m->request_id[0] && own->last_state[0] &&
+            !reap_state_is_final(own->last_state))
+                return OWNED_FLIGHT;
+        return OWNER_NONE;
+}
+
 void reap_decide(const struct fly_machine *m,
                  int64_t now_s,
                  const struct reap_settings *s,
+                 const struct reap_owner *own,
                  const struct reap_idle_result *idle,
                  struct reap_decision *out) {
         char age_s[32], lim[32], since_s[32];
@@ -230,6 +266,24 @@ void reap_decide(const struct fly_machine *m,
                 set(out, REAP_SKIP, REAP_RULE_NONE, "already %s", m->state);
                 return;
         }
+        /* No thopter metadata at all: the original hub made it (its
+         * thopters carry none), or a person did. Nothing says whether an
+         * agent works there, so no rule judges it until the operator adopts
+         * it or destroys it by name. */
+        if (!m->request_id[0] && !m->provisioned[0] && !m->role[0]) {
+                out->unknown = 1;
+                if (s->adopt) {
+                        set(out, REAP_ADOPT, REAP_RULE_NONE,
+                            "adopt: no thopter metadata: marking it "
+                            "thopter_provisioned=" REAP_ADOPTED_MARK);
+                        return;
+                }
+                set(out, REAP_KEEP, REAP_RULE_NONE,
+                    "unknown: no thopter metadata (the original hub's, or "
+                    "made by hand): kept; --adopt marks it, a destroy "
+                    "request by id reaps it");
+                return;
+        }
         if (reap_parse_time(m->created_at, &created) == -1) {
                 set(out, REAP_KEEP, REAP_RULE_NONE,
                     "age unknown: created_at is %s",
@@ -238,7 +292,8 @@ void reap_decide(const struct fly_machine *m,
         }
         int64_t age = now_s > created ? now_s - created : 0;
         reap_format_duration(age, age_s, sizeof(age_s));
-        int provisioned = m->provisioned[0] != '\0';
+        enum owner owner = owner_of(m, age, s, own);
+        int owned = owner == OWNED_MARK || owner == OWNED_EVENT;
 
         if (s->max_lifetime_s && age > s->max_lifetime_s) {
                 reap_format_duration(s->max_lifetime_s, lim, sizeof(lim));
@@ -248,13 +303,18 @@ void reap_decide(const struct fly_machine *m,
                     age_s, lim);
                 return;
         }
-        if (!provisioned && s->orphan_grace_s && age > s->orphan_grace_s) {
+        if (owner == OWNER_NONE) {
                 reap_format_duration(s->orphan_grace_s, lim, sizeof(lim));
                 set(out, REAP_DESTROY, REAP_RULE_ORPHAN,
-                    "orphan: no thopter_provisioned mark (%s%s) and created "
-                    "%s ago, longer than THOPTER_ORPHAN_GRACE %s",
+                    "orphan: no thopter_provisioned mark and no completed "
+                    "provision event, %s%s%s, created %s ago, longer than "
+                    "THOPTER_ORPHAN_GRACE %s",
                     m->request_id[0] ? "request " : "no request id",
-                    m->request_id, age_s, lim);
+                    m->request_id,
+                    !m->request_id[0]    ? ""
+                    : own->last_state[0] ? " failed"
+                                         : " has no event",
+                    age_s, lim);
                 return;
         }
         if (s->stopped_after_s && is_state(m->state, "stopped", "failed")) {
@@ -281,22 +341,39 @@ void reap_decide(const struct fly_machine *m,
                     m->state, since_s, lim);
                 return;
         }
-        if (!provisioned) {
-                if (!s->orphan_grace_s) {
-                        set(out, REAP_KEEP, REAP_RULE_NONE,
-                            "no thopter_provisioned mark, created %s ago "
-                            "(orphan rule off)",
-                            age_s);
-                        return;
-                }
+        switch (owner) {
+        case OWNER_GRACE_OFF:
+                set(out, REAP_KEEP, REAP_RULE_NONE,
+                    "no thopter_provisioned mark, created %s ago "
+                    "(orphan rule off)",
+                    age_s);
+                return;
+        case OWNED_YOUNG:
                 reap_format_duration(s->orphan_grace_s, lim, sizeof(lim));
                 set(out, REAP_KEEP, REAP_RULE_NONE,
                     "provisioning: no thopter_provisioned mark yet, created "
                     "%s ago, within THOPTER_ORPHAN_GRACE %s",
                     age_s, lim);
                 return;
+        case OWNED_FLIGHT:
+                set(out, REAP_KEEP, REAP_RULE_NONE,
+                    "in flight: no thopter_provisioned mark yet, the latest "
+                    "event of request %s is %s, created %s ago",
+                    m->request_id, own->last_state, age_s);
+                return;
+        case OWNER_UNREAD:
+                set(out, REAP_KEEP, REAP_RULE_NONE,
+                    "owner unknown: no thopter_provisioned mark and "
+                    "thopter.events not read (%s), created %s ago",
+                    own && own->why[0] ? own->why : "no evidence", age_s);
+                out->unchecked = 1;
+                return;
+        case OWNED_MARK:
+        case OWNED_EVENT:
+        case OWNER_NONE:
+                break;
         }
-        if (s->idle_after_s && strcmp(m->state, "started") == 0) {
+        if (owned && s->idle_after_s && strcmp(m->state, "started") == 0) {
                 if (!idle) {
                         set(out, REAP_CHECK_IDLE, REAP_RULE_NONE,
                             "idle check needed");
@@ -320,6 +397,13 @@ void reap_decide(const struct fly_machine *m,
                 set(out, REAP_KEEP, REAP_RULE_NONE,
                     "active: last tmux activity %s ago, created %s ago",
                     since_s, age_s);
+                return;
+        }
+        if (owner == OWNED_EVENT) {
+                set(out, REAP_KEEP, REAP_RULE_NONE,
+                    "%s, owned: a completed provision event (request %s) "
+                    "names it, created %s ago",
+                    m->state, own->completed, age_s);
                 return;
         }
         set(out, REAP_KEEP, REAP_RULE_NONE, "%s, provisioned, created %s ago",

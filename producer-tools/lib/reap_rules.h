@@ -10,19 +10,28 @@
  *             hub, its Redis or a Golden Claude gc-*), or its
  *             config.metadata.thopter_role says it is something other than
  *             an agent, or it is already destroying/destroyed;
+ *   unknown   no thopter metadata at all (no thopter_request_id,
+ *             thopter_provisioned or thopter_role: the original hub's
+ *             thopters, or one made by hand): kept whatever its age, or
+ *             adopted with --adopt (the reaper writes the mark, and from
+ *             the next pass on the rules below judge it);
  *   keep      created_at is missing or unreadable (its age is unknown);
  *   lifetime  now - created_at > THOPTER_MAX_LIFETIME;
- *   orphan    no thopter_provisioned mark (its provision never completed:
- *             it failed and its clean-up gave up, it is stuck, or it was
- *             made outside the consumer) and now - created_at >
- *             THOPTER_ORPHAN_GRACE;
+ *   orphan    no request owns it (contract section 6) and now - created_at
+ *             > THOPTER_ORPHAN_GRACE. Ownership is evidence, never the
+ *             absence of a mark: a machine is owned when fly's
+ *             thopter_provisioned mark is set, or a completed provision
+ *             event on thopter.events names it (the mark write failed), or
+ *             its request is in flight (its latest event is not final).
+ *             When thopter.events could not be read, nothing unmarked is an
+ *             orphan: it is kept as unchecked;
  *   stopped   state stopped or failed and now - updated_at >
  *             THOPTER_REAP_STOPPED_AFTER. fly has no "stopped since"
  *             field: updated_at changes with every state change (and with
  *             other updates), so it is the latest moment the machine could
  *             have stopped, and the time stopped is never overestimated;
  *   idle      THOPTER_IDLE_AFTER is set, the machine is started and
- *             provisioned, and its tmux session has had no activity for
+ *             owned, and its tmux session has had no activity for
  *             longer than that (measured by reap_idle.h over SSH). A
  *             machine that could not be checked is kept, never destroyed
  *             for it.
@@ -46,7 +55,11 @@ enum reap_verdict {
         REAP_DESTROY,    /* publish a destroy request (reason says why) */
         REAP_CHECK_IDLE, /* nothing else fires: measure idleness, then call
                             reap_decide() again with the result */
+        REAP_ADOPT,      /* --adopt: write the mark REAP_ADOPTED_MARK */
 };
+
+/* The thopter_provisioned value --adopt writes (no request made it). */
+#define REAP_ADOPTED_MARK "adopted"
 
 enum reap_rule {
         REAP_RULE_NONE = 0,
@@ -63,6 +76,18 @@ struct reap_settings {
         int64_t orphan_grace_s;
         int64_t idle_after_s;
         int64_t interval_s; /* between passes; never 0 */
+        int adopt;          /* --adopt: machines without metadata are marked */
+};
+
+/* What thopter.events says about one machine (reap_events.h). */
+struct reap_owner {
+        int events_read; /* 0: thopter.events was not read (see why) */
+        char why[128];   /* events_read == 0: why not */
+        /* the requestId of a completed provision event naming the machine */
+        char completed[160];
+        /* the state of the latest provision event of the machine's
+         * thopter_request_id ("" when there is none) */
+        char last_state[32];
 };
 
 /* What an idle check found (reap_idle.h). */
@@ -75,20 +100,28 @@ struct reap_idle_result {
 struct reap_decision {
         enum reap_verdict verdict;
         enum reap_rule rule; /* REAP_DESTROY: the rule that fired */
-        int unchecked;       /* REAP_KEEP only because the idle check failed */
+        int unchecked;       /* REAP_KEEP only because the idle check failed, or
+                                thopter.events could not be read */
+        int unknown;         /* REAP_KEEP or REAP_ADOPT: no thopter metadata */
         char reason[REAP_REASON_MAX]; /* one line; sent as "reason" */
 };
 
 /**
  * @brief Decide what to do with @p m at @p now_s (seconds since the epoch).
+ * @param own optional: what thopter.events says of the machine; NULL is
+ * "not read" (nothing unmarked is then an orphan).
  * @param idle optional: NULL until the machine's idleness was measured;
  * when a decision needs it the verdict is REAP_CHECK_IDLE.
  */
 void reap_decide(const struct fly_machine *m,
                  int64_t now_s,
                  const struct reap_settings *s,
+                 const struct reap_owner *own,
                  const struct reap_idle_result *idle,
                  struct reap_decision *out);
+
+/** @brief 1 when @p state is a request's last event (completed, failed). */
+int reap_state_is_final(const char *state);
 
 /** @brief "lifetime", "orphan", "stopped", "idle" ("" for none). */
 const char *reap_rule_name(enum reap_rule rule);

@@ -9,7 +9,8 @@ Python 3 standard library only. Run:
 The first stdout line is ``PORT=<n>`` (flushed); the fake then serves on 127.0.0.1
 until SIGTERM/SIGINT, or until stdin reaches EOF when ``--stdin-eof`` is given.
 The token may also come from the environment variable FAKE_FLY_TOKEN (keeps it
-out of ``ps``). Reference: shared/reference/fly-machines-api.md (section 12).
+out of ``ps``). What it models is listed under "Model" below; the consumer's
+use of the API is in docs/CONTRACT.md.
 
 Model
 -----
@@ -128,7 +129,10 @@ Control API (no auth, JSON in and out) under /_fake; tests/harness/flyfake.py wr
                                  lists), route, app, machine, volume, auth, body, raw_body
                                  (only when not JSON), status (0 = dropped, null while in
                                  flight), started, ended (epoch seconds; ended = response
-                                 about to be written), fault (rule id, when one fired).
+                                 about to be written), fault (rule id, when one fired),
+                                 response (the answer's JSON body, null for none; only with
+                                 config record_responses, which the spec contract test
+                                 tests/fakes/test_fly_contract.py sets).
                                  DELETE clears the log.
   GET    /_fake/stats            max_in_flight, max_in_flight_by_route,
                                  max_in_flight_by_machine, in_flight, calls, by_route_status
@@ -187,6 +191,7 @@ DEFAULT_CONFIG = {
     "wait_requires_instance_id": False,
     "max_calls": 100000,
     "files_dir": None,
+    "record_responses": False,
 }
 MERGED_KEYS = {"timings", "rate_limits"}  # dict-valued keys merged, not replaced
 
@@ -641,10 +646,12 @@ class FakeFly:
             latency = self.cfg["latency_by_route"].get(route, self.cfg["latency_ms"])
         return CallCtx(call, route, machine, latency, body, raw, self.epoch)
 
-    def record_status(self, ctx, status):
+    def record_status(self, ctx, status, body=None):
         """Called just before the response is written (0 = dropped connection)."""
         with self.cond:
             ctx.call["status"] = status
+            if self.cfg["record_responses"]:
+                ctx.call["response"] = json.loads(json.dumps(body)) if status != 204 else None
             ctx.call["ended"] = time.time()
             if ctx.epoch == self.epoch:
                 self.stats_calls += 1
@@ -1257,7 +1264,7 @@ class Handler(BaseHTTPRequestHandler):
                 sys.stderr.write("fake_fly: internal error on %s %s:\n%s"
                                  % (method, path, traceback.format_exc()))
                 resp = err(500, "fake internal error: %r" % e)
-            self.fake.record_status(ctx, 0 if resp.drop else resp.status)
+            self.fake.record_status(ctx, 0 if resp.drop else resp.status, resp.body)
         finally:
             # The call leaves the in-flight counts before its answer is
             # written: a client that reads the answer and at once sends its

@@ -18,7 +18,8 @@ Keyword arguments of start() and config() are the fake's config keys (see the do
 of fake_fly.py and FlyFake.config): latency_ms, latency_by_route, rate_limit,
 retry_after, outage, timings, destroyed_visible_ms, volume_unbind_ms,
 private_ip_by_prefix, list_includes_destroyed, capacity_error, default_region,
-unique_names, strict_scheme, wait_requires_instance_id, rate_limits, files_dir.
+unique_names, strict_scheme, wait_requires_instance_id, rate_limits, files_dir,
+record_responses.
 
 config.files: fly.machine(id)["files"] is [{guest_path, content_b64 | secret_name,
 mode?}], and fly.machine_files(id) decodes it to {guest_path: bytes}. With files_dir set

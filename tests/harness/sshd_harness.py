@@ -23,7 +23,7 @@ by ssh-keygen; libssh2 1.10 cannot log in with RSA keys against OpenSSH 9.2),
 authorized_keys, known_hosts (`[ADDR]:PORT ssh-ed25519 …`) and sshd.log
 (sshd runs with -e, so its log goes to that file and never fills a pipe).
 sshd runs with no config file (-f /dev/null), every setting on the command
-line; see reference/environment.md section 5. It must run as root (it needs
+line (and /run/sshd made first: without systemd nobody makes it). It must run as root (it needs
 /run/sshd and setuid for the session), which the test machine is.
 
 Addresses in 127.0.0.0/8 other than 127.0.0.1 work on Linux loopback, so

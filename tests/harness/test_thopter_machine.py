@@ -103,6 +103,16 @@ class BooterTest(unittest.TestCase):
                                m["private_ip"]], capture_output=True, text=True, timeout=30)
         self.assertEqual([line.split(None, 1)[1] for line in scan.stdout.splitlines()],
                          [" ".join(pub.split()[:2])])
+        # Port 22 of the same address is fly's SSH server (hallpass's stand-in), up before
+        # the boot, with a host key of its own; the image's sshd is on its own port, 2222.
+        self.assertEqual(self.booter.port, 2222)
+        scan22 = subprocess.run(["ssh-keyscan", "-p", "22", "-t", "ed25519", m["private_ip"]],
+                                capture_output=True, text=True, timeout=30)
+        keys22 = [line.split(None, 1)[1] for line in scan22.stdout.splitlines()]
+        self.assertEqual(keys22, [" ".join(sim.hallpass_public_key().split()[:2])], scan22.stderr)
+        self.assertNotEqual(keys22, [" ".join(pub.split()[:2])])
+        self.assertLess(sim.console().index("[HALLPASS]"), sim.console().index("[THOPTER-START]"))
+        self.assertIn("Connection from", sim.hallpass_log())
         # Only that key passes the check, and only the consumer's key logs in.
         other_key, other_pub = self.host_key()
         bad = self.ssh(m, self.known_hosts(dict(m, id="x"), other_pub))

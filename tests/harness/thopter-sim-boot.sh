@@ -5,7 +5,7 @@
 #   unshare --mount --propagation private --pid --fork --uts [--net] --kill-child=SIGKILL \
 #       thopter-sim-boot.sh --state DIR --volume DIR [--files DIR] [--hostname H] [--net] \
 #           [--no-user] [--hook F] [--init F] [--sshd-config F] [--bind SRC:DST]... \
-#           -- [thopter-start arguments]
+#           [--hallpass ADDR [--hallpass-dir DIR]] -- [thopter-start arguments]
 #
 # The machine's root filesystem is an overlay of the host's / (read-only lower layer)
 # with a tmpfs upper layer, so nothing the machine writes reaches the host, and host
@@ -15,22 +15,30 @@
 #   - the image (dd6852b thopter/Dockerfile): user thopter with home /data/thopter,
 #     /thopter/log (mode 666), /etc/tmux.conf, /uv/env, and stubs of firewall.sh,
 #     start-observer.sh and gotty (tests/data/thopter-image-stubs/);
-#   - the image's init at /usr/local/bin/thopter-init.sh (default: the copy in
-#     tests/data/thopter-init.original-steps.sh);
+#   - the image's init at /usr/local/bin/thopter-init.sh (default: the project's model
+#     of it, tests/data/sim-thopter-init.sh: the original's steps, in its order);
 #   - our layer (deploy/thopter-image/Dockerfile): the REAL hook bind-mounted at
 #     /usr/local/bin/thopter-start and the REAL sshd_config at /etc/ssh/sshd_config (both
 #     files themselves, not copies), /etc/ssh/ssh_host_* removed, /etc/thopter/ssh made;
 #   - fly: a fresh /tmp and /run, the volume bind-mounted at /data, and config.files: every
 #     file under --files DIR (as tests/fakes/fake_fly.py writes them, DIR/<guest path>)
 #     copied to its guest path, with the mode it has there;
+#   - fly's own SSH server, hallpass (with --hallpass ADDR): on fly every machine runs it,
+#     bound to port 22 of the machine's private 6PN address, before the image's CMD. Its
+#     stand-in is OpenSSH's sshd under the name `hallpass` (/usr/local/sbin/hallpass in
+#     the machine, so that `sshd` still means the image's), with a host key of its own
+#     made at each boot and nobody allowed to log in, listening on ADDR port 22; its log
+#     is /run/hallpass/log in the machine (with --hallpass-dir, a host directory mounted
+#     there, so that the log outlives the machine). The boot goes on only once it listens, so an
+#     image whose sshd wants port 22 on that address loses the bind, as on fly;
 # then it execs `chroot ROOT /usr/local/bin/thopter-start ARGS`, which is then PID 1.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
-state="" volume="" files="" host="thopter-sim" net=0 user=1
+state="" volume="" files="" host="thopter-sim" net=0 user=1 hallpass="" hallpass_dir=""
 hook="$src/deploy/thopter-image/thopter-start"
-init="$src/tests/data/thopter-init.original-steps.sh"
+init="$src/tests/data/sim-thopter-init.sh"
 sshd_config="$src/deploy/thopter-image/sshd_config"
 stubs="$src/tests/data/thopter-image-stubs"
 binds=()
@@ -50,6 +58,8 @@ while [ "$#" -gt 0 ]; do
     --init) init=$2; shift 2 ;;
     --sshd-config) sshd_config=$2; shift 2 ;;
     --bind) binds+=("$2"); shift 2 ;;
+    --hallpass) hallpass=$2; shift 2 ;;
+    --hallpass-dir) hallpass_dir=$2; shift 2 ;;
     --net) net=1; shift ;;
     --no-user) user=0; shift ;;
     --) shift; break ;;
@@ -121,6 +131,35 @@ fi
 
 if [ "$net" = 1 ]; then
     ip link set lo up
+fi
+
+# fly's SSH server on ADDR:22, up before the image's CMD starts.
+if [ -n "$hallpass" ]; then
+    hp=$r/run/hallpass
+    mkdir -p "$hp" "$r/run/sshd"
+    if [ -n "$hallpass_dir" ]; then
+        mount --bind "$hallpass_dir" "$hp"
+    fi
+    chmod 0755 "$r/run/sshd"
+    install -m 0755 /usr/sbin/sshd "$r/usr/local/sbin/hallpass"
+    ssh-keygen -q -t ed25519 -N '' -C "hallpass@$host" -f "$hp/ssh_host_ed25519_key" </dev/null
+    case $hallpass in *:*) listen="[$hallpass]:22" ;; *) listen="$hallpass:22" ;; esac
+    chroot "$r" /usr/local/sbin/hallpass -D -E /run/hallpass/log -f /dev/null \
+        -h /run/hallpass/ssh_host_ed25519_key -o "ListenAddress=$listen" -o PidFile=none \
+        -o AuthorizedKeysFile=none -o AuthenticationMethods=publickey \
+        -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no -o UsePAM=no \
+        -o PermitRootLogin=no -o LogLevel=VERBOSE </dev/null >/dev/null 2>&1 &
+    hallpass_pid=$!
+    for _ in $(seq 500); do
+        grep -q "Server listening" "$hp/log" 2>/dev/null && break
+        kill -0 "$hallpass_pid" 2>/dev/null || break
+        sleep 0.01
+    done
+    if ! grep -q "Server listening" "$hp/log" 2>/dev/null; then
+        die "hallpass stand-in did not come up on $listen: $(cat "$hp/log" 2>/dev/null)"
+    fi
+    fp=$(ssh-keygen -l -f "$hp/ssh_host_ed25519_key.pub" | awk '{print $2}')
+    echo "[HALLPASS] fly's SSH server stand-in (pid $hallpass_pid) on $listen, host key $fp"
 fi
 hostname "$host"
 exec chroot "$r" /usr/local/bin/thopter-start "$@"

@@ -34,8 +34,10 @@ if KAFKA_KIND not in ("devbroker", "real"):
     raise RuntimeError("THOPTER_TEST_KAFKA must be devbroker or real, not %r" % KAFKA_KIND)
 REAL_KAFKA = KAFKA_KIND == "real"
 
-# The mock cluster rejoins a group only after session.timeout.ms - 1 s, so its
-# tests use a short session. A real broker refuses a session shorter than its
+# The mock cluster (librdkafka 2.0.2) rejoins a group only after
+# session.timeout.ms - 1 s (44 s at the default 45 s), and a session shorter
+# than its fixed 3 s initial join delay never gets an assignment, so its tests
+# use a short session. A real broker refuses a session shorter than its
 # group.min.session.timeout.ms (6000 by default), and rebalances at once when
 # a member leaves cleanly, so real-broker tests use that minimum.
 MOCK_GROUP_PROPS = ["session.timeout.ms=4000", "heartbeat.interval.ms=500"]
@@ -221,10 +223,11 @@ class Kafka:
             c = self._consumer()
             try:
                 md = c.list_topics(topic, timeout=tmo(10))
-                out = {}
-                for p in md.topics[topic].partitions:
-                    out[p] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=tmo(10))[1]
-                return out
+                # offsets_for_times(latest), not get_watermark_offsets: the latter
+                # ignores its timeout while a leader is down (librdkafka 2.0.2).
+                tps = c.offsets_for_times([TopicPartition(topic, p, -1) for p in md.topics[topic].partitions],
+                                          timeout=tmo(10))
+                return {tp.partition: tp.offset for tp in tps}
             except KafkaException:
                 if attempt == 2:
                     raise
@@ -331,6 +334,10 @@ class ThopterConsumer:
             "THOPTER_FLY_TIMEOUT": "5",
             "THOPTER_DRAIN_TIMEOUT": "20",
             "ASAN_OPTIONS": "detect_leaks=1",
+            # The hub's addresses the provision role requires (each thopter's observer
+            # reports there); a test that wants them unset overrides them with "".
+            "METADATA_SERVICE_HOST": "1.redis.kv._metadata.thopters.internal",
+            "HUB_STATUS_PORT": "8081",
         })
         e.update(env or {})
         argv = list(prefix) + [binary("thopter-consumer"), "--role", role]

@@ -11,19 +11,27 @@ Machines API received in config.files, on this host, as root:
   thopter-sim-boot.sh builds it; see there what is real and what is a stub);
 - /data is a host directory, the machine's volume (volumes are reused across machines on
   fly, hence the init's wipe), so tests can plant files before boot and read results after;
-- the image's init is tests/data/thopter-init.original-steps.sh (dd6852b's thopter-init.sh,
-  byte for byte), the CMD is deploy/thopter-image/thopter-start and sshd reads
+- the image's init is tests/data/sim-thopter-init.sh (the project's model of dd6852b's
+  thopter-init.sh: its steps, in its order), the CMD is deploy/thopter-image/thopter-start and sshd reads
   deploy/thopter-image/sshd_config (the files themselves, bind-mounted);
 - the hook is PID 1 of the machine: when it exits, everything in the machine dies, as when
   a fly machine stops.
 
+- fly's own SSH server, hallpass, runs in every machine before its boot: bound to port 22
+  of the machine's address (its private_ip on the host's network, [::1] in a machine with
+  its own network namespace), with a host key of its own, as fly runs it on port 22 of
+  every machine's 6PN address. The image's sshd listens on the port its sshd_config says
+  (2222); an image or a consumer that uses port 22 meets hallpass and fails, as on fly.
+
 A MachineBooter watches the fake fly API (tests/fakes/fake_fly.py, with its files_dir
 config) and boots a SimMachine for every `thopter-*` or `gc-*` machine that is starting or
 started and has config.files, listening on the machine's private_ip (a loopback address
-the fake maps by name prefix) and one port; a new machine on the same address replaces
+the fake maps by name prefix, picked at random per booter so that booters running at the
+same time do not meet) and the image's port; a new machine on the same address replaces
 the old one (the old sim is stopped first), and a machine that stops or is destroyed has
 its sim stopped. The consumer's SSH host key check can therefore only pass with the key it
-gave that machine.
+gave that machine, on the image's port: consumer_env() leaves THOPTER_SSH_PORT to the
+consumer's default.
 
 Using it from a provision test (what test_provision.py can switch to; ThopterHosts in
 provision_harness.py keeps working meanwhile)::
@@ -35,7 +43,7 @@ provision_harness.py keeps working meanwhile)::
     class ProvisionTestCase(unittest.TestCase):
         def setUp(self):
             self.fly = FlyFake()
-            self.booter = MachineBooter(self.fly)            # a work dir, one port, 127.0.0.2/.3
+            self.booter = MachineBooter(self.fly)            # a work dir, two random 127.x addresses
             self.fly.start(token=TOKEN, **self.booter.fly_config())   # files_dir + private IPs
             self.addCleanup(self.fly.stop)
             self.booter.start()                              # the watcher thread
@@ -83,6 +91,7 @@ import ctypes
 import json
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -98,12 +107,15 @@ SOURCE_DIR = os.path.abspath(os.path.join(HERE, "..", ".."))
 BOOT = os.path.join(HERE, "thopter-sim-boot.sh")
 HOOK = os.path.join(SOURCE_DIR, "deploy", "thopter-image", "thopter-start")
 SSHD_CONFIG = os.path.join(SOURCE_DIR, "deploy", "thopter-image", "sshd_config")
-INIT = os.path.join(SOURCE_DIR, "tests", "data", "thopter-init.original-steps.sh")
+INIT = os.path.join(SOURCE_DIR, "tests", "data", "sim-thopter-init.sh")
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 SSH = "/usr/bin/ssh"
 SSH_KEYGEN = "/usr/bin/ssh-keygen"
 
 HOST_KEY_PATH = "/etc/thopter/ssh/ssh_host_ed25519_key"
+HALLPASS_PORT = 22  # fly's SSH server on every machine's 6PN address
+HALLPASS_LOG = "/run/hallpass/log"
+HALLPASS_HOST_KEY = "/run/hallpass/ssh_host_ed25519_key"
 AUTHORIZED_KEYS_PATH = "/etc/thopter/ssh/authorized_keys"
 
 # The machine's environment before config.env: the image's ENV lines (dd6852b
@@ -145,6 +157,35 @@ def keygen(path, key_type="ed25519", comment="thopter-test"):
     os.chmod(path, 0o600)
     with open(path + ".pub") as f:
         return f.read().strip()
+
+
+def image_port(sshd_config=SSHD_CONFIG):
+    """The port the image's sshd listens on: its sshd_config's Port (sshd's 22 without)."""
+    with open(sshd_config) as f:
+        ports = re.findall(r"(?mi)^\s*Port\s+(\d+)\s*$", f.read())
+    return int(ports[0]) if ports else 22
+
+
+def loopback_pair(ports):
+    """Two random loopback addresses (127.100.0.0 - 127.199.255.255) on which every port
+    in ports is free: each booter gets its own, so that booters of tests running at the
+    same time never share an address on the fixed ports 22 and 2222."""
+    rnd = random.SystemRandom()
+    for _ in range(200):
+        a, b = rnd.randrange(100, 200), rnd.randrange(0, 256)
+        c = rnd.randrange(0, 254)
+        pair = ("127.%d.%d.%d" % (a, b, c + 1), "127.%d.%d.%d" % (a, b, c + 2))
+        ok = True
+        for addr in pair:
+            for port in ports:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    try:
+                        s.bind((addr, port))
+                    except OSError:
+                        ok = False
+        if ok:
+            return pair
+    raise RuntimeError("no loopback address pair with ports %s free" % (ports,))
 
 
 def known_hosts_line(host, port, public_key_line):
@@ -201,9 +242,13 @@ class SimMachine:
 
     volume: host directory mounted at /data (made if missing);
     files: host directory laid out as <guest path> (the fake's files_dir/<machine id>);
-    net: own network namespace (sshd then listens on port 22 of its own [::1] and
-         127.0.0.1; reach it with run(..., ns="net")); else the host's network, where
-    listen: (address, port) becomes `-o ListenAddress= -o Port=` of thopter-start;
+    net: own network namespace (sshd then listens on the image's port, 2222, of its own
+         [::1] and 127.0.0.1, and hallpass on [::1]:22; reach them with run(...,
+         ns="net")); else the host's network, where
+    listen: an address becomes `-o ListenAddress=` of thopter-start (the port stays the
+         image's: `-o Port=` would add one, not replace it), and hallpass takes port 22 of
+         it;
+    hallpass=False: no stand-in of fly's SSH server on port 22 (a negative control);
     sshd_opts: more `-o` options for thopter-start; env: added to the environment;
     create_user=False leaves user thopter out of the image (its init then fails);
     hook / init / sshd_config: other files than the real ones (negative controls);
@@ -212,7 +257,7 @@ class SimMachine:
 
     def __init__(self, machine_id="sim", volume=None, files=None, dir=None, net=False,
                  listen=None, sshd_opts=(), env=None, create_user=True, hook=HOOK, init=INIT,
-                 sshd_config=SSHD_CONFIG, binds=(), hostname=None):
+                 sshd_config=SSHD_CONFIG, binds=(), hostname=None, hallpass=True):
         self.machine_id = machine_id
         self._own_dir = dir is None
         self.dir = os.path.abspath(dir) if dir else tempfile.mkdtemp(prefix="thopter-sim.")
@@ -221,11 +266,15 @@ class SimMachine:
         os.makedirs(self.volume, exist_ok=True)
         self.files = files
         self.net = net
+        if isinstance(listen, (tuple, list)):
+            raise ValueError("listen is an address: the port is the image's (%d)"
+                             % image_port(sshd_config))
         self.listen = listen
+        self.port = image_port(sshd_config)
         self.sshd_opts = list(sshd_opts)
         if listen:
-            self.sshd_opts = ["-o", "ListenAddress=%s" % listen[0], "-o",
-                              "Port=%d" % int(listen[1])] + self.sshd_opts
+            self.sshd_opts = ["-o", "ListenAddress=%s" % listen] + self.sshd_opts
+        self.hallpass = (listen or ("::1" if net else None)) if hallpass else None
         self.env = dict(BASE_ENV)
         self.env.update(env or {})
         self.create_user = create_user
@@ -233,6 +282,7 @@ class SimMachine:
         self.binds = list(binds)
         self.hostname = hostname or machine_id
         self.console_path = os.path.join(self.dir, "console.log")
+        self.hallpass_dir = os.path.join(self.dir, "hallpass")  # its key and log, kept
         self.state_dir = os.path.join(self.dir, "rw")
         self.proc = None
         self.pid = None          # the hook's pid on the host (PID 1 inside)
@@ -258,6 +308,8 @@ class SimMachine:
             boot.append("--no-user")
         for src, dst in self.binds:
             boot += ["--bind", "%s:%s" % (src, dst)]
+        if self.hallpass:
+            boot += ["--hallpass", self.hallpass, "--hallpass-dir", self.hallpass_dir]
         return unshare + boot + ["--"] + self.sshd_opts
 
     def start(self):
@@ -265,6 +317,9 @@ class SimMachine:
         if self.proc is not None:
             raise RuntimeError("already started")
         os.makedirs(self.state_dir, exist_ok=True)
+        if self.hallpass:
+            shutil.rmtree(self.hallpass_dir, ignore_errors=True)  # a new key at each boot
+            os.makedirs(self.hallpass_dir, mode=0o700)
         with open(self.console_path, "ab") as console:
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=console,
                                          stderr=subprocess.STDOUT, env=self.env, close_fds=True,
@@ -444,6 +499,36 @@ class SimMachine:
         return self.run(["runuser", "-u", user, "--", "tmux", "has-session",
                          "-t", "=" + session]).returncode == 0
 
+    def hallpass_log(self):
+        """What fly's SSH server stand-in logged (sshd LogLevel VERBOSE: one
+        "Connection from" line per client), also once the machine has stopped; "" when
+        it has none."""
+        try:
+            with open(os.path.join(self.hallpass_dir, "log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def hallpass_public_key(self):
+        with open(os.path.join(self.hallpass_dir, os.path.basename(HALLPASS_HOST_KEY) + ".pub")) as f:
+            return f.read().strip()
+
+    def sshd_pids(self):
+        """Host pids of the image's sshd listener(s): processes named sshd whose parent is
+        the hook (PID 1 of the machine); its sessions and hallpass are not among them."""
+        out = []
+        for pid in self.processes():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open("/proc/%d/comm" % pid) as f:
+                    comm = f.read().strip()
+            except OSError:
+                continue
+            if comm == "sshd" and int(fields[1]) == self.pid:
+                out.append(pid)
+        return out
+
     def host_public_key(self):
         """The public half of the host key file the machine got (from its files). The
         file is read through a private copy: fly writes config.files 0644, and
@@ -487,7 +572,7 @@ class MachineBooter:
                    "failed"}
     RUN_STATES = {"starting", "started"}
 
-    def __init__(self, fly, dir=None, port=None, thopter_ip="127.0.0.2", gc_ip="127.0.0.3",
+    def __init__(self, fly, dir=None, thopter_ip=None, gc_ip=None,
                  prefixes=("thopter-", "gc-"), env=None, binds=(), sshd_opts=(), poll=0.05,
                  boot_without_files=False, stop_timeout=6.0):
         self.fly = fly
@@ -498,8 +583,11 @@ class MachineBooter:
         self.volumes_dir = os.path.join(self.dir, "volumes")
         os.makedirs(self.files_dir, exist_ok=True)
         os.makedirs(self.volumes_dir, exist_ok=True)
+        # Every sim listens on the image's port (sshd_config's 2222), hallpass on 22.
+        self.port = image_port()
+        if not (thopter_ip and gc_ip):
+            thopter_ip, gc_ip = loopback_pair((HALLPASS_PORT, self.port))
         self.thopter_ip, self.gc_ip = thopter_ip, gc_ip
-        self.port = port or free_port(thopter_ip, gc_ip)
         self.prefixes = tuple(prefixes)
         self.env = dict(env or {})
         self.binds = list(binds)
@@ -525,8 +613,9 @@ class MachineBooter:
 
     def consumer_env(self):
         """The consumer's SSH and remote settings for these sims (add THOPTER_SSH_KEY and
-        THOPTER_SSH_KNOWN_HOSTS)."""
-        return {"THOPTER_SSH_HOST": "{private_ip}", "THOPTER_SSH_PORT": str(self.port),
+        THOPTER_SSH_KNOWN_HOSTS). No THOPTER_SSH_PORT: the consumer's default must be the
+        image's port, or it meets hallpass on port 22."""
+        return {"THOPTER_SSH_HOST": "{private_ip}",
                 "THOPTER_SSH_USER": "root", "THOPTER_REMOTE_HOME": "/data/thopter",
                 "THOPTER_REMOTE_USER": "thopter", "THOPTER_REMOTE_LOG": "/thopter/log"}
 
@@ -708,7 +797,7 @@ class MachineBooter:
             raise RuntimeError("private_ip %r is not a loopback IPv4 address; configure "
                                "private_ip_by_prefix (fly_config())" % addr)
         with self.lock:
-            others = [oid for oid, s in self.sims.items() if s.listen and s.listen[0] == addr]
+            others = [oid for oid, s in self.sims.items() if s.listen == addr]
         for oid in others:
             self._stop_sim(oid, "replaced")
         mounts = (m.get("config") or {}).get("mounts") or []
@@ -719,7 +808,7 @@ class MachineBooter:
                     "FLY_IMAGE_REF": (m.get("config") or {}).get("image", "")})
         env.update(self.env)
         sim = SimMachine(mid, volume=vol, files=os.path.join(self.files_dir, mid),
-                         dir=os.path.join(self.dir, "machines", mid), listen=(addr, self.port),
+                         dir=os.path.join(self.dir, "machines", mid), listen=addr,
                          sshd_opts=self.sshd_opts, env=env, binds=self.binds)
         sim.start_mark = _start_mark(m)
         sim.start()
@@ -765,7 +854,7 @@ def probe_main(argv):
     network namespace with SimMachine.run([...], ns="net")."""
     ap = argparse.ArgumentParser(prog="thopter_machine.py probe")
     ap.add_argument("--host", required=True)
-    ap.add_argument("--port", type=int, default=22)
+    ap.add_argument("--port", type=int, default=image_port())
     ap.add_argument("--key", required=True)
     ap.add_argument("--known-hosts", required=True)
     ap.add_argument("--user", default="root")

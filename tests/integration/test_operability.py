@@ -276,6 +276,35 @@ class TestMetricsCountWhatHappened(OperabilityTestCase):
         self.assertNotIn(TOKEN[4:], log)
 
 
+class TestSilenceWhileJoining(OperabilityTestCase):
+    """Issue 22: no silent minute between "consuming" and "assigned"; librdkafka's repeats collapsed."""
+
+    def test_a_restarted_consumer_says_why_it_waits_for_its_partitions(self):
+        props = ["-X", "session.timeout.ms=9000"]
+        first = self.start_consumer(args=props)
+        first.wait_assigned()
+        self.assertEqual(first.stop(), 0)
+        # The mock assigns to a new member only after session.timeout.ms - 1 s.
+        second = self.start_consumer(args=props)
+        m = second.wait_log(r'"msg":"(no partitions of thopter\.destroy yet, \d+ s after joining group '
+                            r'thopter-destroyer[^"]*)"', timeout=30)
+        self.assertIn("session.timeout.ms (9000 ms here)", m.group(1))
+        self.assertIn("-X session.timeout.ms shortens", m.group(1))
+        second.wait_log(r'"msg":"joined group thopter-destroyer after \d+\.\d s"', timeout=30)
+        second.wait_assigned()
+
+    def test_an_unreachable_broker_is_said_once_not_every_second(self):
+        c = self.start_consumer(env={"KAFKA_BROKERS": "127.0.0.1:1"})
+        c.wait_log(r'"msg":"consuming thopter\.destroy', timeout=30)
+        time.sleep(4)
+        lines = [r for r in c.logs() if r.get("component") == "kafka" and "Connect to ipv4#127.0.0.1:1" in r["msg"]]
+        # One per level (FAIL and librdkafka's ERROR restatement collapse into one key), not one per
+        # handle and per reconnect (8 or more in this time before).
+        self.assertGreaterEqual(len(lines), 1)
+        self.assertLessEqual(len(lines), 2, [r["msg"] for r in lines])
+        self.assertTrue(all(r["level"] == "error" for r in lines))
+
+
 class TestHealthEndpoints(OperabilityTestCase):
     def test_livez_readyz_follow_the_broker_and_the_consumer_recovers(self):
         ids = self.seed(2, start=0x300)
@@ -368,11 +397,47 @@ class TestSettings(unittest.TestCase):
             ({}, ("--role", "bogus"), "--role"),
             ({}, ("--role", "destroy", "--frobnicate", "1"), "--frobnicate"),
             ({}, ("--role", "destroy", "--max-concurrent-destroys"), "--max-concurrent-destroys"),
-            ({"REGION": None}, ("--role", "provision"), "REGION"),
         ]
         for env, args, name in cases:
             with self.subTest(env=env, args=args):
                 self.assert_one_line_naming(self.run_consumer(env, args or ("--role", "destroy")), name)
+
+    def test_every_missing_setting_is_named_at_once_one_line_each(self):
+        out = self.run_consumer({"KAFKA_BROKERS": None, "APP_NAME": None}, ("--role", "provision"))
+        self.assertEqual(out.returncode, 2, out.stderr)
+        names = [re.match(r"thopter-consumer: ([A-Z_]+): required", line).group(1)
+                 for line in out.stderr.splitlines()]
+        self.assertEqual(names, ["KAFKA_BROKERS", "APP_NAME", "REGION", "THOPTER_IMAGE", "GITHUB_INTEGRATION_JSON",
+                                 "THOPTER_SSH_KEY", "THOPTER_SSH_KNOWN_HOSTS"])
+        self.assertNotIn(self.SECRET, out.stderr)
+
+    def test_durations_take_units_and_insecure_ssh_warns(self):
+        out = self.run_consumer({"THOPTER_DRAIN_TIMEOUT": "lots"})
+        self.assert_one_line_naming(out, "THOPTER_DRAIN_TIMEOUT")
+        self.assertIn("1h30m", out.stderr)
+        # Accepted with units: the consumer starts (the broker is unreachable) and stops on SIGTERM.
+        p = subprocess.Popen([binary("thopter-consumer"), "--role", "all", "--thopter-drain-timeout", "2s"],
+                             env={"PATH": "/usr/bin:/bin", "KAFKA_BROKERS": "127.0.0.1:9", "APP_NAME": "thopters",
+                                  "FLY_DEPLOY_KEY": self.SECRET, "FLY_API_BASE": "http://127.0.0.1:9",
+                                  "THOPTER_METRICS_ADDR": "off", "REGION": "ord", "THOPTER_IMAGE": "img",
+                                  "GITHUB_INTEGRATION_JSON": '{"repositories":{}}', "THOPTER_SSH_KEY": "/nonexistent",
+                                  "THOPTER_SSH_INSECURE": "1", "ASAN_OPTIONS": "detect_leaks=1"},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + tmo(20)
+            seen = ""
+            while time.monotonic() < deadline and "THOPTER_SSH_INSECURE=1" not in seen:
+                line = p.stderr.readline()
+                if not line:
+                    break
+                seen += line
+        finally:
+            p.kill()
+            p.communicate()
+        warn = [json.loads(line) for line in seen.splitlines() if "THOPTER_SSH_INSECURE=1" in line]
+        self.assertTrue(warn, seen)
+        self.assertEqual(warn[0]["level"], "warn")
+        self.assertIn("any SSH host key is accepted", warn[0]["msg"])
 
     def test_bad_metrics_addr_exits_2_with_one_line(self):
         for addr in ("nonsense", "127.0.0.1:99999", "[::1]", "localhost:9464"):
@@ -397,7 +462,9 @@ class TestSettings(unittest.TestCase):
         self.assertGreaterEqual(len(names), 40)
         for name in names:
             flag = "--" + name.lower().replace("_", "-")
-            self.assertRegex(out.stdout, r"(?m)^  %s\s+%s$" % (name, re.escape(flag)))
+            # The flag, then DURATION for a duration, and the consumer's "(required...)" mark.
+            self.assertRegex(out.stdout, r"(?m)^  %s\s+%s( DURATION)?(  \(required[^)]*\))?$"
+                             % (name, re.escape(flag)))
         self.assertNotIn(self.SECRET, out.stdout + out.stderr)
         self.assertEqual(self.run_consumer({}, ("--version",)).returncode, 0)
 

@@ -3,13 +3,17 @@ producer-tools/bulk-destroy (kcat) against thopter-devbroker, with the real
 thopter-consumer and the fake fly Machines API where a flow needs them."""
 import json
 import os
+import pty
 import re
+import select
+import signal
+import time
 import unittest
 
 from flyfake import FlyFake
 from thopter_harness import (GROUP_PROPS, SOURCE_DIR, TOKEN, start_broker, Kafka, ThopterConsumer, headers_dict,
                              machine_id, wait_until)
-from tools_harness import murmur2_partition, run_tool
+from tools_harness import murmur2_partition, run_tool, tool_path
 
 DESTROY = "thopter.destroy"
 PROVISION = "thopter.provision"
@@ -147,11 +151,37 @@ class TestReplay(ToolsTestCase):
             key = m.key().decode()
             self.assertEqual(m.value(), originals_bytes[key], "the original value, byte for byte")
             self.assertEqual(m.partition(), originals[key][0], "the same key lands on the same partition")
-        self.assertEqual(self.kafka.committed("thopter-dlq-replay", DLQ), self.kafka.end_offsets(DLQ))
+        # Each replayed dead letter got a mark on the DLQ (after them: not yet examined by the group).
+        marks = [m for m in self.kafka.read_all(DLQ) if "thopter.replay.of" in headers_dict(m)]
+        self.assertEqual(len(marks), 5)
+        by_of = {headers_dict(m)["thopter.replay.of"]: headers_dict(m) for m in marks}
+        self.assertEqual(set(by_of), {"%d/%d" % (j["partition"], j["offset"]) for j in js})
+        for m in marks:
+            self.assertIsNone(m.key())
+            self.assertIsNone(m.value())
+            h = headers_dict(m)
+            self.assertRegex(h["thopter.replay.to"], r"^thopter\.destroy \[\d\] @\d+$")
+            self.assertRegex(h["thopter.replay.at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+            self.assertIn("@", h["thopter.replay.by"])
+
+        # A second operator sees what was replayed; the marks are not dead letters.
+        listed = [json.loads(line) for line in
+                  self.ok("thopter-dlq", "-b", self.b, "list", "--json").stdout.splitlines()]
+        self.assertEqual(len(listed), 5)
+        for row in listed:
+            mark = by_of["%d/%d" % (row["partition"], row["offset"])]
+            self.assertEqual(row["replayed"], "replayed %s by %s -> %s" % (
+                mark["thopter.replay.at"], mark["thopter.replay.by"], mark["thopter.replay.to"]))
+        text = self.ok("thopter-dlq", "-b", self.b, "list").stdout
+        self.assertEqual(text.count("(replayed "), 5)
+        shown = self.ok("thopter-dlq", "-b", self.b, "show", "%d:%d" % (js[0]["partition"], js[0]["offset"])).stdout
+        self.assertIn("replay:      replayed ", shown)
 
         again = self.ok("thopter-dlq", "-b", self.b, "replay", *x_props())
         self.assertIn("replayed 0, skipped 0 (filters), failed 0", again.stdout)
-        self.assertEqual(len(self.kafka.read_all(DLQ)), 5, "no new dead letters")
+        self.assertEqual(self.kafka.committed("thopter-dlq-replay", DLQ), self.kafka.end_offsets(DLQ))
+        self.assertEqual(len([m for m in self.kafka.read_all(DLQ) if "thopter.dlq.topic" in headers_dict(m)]), 5,
+                         "no new dead letters")
         self.assertEqual(self.consumers[0].stop(), 0)
 
     def test_replay_filters_and_replay_count_of_a_replayed_record(self):
@@ -163,7 +193,10 @@ class TestReplay(ToolsTestCase):
                  ("thopter.dlq.failed_at", b"2026-01-01T00:00:00.000Z"), ("thopter.dlq.attempts", b"1")]
             if count is not None:
                 h.append(("thopter.replay.count", str(count).encode()))
-            self.kafka.produce(DLQ, json.dumps({"thopterId": key}), key=key, headers=h)
+            value = {"thopterId": key} if topic == DESTROY else {
+                "requestId": key, "repository": "owner/name",
+                "github": {"issueNumber": 7, "issueTitle": "t", "issueBody": ""}}
+            self.kafka.produce(DLQ, json.dumps(value), key=key, headers=h)
 
         dead_letter(machine_id(1), "capacity", PROVISION, count=2)
         dead_letter(machine_id(2), "invalid_request", DESTROY)
@@ -211,6 +244,55 @@ class TestBulkDestroy(ToolsTestCase):
         self.start_consumer()
         wait_until(lambda: self.gone(ids), timeout=60, interval=0.3, what="all 50 machines destroyed")
         self.assertEqual(self.kafka.read_all(DLQ), [])
+
+
+    def test_empty_input_warns(self):
+        # A filter upstream that matched nothing (issue 22: a jq precedence slip) is said, not a quiet 0.
+        for text in ("", "# only a comment\n\n"):
+            r = self.ok("bulk-destroy", "-b", self.b, input=text)
+            self.assertIn("warning: no machine id in the input", r.stderr)
+            self.assertIn("sent 0 destroy request(s)", r.stdout)
+        self.assertEqual(sum(self.kafka.end_offsets(DESTROY).values()), 0)
+
+
+class TestDevbroker(unittest.TestCase):
+    def test_started_in_the_background_of_a_terminal_it_keeps_running(self):
+        """README's "thopter-devbroker &" in an interactive shell: never "Stopped (tty input)"."""
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execvp("bash", ["bash", "--norc", "--noprofile", "-i"])
+        self.addCleanup(os.close, fd)
+        out = b""
+
+        def read_until(pattern, timeout):
+            nonlocal out
+            end = time.time() + timeout
+            while time.time() < end and not re.search(pattern, out):
+                r, _, _ = select.select([fd], [], [], 0.2)
+                if r:
+                    try:
+                        out += os.read(fd, 65536)
+                    except OSError:
+                        break
+            return re.search(pattern, out)
+
+        try:
+            os.write(fd, b"%s &\n" % tool_path("thopter-devbroker").encode())
+            self.assertTrue(read_until(rb"bootstrap\.servers=127\.0\.0\.1:\d+", 20), out)
+            time.sleep(1)
+            # printf: the echoed command line holds "jobs-%s", only the output "jobs-done".
+            os.write(fd, b"jobs -l; printf 'jobs-%s\\n' done\n")
+            self.assertTrue(read_until(rb"jobs-done", 10), out)
+            self.assertRegex(out, rb"Running\s+\S*thopter-devbroker")
+            self.assertNotIn(b"Stopped", out)
+            os.write(fd, b"kill %1; wait; exit\n")
+            read_until(rb"exit\s*$", 10)
+        finally:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
 
 
 class TestSend(ToolsTestCase):
@@ -292,12 +374,183 @@ class TestSend(ToolsTestCase):
         self.assertRegex(stdin_recs[machine_id(5)]["requestId"], r"^send-\d+-[0-9a-f]{6}-1$")
         self.assertEqual(stdin_recs[machine_id(6)], {"thopterId": machine_id(6), "requestId": "hub-9"})
 
+    def test_json_output_names_where_each_request_went(self):
+        r = self.ok("thopter-send", "-b", self.b, "--json", "destroy", machine_id(7), machine_id(8))
+        rows = [json.loads(line) for line in r.stdout.splitlines()]
+        got = {(m.key().decode(), m.partition(), m.offset()) for m in self.kafka.read_all(DESTROY)}
+        self.assertEqual({(x["key"], x["partition"], x["offset"]) for x in rows}, got)
+        self.assertEqual({(x["kind"], x["topic"]) for x in rows}, {("destroy", DESTROY)})
+        dry = self.ok("thopter-send", "--json", "--dry-run", "destroy", machine_id(9), "--reason", "r")
+        row = json.loads(dry.stdout)
+        self.assertEqual((row["key"], row["value"]["thopterId"], row["value"]["reason"]),
+                         (machine_id(9), machine_id(9), "r"))
+
     def test_delivery_failure_exits_1(self):
         r = self.tool("thopter-send", "-b", "127.0.0.1:1", "-X", "message.timeout.ms=1500", "destroy",
                       machine_id(1))
         self.assertEqual(r.returncode, 1)
-        self.assertIn("not delivered", r.stderr)
-        self.assertIn("send again", r.stderr)
+        # The topic check finds no broker first (topic_check.h): nothing was sent.
+        self.assertIn("cannot reach the brokers", r.stderr)
+        self.assertIn("nothing sent; send again", r.stderr)
+
+
+class TestTopicsChecked(ToolsTestCase):
+    """Typos refused (issue 22): a topic that does not exist is named, exit 1, and never created."""
+
+    def topics(self):
+        return set(self.kafka.producer.list_topics(timeout=10).topics)
+
+    def assert_refused(self, r, topic):
+        self.assertEqual(r.returncode, 1, "stdout: %s\nstderr: %s" % (r.stdout, r.stderr))
+        self.assertIn("topic %s does not exist" % topic, r.stderr)
+        self.assertIn("never create topics", r.stderr)
+        self.assertEqual(r.stdout, "")
+
+    def test_send_refuses_a_topic_that_does_not_exist(self):
+        r = self.tool("thopter-send", "-b", self.b, "-t", "thopter.destory", "destroy", machine_id(1))
+        self.assert_refused(r, "thopter.destory")
+        self.assertIn("-t/--topic or THOPTER_DESTROY_TOPIC", r.stderr)
+        r = self.tool("thopter-send", "-b", self.b, "provision", "--file",
+                      os.path.join(EXAMPLES, "valid", "provision-minimal.json"),
+                      env={"THOPTER_PROVISION_TOPIC": "thopter.provison"})
+        self.assert_refused(r, "thopter.provison")
+        self.assertNotIn("thopter.destory", self.topics())
+        self.assertNotIn("thopter.provison", self.topics())
+        self.assertEqual(sum(self.kafka.end_offsets(DESTROY).values()), 0)
+
+    def test_bulk_destroy_refuses_a_topic_that_does_not_exist(self):
+        r = self.tool("bulk-destroy", "-b", self.b, "-t", "thopter.destory", input=machine_id(1) + "\n")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("topic thopter.destory does not exist", r.stderr)
+        self.assertNotIn("thopter.destory", self.topics())
+
+    def test_dlq_refuses_a_dead_letter_topic_that_does_not_exist(self):
+        for args in (["list"], ["list", "--json"], ["show", "0"], ["replay"], ["replay", "--dry-run"]):
+            r = self.tool("thopter-dlq", "-b", self.b, "--dlq-topic", "nope", *args)
+            self.assert_refused(r, "nope")
+        r = self.tool("thopter-dlq", "-b", self.b, "list", env={"THOPTER_DLQ_TOPIC": "thopter.dql"})
+        self.assert_refused(r, "thopter.dql")
+        self.assertFalse({"nope", "thopter.dql"} & self.topics())
+
+    def test_replay_to_an_original_topic_that_does_not_exist_is_refused_and_kept(self):
+        hdrs = [("thopter.dlq.topic", b"thopter.gone"), ("thopter.dlq.partition", b"0"),
+                ("thopter.dlq.offset", b"3"), ("thopter.dlq.error.class", b"fly_unavailable")]
+        self.kafka.produce(DLQ, b'{"thopterId":"%s"}' % machine_id(1).encode(), key=machine_id(1).encode(),
+                           headers=hdrs)
+        self.kafka.flush()
+        for _ in range(2):  # the group stays at it: a second run reports it again
+            r = self.tool("thopter-dlq", "-b", self.b, "replay", "--group", "g-gone")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("-> thopter.gone: topic thopter.gone does not exist: not replayed", r.stderr)
+            self.assertIn("replayed 0, skipped 0 (filters), failed 1", r.stdout)
+        self.assertNotIn("thopter.gone", self.topics())
+
+    def test_reaper_apply_refuses_a_destroy_topic_that_does_not_exist(self):
+        self.start_fly()
+        env = {"APP_NAME": "thopters", "FLY_DEPLOY_KEY": TOKEN, "FLY_API_BASE": self.fly.base_url,
+               "KAFKA_BROKERS": self.b, "THOPTER_DESTROY_TOPIC": "thopter.destory"}
+        r = self.tool("thopter-reaper", "--apply", "--once", env=env)
+        self.assert_refused(r, "thopter.destory")
+        self.assertNotIn("thopter.destory", self.topics())
+        # A dry run publishes nothing and needs no topic.
+        self.ok("thopter-reaper", "--once", env=env)
+
+
+class TestDlqTimeAndJson(ToolsTestCase):
+    """thopter-dlq list/replay --since/--until (failed_at), and show --json."""
+
+    def dead_letter(self, n, failed_at):
+        hdrs = [("thopter.dlq.topic", b"thopter.destroy"), ("thopter.dlq.partition", b"0"),
+                ("thopter.dlq.offset", str(n).encode()), ("thopter.dlq.error.class", b"fly_unavailable"),
+                ("thopter.dlq.error.step", b"delete"), ("thopter.dlq.attempts", b"6")]
+        if failed_at:
+            hdrs.append(("thopter.dlq.failed_at", failed_at.encode()))
+        self.kafka.produce(DLQ, b'{"thopterId":"%s"}' % machine_id(n).encode(), key=machine_id(n).encode(),
+                           headers=hdrs)
+
+    def test_time_filters_and_show_json(self):
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        self.dead_letter(1, "2026-01-01T00:00:00.000Z")
+        self.dead_letter(2, "2026-06-01T12:00:00.000Z")
+        self.dead_letter(3, now)
+        self.dead_letter(4, None)  # no failed_at: the record's own timestamp (now)
+        self.kafka.flush()
+
+        def keys(*args):
+            r = self.ok("thopter-dlq", "-b", self.b, "list", "--json", *args)
+            return [json.loads(line)["key"] for line in r.stdout.splitlines()]
+        self.assertEqual(keys(), [machine_id(i) for i in (1, 2, 3, 4)])
+        self.assertEqual(keys("--since", "2026-03-01", "--until", "2026-07-01T00:00"), [machine_id(2)])
+        self.assertEqual(keys("--since", "1h"), [machine_id(3), machine_id(4)])
+        self.assertEqual(keys("--until", "2026-01-01T00:00:00Z"), [machine_id(1)])
+        self.assertEqual(keys("--since", "1h", "--key", machine_id(4)), [machine_id(4)])
+        dry = self.ok("thopter-dlq", "-b", self.b, "replay", "--dry-run", "--since", "2026-05-01",
+                      "--until", "2026-06-02")
+        self.assertIn("would replay 1, skipped 3 (filters)", dry.stdout)
+        for bad in ("yesterday", "1796688000", "2026-13-01"):
+            r = self.tool("thopter-dlq", "-b", self.b, "list", "--since", bad)
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertIn("--since %s: expected a UTC time" % bad, r.stderr)
+
+        r = self.ok("thopter-dlq", "-b", self.b, "show", "--json", "1")
+        doc = json.loads(r.stdout)
+        self.assertEqual((doc["topic"], doc["partition"], doc["offset"]), (DLQ, 0, 1))
+        self.assertEqual(doc["key"], machine_id(2))
+        self.assertEqual(doc["valueJson"], {"thopterId": machine_id(2)})
+        self.assertEqual(doc["value"], '{"thopterId":"%s"}' % machine_id(2))
+        self.assertIn({"name": "thopter.dlq.failed_at", "value": "2026-06-01T12:00:00.000Z"}, doc["headers"])
+        self.assertIsNone(doc["reduced"])
+        self.assertEqual(self.tool("thopter-dlq", "-b", self.b, "show", "--json", "--since", "1h", "1").returncode, 2)
+
+
+class TestStatus(ToolsTestCase):
+    """thopter-status: committed, end, lag per partition; /metrics of a running consumer; --json."""
+
+    def status(self, *args):
+        r = self.ok("thopter-status", "-b", self.b, "--json", *args)
+        return [json.loads(line) for line in r.stdout.splitlines()]
+
+    def test_lag_before_and_after_the_consumer_and_its_metrics(self):
+        self.start_fly()
+        ids = self.seed(4, start=0x2000)
+        self.ok("thopter-send", "-b", self.b, "destroy", *ids)
+        rows = [r for r in self.status() if "partition" in r]
+        destroy = [r for r in rows if r["group"] == "thopter-destroyer"]
+        self.assertEqual(sorted(r["partition"] for r in destroy), list(range(6)))
+        self.assertEqual(sum(r["lag"] for r in destroy), 4)
+        self.assertTrue(all(r["committed"] is None for r in destroy))
+        self.assertEqual([r["topic"] for r in rows if r["group"] == "thopter-provisioner"], ["thopter.provision"])
+        members = [r for r in self.status() if "members" in r]
+        self.assertEqual(len(members), 2)  # the mock answers no DescribeGroups: said, not fatal
+
+        c = self.start_consumer()
+        wait_until(lambda: self.gone(ids), timeout=60, interval=0.3, what="the 4 machines destroyed")
+        wait_until(lambda: sum(r["lag"] for r in self.status("-g", "thopter-destroyer:thopter.destroy")
+                               if "lag" in r) == 0, timeout=30, interval=0.5, what="lag 0 once committed")
+        rows = [r for r in self.status("-g", "thopter-destroyer:thopter.destroy") if "partition" in r]
+        self.assertEqual(sum(r["end"] for r in rows), 4)
+        self.assertTrue(all(r["committed"] == r["end"] for r in rows if r["end"]))
+
+        port = c.metrics_port()
+        m = [r for r in self.status("-g", "thopter-destroyer:thopter.destroy", "-m", "127.0.0.1:%d" % port)
+             if "metrics" in r][0]
+        self.assertEqual(m["inFlight"], {"thopter.destroy": 0})
+        self.assertEqual(m["circuitOpen"], False)
+        self.assertIn(1, m["ready"].values())
+
+        text = self.ok("thopter-status", "-b", self.b, "-m", "127.0.0.1:%d" % port).stdout
+        self.assertRegex(text, r"(?m)^thopter-destroyer\s+thopter\.destroy\s+\d+\s+")
+        self.assertIn("consumer 127.0.0.1:%d: in flight thopter.destroy 0" % port, text)
+
+    def test_a_missing_topic_or_metrics_address_fails(self):
+        r = self.tool("thopter-status", "-b", self.b, "-g", "g:thopter.nope")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("topic thopter.nope does not exist", r.stderr)
+        self.assertNotIn("thopter.nope", set(self.kafka.producer.list_topics(timeout=10).topics))
+        r = self.tool("thopter-status", "-b", self.b, "-m", "127.0.0.1:1")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("http://127.0.0.1:1/metrics", r.stderr)
+        self.assertEqual(self.tool("thopter-status", "-b", self.b, "-g", "nocolon").returncode, 2)
 
 
 class TestCommandLine(unittest.TestCase):
@@ -305,7 +558,7 @@ class TestCommandLine(unittest.TestCase):
 
     def test_every_tool_follows_the_conventions(self):
         for tool, sub in (("thopter-send", ["destroy", machine_id(1)]), ("thopter-dlq", ["list"]),
-                          ("bulk-destroy", [])):
+                          ("bulk-destroy", []), ("thopter-status", [])):
             h = run_tool(tool, ["--help"])
             self.assertEqual(h.returncode, 0, tool)
             self.assertIn("Usage", h.stdout)

@@ -325,6 +325,133 @@ class TestProvisionFlow(ProvisionTestCase):
         self.assertEqual([c["body"]["region"] for c in self.fly.calls(route="machines.create")], ["ord", "iad"])
 
 
+class TestFlySshServerOnPort22(ProvisionTestCase):
+    """Every simulated machine runs a stand-in of fly's own SSH server (hallpass) on port
+    22 of its address, with a host key of its own, from before its boot, as fly does on
+    every machine's 6PN address. Today's fly: the image's sshd is on 2222, and so is the
+    consumer by default."""
+
+    def test_the_consumer_reaches_the_images_sshd_and_never_flys(self):
+        c = self.start_consumer()
+        self.provision(hub_request("prov-2222"))
+        final = self.final("prov-2222")
+        self.assertEqual(final[-1]["state"], "completed", final)
+        self.assertNotIn("warning", final[-1], "the Golden Claude copy was made")
+        m = self.machine_of("prov-2222")
+        sim = self.booter.wait_sim(m["id"])
+        self.assertEqual(sim.port, 2222)
+        self.assertNotEqual(sim.hallpass_public_key().split()[1], sim.host_public_key().split()[1])
+        # hallpass was there all along, and nobody dialed it: not the consumer, not the
+        # Golden Claude copy.
+        self.assertIn("[HALLPASS]", sim.console())
+        self.assertIn("Server listening on %s port 22." % m["private_ip"], sim.hallpass_log())
+        for s in (sim, self.gc.sim):
+            self.assertNotIn("Connection from", s.hallpass_log())
+        self.assertEqual(self.logins(sim), 1)
+        self.assertIn("[%s]:2222 " % self.gc.machine["private_ip"], self.gc.known_hosts_line)
+        self.assertNotIn("THOPTER_SSH_PORT=22", c.log_text())
+
+    def test_port_22_meets_flys_ssh_server_and_is_refused_with_a_warning_at_start(self):
+        c = self.start_consumer(env={"THOPTER_SSH_PORT": "22", "THOPTER_READY_TIMEOUT": "10"})
+        c.wait_log(r'"level":"warn","component":"config","msg":"THOPTER_SSH_PORT=22: on fly, port 22 '
+                   r'[^\n]*hallpass[^\n]*2222')
+        self.provision(hub_request("prov-22"))
+        h = headers_dict(self.dead_letter("prov-22"))
+        self.assertEqual((h["thopter.dlq.error.class"], h["thopter.dlq.error.step"]), ("ssh", "wait"))
+        self.assertIn("host key", h["thopter.dlq.error.message"])
+        m = self.machine_of("prov-22")
+        self.wait_gone(m["id"])
+        sim = self.booter.sim(m["id"])
+        self.assertIn("Connection from", sim.hallpass_log(), "the consumer dialed hallpass")
+        self.assertEqual(self.logins(sim), 0)
+
+
+class TestGoldenClaudeSkipped(ProvisionTestCase):
+    """A Golden Claude copy that was not made is visible: a warning on the completed event
+    and a metric; THOPTER_GOLDEN_CLAUDE_REQUIRED=1 makes it a failure."""
+
+    def gc_metric(self, c, outcome):
+        import urllib.request
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % c.metrics_port(), timeout=5).read().decode()
+        for line in text.splitlines():
+            if line.startswith('thopter_golden_claude_copies_total{outcome="%s"}' % outcome):
+                return float(line.split()[-1])
+        return 0.0
+
+    def unpinned_known_hosts(self):
+        # The GC's key under its plain host name: what a known_hosts line written for
+        # port 22 looks like; on 2222 OpenSSH (and the consumer) look up [host]:2222.
+        path = os.path.join(self.tmp, "known_hosts-port-22-style")
+        with open(path, "w") as f:
+            f.write(self.gc.known_hosts_line.replace("[", "").replace("]:2222", "") + "\n")
+        return path
+
+    def test_an_unpinned_golden_claude_completes_with_a_warning_and_is_counted(self):
+        c = self.start_consumer(env={"THOPTER_SSH_KNOWN_HOSTS": self.unpinned_known_hosts()})
+        self.provision(hub_request("prov-gc-unpinned"))
+        final = self.final("prov-gc-unpinned")[-1]
+        self.assertEqual(final["state"], "completed", final)
+        self.assertEqual(final["warning"]["code"], "golden_claude_host_key", final)
+        self.assertIn("gc-default", final["warning"]["message"])
+        self.assertEqual(self.gc_metric(c, "host_key"), 1)
+        self.assertEqual(self.gc_metric(c, "copied"), 0)
+        self.assertEqual(self.logins(self.gc.sim), 0)
+        sim = self.booter.wait_sim(self.machine_of("prov-gc-unpinned")["id"])
+        self.assertFalse(os.path.exists(sim.path(HOME + "/.claude/credentials.json")))
+
+    def test_a_golden_claude_that_refuses_the_login_completes_with_a_warning(self):
+        other = os.path.join(self.tmp, "not-the-consumer")
+        keygen(other, comment="someone-else")
+        gc = self.booter.seed_golden_claude(authorized_key=other + ".pub", name="gc-other")
+        with open(self.known_hosts, "a") as f:
+            f.write(gc.known_hosts_line + "\n")
+        c = self.start_consumer()
+        self.provision(hub_request("prov-gc-refused", gc="other"))
+        final = self.final("prov-gc-refused")[-1]
+        self.assertEqual((final["state"], final["warning"]["code"]), ("completed", "golden_claude_unreachable"),
+                         final)
+        self.assertIn("gc-other", final["warning"]["message"])
+        self.assertEqual(self.gc_metric(c, "unreachable"), 1)
+
+    def test_no_golden_claude_running_warns_and_required_fails_the_request(self):
+        self.fly.set_state(self.gc.machine["id"], "stopped")
+        self.booter.wait_stopped(self.gc.machine["id"])
+        c = self.start_consumer()
+        self.provision(hub_request("prov-gc-none"))
+        final = self.final("prov-gc-none")[-1]
+        self.assertEqual((final["state"], final["warning"]["code"]), ("completed", "golden_claude_not_running"),
+                         final)
+        self.assertEqual(self.gc_metric(c, "not_running"), 1)
+        self.assertEqual(c.stop(), 0)
+        self.start_consumer(env={"THOPTER_GOLDEN_CLAUDE_REQUIRED": "1"})
+        self.provision(hub_request("prov-gc-required", issue="43"))
+        h = headers_dict(self.dead_letter("prov-gc-required"))
+        self.assertEqual((h["thopter.dlq.error.class"], h["thopter.dlq.error.step"]), ("ssh", "golden_claude"))
+        self.assertIn("THOPTER_GOLDEN_CLAUDE_REQUIRED=1", h["thopter.dlq.error.message"])
+        self.wait_gone(self.machine_of("prov-gc-required")["id"])
+
+
+class TestObserverSettings(ProvisionTestCase):
+    def test_the_hub_addresses_reach_the_machine_and_without_them_the_role_refuses_to_start(self):
+        first = self.start_consumer()
+        self.provision(hub_request("prov-obs"))
+        self.assertEqual(self.final("prov-obs")[-1]["state"], "completed")
+        env = self.machine_of("prov-obs")["config"]["env"]
+        self.assertEqual((env["METADATA_SERVICE_HOST"], env["HUB_STATUS_PORT"]),
+                         ("1.redis.kv._metadata.thopters.internal", "8081"))
+        c = self.start_consumer(env={"METADATA_SERVICE_HOST": "", "HUB_STATUS_PORT": ""})
+        self.assertEqual(c.wait(20), 2)
+        lines = c.log_text().strip().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("METADATA_SERVICE_HOST and HUB_STATUS_PORT", lines[0])
+        self.assertIn("THOPTER_OBSERVER=0", lines[0])
+        self.assertEqual(first.stop(), 0)
+        off = self.start_consumer(env={"METADATA_SERVICE_HOST": "", "HUB_STATUS_PORT": "",
+                                       "THOPTER_OBSERVER": "0"})
+        off.wait_assigned()
+        self.assertEqual(off.stop(), 0)
+
+
 class TestRedeliveryMarker(ProvisionTestCase):
     def test_another_requests_done_marker_is_not_taken_for_ours(self):
         c = self.start_consumer()
@@ -335,11 +462,11 @@ class TestRedeliveryMarker(ProvisionTestCase):
         sim = self.booter.wait_sim(m["id"])
         # A marker left by another request (an image whose init does not wipe
         # the volume): "prov-10" must not be taken for "prov-1".
-        sim.write(HOME + "/.thopter-provisioned", "prov-10\n")
+        sim.write("/var/lib/thopter/provisioned", "prov-10\n")
         self.start_consumer()
         self.assertEqual(self.final("prov-1")[-1]["state"], "completed")
         wait_until(lambda: self.agent_runs(sim) == 1, timeout=10, what="prov-1's agent launched")
-        self.assertEqual(sim.read(HOME + "/.thopter-provisioned"), "prov-1\n")
+        self.assertEqual(sim.read("/var/lib/thopter/provisioned"), "prov-1\n")
 
 
 class TestProvisionFailures(ProvisionTestCase):
@@ -383,12 +510,18 @@ class TestProvisionFailures(ProvisionTestCase):
 
     def test_no_ssh_times_out_and_destroys_the_machine(self):
         self.booter.close()  # nothing boots: the machine never answers SSH
-        self.start_consumer(env={"THOPTER_READY_TIMEOUT": "3"})
+        c = self.start_consumer(env={"THOPTER_READY_TIMEOUT": "7"})
         self.provision(hub_request("prov-nossh"))
         h = headers_dict(self.dead_letter("prov-nossh"))
         self.assertEqual(h["thopter.dlq.error.class"], "timeout")
         self.assertEqual(h["thopter.dlq.error.step"], "wait")
         self.wait_gone(self.machine_of("prov-nossh")["id"])
+        # The wait step says what it waits for (issue 22), not 7 s of silence.
+        log = c.log_text()
+        self.assertRegex(log, r'"msg":"waiting for machine [0-9a-f]{14} to be started \(\d+ s of '
+                              r'THOPTER_READY_TIMEOUT\'s 7 s left\)"')
+        self.assertRegex(log, r'"msg":"machine [0-9a-f]{14} started after \d+ s; waiting for its SSH server"')
+        self.assertRegex(log, r'"component":"ssh","msg":"[^"]*:\d+ not answering yet after \d+ s')
 
     def test_a_machine_with_another_host_key_is_refused(self):
         # Something answers on the new machine's address with a host key other
@@ -404,7 +537,7 @@ class TestProvisionFailures(ProvisionTestCase):
         keygen(os.path.join(ssh_dir, "ssh_host_ed25519_key"), comment="impostor")
         shutil.copyfile(self.key + ".pub", os.path.join(ssh_dir, "authorized_keys"))
         impostor = SimMachine(m["id"], files=files, dir=os.path.join(self.tmp, "impostor"),
-                              listen=(m["private_ip"], self.booter.port))
+                              listen=m["private_ip"])
         impostor.start()
         self.addCleanup(impostor.close)
         impostor.wait_ready()

@@ -22,7 +22,7 @@ from tools_harness import murmur2_partition, run_tool, tool_env
 
 DESTROY = "thopter.destroy"
 H, M = 3600, 60
-LINE_RE = re.compile(r"^(destroy|would-destroy|keep|unchecked|skip|failed) (\S+) (\S+) (\S+): (.*)$")
+LINE_RE = re.compile(r"^(destroy|would-destroy|adopt|would-adopt|keep|unchecked|skip|failed) (\S+) (\S+) (\S+): (.*)$")
 SUMMARY_RE = re.compile(r"^summary \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z: (.*)$")
 AT_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 HOST_KEY_FOR = os.path.join(BUILD_DIR, "tests", "host_key_for")
@@ -50,15 +50,16 @@ FLEET = [
     (2, "thopter-old", "started", 80 * H, 1 * M, agent("r-old", True), "would-destroy",
      "lifetime: created 80h"),
     (3, "thopter-orphan", "started", 2 * H, 2 * H, agent("r-orphan"), "would-destroy",
-     "orphan: no thopter_provisioned mark (request r-orphan) and created 2h ago, longer than "
-     "THOPTER_ORPHAN_GRACE 1h"),
+     "orphan: no thopter_provisioned mark and no completed provision event, request r-orphan has no "
+     "event, created 2h ago, longer than THOPTER_ORPHAN_GRACE 1h"),
     (4, "thopter-provisioning", "started", 5 * M, 5 * M, agent("r-prov"), "keep",
      "provisioning: no thopter_provisioned mark yet, created 5m"),
     # What a failed provision's clean-up left (its dead letter's thopter.dlq.left_machine).
     (5, "thopter-left-behind", "stopped", 3 * H, 3 * H, agent("r-left"), "would-destroy",
-     "orphan: no thopter_provisioned mark (request r-left)"),
-    (6, "thopter-manual", "started", 2 * H, 2 * H, {}, "would-destroy",
-     "orphan: no thopter_provisioned mark (no request id)"),
+     "orphan: no thopter_provisioned mark and no completed provision event, request r-left"),
+    # No thopter metadata at all (the original hub's thopters, or one made by hand): unknown, kept.
+    (6, "thopter-manual", "started", 2 * H, 2 * H, {}, "keep",
+     "unknown: no thopter metadata"),
     (7, "thopter-stopped", "stopped", 5 * H, 2 * H, agent("r-stopped", True), "would-destroy",
      "stopped: stopped since updated_at 2h ago, longer than THOPTER_REAP_STOPPED_AFTER 30m"),
     (8, "thopter-stopped-new", "stopped", 5 * H, 5 * M, agent("r-stopped-new", True), "keep",
@@ -174,8 +175,8 @@ class TestFleet(ReaperTestCase):
 
         r = self.reaper("--once")  # brokers are set: a dry run must still send nothing
         lines, summary = self.check_listing(r.stdout, apply=False)
-        self.assertEqual(summary, "14 machines: 6 would be destroyed (lifetime 1, orphan 3, stopped 2), "
-                                  "4 kept (0 unchecked), 4 skipped, 0 failed; dry run: nothing published "
+        self.assertEqual(summary, "14 machines: 5 would be destroyed (lifetime 1, orphan 2, stopped 2), "
+                                  "5 kept (0 unchecked, 1 unknown), 4 skipped, 0 failed; dry run: nothing published "
                                   "(--apply publishes)")
         self.assertEqual(set(self.kafka.end_offsets(DESTROY).values()), {0}, "nothing published")
         self.assertEqual(self.mutating_calls(), [], "the reaper itself changes nothing on fly")
@@ -185,8 +186,8 @@ class TestFleet(ReaperTestCase):
         self.seed_fleet()
         r = self.reaper("--once", "--apply")
         lines, summary = self.check_listing(r.stdout, apply=True)
-        self.assertEqual(summary, "14 machines: 6 destroy requests published (lifetime 1, orphan 3, "
-                                  "stopped 2), 4 kept (0 unchecked), 4 skipped, 0 failed")
+        self.assertEqual(summary, "14 machines: 5 destroy requests published (lifetime 1, orphan 2, "
+                                  "stopped 2), 5 kept (0 unchecked, 1 unknown), 4 skipped, 0 failed")
 
         records = self.kafka.read_all(DESTROY)
         self.assertEqual(sorted(m.key().decode() for m in records), sorted(DOOMED))
@@ -209,6 +210,29 @@ class TestFleet(ReaperTestCase):
             self.assertTrue(ok, "%s: %s" % (value, errors))
         self.assertEqual(self.mutating_calls(), [])
 
+    def test_json_listing_matches_the_text_one(self):
+        self.seed_fleet()
+        text_lines, _ = self.check_listing(self.reaper("--once").stdout, apply=False)
+        r = self.reaper("--once", "--apply", "--json")
+        rows = [json.loads(line) for line in r.stdout.splitlines()]
+        summary = rows.pop()
+        self.assertEqual(summary, {"summary": summary["summary"], "apply": True, "machines": 14, "destroy": 6,
+                                   "byRule": {"lifetime": 1, "orphan": 3, "stopped": 2}, "kept": 4,
+                                   "unchecked": 0, "skipped": 4, "failed": 0, "notLookedAt": 0})
+        by_id = {row["id"]: row for row in rows}
+        self.assertEqual(set(by_id), set(text_lines))
+        records = {m.key().decode(): m for m in self.kafka.read_all(DESTROY)}
+        for mid, row in by_id.items():
+            verdict = text_lines[mid][0]
+            self.assertEqual(row["verdict"], "destroy" if verdict == "would-destroy" else verdict, mid)
+            self.assertEqual((row["name"], row["state"]), text_lines[mid][1:3])
+            if row["verdict"] == "destroy":
+                m = records[mid]
+                self.assertEqual((row["topic"], row["partition"], row["offset"]),
+                                 (DESTROY, m.partition(), m.offset()))
+                self.assertEqual(json.loads(m.value())["reason"], row["reason"])
+                self.assertIn(row["rule"], ("lifetime", "orphan", "stopped"))
+
     def test_a_request_the_consumer_would_refuse_is_not_sent(self):
         # fly ids are opaque (15 characters happen); the contract's thopterId is 14 hex.
         self.fly.seed_machine(id="a5c5de9ce64ca12", name="thopter-long-id", metadata=agent("r-l", True),
@@ -224,6 +248,136 @@ class TestFleet(ReaperTestCase):
         self.assertIn("1 destroy request published (lifetime 1)", summary)
         self.assertIn("1 failed", summary)
         self.assertEqual([m.key().decode() for m in self.kafka.read_all(DESTROY)], [machine_id(0x600)])
+
+
+EVENTS = "thopter.events"
+OWN = 0x700
+
+
+def event(request_id, state, thopter_id=None, kind="provision"):
+    e = {"requestId": request_id, "kind": kind, "state": state, "attempt": 1,
+         "at": "2026-01-01T00:00:00.000Z", "elapsedMs": 5}
+    if thopter_id:
+        e["thopterId"] = thopter_id
+    return e
+
+
+# Ownership is evidence (contract section 6): (n, name, created ago, metadata, events of its request,
+# verdict, start of the reason). Every machine here is older than THOPTER_ORPHAN_GRACE (1h) but the young one.
+OWNERSHIP = [
+    # The original hub's thopters carry no metadata at all: unknown, kept whatever their age.
+    (1, "thopter-legacy", 5 * H, {}, [], "keep", "unknown: no thopter metadata"),
+    (2, "thopter-legacy-old", 100 * H, {}, [], "keep", "unknown: no thopter metadata"),
+    (3, "thopter-marked", 3 * H, agent("r-marked", True), [], "keep", "started, provisioned"),
+    # Completed, but the mark write failed: the completed event owns it.
+    (4, "thopter-event-owned", 3 * H, agent("r-evt"), ["started", "step", "completed"], "keep",
+     "started, owned: a completed provision event (request r-evt) names it"),
+    (5, "thopter-in-flight", 2 * H, agent("r-fly"), ["started", "step"], "keep",
+     "in flight: no thopter_provisioned mark yet, the latest event of request r-fly is step"),
+    # A failed provision whose clean-up gave up (its dead letter names it in thopter.dlq.left_machine).
+    (6, "thopter-left", 3 * H, agent("r-left"), ["started", "failed"], "would-destroy",
+     "orphan: no thopter_provisioned mark and no completed provision event, request r-left failed"),
+    (7, "thopter-true-orphan", 3 * H, agent("r-orphan"), [], "would-destroy",
+     "orphan: no thopter_provisioned mark and no completed provision event, request r-orphan has no event"),
+    (8, "thopter-young", 10 * M, agent("r-young"), [], "keep", "provisioning: no thopter_provisioned mark yet"),
+]
+
+
+class TestOwnership(ReaperTestCase):
+    """Never destroy a live agent: only a machine no request owns is an orphan."""
+
+    def seed(self):
+        for n, name, created, md, states, _, _ in OWNERSHIP:
+            mid = machine_id(OWN + n)
+            self.fly.seed_machine(id=mid, name=name, state="started", metadata=md,
+                                  created_at=ago(created), updated_at=ago(created))
+            for st in states:
+                self.kafka.produce(EVENTS, event(md["thopter_request_id"], st, mid if st != "started" else None),
+                                   key=md["thopter_request_id"])
+        # Events of other requests and kinds do not count.
+        self.kafka.produce(EVENTS, event("r-other", "completed", machine_id(0x7ff)), key="r-other")
+        self.kafka.produce(EVENTS, event("d-1", "completed", machine_id(OWN + 7), kind="destroy"), key="d-1")
+        self.kafka.produce(EVENTS, b"not json", key="junk")
+        self.kafka.produce("thopter.dlq", json.dumps({"requestId": "r-left"}), key="r-left",
+                           headers=[("thopter.dlq.topic", b"thopter.provision"),
+                                    ("thopter.dlq.error.class", b"ssh_failed"),
+                                    ("thopter.dlq.left_machine", machine_id(OWN + 6).encode())])
+        self.kafka.flush()
+
+    def verdicts(self, out):
+        lines, summary = self.parse(out)
+        return {mid: (v, reason) for mid, (v, _, _, reason) in lines.items()}, summary
+
+    def check(self, got, apply):
+        for n, name, _, _, _, verdict, reason in OWNERSHIP:
+            v, why = got[machine_id(OWN + n)]
+            if apply and verdict == "would-destroy":
+                verdict = "destroy"
+            self.assertEqual(v, verdict, "%s: %s" % (name, why))
+            self.assertTrue(why.startswith(reason), "%s: %r does not start with %r" % (name, why, reason))
+
+    def test_dry_run_keeps_every_owned_and_unknown_machine(self):
+        self.seed()
+        r = self.reaper("--once")
+        got, summary = self.verdicts(r.stdout)
+        self.check(got, apply=False)
+        self.assertIn("2 would be destroyed (orphan 2), 6 kept (0 unchecked, 2 unknown)", summary)
+        self.assertEqual(set(self.kafka.end_offsets(DESTROY).values()), {0})
+        self.assertEqual(self.mutating_calls(), [])
+
+    def test_apply_destroys_only_the_orphans(self):
+        self.seed()
+        r = self.reaper("--once", "--apply")
+        got, summary = self.verdicts(r.stdout)
+        self.check(got, apply=True)
+        self.assertEqual(sorted(m.key().decode() for m in self.kafka.read_all(DESTROY)),
+                         sorted([machine_id(OWN + 6), machine_id(OWN + 7)]))
+        self.assertEqual(self.mutating_calls(), [])
+
+    def test_without_the_events_topic_no_unmarked_machine_is_destroyed(self):
+        self.seed()
+        env = self.env()
+        del env["KAFKA_BROKERS"]
+        r = self.reaper("--once", env=env)
+        got, summary = self.verdicts(r.stdout)
+        for n in (4, 5, 6, 7):
+            v, why = got[machine_id(OWN + n)]
+            self.assertEqual(v, "unchecked", why)
+            self.assertIn("owner unknown: no thopter_provisioned mark and thopter.events not read", why)
+        self.assertIn("0 would be destroyed, 8 kept (4 unchecked, 2 unknown)", summary)
+
+    def test_adopt_marks_the_unknown_machines_and_the_rules_then_apply(self):
+        self.seed()
+        r = self.reaper("--once", "--adopt")
+        got, summary = self.verdicts(r.stdout)
+        for n in (1, 2):
+            self.assertEqual(got[machine_id(OWN + n)][0], "would-adopt")
+            self.assertTrue(got[machine_id(OWN + n)][1].startswith("adopt: no thopter metadata"))
+        self.assertIn("2 would be adopted", summary)
+        self.assertEqual(self.mutating_calls(), [], "a dry run writes nothing")
+
+        # The mark write is retried like every fly write.
+        self.fly.push_fault(method="POST", route="machines.metadata", status=503, count=1)
+        r = self.reaper("--once", "--adopt", "--apply")
+        got, summary = self.verdicts(r.stdout)
+        for n in (1, 2):
+            self.assertEqual(got[machine_id(OWN + n)][0], "adopt", got[machine_id(OWN + n)])
+        self.assertIn("2 adopted", summary)
+        writes = [c for c in self.mutating_calls() if c["route"] == "machines.metadata"]
+        self.assertEqual(sorted({c["machine"] for c in writes}), [machine_id(OWN + 1), machine_id(OWN + 2)])
+        self.assertEqual(len(writes), 3, "one write retried after a 503")
+        for n in (1, 2):
+            md = self.fly.machine(machine_id(OWN + n))["metadata"]
+            self.assertEqual(md.get("thopter_provisioned"), "adopted")
+        self.assertEqual(sorted(m.key().decode() for m in self.kafka.read_all(DESTROY)),
+                         sorted([machine_id(OWN + 6), machine_id(OWN + 7)]), "adopting is not destroying")
+
+        # Adopted, the old one is judged like any other thopter now.
+        r = self.reaper("--once")
+        got, _ = self.verdicts(r.stdout)
+        self.assertEqual(got[machine_id(OWN + 1)][0], "keep")
+        self.assertEqual(got[machine_id(OWN + 2)][0], "would-destroy")
+        self.assertTrue(got[machine_id(OWN + 2)][1].startswith("lifetime:"))
 
 
 class TestSeveralReapers(ReaperTestCase):

@@ -3,16 +3,17 @@
 Each test boots a simulated machine (tests/harness/thopter_machine.py SimMachine) in its own
 mount, PID, UTS and network namespaces: the REAL hook deploy/thopter-image/thopter-start as
 the image's CMD (PID 1), the REAL deploy/thopter-image/sshd_config as /etc/ssh/sshd_config
-(no -o override at all: in its own network namespace sshd listens on port 22 of [::] and
-0.0.0.0 as on fly), dd6852b's thopter-init.sh byte for byte as the image's init (stubs only
+(no -o override at all: in its own network namespace sshd listens on port 2222 of [::] and
+0.0.0.0 as on fly, while a stand-in of fly's own SSH server, hallpass, holds [::1]:22 from
+before the boot, as hallpass holds port 22 of the 6PN address), the project's model of dd6852b's thopter-init.sh as the image's init (tests/data/sim-thopter-init.sh: its steps in its order; stubs only
 for firewall.sh, start-observer.sh and gotty), a private /data (the machine's volume) and
 /etc/thopter/ssh + /tmp files laid out as fly writes config.files. Clients are the real
 OpenSSH ssh and ssh-keyscan, run inside the machine's network namespace.
 
 Needs root. Run: cd tests/integration && PYTHONPATH=../harness python3 -m unittest -v test_thopter_image
 """
-import hashlib
 import json
+import re
 import os
 import shutil
 import signal
@@ -24,9 +25,16 @@ import unittest
 
 import thopter_machine
 from thopter_machine import (AUTHORIZED_KEYS_PATH, HOOK, HOST_KEY_PATH, INIT, PYTHON, SSH_KEYGEN,
-                             SimMachine, files_tree, keygen, ssh_argv)
+                             SSHD_CONFIG, SimMachine, files_tree, image_port, keygen, known_hosts_line,
+                             ssh_argv)
 
-ORIGINAL_INIT_BLOB = "e96f9f3b1772be2fbb6f5be5086c94508bec205e"  # dd6852b:thopter/scripts/thopter-init.sh
+PORT = image_port()  # the image's sshd (2222); 22 is hallpass's
+
+# The original init's steps, in its order (dd6852b thopter/scripts/thopter-init.sh), as the
+# model names them.
+INIT_STEPS = ["check_data_mount", "open_data", "wipe_data", "make_workspace", "shell_aliases",
+              "firewall", "move_env_thopters", "move_post_checkout", "uv_env", "log_dirs",
+              "start_observer", "chown_data", "run_terminal"]
 
 # What the first login that works sees (one line per fact).
 STATE_COMMAND = (
@@ -61,12 +69,13 @@ class ImageTestCase(unittest.TestCase):
         subprocess.run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "a passphrase", "-f", cls.encrypted_key],
                        check=True)
         cls.known_hosts = os.path.join(k, "known_hosts")
+        # On port 2222 OpenSSH looks the host up as [host]:2222.
         with open(cls.known_hosts, "w") as f:
             for host in ("127.0.0.1", "::1"):
-                f.write("%s %s\n" % (host, " ".join(cls.host_pub.split()[:2])))
+                f.write(known_hosts_line(host, PORT, cls.host_pub) + "\n")
         cls.wrong_known_hosts = os.path.join(k, "wrong_known_hosts")
         with open(cls.wrong_known_hosts, "w") as f:
-            f.write("127.0.0.1 %s\n" % " ".join(cls.other_host_pub.split()[:2]))
+            f.write(known_hosts_line("127.0.0.1", PORT, cls.other_host_pub) + "\n")
 
     @classmethod
     def tearDownClass(cls):
@@ -102,8 +111,8 @@ class ImageTestCase(unittest.TestCase):
         return sim.start()
 
     def ssh(self, sim, command="true", key=None, known_hosts=None, user="root", host="127.0.0.1",
-            extra=()):
-        argv = ssh_argv(host, 22, key or self.consumer_key, known_hosts or self.known_hosts, user,
+            extra=(), port=PORT):
+        argv = ssh_argv(host, port, key or self.consumer_key, known_hosts or self.known_hosts, user,
                         extra) + [command]
         return sim.run(argv, ns="net", stdin=subprocess.DEVNULL)
 
@@ -112,24 +121,13 @@ class ImageTestCase(unittest.TestCase):
         thopter_machine.probe_main); returns the Popen."""
         return subprocess.Popen(
             ["nsenter", "--net=/proc/%d/ns/net" % sim.pid, "--", PYTHON, thopter_machine.__file__,
-             "probe", "--host", "127.0.0.1", "--port", "22", "--key", self.consumer_key,
+             "probe", "--host", "127.0.0.1", "--port", str(PORT), "--key", self.consumer_key,
              "--known-hosts", self.known_hosts, "--command", STATE_COMMAND,
              "--deadline", str(deadline)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def port_open(self, sim, host="127.0.0.1"):
-        r = sim.run(["bash", "-c", "exec 3<>/dev/tcp/%s/22" % host], ns="net")
+    def port_open(self, sim, host="127.0.0.1", port=PORT):
+        r = sim.run(["bash", "-c", "exec 3<>/dev/tcp/%s/%d" % (host, port)], ns="net")
         return r.returncode == 0
-
-
-class TestOriginalInitCopy(unittest.TestCase):
-    def test_the_init_copy_is_dd6852b_byte_for_byte_below_its_header(self):
-        with open(INIT, "rb") as f:
-            lines = f.read().split(b"\n")
-        end = lines.index(b"# --- end of header ---")
-        original = b"\n".join([lines[0]] + lines[end + 1:])
-        blob = hashlib.sha1(b"blob %d\0" % len(original) + original).hexdigest()
-        self.assertEqual(blob, ORIGINAL_INIT_BLOB)
-        self.assertTrue(os.access(INIT, os.X_OK))
 
 
 def plant_leftovers(volume, n_dirs=150, per_dir=100):
@@ -142,6 +140,34 @@ def plant_leftovers(volume, n_dirs=150, per_dir=100):
         for i in range(per_dir):
             with open(os.path.join(path, "f%03d" % i), "w") as f:
                 f.write("x")
+
+
+class TestInitModel(ImageTestCase):
+    def test_the_model_runs_the_original_inits_steps_in_its_order(self):
+        def plant(volume):
+            for name in ("leftover", ".dotfile"):
+                with open(os.path.join(volume, name), "w") as f:
+                    f.write("from the previous machine\n")
+        sim = self.boot(plant=plant)
+        sim.wait_ready()
+        log = sim.read("/thopter/log")
+        self.assertEqual(re.findall(r"\[THOPTER-INIT\] step (\w+)", log), INIT_STEPS)
+        self.assertLess(log.index("[FIREWALL]"), log.index("step move_env_thopters"))
+        self.assertLess(log.index("[OBSERVER]"), log.index("step chown_data"))
+        # `rm -rf /data/*`: a glob, so a dot-file at the top of the volume stays.
+        self.assertEqual(sorted(os.listdir(sim.volume)), [".dotfile", "thopter"])
+        home = "/data/thopter"
+        self.assertIn("yolo-claude", sim.read(home + "/.bash_aliases"))
+        self.assertIn("source ~/.bash_aliases", sim.read(home + "/.bashrc"))
+        self.assertIn("source /uv/env", sim.read(home + "/.bashrc"))
+        self.assertEqual(sim.read(home + "/.bash_profile"), "source ~/.bashrc\n")
+        for d in ("logs", ".claude/projects", "workspace"):
+            self.assertTrue(os.path.isdir(sim.path(home + "/" + d)), d)
+        uid = int(sim.run(["id", "-u", "thopter"], check=True).stdout)
+        self.assertEqual({os.stat(os.path.join(r, n)).st_uid for r, ds, fs in os.walk(sim.path(home))
+                          for n in ds + fs}, {uid})
+        self.assertIn("[GOTTY-STUB] started as thopter: --permit-write --port 7681 --ws-origin .* "
+                      "tmux attach-session -t thopter", sim.console())
 
 
 class TestReadiness(ImageTestCase):
@@ -168,7 +194,7 @@ class TestReadiness(ImageTestCase):
         self.assertGreater(r["refused"], 50, r)
         self.assertGreater(r["first_open"] - sim.started_at, 2.5, r)
         console = sim.console()
-        self.assertLess(console.index("[THOPTER-INIT] chown -R thopter:thopter /data"),
+        self.assertLess(console.index("[THOPTER-INIT] step chown_data"),
                         console.index("[THOPTER-START] sshd started"))
         self.assertLess(console.index("[GOTTY-STUB] started"), console.index("[THOPTER-START] sshd started"))
         self.assertFalse(os.path.exists(os.path.join(sim.volume, "thopter", "workspace", "old-repo")))
@@ -196,7 +222,8 @@ class TestKeys(ImageTestCase):
         for host in ("127.0.0.1", "::1"):
             r = self.ssh(sim, "echo ok", host=host)
             self.assertEqual((r.returncode, r.stdout), (0, "ok\n"), r.stderr + sim.console())
-            scan = sim.run(["ssh-keyscan", "-T", "5", "-t", "ed25519,ecdsa,rsa", host], ns="net")
+            scan = sim.run(["ssh-keyscan", "-T", "5", "-p", str(PORT), "-t", "ed25519,ecdsa,rsa", host],
+                           ns="net")
             keys = [line.split(None, 1)[1] for line in scan.stdout.splitlines()
                     if line and not line.startswith("#")]
             self.assertEqual(keys, [" ".join(self.host_pub.split()[:2])], scan.stdout + scan.stderr)
@@ -211,8 +238,8 @@ class TestKeys(ImageTestCase):
         self.assertEqual([f for f in os.listdir(sim.path("/etc/ssh")) if f.startswith("ssh_host_")], [])
         eff = sim.run(["/usr/sbin/sshd", "-T"], check=True).stdout.splitlines()
         self.assertEqual([x for x in eff if x.startswith("hostkey ")], ["hostkey " + HOST_KEY_PATH])
-        self.assertIn("listenaddress [::]:22", eff)
-        self.assertIn("listenaddress 0.0.0.0:22", eff)
+        self.assertIn("listenaddress [::]:2222", eff)
+        self.assertIn("listenaddress 0.0.0.0:2222", eff)
 
     def test_only_the_authorized_key_logs_in_and_only_as_root(self):
         sim = self.boot()
@@ -294,6 +321,82 @@ class TestRefusals(ImageTestCase):
         sim = self.boot(sshd_opts=["-o", "HostKey=%s" % self.other_host_key])
         sim.wait_log(r"sshd not started")
         self.assertIn("sshd would use host keys other than", sim.read("/thopter/log"))
+
+
+class TestFlySshServer(ImageTestCase):
+    """fly's hallpass holds port 22 of the machine's 6PN address ([::1] here) from before
+    the image's CMD runs; the image's sshd must live beside it, on 2222."""
+
+    def keyscan(self, sim, host, port):
+        scan = sim.run(["ssh-keyscan", "-T", "5", "-p", str(port), "-t", "ed25519", host], ns="net")
+        return [line.split(None, 1)[1] for line in scan.stdout.splitlines()
+                if line and not line.startswith("#")]
+
+    def test_the_images_sshd_is_on_2222_beside_flys_ssh_server_on_22(self):
+        self.assertEqual(PORT, 2222)
+        sim = self.boot()
+        sim.wait_ready()
+        ours = " ".join(self.host_pub.split()[:2])
+        hallpass = " ".join(sim.hallpass_public_key().split()[:2])
+        self.assertNotEqual(hallpass, ours)
+        self.assertEqual(self.keyscan(sim, "::1", 22), [hallpass])
+        for host in ("::1", "127.0.0.1"):
+            self.assertEqual(self.keyscan(sim, host, PORT), [ours], host)
+        self.assertIn("Server listening on :: port 2222.", sim.console())
+        self.assertNotIn("Bind to port", sim.console())
+        # What a consumer on port 22 would meet: another host key, refused.
+        r = self.ssh(sim, host="::1", port=22)
+        self.assertEqual(r.returncode, 255)
+        self.assertIn("Host key verification failed", r.stderr)
+        self.assertEqual(self.ssh(sim, host="::1").returncode, 0, sim.console())
+
+    def test_an_image_whose_sshd_wants_port_22_loses_the_6pn_address(self):
+        # Negative control: the same layer with sshd on port 22 reproduces what fly does
+        # to it (sshd keeps only 0.0.0.0:22) and is caught.
+        with open(SSHD_CONFIG) as f:
+            text = f.read()
+        self.assertEqual(text.count("\nPort 2222\n"), 1)
+        port22 = os.path.join(self.dir, "sshd_config-port-22")
+        with open(port22, "w") as f:
+            f.write(text.replace("\nPort 2222\n", "\nPort 22\n"))
+        sim = self.boot(sshd_config=port22)
+        sim.wait_log(r"Bind to port 22 on :: failed: Address already in use")
+        sim.wait_log(r"Server listening on 0\.0\.0\.0 port 22\.")
+        self.assertEqual(self.keyscan(sim, "::1", 22),
+                         [" ".join(sim.hallpass_public_key().split()[:2])])
+        self.assertNotEqual(self.ssh(sim, host="::1", port=22).returncode, 0)
+
+
+class TestSshdSupervision(ImageTestCase):
+    def test_a_killed_sshd_is_started_again_with_growing_pauses_and_logins_work(self):
+        sim = self.boot()
+        sim.wait_ready()
+        self.assertEqual(self.ssh(sim, "echo before").stdout, "before\n")
+        seen = []
+        for n, pause in ((1, 1), (2, 2)):
+            pids = sim.sshd_pids()
+            self.assertEqual(len(pids), 1, sim.console())
+            os.kill(pids[0], signal.SIGKILL)
+            sim.wait_log(r"sshd \(pid \d+\) exited with status 137 after \d+s; starting it "
+                         r"again in %ds \(restart %d\)" % (pause, n), timeout=20)
+            sim.wait_log(r"sshd started again \(pid \d+, restart %d\)" % n, timeout=20)
+            deadline = time.monotonic() + 20
+            while True:
+                r = self.ssh(sim, "echo after-%d" % n)
+                if r.returncode == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            self.assertEqual((r.returncode, r.stdout), (0, "after-%d\n" % n), r.stderr + sim.console())
+            seen.append(sim.sshd_pids())
+        self.assertNotEqual(seen[0], seen[1])
+        self.assertNotIn(pids[0], sim.sshd_pids())
+        log = sim.read("/thopter/log")  # the machine's log has it too
+        self.assertIn("starting it again in 1s (restart 1)", log)
+        self.assertIn("starting it again in 2s (restart 2)", log)
+        self.assertTrue(sim.tmux_up(), "the init and the agent's tmux carried on")
+        # A stop still stops the restarted sshd with everything else.
+        self.assertEqual(sim.stop(signal.SIGTERM), 143, sim.console())
+        self.assertEqual(sim.processes(), [])
 
 
 class TestLifecycle(ImageTestCase):

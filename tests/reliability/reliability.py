@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""reliability.py - prove the contract's guarantees (CONTRACT.md section 5) under faults.
+"""reliability.py - prove the contract's guarantees (docs/CONTRACT.md section 5) under faults.
 
 Runs every reliability scenario against the real binaries (thopter-consumer,
 thopter-devbroker), the fake fly Machines API and real sshd, and writes
@@ -1297,12 +1297,12 @@ def render(results, args, started, total_s):
         "| librdkafka | %s (Kafka: thopter-devbroker, librdkafka's mock cluster) |" % _rdkafka_version(),
         "| run | %s; random seed %d; %.0f s in all |" % (args.describe(), args.seed, total_s),
         "",
-        "Each scenario checks the guarantees of CONTRACT.md §5 that it can break: **nothing lost** (every request "
+        "Each scenario checks the guarantees of docs/CONTRACT.md §5 that it can break: **nothing lost** (every request "
         "ends completed, or dead-lettered when it should be), **nothing committed past unfinished work**, the "
         "**concurrency limits**, **idempotent effects**. A \"harmless repeat\" is work done again after a crash "
         "or rebalance (at-least-once): a second fly delete of a machine already destroyed, or a second "
         "`completed` event for a request. Across a rebalance the mock broker refuses offset commits "
-        "(reference/librdkafka-consumer.md §2.4), so repeats there are expected; losses never are.",
+        "(librdkafka 2.0.2 answers OffsetCommit with REBALANCE_IN_PROGRESS while the group is joining or syncing, stricter than a real broker), so repeats there are expected; losses never are.",
         "",
         "| scenario | what was tried | times | outcome | messages lost | harmless repeats | result |",
         "| --- | --- | --- | --- | --- | --- | --- |",

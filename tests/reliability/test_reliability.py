@@ -1,6 +1,6 @@
 """Short versions of the reliability scenarios (tests/reliability/reliability.py runs the
 long ones and writes docs/RELIABILITY.md). Each scenario returns a result whose
-"failures" lists every guarantee of CONTRACT.md section 5 that did not hold.
+"failures" lists every guarantee of docs/CONTRACT.md section 5 that did not hold.
 
 Real binaries (thopter-consumer, thopter-devbroker), the fake fly API and real sshd;
 needs root like the integration tests. About 3 minutes in all on 2 cores (dev build).

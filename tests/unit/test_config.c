@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,9 @@ static void provision_env(void) {
         set_github("github-ok.json");
         setenv("THOPTER_SSH_KEY", "/etc/thopter/id_ed25519", 1);
         setenv("THOPTER_SSH_KNOWN_HOSTS", "/etc/thopter/known_hosts", 1);
+        setenv("METADATA_SERVICE_HOST",
+               "1.redis.kv._metadata.thopters.internal", 1);
+        setenv("HUB_STATUS_PORT", "8081", 1);
 }
 
 /* config_load() with argv = {"thopter-consumer", args..., NULL}. */
@@ -141,6 +145,18 @@ Test(config, each_required_setting_is_named_when_missing) {
             {"provision", "THOPTER_SSH_KNOWN_HOSTS",
              "THOPTER_SSH_KNOWN_HOSTS: required for the provision role (or "
              "THOPTER_SSH_INSECURE=1 for development)"},
+            /* Without them each thopter's observer exits (one line names
+             * both, and the way out). */
+            {"provision", "METADATA_SERVICE_HOST",
+             "METADATA_SERVICE_HOST and HUB_STATUS_PORT: both required for "
+             "the provision role, or each thopter's observer exits and the "
+             "hub sees nothing of it (set THOPTER_OBSERVER=0 to run thopters "
+             "without it)"},
+            {"provision", "HUB_STATUS_PORT",
+             "METADATA_SERVICE_HOST and HUB_STATUS_PORT: both required for "
+             "the provision role, or each thopter's observer exits and the "
+             "hub sees nothing of it (set THOPTER_OBSERVER=0 to run thopters "
+             "without it)"},
             /* Both roles (the default) need what provision needs. */
             {"all", "REGION",
              "REGION: required for the provision role but not set "
@@ -193,6 +209,52 @@ Test(config, provision_role_loads_with_its_settings) {
                 cr_expect_eq(cfg.n_repos, 2);
                 config_free(&cfg);
         }
+}
+
+Test(config, observer_off_needs_no_hub_address) {
+        struct config cfg;
+        struct err err;
+
+        provision_env();
+        unsetenv("METADATA_SERVICE_HOST");
+        unsetenv("HUB_STATUS_PORT");
+        setenv("THOPTER_OBSERVER", "0", 1);
+        assert_ok(load(&cfg, &err, "--role", "provision", NULL), &err);
+        cr_expect_eq(cfg.observer, 0);
+        cr_expect_null(cfg.metadata_service_host);
+        config_free(&cfg);
+        /* The destroy role never needs them. */
+        clean_env();
+        destroy_env();
+        assert_ok(load(&cfg, &err, "--role", "destroy", NULL), &err);
+        cr_expect_eq(cfg.observer, 1);
+        config_free(&cfg);
+}
+
+Test(config, ssh_port_22_starts_with_a_warning_that_says_why) {
+        struct config cfg;
+        struct err err;
+        const char *w;
+
+        provision_env();
+        assert_ok(load(&cfg, &err, "--role", "provision", NULL), &err);
+        cr_expect_eq(cfg.ssh_port, 2222);
+        cr_expect_null(config_ssh_port_warning(&cfg));
+        config_free(&cfg);
+
+        setenv("THOPTER_SSH_PORT", "22", 1);
+        assert_ok(load(&cfg, &err, "--role", "provision", NULL), &err);
+        w = config_ssh_port_warning(&cfg);
+        cr_assert_not_null(w);
+        cr_expect(strstr(w, "THOPTER_SSH_PORT=22") == w, "%s", w);
+        cr_expect_not_null(strstr(w, "hallpass"), "%s", w);
+        cr_expect_not_null(strstr(w, "2222"), "%s", w);
+        config_free(&cfg);
+
+        setenv("THOPTER_SSH_PORT", "2022", 1);
+        assert_ok(load(&cfg, &err, "--role", "provision", NULL), &err);
+        cr_expect_null(config_ssh_port_warning(&cfg));
+        config_free(&cfg);
 }
 
 struct insecure_case {
@@ -404,8 +466,9 @@ Test(config, integers_out_of_range_are_refused_with_the_name) {
              "THOPTER_SSH_PORT: must be an integer from 1 to 65535 (got "
              "\"70000\" from the environment)"},
             {"THOPTER_BREAKER_PROBE_MS", NULL, "9",
-             "THOPTER_BREAKER_PROBE_MS: must be an integer from 10 to 600000 "
-             "(got \"9\" from the environment)"},
+             "THOPTER_BREAKER_PROBE_MS: must be a duration from 10 ms to "
+             "600000 ms: a number of milliseconds, or with units such as "
+             "500ms, 90s, 2m, 1h30m (got \"9\" from the environment)"},
             {"THOPTER_BREAKER_PROBE_MS", NULL, "10", NULL},
             {NULL, "--thopter-fly-retries", "-1",
              "THOPTER_FLY_RETRIES: must be an integer from 1 to 100 (got "
@@ -670,7 +733,9 @@ Test(config, defaults) {
         cr_expect_null(cfg.web_terminal_port);
         cr_expect_eq(cfg.ssh_insecure, 0);
         cr_expect_str_eq(cfg.ssh_host, "{id}.vm.{app}.internal");
-        cr_expect_eq(cfg.ssh_port, 22);
+        cr_expect_eq(cfg.ssh_port, 2222);
+        cr_expect_eq(cfg.observer, 1);
+        cr_expect_eq(cfg.golden_claude_required, 0);
         cr_expect_str_eq(cfg.ssh_user, "root");
         cr_expect_str_eq(cfg.remote_home, "/data/thopter");
         cr_expect_str_eq(cfg.remote_user, "thopter");
@@ -705,6 +770,164 @@ Test(config, setting_names_list_every_setting_once) {
         for (; names[n]; n++)
                 for (size_t k = 0; k < n; k++)
                         cr_expect_str_neq(names[k], names[n]);
-        cr_expect_eq(n, 60);
+        cr_expect_eq(n, 64);
         cr_expect_str_eq(names[0], "KAFKA_BROKERS");
+}
+
+/* ---- durations, all missing at once, the prompts dir, --help (issue 22) --
+ */
+
+Test(config, durations_take_units_and_bare_numbers_keep_theirs) {
+        static const struct {
+                const char *env, *value;
+                size_t off;
+                int want;
+        } cases[] = {
+            {"THOPTER_DRAIN_TIMEOUT", "30s",
+             offsetof(struct config, drain_timeout_s), 30},
+            {"THOPTER_DRAIN_TIMEOUT", "2m",
+             offsetof(struct config, drain_timeout_s), 120},
+            {"THOPTER_DRAIN_TIMEOUT", "45",
+             offsetof(struct config, drain_timeout_s), 45},
+            {"THOPTER_READY_TIMEOUT", "1m30s",
+             offsetof(struct config, ready_timeout_s), 90},
+            {"THOPTER_SSH_TIMEOUT", "1h",
+             offsetof(struct config, ssh_timeout_s), 3600},
+            {"THOPTER_RETRY_BASE_MS", "1s",
+             offsetof(struct config, retry_base_ms), 1000},
+            {"THOPTER_RETRY_MAX_MS", "7000",
+             offsetof(struct config, retry_max_ms), 7000},
+            {"THOPTER_BREAKER_PROBE_MS", "500ms",
+             offsetof(struct config, breaker_probe_ms), 500},
+            {"THOPTER_CAPACITY_RECHECK_MAX", "2m",
+             offsetof(struct config, capacity_recheck_max_s), 120},
+            {"THOPTER_FLY_TIMEOUT", "10s",
+             offsetof(struct config, fly_timeout_s), 10},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct config cfg;
+                struct err err;
+
+                clean_env();
+                destroy_env();
+                setenv(cases[i].env, cases[i].value, 1);
+                assert_ok(load(&cfg, &err, "--role", "destroy", NULL), &err);
+                cr_expect_eq(*(int *)((char *)&cfg + cases[i].off),
+                             cases[i].want, "%s=%s", cases[i].env,
+                             cases[i].value);
+                config_free(&cfg);
+        }
+        destroy_env();
+        expect_refused("not whole seconds",
+                       "THOPTER_DRAIN_TIMEOUT: must be a duration from 1 s to "
+                       "3600 s: a number of seconds, or with units such as "
+                       "500ms, 90s, 2m, 1h30m (got \"1500ms\" from the "
+                       "command line)",
+                       "--role", "destroy", "--thopter-drain-timeout", "1500ms",
+                       NULL);
+        expect_refused("too long",
+                       "THOPTER_DRAIN_TIMEOUT: must be a duration from 1 s to "
+                       "3600 s: a number of seconds, or with units such as "
+                       "500ms, 90s, 2m, 1h30m (got \"2h\" from the command "
+                       "line)",
+                       "--role", "destroy", "--thopter-drain-timeout", "2h",
+                       NULL);
+}
+
+Test(config, every_missing_setting_is_reported_at_once) {
+        static const char *const want[] = {
+            "KAFKA_BROKERS: required but not set (environment or "
+            "--kafka-brokers)",
+            "APP_NAME: required but not set (environment or --app-name)",
+            "REGION: required for the provision role but not set "
+            "(environment or --region)",
+            "FLY_DEPLOY_KEY: required but not set (environment, or "
+            "FLY_DEPLOY_KEY_FILE)",
+            "THOPTER_IMAGE: required for the provision role but not set "
+            "(environment or --thopter-image)",
+            "GITHUB_INTEGRATION_JSON: required for the provision role but "
+            "not set (environment, or GITHUB_INTEGRATION_JSON_FILE)",
+            "THOPTER_SSH_KEY: required for the provision role but not set "
+            "(environment or --thopter-ssh-key)",
+            "THOPTER_SSH_KNOWN_HOSTS: required for the provision role (or "
+            "THOPTER_SSH_INSECURE=1 for development)",
+            "METADATA_SERVICE_HOST and HUB_STATUS_PORT: both required for the "
+            "provision role, or each thopter's observer exits and the hub "
+            "sees nothing of it (set THOPTER_OBSERVER=0 to run thopters "
+            "without it)",
+        };
+        struct config cfg;
+        struct err err;
+
+        cr_assert_eq(load(&cfg, &err, "--role", "provision", NULL), -1);
+        cr_assert_eq(cfg.n_missing, (int)(sizeof(want) / sizeof(want[0])));
+        for (int i = 0; i < cfg.n_missing; i++)
+                cr_expect_str_eq(cfg.missing[i], want[i]);
+        cr_expect_str_eq(err.msg, want[0]);
+        config_free(&cfg);
+
+        /* The destroy role: its three only. */
+        cr_assert_eq(load(&cfg, &err, "--role", "destroy", NULL), -1);
+        cr_expect_eq(cfg.n_missing, 3);
+        config_free(&cfg);
+}
+
+Test(config, prompts_dir_is_checked_at_start) {
+        struct config cfg;
+        struct err err;
+
+        provision_env();
+        setenv("THOPTER_PROMPTS_DIR", "/nonexistent", 1);
+        cr_assert_eq(load(&cfg, &err, "--role", "provision", NULL), -1);
+        cr_expect(strstr(err.msg, "THOPTER_PROMPTS_DIR: cannot read "
+                                  "/nonexistent: ") == err.msg,
+                  "%s", err.msg);
+        config_free(&cfg);
+        setenv("THOPTER_PROMPTS_DIR", TEST_DATA_DIR "/config", 1);
+        cr_assert_eq(load(&cfg, &err, "--role", "provision", NULL), -1);
+        cr_expect(strstr(err.msg, "has no readable default.md"), "%s", err.msg);
+        config_free(&cfg);
+        setenv("THOPTER_PROMPTS_DIR", THOPTER_SOURCE_DATA_DIR "/prompts", 1);
+        assert_ok(load(&cfg, &err, "--role", "provision", NULL), &err);
+        config_free(&cfg);
+        /* The destroy role never reads prompts. */
+        setenv("THOPTER_PROMPTS_DIR", "/nonexistent", 1);
+        assert_ok(load(&cfg, &err, "--role", "destroy", NULL), &err);
+        config_free(&cfg);
+}
+
+Test(config, help_groups_every_setting_and_marks_the_required) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+
+        config_print_help(f, "thopter-consumer");
+        fclose(f);
+        for (const char *g = "Kafka:\n|fly:\n|SSH (|Provision:\n|Operations:"
+                             "\n|thopter-reaper (";
+             *g;) {
+                const char *bar = strchr(g, '|');
+                size_t n = bar ? (size_t)(bar - g) : strlen(g);
+                char want[64];
+                snprintf(want, sizeof(want), "\n%.*s", (int)n, g);
+                cr_expect(strstr(text, want), "no section %s", want);
+                g += n + (bar ? 1 : 0);
+        }
+        cr_expect_null(strstr(text, "\nOther:\n"),
+                       "a setting in no section of --help");
+        for (const char *const *n = config_setting_names(); *n; n++) {
+                char line[96];
+                snprintf(line, sizeof(line), "\n  %-28s --", *n);
+                const char *at = strstr(text, line);
+                cr_expect(at, "%s not in --help", *n);
+                cr_expect(!at || !strstr(at + 1, line), "%s twice", *n);
+        }
+        cr_expect(strstr(text, "--kafka-brokers  (required)\n"));
+        cr_expect(strstr(text, "--region  (required for provision)\n"));
+        cr_expect(strstr(text, "--thopter-ssh-known-hosts  (required for "
+                               "provision unless THOPTER_SSH_INSECURE=1)\n"));
+        cr_expect(strstr(text, "--thopter-drain-timeout DURATION\n"));
+        cr_expect(strstr(text, "[default: 30 s; 1 to 3600 s]"));
+        cr_expect(strstr(text, "[default: 250 ms; 1 to 60000 ms]"));
+        free(text);
 }

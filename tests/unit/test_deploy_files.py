@@ -33,7 +33,7 @@ def config_table():
     body = body[:body.index("};")]
     out = {}
     # {"NAME", TYPE(field), "default" | NULL, min, max, need, secret, "help"}
-    rx = re.compile(r'\{"([A-Z][A-Z0-9_]*)",\s*(?:STR|INT|BOOL)\(\w+\),\s*'
+    rx = re.compile(r'\{"([A-Z][A-Z0-9_]*)",\s*(?:STR|INT|BOOL|SECS|MSEC)\(\w+\),\s*'
                     r'(NULL|"(?:[^"\\]|\\.)*"(?:\s*"(?:[^"\\]|\\.)*")*)\s*,\s*(-?\d+),\s*(-?\d+),\s*(\w+|\(.*?\)),\s*(\d)',
                     re.S)
     for m in rx.finditer(body):
@@ -131,6 +131,29 @@ class TestSettings(unittest.TestCase):
                     self.assertIn("Default:", text)
 
 
+class TestInstall(unittest.TestCase):
+    def test_install_puts_every_tool_the_prompts_and_the_example_env(self):
+        if not os.path.exists(os.path.join(BUILD_DIR, "cmake_install.cmake")):
+            self.skipTest("no configured build in %s" % BUILD_DIR)
+        with tempfile.TemporaryDirectory() as prefix:
+            subprocess.run(["cmake", "--install", BUILD_DIR, "--prefix", prefix], check=True,
+                           capture_output=True, timeout=60)
+            tools = sorted("thopter-" + os.path.basename(p)[:-2]
+                           for p in os.listdir(os.path.join(SOURCE_DIR, "producer-tools")) if p.endswith(".c"))
+            self.assertIn("thopter-send", tools)
+            for name in ["thopter-consumer", "bulk-destroy"] + tools:
+                path = os.path.join(prefix, "bin", name)
+                self.assertTrue(os.access(path, os.X_OK), "%s not installed" % name)
+            share = os.path.join(prefix, "share", "thopter")
+            for name in ("prompts/default.md", "thopter.env.example", "thopter-consumer.service",
+                         "thopter-reaper.service"):
+                self.assertTrue(os.path.isfile(os.path.join(share, name)), "%s not installed" % name)
+            for name in ["thopter-consumer", "bulk-destroy"] + tools:
+                self.assertTrue(os.path.isfile(os.path.join(prefix, "share", "man", "man1", name + ".1")), name)
+                self.assertTrue(os.path.isfile(os.path.join(prefix, "share", "bash-completion", "completions",
+                                                            name)), name)
+
+
 class TestStopTimeouts(unittest.TestCase):
     def setUp(self):
         self.drain = int(config_table()["THOPTER_DRAIN_TIMEOUT"][0])
@@ -202,6 +225,38 @@ class TestStopTimeouts(unittest.TestCase):
         self.assertIn("livez", read("deploy", "livez-check.sh"))
         self.assertRegex(runtime, r'(?m)^ENTRYPOINT \["[^"]*thopter-consumer"\]')
         self.assertRegex(runtime, r"(?m)^STOPSIGNAL SIGTERM")
+
+    def test_dockerignore_keeps_the_build_inputs_and_leaves_out_the_rest(self):
+        # deploy/Dockerfile's `COPY . .` sends the repository root as the build context.
+        patterns = [l.strip() for l in read(".dockerignore").splitlines()
+                    if l.strip() and not l.startswith("#")]
+        self.assertFalse([p for p in patterns if p.startswith("!")], "no exceptions: keep it simple")
+
+        def ignored(path):
+            parts = path.split("/")
+            for n in range(1, len(parts) + 1):  # a directory left out takes its contents along
+                prefix = "/".join(parts[:n])
+                for p in patterns:
+                    rx = re.escape(p).replace(r"\*\*/", "(?:.*/)?").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+                    if re.fullmatch(rx, prefix):
+                        return True
+            return False
+
+        tracked = subprocess.run(["git", "-C", SOURCE_DIR, "ls-files"], capture_output=True, text=True)
+        if tracked.returncode != 0:
+            self.skipTest("not a git checkout")
+        needed = [f for f in tracked.stdout.splitlines()
+                  if f.startswith(("consumer/", "producer-tools/", "tests/", "schemas/"))
+                  or f in ("CMakeLists.txt", "CMakePresets.json", "deploy/livez-check.sh")]
+        self.assertGreater(len(needed), 100)
+        self.assertEqual([f for f in needed if ignored(f)], [])
+        for path in (".git/HEAD", "build/dev/thopter-consumer", "build/release/CMakeCache.txt",
+                     "producer-tools/hub/node_modules/kafkajs/package.json",
+                     "tests/tools/node_modules/ajv/package.json", "node_modules/x/index.js",
+                     "bench/results/2026-12-03T155133Z.md", "tests/harness/__pycache__/x.pyc",
+                     "thopter.env", "deploy/prod.env"):
+            self.assertTrue(ignored(path), path)
+        self.assertFalse(ignored("deploy/thopter.env.example"))
 
     def test_runtime_packages_cover_the_binary(self):
         """Every library the built binary needs comes from a runtime package

@@ -256,3 +256,32 @@ Test(events, an_unnamed_kind_is_empty) {
         cr_expect_str_eq(str(o, "kind"), "");
         cJSON_Delete(o);
 }
+
+Test(events, a_warning_rides_only_the_completed_event) {
+        static const char *const states[] = {"started", "step", "failed"};
+        struct job job;
+        cJSON *o, *w;
+
+        init_job(&job);
+        job_set_warning(&job, "golden_claude_unreachable",
+                        "Golden Claude gc-default not reachable, copy skipped");
+        o = event(&job, "completed", NULL, NULL, WALL_MS, 2000);
+        w = cJSON_GetObjectItemCaseSensitive(o, "warning");
+        cr_assert(cJSON_IsObject(w), "no warning object");
+        cr_expect_str_eq(str(w, "code"), "golden_claude_unreachable");
+        cr_expect_str_eq(
+            str(w, "message"),
+            "Golden Claude gc-default not reachable, copy skipped");
+        cr_expect_eq(cJSON_GetArraySize(w), 2);
+        cJSON_Delete(o);
+        for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+                o = event(&job, states[i], NULL, NULL, WALL_MS, 2000);
+                cr_expect_null(cJSON_GetObjectItemCaseSensitive(o, "warning"),
+                               "%s", states[i]);
+                cJSON_Delete(o);
+        }
+        job_set_warning(&job, NULL, NULL);
+        o = event(&job, "completed", NULL, NULL, WALL_MS, 2000);
+        cr_expect_null(cJSON_GetObjectItemCaseSensitive(o, "warning"));
+        cJSON_Delete(o);
+}

@@ -532,3 +532,34 @@ Test(fly_json, object_of_tiny_values_is_refused) {
         free(arr);
         free(body);
 }
+
+Test(fly_json, create_body_sends_a_file_mode_when_set) {
+        const struct fly_file files[] = {
+            {"/etc/key", "secret", 6, 0600},
+            {"/etc/pub", "public", 6, 0},
+        };
+        const struct fly_create_spec spec = {
+            .name = "thopter-1",
+            .region = "ord",
+            .image = "registry.fly.io/thopters:1",
+            .files = files,
+            .n_files = 2,
+        };
+        struct err err = {0};
+        char *body = fly_json_create_body(&spec, &err);
+        cJSON *root = body ? cJSON_Parse(body) : NULL;
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(root, "config"), "files");
+
+        cr_assert_not_null(body, "%s", err.msg);
+        cr_assert_eq(cJSON_GetArraySize(f), 2);
+        cr_expect_eq(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(f, 0), "mode")
+                ->valueint,
+            0600);
+        cr_expect_null(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(f, 1), "mode"),
+            "no mode: fly's default");
+        cJSON_Delete(root);
+        free(body);
+}

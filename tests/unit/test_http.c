@@ -214,3 +214,31 @@ Test(http, refused_protocol_is_a_permanent_transport_error) {
         }
         http_destroy(http);
 }
+
+/* A named proxy never gets a plain-HTTP request (it would read the token);
+ * refused before any socket. */
+Test(http, a_plain_request_is_never_sent_through_a_proxy) {
+        struct err err = {0};
+        struct http *http = http_new(&err);
+        struct http_resp resp = {0};
+        const char *hdr[] = {"Authorization: FlyV1 fm2_secret"};
+        struct http_req req = {
+            .method = "GET",
+            .url = "http://127.0.0.1:9/v1/apps/a/machines",
+            .headers = hdr,
+            .n_headers = 1,
+            .timeout_ms = 1000,
+        };
+
+        cr_assert_not_null(http, "%s", err.msg);
+        cr_assert_eq(http_set_proxy(http, "http://127.0.0.1:9", &err), 0);
+        cr_assert_eq(http_request(http, &req, &resp, &err), -1);
+        cr_expect_eq(err.kind, ERR_PERMANENT);
+        cr_expect(strstr(err.msg, "refusing a plain-HTTP request through a "
+                                  "proxy") != NULL,
+                  "%s", err.msg);
+        http_resp_free(&resp);
+        cr_assert_eq(http_set_proxy(http, "", &err), 0);
+        cr_assert_eq(http_set_proxy(http, NULL, &err), 0);
+        http_destroy(http);
+}

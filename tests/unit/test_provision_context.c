@@ -69,11 +69,11 @@ static void write_file(const char *path, const char *text, mode_t mode) {
 /* Puts fake git, tmux and su in tmp/bin and logs their calls to
  * tmp/fake.log (FAKE_LOG). */
 static void install_fakes(void) {
-        static const char *const tools[] = {"git", "tmux", "su"};
+        static const char *const tools[] = {"git", "tmux", "su", "runuser"};
         char *bin = path_in_tmp("bin"), *log = path_in_tmp("fake.log");
 
         cr_assert_eq(mkdir(bin, 0700), 0);
-        for (size_t i = 0; i < 3; i++) {
+        for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++) {
                 char path[512], script[512];
 
                 snprintf(path, sizeof(path), "%s/%s", bin, tools[i]);
@@ -378,7 +378,7 @@ Test(provision_context, log_command_appends_the_line_literally) {
         free(log);
 }
 
-/* ---- su -------------------------------------------------------------------
+/* ---- as the user ---------------------------------------------------------
  */
 
 Test(provision_context, as_user_refuses_unsafe_user_names) {
@@ -388,31 +388,52 @@ Test(provision_context, as_user_refuses_unsafe_user_names) {
         };
 
         for (size_t i = 0; i < sizeof(unsafe) / sizeof(unsafe[0]); i++) {
-                char *cmd = provision_as_user(unsafe[i], "true");
+                char *cmd =
+                    provision_as_user(unsafe[i], "/data/thopter", "true");
 
                 cr_expect_null(cmd, "\"%s\" accepted: %s", unsafe[i], cmd);
                 free(cmd);
         }
 }
 
+/* No login shell (issue 19): `su -` ran the user's ~/.bash_profile, which the
+ * agent controls, with the GitHub token on its stdin. runuser with a clean
+ * environment and /bin/sh -c reads no dotfile. */
 Test(provision_context, as_user_hands_the_inner_command_over_unchanged) {
         const char *inner = "echo " HOSTILE;
-        const char *const want[] = {"-", "thopter", "-c", inner, NULL};
+        const char *const want[] = {"-u",
+                                    "thopter",
+                                    "--",
+                                    "env",
+                                    "-i",
+                                    "HOME=/data/th opter",
+                                    "USER=thopter",
+                                    "LOGNAME=thopter",
+                                    "SHELL=/bin/sh",
+                                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/"
+                                    "sbin:/usr/bin:/sbin:/bin",
+                                    "LANG=C.UTF-8",
+                                    "/bin/sh",
+                                    "-c",
+                                    inner,
+                                    NULL};
         struct calls calls;
         char *cmd;
 
         make_tmp();
         install_fakes();
-        cmd = provision_as_user("thopter", "echo hi");
-        cr_expect_str_eq(cmd, "su - thopter -c 'echo hi'");
+        cmd = provision_as_user("thopter", "/data/thopter", "echo hi");
+        cr_expect(strstr(cmd, "su ") == NULL && strstr(cmd, " -l") == NULL &&
+                      strncmp(cmd, "runuser -u thopter -- env -i ", 29) == 0,
+                  "%s", cmd);
         free(cmd);
 
-        cmd = provision_as_user("thopter", inner);
+        cmd = provision_as_user("thopter", "/data/th opter", inner);
         cr_assert_not_null(cmd);
         cr_expect_eq(run_sh(cmd, NULL, 0), 0, "%s", cmd);
         read_calls(&calls);
         cr_assert_eq(calls.n, 1);
-        expect_call(&calls.c[0], "su", want);
+        expect_call(&calls.c[0], "runuser", want);
         expect_nothing_injected();
         free(calls.log);
         free(cmd);

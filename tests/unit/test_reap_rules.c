@@ -1,6 +1,7 @@
 /* test_reap_rules.c - thopter-reaper's decisions (reap_rules.c) for every
  * kind of machine and at every boundary, its durations and timestamps, its
  * settings, and the parsing of the idle check's output (reap_idle.c). */
+#include "reap_events.h"
 #include "reap_idle.h"
 #include "reap_rules.h"
 
@@ -52,10 +53,18 @@ struct row {
         enum reap_verdict verdict;
         enum reap_rule rule;
         const char *reason; /* a part of the reason */
+        /* thopter.events: a completed event's requestId, the latest state
+         * of the machine's request, or not read at all */
+        const char *completed, *last_state;
+        int unread;
 };
 
 #define D (-1LL)
 
+/* The evidence fields at the end of a row default to none (events read,
+ * nothing in them), so most rows leave them out. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const struct row rows[] = {
     /* Never the reaper's: contract 5.7 and machines already going. */
     {"golden claude", "gc-default", "started", "", "", "", 900 * HOUR,
@@ -118,11 +127,52 @@ static const struct row rows[] = {
      "THOPTER_ORPHAN_GRACE 1h"},
     {"orphan: one second over", "thopter-1", "started", "agent", "", "r1",
      1 * HOUR + 1, 1 * MIN, D, D, D, D, UNSET, REAP_DESTROY, REAP_RULE_ORPHAN,
-     "orphan: no thopter_provisioned mark (request r1) and created 1h ago, "
-     "longer than THOPTER_ORPHAN_GRACE 1h"},
-    {"orphan made outside the consumer", "thopter-manual", "started", "", "",
+     "orphan: no thopter_provisioned mark and no completed provision event, "
+     "request r1 has no event, created 1h ago, longer than "
+     "THOPTER_ORPHAN_GRACE 1h"},
+    {"an agent without a request id", "thopter-manual", "started", "agent", "",
      "", 2 * HOUR, 2 * HOUR, D, D, D, D, UNSET, REAP_DESTROY, REAP_RULE_ORPHAN,
-     "(no request id)"},
+     "no completed provision event, no request id, created 2h ago"},
+    {"a failed provision's left machine", "thopter-1", "started", "agent", "",
+     "r1", 3 * HOUR, 3 * HOUR, D, D, D, D, UNSET, REAP_DESTROY,
+     REAP_RULE_ORPHAN, "request r1 failed, created 3h ago", NULL, "failed"},
+
+    /* Ownership is evidence (contract section 6), never a missing mark. */
+    {"no thopter metadata at all: unknown, kept", "thopter-legacy", "started",
+     "", "", "", 2 * HOUR, 2 * HOUR, D, D, D, D, UNSET, REAP_KEEP,
+     REAP_RULE_NONE, "unknown: no thopter metadata"},
+    {"unknown, whatever its age and state", "thopter-legacy", "stopped", "", "",
+     "", 900 * HOUR, 900 * HOUR, D, D, D, D, UNSET, REAP_KEEP, REAP_RULE_NONE,
+     "unknown: no thopter metadata"},
+    {"a completed event names it: owned", "thopter-1", "started", "agent", "",
+     "r1", 3 * HOUR, 3 * HOUR, D, D, D, D, UNSET, REAP_KEEP, REAP_RULE_NONE,
+     "started, owned: a completed provision event (request r1) names it", "r1",
+     "completed"},
+    {"owned by its event, then failed again: still owned", "thopter-1",
+     "started", "agent", "", "r1", 3 * HOUR, 3 * HOUR, D, D, D, D, UNSET,
+     REAP_KEEP, REAP_RULE_NONE, "owned: a completed provision event", "r1",
+     "failed"},
+    {"owned by its event: the lifetime rule still applies", "thopter-1",
+     "started", "agent", "", "r1", 73 * HOUR, 3 * HOUR, D, D, D, D, UNSET,
+     REAP_DESTROY, REAP_RULE_LIFETIME, "lifetime:", "r1", "completed"},
+    {"owned by its event: the idle check applies", "thopter-1", "started",
+     "agent", "", "r1", 3 * HOUR, 3 * HOUR, D, D, D, 2 * HOUR, UNSET,
+     REAP_CHECK_IDLE, REAP_RULE_NONE, "idle check needed", "r1", "completed"},
+    {"in flight: its latest event is not final", "thopter-1", "started",
+     "agent", "", "r1", 3 * HOUR, 3 * HOUR, D, D, D, D, UNSET, REAP_KEEP,
+     REAP_RULE_NONE,
+     "in flight: no thopter_provisioned mark yet, the latest event of "
+     "request r1 is retrying",
+     NULL, "retrying"},
+    {"thopter.events not read: never an orphan", "thopter-1", "started",
+     "agent", "", "r1", 3 * HOUR, 3 * HOUR, D, D, D, D, UNSET, REAP_KEEP,
+     REAP_RULE_NONE,
+     "owner unknown: no thopter_provisioned mark and thopter.events not "
+     "read (broker down)",
+     NULL, NULL, 1},
+    {"thopter.events not read: the stopped rule still applies", "thopter-1",
+     "stopped", "agent", "", "r1", 3 * HOUR, 3 * HOUR, D, D, D, D, UNSET,
+     REAP_DESTROY, REAP_RULE_STOPPED, "stopped: stopped", NULL, NULL, 1},
     {"orphan left stopped by a failed clean-up", "thopter-1", "stopped",
      "agent", "", "r1", 3 * HOUR, 3 * HOUR, D, D, D, D, UNSET, REAP_DESTROY,
      REAP_RULE_ORPHAN, "orphan:"},
@@ -185,6 +235,18 @@ static const struct row rows[] = {
      "r1", "r1", 73 * HOUR, 5 * HOUR, D, D, D, 2 * HOUR, UNSET, REAP_DESTROY,
      REAP_RULE_LIFETIME, "lifetime:"},
 };
+#pragma GCC diagnostic pop
+
+static void fill_owner(const struct row *r, struct reap_owner *own) {
+        memset(own, 0, sizeof(*own));
+        own->events_read = !r->unread;
+        if (r->unread)
+                snprintf(own->why, sizeof(own->why), "broker down");
+        snprintf(own->completed, sizeof(own->completed), "%s",
+                 r->completed ? r->completed : "");
+        snprintf(own->last_state, sizeof(own->last_state), "%s",
+                 r->last_state ? r->last_state : "");
+}
 
 static void fill(const struct row *r, struct fly_machine *m) {
         memset(m, 0, sizeof(*m));
@@ -203,6 +265,7 @@ Test(reap_rules, every_kind_of_machine_and_boundary) {
                 const struct row *r = &rows[i];
                 struct reap_settings s = defaults;
                 struct reap_idle_result idle = {0};
+                struct reap_owner own;
                 struct fly_machine m;
                 struct reap_decision d;
 
@@ -222,7 +285,9 @@ Test(reap_rules, every_kind_of_machine_and_boundary) {
                         idle.idle_s = r->idle;
                 }
                 fill(r, &m);
-                reap_decide(&m, NOW, &s, r->idle == UNSET ? NULL : &idle, &d);
+                fill_owner(r, &own);
+                reap_decide(&m, NOW, &s, &own, r->idle == UNSET ? NULL : &idle,
+                            &d);
                 cr_expect_eq(d.verdict, r->verdict,
                              "%s: verdict %d, want %d (%s)", r->what, d.verdict,
                              r->verdict, d.reason);
@@ -231,8 +296,10 @@ Test(reap_rules, every_kind_of_machine_and_boundary) {
                 cr_expect(strstr(d.reason, r->reason) != NULL,
                           "%s: reason \"%s\" lacks \"%s\"", r->what, d.reason,
                           r->reason);
-                cr_expect_eq(d.unchecked, r->idle == UNKNOWN_IDLE, "%s",
-                             r->what);
+                cr_expect_eq(d.unchecked,
+                             r->idle == UNKNOWN_IDLE ||
+                                 (r->unread && d.verdict == REAP_KEEP),
+                             "%s", r->what);
                 cr_expect(strlen(d.reason) < 1024, "a reason fits the "
                                                    "contract's 1 KiB");
         }
@@ -257,9 +324,84 @@ Test(reap_rules, a_machine_that_is_not_a_thopter_is_skipped_whatever_else) {
                 struct fly_machine m;
                 struct reap_decision d;
                 fill(&r, &m);
-                reap_decide(&m, NOW, &s, &idle, &d);
+                reap_decide(&m, NOW, &s, NULL, &idle, &d);
                 cr_expect_eq(d.verdict, REAP_SKIP, "\"%s\"", names[i]);
         }
+}
+
+Test(reap_rules, adopt_marks_only_machines_without_thopter_metadata) {
+        struct reap_settings s = defaults;
+        struct reap_owner own = {.events_read = 1};
+        struct fly_machine m;
+        struct reap_decision d;
+        struct row legacy = {.name = "thopter-legacy",
+                             .state = "started",
+                             .role = "",
+                             .provisioned = "",
+                             .request_id = "",
+                             .created_ago = 100 * HOUR,
+                             .updated_ago = 100 * HOUR};
+        struct row agent = legacy;
+
+        s.adopt = 1;
+        fill(&legacy, &m);
+        reap_decide(&m, NOW, &s, &own, NULL, &d);
+        cr_expect_eq(d.verdict, REAP_ADOPT, "%s", d.reason);
+        cr_expect_eq(d.unknown, 1);
+        /* Without a request, the reaper never guesses: NULL evidence too. */
+        reap_decide(&m, NOW, &s, NULL, NULL, &d);
+        cr_expect_eq(d.verdict, REAP_ADOPT, "%s", d.reason);
+        agent.role = "agent";
+        agent.request_id = "r1";
+        agent.created_ago = 3 * HOUR;
+        fill(&agent, &m);
+        reap_decide(&m, NOW, &s, &own, NULL, &d);
+        cr_expect_eq(d.verdict, REAP_DESTROY, "%s", d.reason);
+        cr_expect_eq(d.rule, REAP_RULE_ORPHAN);
+        /* Once marked, the rules judge it: 100h is past the lifetime. */
+        legacy.provisioned = REAP_ADOPTED_MARK;
+        fill(&legacy, &m);
+        reap_decide(&m, NOW, &s, &own, NULL, &d);
+        cr_expect_eq(d.rule, REAP_RULE_LIFETIME, "%s", d.reason);
+}
+
+Test(reap_events, completed_events_and_latest_states_per_machine) {
+        struct reap_owner own[3];
+        struct reap_events_target t[3] = {
+            {"148e21a3c96981", "r1", &own[0]},
+            {"148e21a3c96982", "r2", &own[1]},
+            {"148e21a3c96983", "", &own[2]},
+        };
+        static const char *const values[] = {
+            "{\"requestId\":\"r1\",\"kind\":\"provision\",\"state\":"
+            "\"started\"}",
+            "{\"requestId\":\"r1\",\"kind\":\"provision\",\"state\":"
+            "\"completed\",\"thopterId\":\"148e21a3c96981\"}",
+            "{\"requestId\":\"r2\",\"kind\":\"provision\",\"state\":"
+            "\"step\"}",
+            /* a destroy's completed event owns nothing */
+            "{\"requestId\":\"d1\",\"kind\":\"destroy\",\"state\":"
+            "\"completed\",\"thopterId\":\"148e21a3c96983\"}",
+            /* nor one with no requestId, or not JSON */
+            "{\"kind\":\"provision\",\"state\":\"completed\","
+            "\"thopterId\":\"148e21a3c96983\"}",
+            "not json",
+            "[1,2]",
+        };
+        struct reap_events *ev;
+
+        memset(own, 0, sizeof(own));
+        ev = reap_events_new(t, 3);
+        cr_assert(ev);
+        for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
+                reap_events_apply(ev, values[i], strlen(values[i]));
+        reap_events_destroy(ev);
+        cr_expect_str_eq(own[0].completed, "r1");
+        cr_expect_str_eq(own[0].last_state, "completed");
+        cr_expect_str_eq(own[1].completed, "");
+        cr_expect_str_eq(own[1].last_state, "step");
+        cr_expect_str_eq(own[2].completed, "");
+        cr_expect_str_eq(own[2].last_state, "");
 }
 
 Test(reap_rules, timestamps_with_fractions_and_offsets) {

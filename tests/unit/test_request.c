@@ -485,3 +485,38 @@ Test(request, a_recorded_error_is_not_overwritten) {
         cr_expect_eq(err.kind, ERR_TRANSIENT);
         cr_expect_eq(err.cls, ERRC_NONE);
 }
+
+Test(request, images_are_allowed_only_under_a_prefix_at_a_boundary) {
+        static const struct {
+                const char *image, *prefixes;
+                int allowed;
+        } rows[] = {
+            /* unset: the app's own registry path */
+            {"registry.fly.io/thopters:thopter-1", NULL, 1},
+            {"registry.fly.io/thopters@sha256:0123", "", 1},
+            {"registry.fly.io/thopters/sub:1", NULL, 1},
+            {"registry.fly.io/thopters", NULL, 0}, /* no tag or digest */
+            {"registry.fly.io/thopters-evil:1", NULL, 0},
+            {"registry.fly.io/other:1", NULL, 0},
+            {"docker.io/attacker/evil:latest", NULL, 0},
+            {"REGISTRY.fly.io/thopters:1", NULL, 0},
+            {"", NULL, 0},
+            /* a list; blanks around entries; a prefix ending in / or : */
+            {"docker.io/acme/thopter:2", "registry.fly.io/x, docker.io/acme/",
+             1},
+            {"docker.io/acmex/thopter:2", "docker.io/acme/", 0},
+            {"docker.io/acme/", "docker.io/acme/", 0},
+            {"ghcr.io/acme/thopter:v1", "ghcr.io/acme/thopter:", 1},
+            {"ghcr.io/acme/thopter:v1", " ghcr.io/acme/thopter ,", 1},
+            {"ghcr.io/acme/thopterx:v1", "ghcr.io/acme/thopter", 0},
+            {"registry.fly.io/thopters:1", "docker.io/acme/", 0},
+            {"registry.fly.io/thopters:1", ",,", 0},
+        };
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+                cr_expect_eq(request_image_is_allowed(
+                                 rows[i].image, rows[i].prefixes, "thopters"),
+                             rows[i].allowed, "%s under \"%s\"", rows[i].image,
+                             rows[i].prefixes ? rows[i].prefixes : "(unset)");
+        cr_expect_eq(request_image_is_allowed("registry.fly.io/:1", NULL, ""),
+                     0, "no app name, no default");
+}

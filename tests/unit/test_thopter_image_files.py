@@ -49,6 +49,7 @@ class TestImageFiles(unittest.TestCase):
         self.assertEqual([l for l in lines if l.startswith(("CMD", "ENTRYPOINT"))],
                          ['CMD ["%s"]' % HOOK_PATH])
         self.assertIn("test -x %s" % INIT_PATH, text)
+        self.assertEqual([l for l in lines if l.startswith("EXPOSE")], ["EXPOSE 2222"])
 
     def test_sshd_config_takes_only_the_per_machine_files(self):
         d = dict(directives(read(IMAGE_DIR, "sshd_config")))
@@ -59,9 +60,11 @@ class TestImageFiles(unittest.TestCase):
                            ("permitrootlogin", "prohibit-password"), ("authenticationmethods", "publickey"),
                            ("addressfamily", "any"), ("allowusers", "root")):
             self.assertEqual(d.get(key), value, key)
-        # No Port/ListenAddress/Include: sshd's defaults ([::]:22 and 0.0.0.0:22), and
-        # command-line -o options replace rather than add.
-        for key in ("port", "listenaddress", "include", "match"):
+        # Port 2222 (22 is fly's hallpass on the 6PN address), once; no ListenAddress,
+        # Include or Match: every address, and a command-line -o ListenAddress replaces
+        # rather than adds.
+        self.assertEqual([v for k, v in conf if k == "port"], ["2222"])
+        for key in ("listenaddress", "include", "match"):
             self.assertNotIn(key, d)
 
     def test_sshd_accepts_the_config(self):
@@ -74,8 +77,9 @@ class TestImageFiles(unittest.TestCase):
             os.makedirs("/run/sshd", exist_ok=True)
             r = subprocess.run(["/usr/sbin/sshd", "-T", "-f", cfg], capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("listenaddress [::]:22", r.stdout.splitlines())
-            self.assertIn("listenaddress 0.0.0.0:22", r.stdout.splitlines())
+            self.assertIn("listenaddress [::]:2222", r.stdout.splitlines())
+            self.assertIn("listenaddress 0.0.0.0:2222", r.stdout.splitlines())
+            self.assertNotIn("port 22", r.stdout.splitlines())
 
     def test_the_hook_and_the_simulation_use_the_image_paths(self):
         hook = read(IMAGE_DIR, "thopter-start")
@@ -151,10 +155,12 @@ class TestBuildScript(ScriptCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         image = self.BASE + "-ssh"
         self.assertEqual(r.stdout.splitlines()[-1], "THOPTER_IMAGE=" + image)
+        # Authenticated to fly's registry before the build pulls the (private) base.
         self.assertEqual(self.calls(), [
+            "auth docker",
             "docker build --platform linux/amd64 --build-arg BASE_IMAGE=%s --build-arg CURRENT_IMAGE=%s -t %s %s"
             % (self.BASE, image, image, IMAGE_DIR),
-            "auth docker", "docker push " + image,
+            "docker push " + image,
             "redis-cli -h 1.redis.kv._metadata.thopters.internal HSET metadata THOPTER_IMAGE " + image])
 
     def test_dry_run_no_push_tag_and_bad_arguments(self):
@@ -162,8 +168,14 @@ class TestBuildScript(ScriptCase):
                             "--no-push", "--dry-run")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.calls(), [])
-        self.assertEqual(len(r.stdout.splitlines()), 2)
+        self.assertEqual(len(r.stdout.splitlines()), 3)
+        self.assertEqual(r.stdout.splitlines()[0].strip(), "fly auth docker",
+                         "a base on registry.fly.io is pulled after logging in, even with --no-push")
         self.assertIn("-t registry.fly.io/thopters:v2-ssh", r.stdout)
+        # A public base with --no-push needs no fly login at all.
+        r = self.run_script("build.sh", "--app", "thopters", "--base", "ubuntu:22.04", "--no-push")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([c.split()[0] for c in self.calls()], ["docker"])
         for args in ([], ["--app", "a"], ["--app", "a", "--base", "registry.fly.io/a"],
                      ["--app", "a", "--base", self.BASE, "--tag", "bad tag"], ["--nope"]):
             with self.subTest(args=args):
@@ -191,8 +203,9 @@ class TestGoldenClaudeScript(ScriptCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         pub = " ".join(self.public_half())
         lines = [l for l in r.stdout.splitlines() if not l.startswith("#")]
-        self.assertEqual(lines, ["148e21a3c96989.vm.thopters.internal " + pub,
-                                 "fdaa:0:1:a7b:9:2b3c:4d5e:2 " + pub])
+        # Port 2222, the image's sshd (22 is fly's own SSH server): [host]:port.
+        self.assertEqual(lines, ["[148e21a3c96989.vm.thopters.internal]:2222 " + pub,
+                                 "[fdaa:0:1:a7b:9:2b3c:4d5e:2]:2222 " + pub])
         run = [c for c in self.calls() if c.startswith("machine run")][0]
         self.assertIn("--name gc-josh", run)
         self.assertIn("--volume gc_volume_josh:/data", run)
@@ -219,6 +232,15 @@ class TestGoldenClaudeScript(ScriptCase):
         os.unlink(os.path.join(self.state, "machines.json"))
         self.assertEqual(self.gc_run().returncode, 0)
         self.assertEqual(" ".join(self.public_half()), pub)
+
+    def test_another_ssh_port_is_named_in_the_lines_and_22_is_refused(self):
+        r = self.gc_run("--ssh-port", "2022")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        pub = " ".join(self.public_half())
+        self.assertIn("[148e21a3c96989.vm.thopters.internal]:2022 " + pub, r.stdout.splitlines())
+        r = self.gc_run("--ssh-port", "22", "--known-hosts-only")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("hallpass", r.stderr)
 
     def test_refuses_a_private_key_as_the_consumer_key_and_bad_names(self):
         r = self.run_script("gc-run.sh", "--app", "a", "--region", "ord", "--image", "i",

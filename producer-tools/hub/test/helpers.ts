@@ -25,8 +25,9 @@ export const TOKEN = 'fm2_test-secret-token-ABCDEF0123456789';
  */
 export const REAL_KAFKA = process.env.THOPTER_TEST_KAFKA === 'real';
 /* Group settings (tests/harness/thopter_harness.py): the mock rejoins a group
- * only after session.timeout.ms - 1 s, so it gets a short one; a real broker
- * refuses less than its group.min.session.timeout.ms (6000). */
+ * only after session.timeout.ms - 1 s, and never with a session shorter than
+ * its 3 s initial join delay, so it gets 4 s; a real broker refuses less than
+ * its group.min.session.timeout.ms (6000). */
 export const GROUP = { sessionTimeoutMs: REAL_KAFKA ? 6000 : 4000, heartbeatIntervalMs: 500 };
 /* What tests/CMakeLists.txt fails a test on, here applied to the children's own output (ASan builds). */
 export const SANITIZER_RE = /ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer/;

@@ -1,6 +1,6 @@
 /* The hub's own StateManager, logger and request objects fit this package as they
  * are: checked by the compiler (tsc --strict) against the declarations of
- * thopter-swarm's hub (fixtures/hub-original.ts). If a signature drifts, the test
+ * thopter-swarm's hub (fixtures/hub-model.ts). If a signature drifts, the test
  * build fails. */
 
 import { test } from 'node:test';
@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import type { HubStateStore } from '../src/state-store';
 import type { AgentManager } from '../src/agent-manager';
 import type { HubLogger, ProvisionRequest, DestroyRequest } from '../src/types';
-import type * as Hub from './fixtures/hub-original';
+import type * as Hub from './fixtures/hub-model';
 
 type Fits<T extends U, U> = T;
 
@@ -25,5 +25,5 @@ export type ProvisionArgs = Fits<[string, Hub.GitHubContext, undefined, string, 
 export type DestroyArgs = Fits<[string, 'dashboard', string], Parameters<AgentManager['createDestroyRequest']>>;
 
 test('the hub declarations compiled against the package (see the types above)', () => {
-  assert.ok(true, 'tsc --strict accepted fixtures/hub-original.ts where the package takes hub objects');
+  assert.ok(true, 'tsc --strict accepted fixtures/hub-model.ts where the package takes hub objects');
 });
