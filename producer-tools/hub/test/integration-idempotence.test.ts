@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { kafkaSettings } from '../src/config';
 import { producerConfig } from '../src/kafka-client';
-import { Devbroker } from './helpers';
+import { Devbroker, waitFor } from './helpers';
 
 let broker: Devbroker;
 
@@ -32,8 +32,10 @@ test('the producer acquires a producer id from the cluster and publishes with ac
   try {
     const [meta] = await producer.send({ topic: 'thopter.destroy', messages: [{ key: '148e21a3c96989', value: '{}' }] });
     assert.equal(meta?.errorCode, 0);
-    const pid = lines.find((l) => /Acquired PID\{Id:\d+,Epoch:\d+\}/.test(l));
-    assert.ok(pid, `no producer id acquired; eos log:\n${lines.filter((l) => /PID|dempoten/.test(l)).join('\n')}`);
+    /* The client's log lines arrive on their own schedule, maybe after the send resolved. */
+    const pid = await waitFor('the client to log its producer id', () => lines.find((l) => /Acquired PID\{Id:\d+,Epoch:\d+\}/.test(l)), 10000).catch(
+      (e: Error) => assert.fail(`${e.message}; eos log:\n${lines.filter((l) => /PID|dempoten/.test(l)).join('\n')}`),
+    );
     t.diagnostic(`${broker.kind} broker: ${pid.replace(/^\[[^\]]*\]: /, '')}`);
   } finally {
     await producer.disconnect();
