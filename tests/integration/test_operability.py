@@ -405,10 +405,11 @@ class TestSettings(unittest.TestCase):
     def test_every_missing_setting_is_named_at_once_one_line_each(self):
         out = self.run_consumer({"KAFKA_BROKERS": None, "APP_NAME": None}, ("--role", "provision"))
         self.assertEqual(out.returncode, 2, out.stderr)
-        names = [re.match(r"thopter-consumer: ([A-Z_]+): required", line).group(1)
+        names = [re.match(r"thopter-consumer: ([A-Z_]+(?: and [A-Z_]+)?): (?:both )?required", line).group(1)
                  for line in out.stderr.splitlines()]
         self.assertEqual(names, ["KAFKA_BROKERS", "APP_NAME", "REGION", "THOPTER_IMAGE", "GITHUB_INTEGRATION_JSON",
-                                 "THOPTER_SSH_KEY", "THOPTER_SSH_KNOWN_HOSTS"])
+                                 "THOPTER_SSH_KEY", "THOPTER_SSH_KNOWN_HOSTS",
+                                 "METADATA_SERVICE_HOST and HUB_STATUS_PORT"])
         self.assertNotIn(self.SECRET, out.stderr)
 
     def test_durations_take_units_and_insecure_ssh_warns(self):
@@ -421,7 +422,8 @@ class TestSettings(unittest.TestCase):
                                   "FLY_DEPLOY_KEY": self.SECRET, "FLY_API_BASE": "http://127.0.0.1:9",
                                   "THOPTER_METRICS_ADDR": "off", "REGION": "ord", "THOPTER_IMAGE": "img",
                                   "GITHUB_INTEGRATION_JSON": '{"repositories":{}}', "THOPTER_SSH_KEY": "/nonexistent",
-                                  "THOPTER_SSH_INSECURE": "1", "ASAN_OPTIONS": "detect_leaks=1"},
+                                  "THOPTER_SSH_INSECURE": "1", "THOPTER_OBSERVER": "0",
+                                  "ASAN_OPTIONS": "detect_leaks=1"},
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + tmo(20)

@@ -439,7 +439,8 @@ class TestTopicsChecked(ToolsTestCase):
                            headers=hdrs)
         self.kafka.flush()
         for _ in range(2):  # the group stays at it: a second run reports it again
-            r = self.tool("thopter-dlq", "-b", self.b, "replay", "--group", "g-gone")
+            # (--to-topic: without it replay only ever sends to the request topics)
+            r = self.tool("thopter-dlq", "-b", self.b, "replay", "--group", "g-gone", "--to-topic", "thopter.gone")
             self.assertEqual(r.returncode, 1, r.stderr)
             self.assertIn("-> thopter.gone: topic thopter.gone does not exist: not replayed", r.stderr)
             self.assertIn("replayed 0, skipped 0 (filters), failed 1", r.stdout)

@@ -141,6 +141,7 @@ class ThreeNodeCase(unittest.TestCase):
         wait_until(lambda: all(kafka_tool_committed(self.cluster.bootstrap, self.group, topic, ends)[p] >= e
                                for p, e in ends.items() if e > 0),
                    timeout=timeout, interval=1.0, what="committed offsets at the end %r" % ends)
+        self.committed_at = time.time()
         completed = {e["thopterId"] for e in self.kafka.read_json(self.topics["events"])
                      if e["state"] == "completed"}
         self.assertEqual(set(ids) - completed, set(), "requests with no completed event")
@@ -242,8 +243,8 @@ class TestBrokerFaults(ThreeNodeCase):
         self.cluster.wait_ready()
         self.assert_nothing_lost(ids, timeout=180)
         figure("writes refused", "nodes %s down 12 s (message.timeout.ms 4000) after %d of %d destroys; all "
-               "destroyed %.1f s after the kill, offsets committed to the end" % (
-                   victims, done_at_kill, len(ids), self.all_done_at - t0))
+               "machines destroyed %.1f s after the kill (their events waiting), offsets committed to the end "
+               "%.1f s after it" % (victims, done_at_kill, len(ids), self.all_done_at - t0, self.committed_at - t0))
 
 
 class TestToolsWithALeaderDown(ThreeNodeCase):

@@ -1324,12 +1324,14 @@ def render(results, args, started, total_s):
         for tag, text in bugs:
             lines.append("- **%s**: %s" % (tag, text))
     lines += ["", fuzz_line(results), ""]
-    # The hostile-input table is kept by hand (what was tried against each
-    # hole of issue 12, and its test): copied in as it is.
-    hostile = os.path.join(SOURCE_DIR, "docs", "hostile-inputs.md")
-    if os.path.exists(hostile):
-        with open(hostile, encoding="utf-8") as f:
-            lines += [f.read().rstrip("\n"), ""]
+    # Two tables are kept by hand and copied in as they are: the hostile-input
+    # one (what was tried against each hole, and its test) and the real-cluster
+    # one (the figures of tests/realkafka).
+    for kept in ("hostile-inputs.md", "reliability-real-kafka.md"):
+        path = os.path.join(SOURCE_DIR, "docs", kept)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                lines += [f.read().rstrip("\n"), ""]
     lines += ["## Details", ""]
     for r in results:
         lines.append("### %s (%.0f s)" % (r["scenario"], r["seconds"]))
