@@ -10,6 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 packages=(
     build-essential cmake pkg-config git ca-certificates
     librdkafka-dev kcat libcjson-dev libssh2-1-dev libcurl4-openssl-dev libssl-dev
+    zlib1g-dev libzstd-dev
     libcriterion-dev libmicrohttpd-dev
     openssh-server openssh-client tmux procps
     python3 python3-confluent-kafka
@@ -60,10 +61,26 @@ if [ -f "$here/tests/tools/package.json" ] && [ ! -d "$here/tests/tools/node_mod
     (cd "$here/tests/tools" && npm install --no-audit --no-fund --loglevel=error)
 fi
 # The hub's package (producer-tools/hub): exactly what its package-lock.json
-# pins; npm ci only when something is missing, from npm's cache when it can.
+# pins; npm ci only when something is missing or its Kafka client does not
+# load, from npm's cache when it can. The client, @confluentinc/kafka-javascript,
+# is built here from the source its npm tarball carries (librdkafka included),
+# with the registry alone (producer-tools/hub/README.md, "The Kafka client"):
+#   npm_config_build_from_source  skip the prebuilt binary (its host is not the registry)
+#   npm_config_nodedir            the installed Node.js headers (node-gyp would download them)
+#   CKJS_LINKING=dynamic          link the system's zlib, zstd, OpenSSL and libcurl
+#                                 (the default downloads their sources)
+#   MAKEFLAGS=-l<cores>           its gyp file runs `make -j` with no limit, which
+#                                 neither JOBS nor MAKEFLAGS=-jN can cap (a -j on
+#                                 the command line wins); a load limit does
+# JOBS is unset: node-gyp's parallel make (JOBS=2) fails in the gyp Makefile
+# ("No rule to make target '../deps/librdkafka/config.h'").
 hub="$here/producer-tools/hub"
-if [ -f "$hub/package-lock.json" ] && ! (cd "$hub" && npm ls --depth=0 >/dev/null 2>&1); then
-    echo "setup: npm ci in producer-tools/hub"
-    (cd "$hub" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error)
+if [ -f "$hub/package-lock.json" ] && ! (cd "$hub" && npm ls --depth=0 >/dev/null 2>&1 &&
+        node -e "require('@confluentinc/kafka-javascript')" >/dev/null 2>&1); then
+    nodedir=$(node -p "require('path').resolve(process.execPath, '..', '..')")
+    [ -f "$nodedir/include/node/node.h" ] || { echo "setup: no Node.js headers in $nodedir/include/node" >&2; exit 1; }
+    echo "setup: npm ci in producer-tools/hub (builds librdkafka for @confluentinc/kafka-javascript: ~100 CPU-seconds)"
+    (cd "$hub" && env -u JOBS npm_config_build_from_source=true npm_config_nodedir="$nodedir" CKJS_LINKING=dynamic \
+        MAKEFLAGS="-l$(nproc)" nice npm ci --prefer-offline --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: done"

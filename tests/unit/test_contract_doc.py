@@ -28,6 +28,8 @@ def code_settings():
     body = body[:body.index("};")]
     names = set(re.findall(r'\{"([A-Z][A-Z0-9_]*)",', body))
     for path in glob.glob(os.path.join(SOURCE_DIR, "producer-tools", "**", "*.c"), recursive=True):
+        if "node_modules" in path.split(os.sep):
+            continue  # the hub package's npm dependencies (librdkafka's own source)
         with open(path, encoding="utf-8") as f:
             names |= set(re.findall(r'\b(?:cli_env|env_or|getenv)\("([A-Z][A-Z0-9_]*)"', f.read()))
     return names - {"USER", "HOME", "PATH"}  # the system's, not settings

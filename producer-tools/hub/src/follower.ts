@@ -3,7 +3,8 @@
  * DESIGN
  * ------
  * EventApplier is pure bookkeeping over a HubStateStore; EventFollower feeds it
- * from a kafkajs consumer of thopter.events. What each event does is what
+ * from a consumer of thopter.events (kafka-client.ts), in its own group,
+ * committing what it applied every second (and when it stops). What each event does is what
  * agent-manager.ts (dd6852b) did when its provisioner returned:
  *
  *   provision started/step/retrying/waiting_fly   request -> processing
@@ -38,9 +39,8 @@
  * a hub built against an older schema must not drop a newer consumer's events).
  */
 
-import type { Consumer, EachMessagePayload } from 'kafkajs';
 import { kafkaSettings, KafkaSettings } from './config';
-import { makeKafka } from './publisher';
+import { clientErrorText, KafkaConsumer, KafkaMessagePayload, makeConsumer, withDeadline } from './kafka-client';
 import type { HubStateStore } from './state-store';
 import type { DestroyRequest, EventState, HubLogger, ProvisionRequest, StatusEvent } from './types';
 
@@ -274,28 +274,24 @@ export interface FollowerOptions {
 export class EventFollower {
   readonly settings: KafkaSettings;
   readonly applier: EventApplier;
-  private readonly consumer: Consumer;
+  private readonly consumer: KafkaConsumer;
   private readonly options: FollowerOptions;
   private running = false;
   private joined = false;
   private joinWaiters: Array<() => void> = [];
 
+  /** @throws Error naming the setting or the properties file when they are unusable. */
   constructor(options: FollowerOptions) {
     this.options = options;
     this.settings = kafkaSettings(options.settings);
     this.applier = new EventApplier(options.store, options.logger);
-    const kafka = makeKafka(this.settings, options.logger);
-    this.consumer = kafka.consumer({
-      groupId: this.settings.groupId,
-      sessionTimeout: this.settings.sessionTimeoutMs,
-      rebalanceTimeout: Math.max(this.settings.sessionTimeoutMs, 4000),
-      heartbeatInterval: this.settings.heartbeatIntervalMs,
-      maxWaitTimeInMs: options.maxWaitTimeMs ?? 1000,
-      allowAutoTopicCreation: false,
-    });
-    this.consumer.on(this.consumer.events.GROUP_JOIN, () => {
-      this.joined = true;
-      for (const w of this.joinWaiters.splice(0)) w();
+    this.consumer = makeConsumer(this.settings, options.logger, {
+      fromBeginning: options.fromBeginning ?? false,
+      maxWaitTimeMs: options.maxWaitTimeMs ?? 1000,
+      onAssigned: () => {
+        this.joined = true;
+        for (const w of this.joinWaiters.splice(0)) w();
+      },
     });
   }
 
@@ -332,23 +328,21 @@ export class EventFollower {
   async start(): Promise<void> {
     if (this.running) return;
     try {
-      await this.consumer.connect();
-      await this.consumer.subscribe({ topics: [this.settings.topics.events], fromBeginning: this.options.fromBeginning ?? false });
+      await withDeadline(this.consumer.connect(), this.settings.connectionTimeoutMs, 'the cluster');
+      await this.consumer.subscribe({ topics: [this.settings.topics.events] });
       await this.consumer.run({
-        eachMessage: async ({ message }: EachMessagePayload) => {
+        eachMessage: async ({ message }: KafkaMessagePayload) => {
           this.handle(message.value);
         },
       });
     } catch (e) {
       await this.consumer.disconnect().catch(() => undefined);
-      throw new Error(
-        `cannot follow ${this.settings.topics.events} at ${this.settings.brokers.join(',')}: ${e instanceof Error ? e.message : String(e)}`,
-      );
+      throw new Error(`cannot follow ${this.settings.topics.events} at ${this.settings.brokers.join(',')}: ${clientErrorText(e)}`);
     }
     this.running = true;
   }
 
-  /** Resolves once the group gave this follower its partitions (about 3 s on the mock broker). */
+  /** Resolves once the group gave this follower its partitions (a few seconds on the mock broker). */
   waitUntilJoined(timeoutMs = 30000): Promise<void> {
     if (this.joined) return Promise.resolve();
     return new Promise((resolve, reject) => {
@@ -360,6 +354,7 @@ export class EventFollower {
     });
   }
 
+  /** Commits what was applied and leaves the group. */
   async stop(): Promise<void> {
     this.running = false;
     await this.consumer.disconnect();

@@ -2,29 +2,31 @@
  *
  * DESIGN
  * ------
- * One kafkajs producer, connected on first use (or by connect()), shared by
- * every request. A request is validated and serialized first (validate.ts):
- * an invalid one throws ValidationError and nothing reaches Kafka. A valid one
- * is sent alone, keyed as contract section 1 says (requestId for a provision,
- * thopterId for a destroy), with acks=all, and placed by partitionForKey()
- * (murmur2.ts), the partitioner librdkafka's murmur2_random uses.
+ * One producer (kafka-client.ts: librdkafka through
+ * @confluentinc/kafka-javascript), connected on first use (or by connect()),
+ * shared by every request. A request is validated and serialized first
+ * (validate.ts): an invalid one throws ValidationError and nothing reaches
+ * Kafka. A valid one is sent alone, keyed as contract section 1 says
+ * (requestId for a provision, thopterId for a destroy), by an idempotent
+ * producer with acks=all, placed by librdkafka's murmur2_random partitioner
+ * (the one thopter-send and the kcat recipes use; partitionForKey() in
+ * murmur2.ts computes the same partition).
  *
- * kafkajs retries a failed send a bounded number of times (sendRetries, with
- * backoff) and then rejects; there is no background queue, so once publish()
- * has rejected nothing of that call is sent later. The rejection is a
- * PublishError that names the topic, the key and the brokers.
+ * librdkafka queues a record and retries it until its delivery deadline
+ * (sendTimeoutMs, message.timeout.ms); then the delivery report fails it and
+ * publish() rejects. A record whose delivery failed is never sent afterwards,
+ * so once publish() has rejected nothing of that call reaches Kafka later
+ * (unless it already had: a timeout after the broker got the record but
+ * before its answer; the consumers are idempotent on the request, so a
+ * second copy is harmless). The rejection is a PublishError that names the
+ * topic, the key and the brokers.
  *
- * Not idempotent at the Kafka level: kafkajs' idempotent producer asks the
- * cluster's controller for a producer id, which librdkafka 2.0.2's mock
- * (thopter-devbroker) does not name, so it cannot connect there. A retried
- * send can therefore write a request twice; both consumers are idempotent on
- * the request (provision: looked up by requestId; destroy: a gone machine is
- * done), so a duplicate is harmless.
+ * The idempotent producer makes the client's own retries safe: a record the
+ * broker wrote but whose answer was lost is not written twice by a retry.
  */
 
-import { Kafka, logLevel, Producer, LogEntry } from 'kafkajs';
+import { clientErrorText, KafkaProducer, makeProducer, withDeadline } from './kafka-client';
 import { kafkaSettings, KafkaSettings } from './config';
-import { partitionForKey } from './murmur2';
 import { RequestKind, RequestValidator } from './validate';
 import type { DestroyRequest, HubLogger, ProvisionRequest } from './types';
 
@@ -65,77 +67,61 @@ export interface PublisherOptions {
   logger?: HubLogger;
 }
 
-/** Logs of kafkajs itself, at warn and error only, to the hub's logger. */
-export function kafkajsLogCreator(logger: HubLogger | undefined) {
-  return () =>
-    ({ level, log }: LogEntry): void => {
-      if (!logger) return;
-      const text = `kafkajs ${log.logger ?? ''}: ${log.message}${log.error ? `: ${String(log.error)}` : ''}`;
-      if (level === logLevel.ERROR || level === logLevel.WARN) logger.warn(text, undefined, 'kafka');
-    };
-}
-
-export function makeKafka(settings: KafkaSettings, logger: HubLogger | undefined): Kafka {
-  return new Kafka({
-    clientId: settings.clientId,
-    brokers: settings.brokers,
-    connectionTimeout: settings.connectionTimeoutMs,
-    requestTimeout: settings.requestTimeoutMs,
-    retry: { retries: settings.sendRetries, initialRetryTime: 200, maxRetryTime: 2000 },
-    logLevel: logLevel.WARN,
-    logCreator: kafkajsLogCreator(logger),
-  });
-}
-
 export class RequestPublisher {
   readonly settings: KafkaSettings;
   readonly validator: RequestValidator;
-  private readonly producer: Producer;
+  private readonly logger: HubLogger | undefined;
+  private producer: KafkaProducer;
   private connecting: Promise<void> | null = null;
   private connected = false;
   private closed = false;
 
+  /** @throws Error naming the setting or the properties file when they are unusable. */
   constructor(options: PublisherOptions = {}) {
     this.settings = kafkaSettings(options.settings);
     this.validator = options.validator ?? new RequestValidator();
-    const kafka = makeKafka(this.settings, options.logger);
-    this.producer = kafka.producer({
-      /* The contract's partitioner, not kafkajs' default. */
-      createPartitioner: () => ({ message, partitionMetadata }) =>
-        partitionForKey(message.key === undefined ? null : message.key, partitionMetadata.length),
-      allowAutoTopicCreation: false,
-      idempotent: false,
-      retry: { retries: this.settings.sendRetries, initialRetryTime: 200, maxRetryTime: 2000 },
-    });
-    this.producer.on(this.producer.events.DISCONNECT, () => {
-      this.connected = false;
-    });
+    this.logger = options.logger;
+    this.producer = makeProducer(this.settings, this.logger);
   }
 
   get isConnected(): boolean {
     return this.connected;
   }
 
-  /** Connects now (otherwise the first publish does). @throws PublishError-like Error naming the brokers. */
+  /**
+   * Connects now (otherwise the first publish does), within connectionTimeoutMs.
+   * @throws Error "cannot reach Kafka at <brokers>: ..."; a later call tries again.
+   */
   async connect(): Promise<void> {
     if (this.closed) throw new Error('thopter-hub-kafka: publisher is closed');
     if (this.connected) return;
     if (!this.connecting) {
-      this.connecting = this.producer
-        .connect()
+      const producer = this.producer;
+      const attempt = producer.connect();
+      this.connecting = withDeadline(attempt, this.settings.connectionTimeoutMs, 'the cluster')
         .then(() => {
           this.connected = true;
         })
         .catch((e: unknown) => {
-          throw new Error(
-            `cannot reach Kafka at ${this.settings.brokers.join(',')}: ${e instanceof Error ? e.message : String(e)}`,
-          );
+          /* A client whose connect() was called cannot connect again: close it
+           * (once its attempt is over) and make a new one for the next try. */
+          this.discard(producer, attempt);
+          if (!this.closed) this.producer = makeProducer(this.settings, this.logger);
+          throw new Error(`cannot reach Kafka at ${this.settings.brokers.join(',')}: ${clientErrorText(e)}`);
         })
         .finally(() => {
           this.connecting = null;
         });
     }
     return this.connecting;
+  }
+
+  /* Closed at once. Its attempt still runs in the client (which waits up to
+   * 30 s for the cluster's metadata) and keeps the event loop alive until it
+   * ends: a process that gives up on Kafka should exit, not wait for it. */
+  private discard(producer: KafkaProducer, attempt: Promise<void>): void {
+    attempt.catch(() => undefined);
+    producer.disconnect().catch(() => undefined);
   }
 
   /**
@@ -152,7 +138,6 @@ export class RequestPublisher {
       await this.connect();
       const [meta] = await this.producer.send({
         topic,
-        acks: -1,
         messages: [{ key, value, headers: { [PRODUCER_HEADER]: `thopter-hub-kafka/${PACKAGE_VERSION}` } }],
       });
       if (!meta) throw new Error('the broker returned no record metadata');
@@ -170,10 +155,12 @@ export class RequestPublisher {
     return this.publish('destroy', request);
   }
 
+  /** Waits for what is in flight (each record at most sendTimeoutMs), then closes the producer. */
   async close(): Promise<void> {
     this.closed = true;
     if (this.connecting) await this.connecting.catch(() => undefined);
-    await this.producer.disconnect();
+    const wasConnected = this.connected;
     this.connected = false;
+    if (wasConnected) await this.producer.disconnect();
   }
 }

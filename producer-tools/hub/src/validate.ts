@@ -11,10 +11,16 @@
  * toJSON methods are seen as the consumer will see them.
  *
  * The few rules a JSON Schema cannot express (schemas/README.md, "What a JSON
- * Schema cannot express") are checked after the schema, because the consumer
- * (consumer/lib/request.c) enforces them too: limits in bytes of UTF-8 rather
- * than characters, no \u0000 in any string, no unpaired surrogate, and the
- * 512 KiB payload cap. Duplicate keys cannot occur in JSON.stringify output.
+ * Schema cannot express") are checked too, because the consumer
+ * (consumer/lib/request.c) enforces them: the 512 KiB payload cap, UTF-8,
+ * nesting at most 64 deep, no duplicate key, no \u0000 in any string, no
+ * unpaired surrogate, and limits in bytes of UTF-8 rather than characters.
+ *
+ * checkText() judges a payload as the consumer would read it off Kafka (bytes
+ * or text: what other producers send); serialize() judges an object by the
+ * text JSON.stringify makes of it, through the same checkText(). Every file
+ * of schemas/examples/ gets the consumer's verdict from checkText()
+ * (test/integration-parity.test.ts runs both on each).
  */
 
 import * as fs from 'fs';
@@ -29,6 +35,9 @@ export const DEFAULT_SCHEMA_DIR = path.join(__dirname, 'schemas');
 
 /** REQUEST_PAYLOAD_MAX in consumer/lib/request.h. */
 export const PAYLOAD_MAX_BYTES = 524288;
+
+/** DEPTH_MAX in consumer/lib/request.c: objects and arrays nested at most this deep. */
+export const NESTING_MAX = 64;
 
 const SCHEMA_FILES: Record<RequestKind, string> = {
   provision: 'provision-request.schema.json',
@@ -110,17 +119,21 @@ function hasLoneSurrogate(s: string): boolean {
   return false;
 }
 
-function beyondSchema(kind: RequestKind, value: unknown, text: string): FieldError[] {
+/* Checked before the schema, as the consumer does (its parse step). */
+function stringRules(value: unknown): FieldError[] {
   const errors: FieldError[] = [];
-  const size = Buffer.byteLength(text, 'utf8');
-  if (size > PAYLOAD_MAX_BYTES)
-    errors.push({ field: 'payload', message: `${size} bytes, more than the ${PAYLOAD_MAX_BYTES} allowed` });
   walkStrings(value, '', (s, where) => {
     /* The consumer names the payload as a whole for these, as here. */
     const at = where ? ` (in ${where})` : '';
-    if (s.includes('\u0000')) errors.push({ field: 'payload', message: `\\u0000 in a string${at}` });
     if (hasLoneSurrogate(s)) errors.push({ field: 'payload', message: `an unpaired surrogate in a string, not Unicode text${at}` });
+    if (s.includes('\u0000')) errors.push({ field: 'payload', message: `\\u0000 in a string${at}` });
   });
+  return errors;
+}
+
+/* Checked after the schema, with the fields, as the consumer does. */
+function byteLimits(kind: RequestKind, value: unknown): FieldError[] {
+  const errors: FieldError[] = [];
   for (const limit of BYTE_LIMITS[kind]) {
     let v: unknown = value;
     for (const p of limit.path) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[p] : undefined;
@@ -131,6 +144,75 @@ function beyondSchema(kind: RequestKind, value: unknown, text: string): FieldErr
     }
   }
   return errors;
+}
+
+const WS = new Set([' ', '\t', '\n', '\r']);
+
+/**
+ * Nesting depth and duplicate keys of @text, which JSON.parse accepted (so
+ * the scan need not check the grammar). Names the first duplicate as the
+ * consumer does (`github.labels` / `comments[0].id`); a nesting deeper than
+ * NESTING_MAX wins over a duplicate, as the consumer's scan runs first.
+ */
+function scanStructure(text: string): FieldError | null {
+  let i = 0;
+  let duplicate: FieldError | null = null;
+  const skipWs = (): void => {
+    while (i < text.length && WS.has(text.charAt(i))) i++;
+  };
+  const skipString = (): string => {
+    const start = i++;
+    while (text.charAt(i) !== '"') i += text.charAt(i) === '\\' ? 2 : 1;
+    i++;
+    return text.slice(start, i);
+  };
+  const value = (depth: number, path: string): FieldError | null => {
+    skipWs();
+    const c = text.charAt(i);
+    if (c === '"') {
+      skipString();
+      return null;
+    }
+    if (c !== '{' && c !== '[') {
+      while (i < text.length && !',]} \t\n\r'.includes(text.charAt(i))) i++;
+      return null;
+    }
+    if (depth >= NESTING_MAX) return { field: 'payload', message: `nested deeper than ${NESTING_MAX} levels` };
+    const isObject = c === '{';
+    const close = isObject ? '}' : ']';
+    const keys = new Set<string>();
+    i++;
+    skipWs();
+    if (text.charAt(i) === close) {
+      i++;
+      return null;
+    }
+    for (let index = 0; ; index++) {
+      skipWs();
+      let sub: string;
+      if (isObject) {
+        const key = JSON.parse(skipString()) as string;
+        skipWs();
+        i++; /* ':' */
+        sub = path ? `${path}.${key}` : key;
+        if (keys.has(key)) duplicate ??= { field: sub, message: 'duplicate key' };
+        keys.add(key);
+      } else {
+        sub = `${path}[${index}]`;
+      }
+      const e = value(depth + 1, sub);
+      if (e) return e;
+      skipWs();
+      if (text.charAt(i++) !== ',') return null;
+    }
+  };
+  return value(0, '') ?? duplicate;
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return `a ${typeof v}`;
 }
 
 /** Compiled validators for both request kinds, from one schema directory. */
@@ -161,19 +243,60 @@ export class RequestValidator {
    * @throws ValidationError naming the first broken field.
    */
   serialize(kind: RequestKind, request: unknown): string {
-    const text = JSON.stringify(request);
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(request);
+    } catch (e) {
+      throw new ValidationError(kind, [{ field: 'payload', message: `not serializable: ${(e as Error).message}` }]);
+    }
     if (typeof text !== 'string') throw new ValidationError(kind, [{ field: 'payload', message: 'not a JSON value' }]);
-    const value: unknown = JSON.parse(text);
+    const errors = this.checkText(kind, text);
+    if (errors.length) throw new ValidationError(kind, errors);
+    return text;
+  }
+
+  /**
+   * The consumer's verdict on a payload as it would read it off Kafka: [] when
+   * valid, else the broken fields (the first is the one the consumer names).
+   * Bytes must be UTF-8; a string is taken as the text of those bytes.
+   */
+  checkText(kind: RequestKind, payload: string | Uint8Array): FieldError[] {
+    let text: string;
+    let size: number;
+    if (typeof payload === 'string') {
+      text = payload;
+      size = Buffer.byteLength(text, 'utf8');
+    } else {
+      size = payload.length;
+      if (size > PAYLOAD_MAX_BYTES) return [{ field: 'payload', message: `${size} bytes, more than the ${PAYLOAD_MAX_BYTES} allowed` }];
+      try {
+        text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(payload);
+      } catch {
+        return [{ field: 'payload', message: 'not JSON: not valid UTF-8' }];
+      }
+    }
+    if (size > PAYLOAD_MAX_BYTES) return [{ field: 'payload', message: `${size} bytes, more than the ${PAYLOAD_MAX_BYTES} allowed` }];
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (e) {
+      return [{ field: 'payload', message: `not JSON: ${(e as Error).message}` }];
+    }
+    const structure = scanStructure(text);
+    if (structure?.field === 'payload') return [structure];
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+      return [{ field: 'payload', message: `must be a JSON object, not ${typeName(value)}` }];
+    const strings = stringRules(value);
+    if (strings.length) return strings;
+    if (structure) return [structure];
     const validate = this.validators[kind];
     if (!validate(value)) {
       const errors = (validate.errors ?? []).map((e) => ({ field: fieldOf(e), message: e.message ?? e.keyword }));
       /* The deepest field first: an anyOf over a field reports the field itself, not "payload". */
       errors.sort((a, b) => b.field.length - a.field.length);
-      throw new ValidationError(kind, errors);
+      return errors;
     }
-    const extra = beyondSchema(kind, value, text);
-    if (extra.length) throw new ValidationError(kind, extra);
-    return text;
+    return byteLimits(kind, value);
   }
 
   /** The same check, as a verdict: [] when valid. */

@@ -11,20 +11,39 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as readline from 'readline';
-import { Kafka, logLevel } from 'kafkajs';
+import { kafkaSettings } from '../src/config';
+import { makeProducer, KafkaProducer } from '../src/kafka-client';
 
 export const SOURCE_DIR = process.env.THOPTER_SOURCE_DIR ?? path.resolve(__dirname, '..', '..', '..', '..');
 export const BUILD_DIR = process.env.THOPTER_BUILD_DIR ?? path.join(SOURCE_DIR, 'build', 'dev');
 export const MULTIPLIER = Number(process.env.THOPTER_TIMEOUT_MULTIPLIER ?? '1') || 1;
 export const TOKEN = 'fm2_test-secret-token-ABCDEF0123456789';
-/* Group settings the mock broker needs: it rejoins a group only after session.timeout.ms - 1 s, and never
- * with a session shorter than its 3 s initial join delay. */
-export const GROUP = { sessionTimeoutMs: 4000, heartbeatIntervalMs: 500 };
+/**
+ * Which Kafka the integration tests run against: THOPTER_TEST_KAFKA=real is a
+ * real Apache Kafka (tests/harness/kafka_cluster.py, one node, with a SASL
+ * listener); anything else is thopter-devbroker (librdkafka's mock cluster).
+ */
+export const REAL_KAFKA = process.env.THOPTER_TEST_KAFKA === 'real';
+/* Group settings (tests/harness/thopter_harness.py): the mock rejoins a group
+ * only after session.timeout.ms - 1 s, and never with a session shorter than
+ * its 3 s initial join delay, so it gets 4 s; a real broker refuses less than
+ * its group.min.session.timeout.ms (6000). */
+export const GROUP = { sessionTimeoutMs: REAL_KAFKA ? 6000 : 4000, heartbeatIntervalMs: 500 };
 /* What tests/CMakeLists.txt fails a test on, here applied to the children's own output (ASan builds). */
 export const SANITIZER_RE = /ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer/;
 
+/** The programs of the C build the integration tests run (scripts/check-c-build.js checks the same list). */
+export const C_BINARIES = ['thopter-devbroker', 'thopter-consumer', 'thopter-send', 'tests/request_verdict'];
+
+/** @p name of the C build; @throws one line naming the missing file and how to build it. */
 export function binary(name: string): string {
-  return path.join(BUILD_DIR, name);
+  const file = path.join(BUILD_DIR, name);
+  if (!fs.existsSync(file))
+    throw new Error(
+      `${file} is missing: build the C side first (cd ${SOURCE_DIR} && bash deploy/setup.sh && cmake --preset dev && ` +
+        'cmake --build --preset dev -j2), or point THOPTER_BUILD_DIR at a build',
+    );
+  return file;
 }
 
 export function tmo(ms: number): number {
@@ -61,6 +80,25 @@ function firstLine(child: ChildProcess, what: string, timeoutMs = 10000): Promis
   });
 }
 
+/* The first @n lines of a child's stdout. */
+function firstLines(child: ChildProcess, what: string, n: number, timeoutMs: number, stderr: () => string): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    if (!child.stdout) return reject(new Error(`${what}: no stdout`));
+    const rl = readline.createInterface({ input: child.stdout });
+    const lines: string[] = [];
+    const timer = setTimeout(() => reject(new Error(`${what} did not start in ${tmo(timeoutMs)} ms: ${stderr().slice(-2000)}`)), tmo(timeoutMs));
+    rl.on('line', (line) => {
+      lines.push(line.trim());
+      if (lines.length === n) {
+        clearTimeout(timer);
+        rl.close();
+        resolve(lines);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${what} exited (${code}) before it printed ${n} lines: ${stderr().slice(-2000)}`)));
+  });
+}
+
 async function stopChild(child: ChildProcess, timeoutMs = 10000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -72,35 +110,82 @@ async function stopChild(child: ChildProcess, timeoutMs = 10000): Promise<void> 
   clearTimeout(t2);
 }
 
+/** The SASL user kafka_cluster.py --sasl creates (PLAIN and SCRAM-SHA-256/512). */
+export const SASL_USER = { username: 'thopter-hub-test', password: 'hub-test-secret-0123456789' };
+
 export class Devbroker {
   readonly child: ChildProcess;
+  readonly kind: 'mock' | 'real';
+  /* A real Kafka run by test/fixtures/kafka_faults.py: it can go down and up. */
+  private faults = false;
   bootstrap = '';
+  /** The SASL_PLAINTEXT listener (real Kafka only). */
+  saslBootstrap = '';
   stderr = '';
 
-  private constructor(child: ChildProcess) {
+  private constructor(child: ChildProcess, kind: 'mock' | 'real') {
     this.child = child;
+    this.kind = kind;
     child.stderr?.on('data', (d: Buffer) => {
       this.stderr += d.toString();
     });
   }
 
-  static async start(): Promise<Devbroker> {
-    const b = new Devbroker(spawn(binary('thopter-devbroker'), [], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  /**
+   * thopter-devbroker, or with THOPTER_TEST_KAFKA=real a one-node Kafka with a
+   * SASL listener; with @faults a one-node Kafka whose broker inject() takes
+   * down and up (test/fixtures/kafka_faults.py, no SASL listener).
+   */
+  static async start(options: { faults?: boolean } = {}): Promise<Devbroker> {
+    const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+    if (REAL_KAFKA && options.faults) {
+      const b = new Devbroker(
+        spawn(python, [path.join(__dirname, '..', '..', 'test', 'fixtures', 'kafka_faults.py')], {
+          stdio: ['pipe', 'pipe', 'pipe'],
+          env: { ...process.env, THOPTER_SOURCE_DIR: SOURCE_DIR },
+        }),
+        'real',
+      );
+      b.faults = true;
+      const [line] = await firstLines(b.child, 'kafka_faults.py', 1, 120000, () => b.stderr);
+      if (!line?.startsWith('bootstrap.servers=')) throw new Error(`kafka_faults.py: unexpected first line ${line}`);
+      b.bootstrap = line.slice('bootstrap.servers='.length);
+      return b;
+    }
+    if (REAL_KAFKA) {
+      const script = path.join(SOURCE_DIR, 'tests', 'harness', 'kafka_cluster.py');
+      if (!fs.existsSync(script)) throw new Error(`${script} is missing: THOPTER_TEST_KAFKA=real needs the real-Kafka harness`);
+      const b = new Devbroker(
+        spawn(python, [script, '--nodes', '1', '--sasl', `${SASL_USER.username}:${SASL_USER.password}`], { stdio: ['pipe', 'pipe', 'pipe'] }),
+        'real',
+      );
+      const lines = await firstLines(b.child, 'kafka_cluster.py', 2, 120000, () => b.stderr);
+      const [plain, sasl] = lines;
+      if (!plain?.startsWith('bootstrap.servers=')) throw new Error(`kafka_cluster.py: unexpected first line ${plain}`);
+      if (!sasl?.startsWith('sasl.bootstrap.servers=')) throw new Error(`kafka_cluster.py: unexpected second line ${sasl}`);
+      b.bootstrap = plain.slice('bootstrap.servers='.length);
+      b.saslBootstrap = sasl.slice('sasl.bootstrap.servers='.length);
+      return b;
+    }
+    const b = new Devbroker(spawn(binary('thopter-devbroker'), [], { stdio: ['pipe', 'pipe', 'pipe'] }), 'mock');
     const line = await firstLine(b.child, 'thopter-devbroker');
     if (!line.startsWith('bootstrap.servers=')) throw new Error(`thopter-devbroker: unexpected first line ${line}`);
     b.bootstrap = line.slice('bootstrap.servers='.length);
     return b;
   }
 
-  /** Fault injection (thopter-devbroker --help): "down", "up", ... */
+  /** Fault injection (thopter-devbroker --help): "down", "up", ...; on a real Kafka started with faults, "down" and "up". */
   async inject(command: string): Promise<void> {
+    if (this.kind !== 'mock' && !this.faults) throw new Error(`fault injection ("${command}") needs thopter-devbroker or Devbroker.start({ faults: true })`);
     const before = this.stderr.length;
     this.child.stdin?.write(`${command}\n`);
-    await waitFor(`devbroker to acknowledge "${command}"`, () => /thopter-devbroker: (ok|error|brokers? (down|up))/.test(this.stderr.slice(before)), 5000);
+    const ack = this.faults ? /kafka_faults: (ok|error)/ : /thopter-devbroker: (ok|error|brokers? (down|up))/;
+    await waitFor(`the broker to acknowledge "${command}"`, () => ack.test(this.stderr.slice(before)), this.faults ? 120000 : 5000);
+    if (/(thopter-devbroker|kafka_faults): error/.test(this.stderr.slice(before))) throw new Error(`"${command}": ${this.stderr.slice(before).trim()}`);
   }
 
   async stop(): Promise<void> {
-    await stopChild(this.child);
+    await stopChild(this.child, this.kind === 'real' ? 60000 : 10000);
     if (SANITIZER_RE.test(this.stderr)) throw new Error(`sanitizer report from thopter-devbroker:\n${this.stderr}`);
   }
 }
@@ -166,7 +251,7 @@ export class ThopterConsumer {
     const fd = fs.openSync(this.logFile, 'w');
     this.child = spawn(
       binary('thopter-consumer'),
-      ['--role', role, '-X', 'session.timeout.ms=4000', '-X', 'heartbeat.interval.ms=500'],
+      ['--role', role, '-X', `session.timeout.ms=${GROUP.sessionTimeoutMs}`, '-X', 'heartbeat.interval.ms=500'],
       {
         stdio: ['ignore', 'ignore', fd],
         env: {
@@ -211,18 +296,18 @@ export class ThopterConsumer {
   }
 }
 
-/** {partition: high watermark} of @topic, through kafkajs' admin client. */
-export async function endOffsets(bootstrap: string, topic: string): Promise<Record<number, number>> {
-  const admin = new Kafka({ clientId: 'hub-test-admin', brokers: [bootstrap], logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchTopicOffsets(topic);
-    const out: Record<number, number> = {};
-    for (const o of offsets) out[o.partition] = Number(o.high);
-    return out;
-  } finally {
-    await admin.disconnect();
-  }
+/** {partition: number of records} of @topic (kcat reads them all; nothing here is compacted or deleted). */
+export function endOffsets(bootstrap: string, topic: string): Record<number, number> {
+  const out: Record<number, number> = {};
+  for (const r of readTopic(bootstrap, topic)) out[r.partition] = (out[r.partition] ?? 0) + 1;
+  return out;
+}
+
+/** A plain producer (the package's settings: idempotent, acks=all, murmur2_random), connected. */
+export async function rawProducer(bootstrap: string, clientId = 'hub-test-producer'): Promise<KafkaProducer> {
+  const p = makeProducer(kafkaSettings({ brokers: [bootstrap], clientId}), undefined);
+  await p.connect();
+  return p;
 }
 
 export function total(offsets: Record<number, number>): number {

@@ -12,7 +12,7 @@ const THOPTER = '148e21a3c96989';
 let broker: Devbroker;
 
 before(async () => {
-  broker = await Devbroker.start();
+  broker = await Devbroker.start({ faults: true });
 });
 
 after(async () => {
@@ -30,7 +30,7 @@ async function deadPort(): Promise<number> {
 
 test('no broker at start: start() fails naming the brokers, quickly', async () => {
   const port = await deadPort();
-  const am = new AgentManager({ stateManager: new MemoryHubState(), kafka: { brokers: [`127.0.0.1:${port}`], sendRetries: 1 }, logger: memoryLogger() });
+  const am = new AgentManager({ stateManager: new MemoryHubState(), kafka: { brokers: [`127.0.0.1:${port}`], sendRetries: 1, connectionTimeoutMs: 3000 }, logger: memoryLogger() });
   const t0 = Date.now();
   await assert.rejects(am.start(), (e: unknown) => e instanceof Error && e.message.includes(`cannot reach Kafka at 127.0.0.1:${port}`));
   assert.ok(Date.now() - t0 < tmo(20000), `took ${Date.now() - t0} ms`);
@@ -41,8 +41,9 @@ test('broker goes down: publish rejects with PublishError, the state says so, no
   const store = new MemoryHubState();
   store.addThopter(THOPTER, 'thopter-42-abc', 'ord', 'img', github());
   const logger = memoryLogger();
-  const am = new AgentManager({ stateManager: store, follow: false, logger, kafka: { brokers: [broker.bootstrap], sendRetries: 2, requestTimeoutMs: 3000, connectionTimeoutMs: 1000 } });
+  const am = new AgentManager({ stateManager: store, follow: false, logger, kafka: { brokers: [broker.bootstrap], sendRetries: 2, requestTimeoutMs: 3000, sendTimeoutMs: 4000, connectionTimeoutMs: 3000 } });
   await am.start();
+  t.after(() => am.handleShutdown());
   /* Up: one request goes through. */
   const first = await am.createProvisionRequest('a/b', github(1));
   assert.equal(total(await endOffsets(broker.bootstrap, 'thopter.provision')), 1);

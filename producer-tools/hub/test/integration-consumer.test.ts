@@ -10,13 +10,13 @@
 
 import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { Kafka, logLevel, Producer } from 'kafkajs';
 import { AgentManager } from '../src/agent-manager';
 import { MemoryHubState } from '../src/state-store';
 import { ValidationError } from '../src/validate';
 import { PRODUCER_HEADER, PACKAGE_VERSION } from '../src/publisher';
 import type { ApplyResult } from '../src/follower';
-import { Devbroker, FakeFly, GROUP, ThopterConsumer, endOffsets, github, memoryLogger, readTopic, total, waitFor } from './helpers';
+import type { KafkaProducer } from '../src/kafka-client';
+import { Devbroker, FakeFly, GROUP, ThopterConsumer, endOffsets, github, memoryLogger, rawProducer, readTopic, total, waitFor } from './helpers';
 
 const THOPTER = '148e21a3c96989';
 const GOLDEN = 'aaaaaaaaaaaa01';
@@ -27,7 +27,7 @@ let fly: FakeFly;
 let consumer: ThopterConsumer;
 let store: MemoryHubState;
 let am: AgentManager;
-let synthetic: Producer;
+let synthetic: KafkaProducer;
 const applied: ApplyResult[] = [];
 const logger = memoryLogger();
 
@@ -49,8 +49,7 @@ before(async () => {
   });
   await am.start();
   await Promise.all([consumer.waitAssigned(), am.follower?.waitUntilJoined(30000)]);
-  synthetic = new Kafka({ clientId: 'synthetic-events', brokers: [broker.bootstrap], logLevel: logLevel.NOTHING }).producer();
-  await synthetic.connect();
+  synthetic = await rawProducer(broker.bootstrap, 'synthetic-events');
 });
 
 after(async () => {
@@ -126,7 +125,7 @@ test('provision: published keyed by requestId; SYNTHETIC events (with a redelive
     value: JSON.stringify({ requestId: id, kind: 'provision', state, attempt: 1, at: new Date().toISOString(), elapsedMs: 10, ...extra }),
   });
   const done = { thopterId: NEW_THOPTER, machineName: 'thopter-77-q1w2e3', region: 'ord' };
-  await synthetic.send({ topic: 'thopter.events', acks: -1, messages: [event('started'), event('step', { step: 'create' }), event('completed', done)] });
+  await synthetic.send({ topic: 'thopter.events', messages: [event('started'), event('step', { step: 'create' }), event('completed', done)] });
   await waitFor('the provision to complete in the state', () => store.getRecentProvisionRequests().find((r) => r.requestId === id)?.status === 'completed', 20000);
   const t = store.getThopter(NEW_THOPTER);
   assert.ok(t, 'the new thopter was added');
@@ -137,7 +136,7 @@ test('provision: published keyed by requestId; SYNTHETIC events (with a redelive
   /* SYNTHETIC redelivery (contract section 3): started and completed again, same thopterId. */
   t.session = { tmuxState: 'active', claudeProcess: 'running', lastActivity: new Date(), screenDump: '$ claude' };
   const before = applied.length;
-  await synthetic.send({ topic: 'thopter.events', acks: -1, messages: [event('started', { attempt: 2 }), event('completed', { ...done, attempt: 2 })] });
+  await synthetic.send({ topic: 'thopter.events', messages: [event('started', { attempt: 2 }), event('completed', { ...done, attempt: 2 })] });
   await waitFor('the redelivered events to be applied', () => applied.length >= before + 2, 20000);
   assert.deepEqual(applied.slice(before).map((r) => r.actions), [['stale'], ['duplicate']]);
   assert.equal(store.getThopter(NEW_THOPTER), t, 'not re-added');

@@ -1,7 +1,8 @@
-/* The same key lands on the same partition from thopter-send (librdkafka,
- * partitioner=murmur2_random) and from this package (kafkajs with
- * partitionForKey), on thopter.destroy's 6 partitions of thopter-devbroker.
- * No consumer runs: the records stay where they were put. */
+/* The same key lands on the same partition from thopter-send (librdkafka 2.0.2,
+ * partitioner=murmur2_random), from this package (librdkafka 2.15 through
+ * @confluentinc/kafka-javascript, partitioner=murmur2_random) and by
+ * partitionForKey(), on thopter.destroy's 6 partitions. No consumer runs: the
+ * records stay where they were put. */
 
 import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -9,7 +10,7 @@ import { spawnSync } from 'child_process';
 import { randomBytes } from 'crypto';
 import { RequestPublisher } from '../src/publisher';
 import { partitionForKey } from '../src/murmur2';
-import { Devbroker, binary, readTopic, tmo } from './helpers';
+import { Devbroker, binary, rawProducer, readTopic, tmo } from './helpers';
 
 let broker: Devbroker;
 let publisher: RequestPublisher;
@@ -53,7 +54,7 @@ test('300 keys: thopter-send, the package and partitionForKey agree on every par
   assert.equal(used.size, 6, 'the keys cover all 6 partitions');
 
   /* What the broker holds agrees with what both reported: each key twice, on one partition. */
-  const records = readTopic(broker.bootstrap, 'thopter.destroy');
+  const records = readTopic(broker.bootstrap, 'thopter.destroy').filter((r) => /^[0-9a-f]{14}$/.test(r.key));
   assert.equal(records.length, 2 * ids.length);
   const where = new Map<string, Set<number>>();
   for (const rec of records) {
@@ -62,4 +63,18 @@ test('300 keys: thopter-send, the package and partitionForKey agree on every par
     where.set(rec.key, s);
   }
   for (const id of ids) assert.deepEqual([...(where.get(id) ?? [])], [bySend.get(id)], id);
+});
+
+test('the client partitioner is partitionForKey() for every key length (1 to 40 random bytes)', async () => {
+  const producer = await rawProducer(broker.bootstrap);
+  try {
+    for (let i = 0; i < 400; i++) {
+      const key = randomBytes(1 + (i % 40));
+      /* Binary keys of every murmur2 tail length; thopter.destroy is the 6-partition topic. */
+      const [meta] = await producer.send({ topic: 'thopter.destroy', messages: [{ key, value: 'partitioner test' }] });
+      assert.equal(meta?.partition, partitionForKey(key, 6), key.toString('hex'));
+    }
+  } finally {
+    await producer.disconnect();
+  }
 });
