@@ -7,6 +7,10 @@
  *   kafka_commit.c   commits of the finished prefix, rebalances, draining
  *   kafka_pause.c    pausing and resuming intake
  *   kafka_join.c     saying why partitions are slow to come
+ *   kafka_job.c      jobs made from records and freed; the job_ops
+ *
+ * Calls go one way: kafka_loop.c -> kafka_commit.c -> kafka_workers.c ->
+ * kafka_finish.c -> kafka_job.c (tests/unit/test_lib_layers.py checks it).
  *
  * Locking: `lock` guards the job lists and counters below it; the rest is
  * the poll thread's, or atomic.
@@ -81,9 +85,17 @@ struct kafka_loop {
         long session_timeout_ms;
 };
 
-/* kafka_loop.c */
-void kafka_loop_wake(struct kafka_loop *loop);
+/* kafka_job.c: the floor of the files above; it calls none of them. */
+/** Poll thread: a job for @p rkm (copied; the caller still destroys it), in
+ * the current generation, with the loop's job_ops. NULL when out of memory. */
+struct kafka_job *kafka_job_new(struct kafka_loop *loop,
+                                const rd_kafka_message_t *rkm);
+/** Any thread: release the handler's request, free the record. NULL is a
+ * no-op. */
 void kafka_job_free(struct kafka_loop *loop, struct kafka_job *kj);
+/** Any thread: wake the poll thread (rd_kafka_queue_yield()), so it sees a
+ * finished job or a change of hold at once. */
+void kafka_job_wake_poll(struct kafka_loop *loop);
 
 /* kafka_workers.c */
 int kafka_workers_start(struct kafka_loop *loop, struct err *err);
