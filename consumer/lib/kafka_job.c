@@ -105,4 +105,3 @@ void kafka_job_free(struct kafka_loop *loop, struct kafka_job *kj) {
 void kafka_job_wake_poll(struct kafka_loop *loop) {
         rd_kafka_queue_yield(loop->queue);
 }
-
