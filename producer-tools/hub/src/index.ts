@@ -8,11 +8,11 @@
  *   partitionForKey    librdkafka's murmur2_random partitioner
  */
 
-export { AgentManager, AgentManagerConfig, generateRequestId } from './agent-manager';
-export { EventApplier, EventFollower, FollowerOptions, ApplyResult, Applied, parseEvent } from './follower';
-export { RequestPublisher, PublishError, Published, PublisherOptions, PRODUCER_HEADER, PACKAGE_VERSION } from './publisher';
-export { RequestValidator, ValidationError, FieldError, RequestKind, DEFAULT_SCHEMA_DIR, PAYLOAD_MAX_BYTES } from './validate';
-export { HubStateStore, MemoryHubState } from './state-store';
-export { kafkaSettings, KafkaSettings, Topics } from './config';
+export { AgentManager, type AgentManagerConfig, generateRequestId } from './agent-manager';
+export { EventApplier, EventFollower, type FollowerOptions, type ApplyResult, type Applied, parseEvent } from './follower';
+export { RequestPublisher, PublishError, type Published, type PublisherOptions, PRODUCER_HEADER, PACKAGE_VERSION } from './publisher';
+export { RequestValidator, ValidationError, type FieldError, type RequestKind, DEFAULT_SCHEMA_DIR, PAYLOAD_MAX_BYTES } from './validate';
+export { type HubStateStore, MemoryHubState } from './state-store';
+export { kafkaSettings, type KafkaSettings, type Topics } from './config';
 export { murmur2, partitionForKey } from './murmur2';
 export * from './types';
