@@ -7,7 +7,8 @@
  * consumer lag per partition (from the broker's watermarks), seconds since
  * the last confirmed commit, and each loop's poll age.
  *
- * Callers: consumer.c only.
+ * Callers: consumer.c only (config.c checks THOPTER_METRICS_ADDR with
+ * listen_addr.h, not here).
  */
 #ifndef THOPTER_HEALTH_SERVER_H
 #define THOPTER_HEALTH_SERVER_H
