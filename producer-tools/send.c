@@ -166,13 +166,12 @@ static void batch_free(struct batch *b) {
         free(b->v);
 }
 
-static const char *flag_of(const char *msg) {
+/* The flag that fills the request field @p field (err->field), or NULL. */
+static const char *flag_of(const char *field) {
         for (size_t i = 0; i < sizeof(flag_fields) / sizeof(flag_fields[0]);
-             i++) {
-                size_t n = strlen(flag_fields[i].field);
-                if (!strncmp(msg, flag_fields[i].field, n) && msg[n] == ':')
+             i++)
+                if (!strcmp(field, flag_fields[i].field))
                         return flag_fields[i].flag;
-        }
         return NULL;
 }
 
@@ -188,7 +187,7 @@ static void report_invalid(const struct cli *cli,
         } else if (m->arg) {
                 fprintf(stderr, "%s: %s: %s\n", cli->prog, m->arg, err->msg);
         } else {
-                flag = flag_of(err->msg);
+                flag = flag_of(err->field);
                 fprintf(stderr, "%s: %s%s%s%s\n", cli->prog, err->msg,
                         flag ? " (" : "", flag ? flag : "", flag ? ")" : "");
         }
