@@ -14,7 +14,7 @@ packages=(
     libcriterion-dev libmicrohttpd-dev
     openssh-server openssh-client tmux procps
     python3 python3-confluent-kafka
-    shellcheck valgrind clang libclang-rt-14-dev
+    shellcheck valgrind clang libclang-rt-14-dev clang-format
     prometheus
 )
 

@@ -46,6 +46,7 @@
  * same time would both replay the same records: run one at a time.
  */
 #include "cli.h"
+#include "dlq_args.h"
 #include "clock.h"
 #include "err.h"
 #include "kafka_conf.h"
@@ -86,12 +87,6 @@
 #define READ_IDLE_MS 30000
 #define SHOWN_VALUE  240 /* bytes of a value --dry-run prints */
 #define META_TIMEOUT 10000
-
-struct filters {
-        const char *cls, *topic, *key;
-        int64_t from, to;     /* -1: unset */
-        int64_t since, until; /* ms since the epoch; INT64_MIN/MAX: unset */
-};
 
 /* One partition of the DLQ topic to read: [start, end). */
 struct range {
@@ -226,33 +221,6 @@ static void printable(const void *data, size_t len, char *out, size_t cap) {
         out[o] = '\0';
 }
 
-/*
- * Every header comes from a record anyone with write access to a topic could
- * have made: numbers are read with range checks, never atoi() (a
- * thopter.replay.count of 2147483647 made "+ 1" overflow).
- * @returns 0 and *out for 1 to 19 decimal digits worth at most @p max, -1
- * for anything else (a sign, blanks, other bytes, a larger value).
- */
-static int parse_uint(const char *s, long long max, long long *out) {
-        long long v = 0;
-        size_t n = 0;
-
-        if (!s)
-                return -1;
-        for (; s[n]; n++) {
-                if (s[n] < '0' || s[n] > '9' || n >= 19)
-                        return -1;
-                int d = s[n] - '0';
-                if (v > (max - d) / 10)
-                        return -1;
-                v = v * 10 + d;
-        }
-        if (n == 0)
-                return -1;
-        *out = v;
-        return 0;
-}
-
 /* thopter.replay.count + 1 for the next replay: an absent header is 0; one
  * that is not a count (or would overflow) restarts at 1, with a note on
  * stderr, rather than stopping the replay of a record for it. */
@@ -261,7 +229,7 @@ static int next_replay_count(const char *prog, const char *replay) {
 
         if (!*replay)
                 return 1;
-        if (parse_uint(replay, INT_MAX - 1, &v) == -1) {
+        if (dlq_args_uint(replay, INT_MAX - 1, &v) == -1) {
                 fprintf(stderr,
                         "%s: " H_REPLAY " \"%s\" is not a count from 0 to "
                         "%d: counting from 1 again\n",
@@ -318,7 +286,7 @@ static int64_t dl_time(const rd_kafka_message_t *rkm, const struct dl *dl) {
         return rd_kafka_message_timestamp(rkm, NULL);
 }
 
-static int dl_matches(const struct filters *f,
+static int dl_matches(const struct dlq_filters *f,
                       const rd_kafka_message_t *rkm,
                       const struct dl *dl) {
         if (f->since != INT64_MIN || f->until != INT64_MAX) {
@@ -522,7 +490,7 @@ static int read_ranges(rd_kafka_t *rk,
 /* list */
 
 struct list_ctx {
-        const struct filters *f;
+        const struct dlq_filters *f;
         int json;
         long shown;
         const struct replay_marks *marks;
@@ -545,7 +513,7 @@ static int read_marks(rd_kafka_t *rk,
 /* A number up to 2^53 (exact in a JSON double), or null. */
 static void json_number_or_null(cJSON *obj, const char *name, const char *s) {
         long long v;
-        if (parse_uint(s, 9007199254740992LL, &v) == 0)
+        if (dlq_args_uint(s, 9007199254740992LL, &v) == 0)
                 cJSON_AddNumberToObject(obj, name, (double)v);
         else
                 cJSON_AddNullToObject(obj, name);
@@ -648,8 +616,10 @@ static int list_one(void *arg, const rd_kafka_message_t *rkm) {
         return 0;
 }
 
-static int
-cmd_list(struct cli *cli, const char *dlq, const struct filters *f, int json) {
+static int cmd_list(struct cli *cli,
+                    const char *dlq,
+                    const struct dlq_filters *f,
+                    int json) {
         struct err err = {0};
         struct replay_marks marks = {0};
         struct list_ctx ctx = {.f = f, .json = json, .marks = &marks};
@@ -887,15 +857,6 @@ static int show_one(void *arg, const rd_kafka_message_t *rkm) {
 
 /* An offset from the command line: plain digits, below INT64_MAX so that
  * "--to O" + 1 cannot overflow (strtoll saturated 99999999999999999999). */
-static int parse_offset(const char *s, int64_t *out) {
-        long long v;
-
-        if (parse_uint(s, INT64_MAX - 1, &v) == -1)
-                return -1;
-        *out = v;
-        return 0;
-}
-
 static int
 cmd_show(struct cli *cli, const char *dlq, const char *where, int json) {
         struct err err = {0};
@@ -915,11 +876,11 @@ cmd_show(struct cli *cli, const char *dlq, const char *where, int json) {
                             cli, "show %s: expected [PARTITION:]OFFSET", where);
                 memcpy(pbuf, where, len);
                 pbuf[len] = '\0';
-                if (parse_offset(pbuf, &part) == -1 || part > INT32_MAX)
+                if (dlq_args_offset(pbuf, &part) == -1 || part > INT32_MAX)
                         return cli_usage_error(
                             cli, "show %s: expected [PARTITION:]OFFSET", where);
         }
-        if (parse_offset(colon ? colon + 1 : where, &offset) == -1)
+        if (dlq_args_offset(colon ? colon + 1 : where, &offset) == -1)
                 return cli_usage_error(
                     cli, "show %s: expected [PARTITION:]OFFSET", where);
         rk = consumer_new(cli, NULL, &err);
@@ -1001,7 +962,7 @@ struct replayed {
 };
 
 struct replay_ctx {
-        const struct filters *f;
+        const struct dlq_filters *f;
         int force;            /* replay reduced dead letters too */
         const char *to_topic; /* --to-topic, or NULL */
         const char *provision_topic, *destroy_topic;
@@ -1343,7 +1304,7 @@ static void write_marks(struct replay_ctx *ctx) {
 
 static int cmd_replay(struct cli *cli,
                       const char *dlq,
-                      const struct filters *f,
+                      const struct dlq_filters *f,
                       const char *group,
                       int dry_run,
                       int force,
@@ -1538,67 +1499,13 @@ out:
 
 int main(int argc, char **argv) {
         struct cli cli;
-        struct filters f = {
-            .from = -1, .to = -1, .since = INT64_MIN, .until = INT64_MAX};
-        const char *sub = NULL, *where = NULL, *group = "thopter-dlq-replay",
-                   *dlq = NULL;
-        const char *from = NULL, *to = NULL, *since = NULL, *until = NULL;
-        const char *to_topic = NULL;
-        int json = 0, dry_run = 0, force = 0;
+        struct dlq_args a;
+        int rc;
 
         cli_init(&cli, "thopter-dlq");
-        for (int i = 1; i < argc; i++) {
-                const char *arg = argv[i];
-                int r = cli_common(&cli, argc, argv, &i);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--class", NULL,
-                                      &f.cls);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--topic", "-t",
-                                      &f.topic);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--key", "-k",
-                                      &f.key);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--from", NULL,
-                                      &from);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--to", NULL, &to);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--since", NULL,
-                                      &since);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--until", NULL,
-                                      &until);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--group", "-G",
-                                      &group);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--dlq-topic", NULL,
-                                      &dlq);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--to-topic", NULL,
-                                      &to_topic);
-                if (r == -1)
-                        return CLI_USAGE;
-                if (r == 1)
-                        continue;
-                if (cli_flag(arg, "--json", "-j"))
-                        json = 1;
-                else if (cli_flag(arg, "--dry-run", "-n"))
-                        dry_run = 1;
-                else if (cli_flag(arg, "--force", NULL))
-                        force = 1;
-                else if (arg[0] == '-' && arg[1] != '\0')
-                        return cli_usage_error(&cli, "unknown option %s", arg);
-                else if (!sub)
-                        sub = arg;
-                else if (!where)
-                        where = arg;
-                else
-                        return cli_usage_error(
-                            &cli, "unexpected argument \"%s\"", arg);
-        }
+        rc = dlq_args_parse(&cli, argc, argv, clock_wall_ms(), &a);
+        if (rc != CLI_OK)
+                return rc;
         if (cli.help) {
                 usage(stdout);
                 return CLI_OK;
@@ -1607,79 +1514,14 @@ int main(int argc, char **argv) {
                 cli_print_version(&cli);
                 return CLI_OK;
         }
-        if (!sub)
-                return cli_usage_error(&cli,
-                                       "say what to do: list, show or replay");
-        if (from && parse_offset(from, &f.from) == -1)
-                return cli_usage_error(
-                    &cli, "--from %s: expected an offset (0 or more)", from);
-        if (to && parse_offset(to, &f.to) == -1)
-                return cli_usage_error(
-                    &cli, "--to %s: expected an offset (0 or more)", to);
-        if (since && time_arg_parse(since, clock_wall_ms(), &f.since) == -1)
-                return cli_usage_error(
-                    &cli,
-                    "--since %s: expected a UTC time (2026-12-07, "
-                    "2026-12-07T10:30:00Z) or a time ago (2h, 1h30m)",
-                    since);
-        if (until && time_arg_parse(until, clock_wall_ms(), &f.until) == -1)
-                return cli_usage_error(
-                    &cli,
-                    "--until %s: expected a UTC time (2026-12-07, "
-                    "2026-12-07T10:30:00Z) or a time ago (2h, 1h30m)",
-                    until);
-        if (f.cls && err_class_parse(f.cls) == ERRC_NONE)
-                return cli_usage_error(
-                    &cli,
-                    "--class %s: not an error class (invalid_request, "
-                    "unknown_repository, forbidden_target, fly_rejected, "
-                    "fly_unavailable, capacity, ssh, timeout, internal)",
-                    f.cls);
-        if (!group[0])
-                return cli_usage_error(&cli, "--group needs a name");
-        if (!dlq)
-                dlq = cli_env("THOPTER_DLQ_TOPIC", "thopter.dlq");
-        if (!cli.brokers)
-                return cli_usage_error(
-                    &cli, "no Kafka brokers: pass -b HOST:PORT or set "
-                          "KAFKA_BROKERS");
-        if (!strcmp(sub, "list")) {
-                if (where)
-                        return cli_usage_error(
-                            &cli, "list takes no argument (\"%s\")", where);
-                if (dry_run || force || to_topic)
-                        return cli_usage_error(&cli,
-                                               "%s is an option of replay",
-                                               dry_run ? "--dry-run"
-                                               : force ? "--force"
-                                                       : "--to-topic");
-                return cmd_list(&cli, dlq, &f, json);
+        switch (a.cmd) {
+        case DLQ_CMD_LIST:
+                return cmd_list(&cli, a.dlq, &a.f, a.json);
+        case DLQ_CMD_SHOW:
+                return cmd_show(&cli, a.dlq, a.where, a.json);
+        case DLQ_CMD_REPLAY:
+                return cmd_replay(&cli, a.dlq, &a.f, a.group, a.dry_run,
+                                  a.force, a.to_topic);
         }
-        if (!strcmp(sub, "show")) {
-                if (!where)
-                        return cli_usage_error(
-                            &cli,
-                            "show needs the dead letter's [PARTITION:]OFFSET "
-                            "(see thopter-dlq list)");
-                if (f.cls || f.topic || f.key || from || to || since || until ||
-                    dry_run || force || to_topic)
-                        return cli_usage_error(
-                            &cli,
-                            "show takes only [PARTITION:]OFFSET and --json");
-                return cmd_show(&cli, dlq, where, json);
-        }
-        if (!strcmp(sub, "replay")) {
-                if (where)
-                        return cli_usage_error(
-                            &cli, "replay takes no argument (\"%s\")", where);
-                if (json)
-                        return cli_usage_error(
-                            &cli, "--json is an option of list and show");
-                if (to_topic && !to_topic[0])
-                        return cli_usage_error(&cli, "--to-topic needs a name");
-                return cmd_replay(&cli, dlq, &f, group, dry_run, force,
-                                  to_topic);
-        }
-        return cli_usage_error(
-            &cli, "unknown command \"%s\": expected list, show or replay", sub);
+        return CLI_USAGE;
 }

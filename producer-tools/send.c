@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "err.h"
 #include "request.h"
+#include "send_args.h"
 #include "topic_check.h"
 
 #include <cjson/cJSON.h>
@@ -33,8 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-enum kind { KIND_PROVISION, KIND_DESTROY };
 
 struct msg {
         char *value; /* owned */
@@ -166,13 +165,12 @@ static void batch_free(struct batch *b) {
         free(b->v);
 }
 
-static const char *flag_of(const char *msg) {
+/* The flag that fills the request field @p field (err->field), or NULL. */
+static const char *flag_of(const char *field) {
         for (size_t i = 0; i < sizeof(flag_fields) / sizeof(flag_fields[0]);
-             i++) {
-                size_t n = strlen(flag_fields[i].field);
-                if (!strncmp(msg, flag_fields[i].field, n) && msg[n] == ':')
+             i++)
+                if (!strcmp(field, flag_fields[i].field))
                         return flag_fields[i].flag;
-        }
         return NULL;
 }
 
@@ -188,7 +186,7 @@ static void report_invalid(const struct cli *cli,
         } else if (m->arg) {
                 fprintf(stderr, "%s: %s: %s\n", cli->prog, m->arg, err->msg);
         } else {
-                flag = flag_of(err->msg);
+                flag = flag_of(err->field);
                 fprintf(stderr, "%s: %s%s%s%s\n", cli->prog, err->msg,
                         flag ? " (" : "", flag ? flag : "", flag ? ")" : "");
         }
@@ -196,12 +194,12 @@ static void report_invalid(const struct cli *cli,
 
 /* Validates m->value with the consumer's validator and sets the key. */
 static int validate(const struct cli *cli,
-                    enum kind kind,
+                    enum send_kind kind,
                     struct batch *b,
                     struct msg *m) {
         struct err err = {0};
 
-        if (kind == KIND_PROVISION) {
+        if (kind == SEND_PROVISION) {
                 struct provision_request req;
                 if (request_parse_provision(m->value, m->len, &req, &err) ==
                     0) {
@@ -255,14 +253,8 @@ static int destroy_from_id(struct msg *m,
         return set_json(m, obj);
 }
 
-struct provision_flags {
-        const char *request_id, *repository, *issue_number, *issue_title,
-            *issue_body;
-        const char *issue_url, *gc, *prompt, *image;
-};
-
 static int provision_from_flags(struct msg *m,
-                                const struct provision_flags *f) {
+                                const struct send_provision_flags *f) {
         cJSON *obj = cJSON_CreateObject();
         cJSON *gh = cJSON_AddObjectToObject(obj, "github");
 
@@ -297,7 +289,7 @@ static int is_blank_or_comment(const char *s, size_t len) {
 
 /* Reads stdin: one request per line. */
 static int read_stdin(const struct cli *cli,
-                      enum kind kind,
+                      enum send_kind kind,
                       const char *id_base,
                       const char *reason,
                       struct batch *b) {
@@ -324,7 +316,7 @@ static int read_stdin(const struct cli *cli,
                         break;
                 }
                 m->line = lineno;
-                if (kind == KIND_DESTROY && memchr(line, '{', len) == NULL) {
+                if (kind == SEND_DESTROY && memchr(line, '{', len) == NULL) {
                         /* A bare machine id, trimmed. */
                         char rid[REQUEST_ID_MAX + 1];
                         size_t s = 0, e = len;
@@ -360,7 +352,7 @@ static int read_stdin(const struct cli *cli,
 
 /* Reads @p path whole: one request, byte for byte minus a final newline. */
 static int read_file(const struct cli *cli,
-                     enum kind kind,
+                     enum send_kind kind,
                      const char *path,
                      struct batch *b) {
         FILE *f = fopen(path, "rb");
@@ -547,87 +539,16 @@ static int send_all(const struct cli *cli,
 }
 
 int main(int argc, char **argv) {
+        static struct send_args a; /* 16 KiB of ids and files: not the stack */
         struct cli cli;
         struct batch b = {0};
-        struct provision_flags pf = {0};
-        const char *topic = NULL, *reason = NULL, *sub = NULL;
-        const char *ids[1024], *files[1024];
-        int nids = 0, nfiles = 0, use_stdin = 0, dry_run = 0, json = 0;
-        int rc = CLI_OK;
-        enum kind kind = KIND_DESTROY;
+        int rc;
         char id_base[64];
 
         cli_init(&cli, "thopter-send");
-        for (int i = 1; i < argc; i++) {
-                const char *arg = argv[i];
-                int r = cli_common(&cli, argc, argv, &i);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--topic", "-t",
-                                      &topic);
-                if (r == 0) {
-                        const char *file = NULL;
-                        r = cli_value(&cli, argc, argv, &i, "--file", "-f",
-                                      &file);
-                        if (r == 1 &&
-                            nfiles >= (int)(sizeof(files) / sizeof(files[0])))
-                                return cli_usage_error(
-                                    &cli, "too many --file options");
-                        if (r == 1)
-                                files[nfiles++] = file;
-                }
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--request-id",
-                                      NULL, &pf.request_id);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--reason", NULL,
-                                      &reason);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--repository",
-                                      NULL, &pf.repository);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--issue-number",
-                                      NULL, &pf.issue_number);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--issue-title",
-                                      NULL, &pf.issue_title);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--issue-body",
-                                      NULL, &pf.issue_body);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--issue-url", NULL,
-                                      &pf.issue_url);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--gc", NULL,
-                                      &pf.gc);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--prompt", NULL,
-                                      &pf.prompt);
-                if (r == 0)
-                        r = cli_value(&cli, argc, argv, &i, "--image", NULL,
-                                      &pf.image);
-                if (r == -1)
-                        return CLI_USAGE;
-                if (r == 1)
-                        continue;
-                if (cli_flag(arg, "--dry-run", "-n")) {
-                        dry_run = 1;
-                } else if (cli_flag(arg, "--json", NULL)) {
-                        json = 1;
-                } else if (!strcmp(arg, "-")) {
-                        use_stdin = 1;
-                } else if (arg[0] == '-' && arg[1] != '\0') {
-                        return cli_usage_error(&cli, "unknown option %s", arg);
-                } else if (!sub) {
-                        sub = arg;
-                } else if (nids < (int)(sizeof(ids) / sizeof(ids[0]))) {
-                        ids[nids++] = arg;
-                } else {
-                        return cli_usage_error(
-                            &cli,
-                            "too many ids on the command line: pipe them into "
-                            "thopter-send destroy -");
-                }
-        }
+        rc = send_args_parse(&cli, argc, argv, &a);
+        if (rc != CLI_OK)
+                return rc;
         if (cli.help) {
                 usage(stdout);
                 return CLI_OK;
@@ -636,118 +557,36 @@ int main(int argc, char **argv) {
                 cli_print_version(&cli);
                 return CLI_OK;
         }
-        if (!sub)
-                return cli_usage_error(
-                    &cli, "say what to send: provision or destroy");
-        if (!strcmp(sub, "provision"))
-                kind = KIND_PROVISION;
-        else if (strcmp(sub, "destroy") != 0)
-                return cli_usage_error(
-                    &cli,
-                    "unknown command \"%s\": expected provision or destroy",
-                    sub);
-
-        if (nfiles &&
-            (use_stdin || nids || pf.request_id || pf.repository ||
-             pf.issue_number || pf.issue_title || pf.issue_body ||
-             pf.issue_url || pf.gc || pf.prompt || pf.image || reason))
-                return cli_usage_error(
-                    &cli, "--file sends the requests as written: give no ids, "
-                          "no - and no request flags with it");
-        if (nfiles) {
-                /* checked above */
-        } else if (kind == KIND_PROVISION) {
-                if (nids)
-                        return cli_usage_error(
-                            &cli, "provision takes no ids (unexpected \"%s\")",
-                            ids[0]);
-                if (reason)
-                        return cli_usage_error(
-                            &cli, "--reason is an option of destroy");
-                if (use_stdin &&
-                    (pf.request_id || pf.repository || pf.issue_number ||
-                     pf.issue_title || pf.issue_body || pf.issue_url || pf.gc ||
-                     pf.prompt || pf.image))
-                        return cli_usage_error(
-                            &cli, "provision -: the requests come from stdin; "
-                                  "drop the request flags");
-                if (!use_stdin) {
-                        const char *missing =
-                            !pf.request_id     ? "--request-id"
-                            : !pf.repository   ? "--repository"
-                            : !pf.issue_number ? "--issue-number"
-                            : !pf.issue_title  ? "--issue-title"
-                            : !pf.issue_body   ? "--issue-body"
-                                               : NULL;
-                        if (missing)
-                                return cli_usage_error(
-                                    &cli,
-                                    "provision needs %s (or - to read JSON "
-                                    "lines from stdin)",
-                                    missing);
-                }
-        } else {
-                if (pf.repository || pf.issue_number || pf.issue_title ||
-                    pf.issue_body || pf.issue_url || pf.gc || pf.prompt ||
-                    pf.image)
-                        return cli_usage_error(&cli,
-                                               "destroy takes ids, --reason "
-                                               "and --request-id only");
-                if (use_stdin && nids)
-                        return cli_usage_error(
-                            &cli,
-                            "give ids either as arguments or on stdin (-), "
-                            "not both");
-                if (!use_stdin && !nids)
-                        return cli_usage_error(
-                            &cli,
-                            "destroy needs machine ids, or - to read them "
-                            "from stdin");
-                if (pf.request_id && (use_stdin || nids > 1))
-                        return cli_usage_error(
-                            &cli,
-                            "--request-id names one request: give one id");
-        }
-        if (!topic)
-                topic =
-                    kind == KIND_PROVISION
-                        ? cli_env("THOPTER_PROVISION_TOPIC",
-                                  "thopter.provision")
-                        : cli_env("THOPTER_DESTROY_TOPIC", "thopter.destroy");
-        if (!cli.brokers && !dry_run)
-                return cli_usage_error(
-                    &cli, "no Kafka brokers: pass -b HOST:PORT or set "
-                          "KAFKA_BROKERS");
 
         srand((unsigned)(clock_wall_ms() ^ (int64_t)clock_mono_ms() << 16));
         snprintf(id_base, sizeof(id_base), "send-%" PRId64 "-%06x",
                  clock_wall_ms(), (unsigned)rand() & 0xffffff);
 
-        if (nfiles) {
-                for (int i = 0; i < nfiles && rc == CLI_OK; i++)
-                        rc = read_file(&cli, kind, files[i], &b);
-        } else if (use_stdin) {
-                rc = read_stdin(&cli, kind, id_base, reason, &b);
-        } else if (kind == KIND_PROVISION) {
+        if (a.nfiles) {
+                for (int i = 0; i < a.nfiles && rc == CLI_OK; i++)
+                        rc = read_file(&cli, a.kind, a.files[i], &b);
+        } else if (a.use_stdin) {
+                rc = read_stdin(&cli, a.kind, id_base, a.reason, &b);
+        } else if (a.kind == SEND_PROVISION) {
                 struct msg *m = batch_add(&b);
-                if (!m || provision_from_flags(m, &pf) == -1)
+                if (!m || provision_from_flags(m, &a.pf) == -1)
                         rc = cli_fail(&cli, "out of memory");
                 else
-                        validate(&cli, kind, &b, m);
+                        validate(&cli, a.kind, &b, m);
         } else {
-                for (int i = 0; i < nids && rc == CLI_OK; i++) {
+                for (int i = 0; i < a.nids && rc == CLI_OK; i++) {
                         char rid[REQUEST_ID_MAX + 1];
                         struct msg *m = batch_add(&b);
                         snprintf(rid, sizeof(rid), "%s-%d", id_base, i + 1);
-                        if (!m ||
-                            destroy_from_id(m, ids[i],
-                                            pf.request_id ? pf.request_id : rid,
-                                            reason) == -1) {
+                        if (!m || destroy_from_id(
+                                      m, a.ids[i],
+                                      a.pf.request_id ? a.pf.request_id : rid,
+                                      a.reason) == -1) {
                                 rc = cli_fail(&cli, "out of memory");
                                 break;
                         }
-                        m->arg = ids[i];
-                        validate(&cli, kind, &b, m);
+                        m->arg = a.ids[i];
+                        validate(&cli, a.kind, &b, m);
                 }
         }
         if (rc != CLI_OK)
@@ -767,17 +606,17 @@ int main(int argc, char **argv) {
                         cli.prog);
                 goto out;
         }
-        if (dry_run) {
+        if (a.dry_run) {
                 for (size_t i = 0; i < b.n; i++)
-                        if (json)
-                                print_json(sub, topic, &b.v[i], 1);
+                        if (a.json)
+                                print_json(a.sub, a.topic, &b.v[i], 1);
                         else
-                                printf("would send %s %s -> %s: %.*s\n", sub,
-                                       b.v[i].key, topic, (int)b.v[i].len,
+                                printf("would send %s %s -> %s: %.*s\n", a.sub,
+                                       b.v[i].key, a.topic, (int)b.v[i].len,
                                        b.v[i].value);
                 goto out;
         }
-        rc = send_all(&cli, sub, topic, &b, json);
+        rc = send_all(&cli, a.sub, a.topic, &b, a.json);
 out:
         batch_free(&b);
         return rc;

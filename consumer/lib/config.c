@@ -10,8 +10,8 @@
  */
 #include "config.h"
 #include "duration.h"
-#include "health_server.h"
 #include "kafka_conf.h"
+#include "listen_addr.h"
 #include "log.h"
 #include "secret_file.h"
 #include "shell_quote.h"
@@ -622,9 +622,12 @@ static int validate(struct config *cfg, struct err *err) {
                                "or error (got \"%s\")",
                                cfg->log_level);
         /* The health server's own parser, so what starts is what listens. */
-        if (strcmp(cfg->metrics_addr, "off") != 0 &&
-            health_server_check_addr(cfg->metrics_addr, err) == -1)
-                return -1;
+        if (strcmp(cfg->metrics_addr, "off") != 0) {
+                struct listen_addr a;
+                if (listen_addr_parse("THOPTER_METRICS_ADDR", cfg->metrics_addr,
+                                      &a, err) == -1)
+                        return -1;
+        }
         if (strncmp(cfg->fly_api_base, "http://", 7) != 0 &&
             strncmp(cfg->fly_api_base, "https://", 8) != 0)
                 return err_set(err, ERR_PERMANENT, EINVAL,

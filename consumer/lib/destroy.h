@@ -3,8 +3,10 @@
  * clean-up): look it up, refuse anything not named thopter-*, stop it,
  * delete it with force (contract sections 2 and 5.7).
  *
- * Callers: consumer.c (the handler), provision_fly.c (the clean-up of a
- * failed provision).
+ * Callers: consumer.c (the handler); provision.c (the clean-up's deps) and
+ * provision_fly.c (the clean-up of a failed provision, and
+ * destroy_name_is_thopter() when counting thopters for capacity); the
+ * reaper's rules (producer-tools/lib/reap_rules.c, destroy_name_is_thopter).
  */
 #ifndef THOPTER_DESTROY_H
 #define THOPTER_DESTROY_H

@@ -15,7 +15,7 @@
  * @locality one thread per buffer.
  *
  * Callers: any module that builds text or collects output (metrics, ssh,
- * provision context, ssh keys).
+ * provision context, ssh keys, http response bodies, template).
  */
 #ifndef THOPTER_DYNBUF_H
 #define THOPTER_DYNBUF_H

@@ -1,4 +1,4 @@
-/* fly_json.h - Machines API JSON <-> the structs of fly_client.h.
+/* fly_json.h - Machines API JSON <-> the structs of fly_model.h.
  *
  * Pure mapping over cJSON: no I/O, no HTTP. Every parser takes the response
  * body and its length (it need not be NUL-terminated) and fails with
@@ -19,7 +19,7 @@
 #define THOPTER_FLY_JSON_H
 
 #include "err.h"
-#include "fly_client.h"
+#include "fly_model.h"
 
 #include <stdbool.h>
 #include <stddef.h>

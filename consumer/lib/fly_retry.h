@@ -14,8 +14,9 @@
  * The job (optional) gets "retrying" and "waiting_fly" events and its
  * attempt count, and its cancellation ends the wait at once.
  *
- * Callers: the flows (destroy.c, provision_*.c) for every fly call;
- * consumer.c builds the policy.
+ * Callers: the flows (destroy.c, provision_fly.c, provision_remote.c) for
+ * every fly call, and thopter-reaper (producer-tools/reaper.c); consumer.c
+ * and the reaper build their policy from the configuration.
  */
 #ifndef THOPTER_FLY_RETRY_H
 #define THOPTER_FLY_RETRY_H

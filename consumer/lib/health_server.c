@@ -36,6 +36,7 @@
  */
 #include "health_server.h"
 #include "clock.h"
+#include "listen_addr.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -116,76 +117,6 @@ struct slow_req {
         char *body;
         struct slow_req *next; /* in answers[kind].waiters */
 };
-
-struct addr {
-        union {
-                struct sockaddr_in v4;
-                struct sockaddr_in6 v6;
-        } u;
-        int v6;
-        int port;
-        char host[64];
-};
-
-static int parse_addr(const char *s, struct addr *a, struct err *err) {
-        const char *colon = strrchr(s, ':');
-        const char *h = s, *hend = colon;
-        char *end = NULL;
-        long port;
-
-        memset(a, 0, sizeof(*a));
-        if (s[0] == '[') {
-                const char *close = strchr(s, ']');
-                if (!close || close[1] != ':')
-                        return err_set(err, ERR_PERMANENT, 0,
-                                       "THOPTER_METRICS_ADDR: expected "
-                                       "[IPV6]:PORT (got \"%s\")",
-                                       s);
-                h = s + 1;
-                hend = close;
-                colon = close + 1;
-                a->v6 = 1;
-        }
-        if (!colon || hend < h || (size_t)(hend - h) >= sizeof(a->host))
-                return err_set(err, ERR_PERMANENT, 0,
-                               "THOPTER_METRICS_ADDR: expected IPV4:PORT or "
-                               "[IPV6]:PORT, or off "
-                               "(got \"%s\")",
-                               s);
-        memcpy(a->host, h, (size_t)(hend - h));
-        a->host[hend - h] = '\0';
-        port = strtol(colon + 1, &end, 10);
-        if (!colon[1] || *end || port < 0 || port > 65535)
-                return err_set(err, ERR_PERMANENT, 0,
-                               "THOPTER_METRICS_ADDR: port must be 0 to 65535 "
-                               "(got \"%s\")",
-                               s);
-        a->port = (int)port;
-        if (a->v6) {
-                a->u.v6.sin6_family = AF_INET6;
-                a->u.v6.sin6_port = htons((uint16_t)port);
-                if (inet_pton(AF_INET6, a->host, &a->u.v6.sin6_addr) != 1)
-                        return err_set(err, ERR_PERMANENT, 0,
-                                       "THOPTER_METRICS_ADDR: \"%s\" is not an "
-                                       "IPv6 address",
-                                       a->host);
-        } else {
-                a->u.v4.sin_family = AF_INET;
-                a->u.v4.sin_port = htons((uint16_t)port);
-                if (inet_pton(AF_INET, a->host, &a->u.v4.sin_addr) != 1)
-                        return err_set(err, ERR_PERMANENT, 0,
-                                       "THOPTER_METRICS_ADDR: \"%s\" is not an "
-                                       "IPv4 address "
-                                       "(write IPv6 as [ADDR]:PORT)",
-                                       a->host);
-        }
-        return 0;
-}
-
-int health_server_check_addr(const char *addr, struct err *err) {
-        struct addr a;
-        return parse_addr(addr, &a, err);
-}
 
 static enum MHD_Result reply(struct MHD_Connection *conn,
                              unsigned status,
@@ -575,12 +506,12 @@ struct health_server *health_server_start(const char *addr,
                                           struct kafka_loop *const *loops,
                                           int nloops,
                                           struct err *err) {
-        struct addr a;
+        struct listen_addr a;
         struct health_server *hs;
         unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD |
                          MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 
-        if (parse_addr(addr, &a, err) == -1)
+        if (listen_addr_parse("THOPTER_METRICS_ADDR", addr, &a, err) == -1)
                 return NULL;
         hs = calloc(1, sizeof(*hs));
         if (!hs) {

@@ -7,7 +7,8 @@
  * consumer lag per partition (from the broker's watermarks), seconds since
  * the last confirmed commit, and each loop's poll age.
  *
- * Callers: consumer.c only.
+ * Callers: consumer.c only (config.c checks THOPTER_METRICS_ADDR with
+ * listen_addr.h, not here).
  */
 #ifndef THOPTER_HEALTH_SERVER_H
 #define THOPTER_HEALTH_SERVER_H
@@ -18,14 +19,8 @@
 struct health_server;
 
 /**
- * @brief Check an address without listening: "IPV4:PORT", "[IPV6]:PORT"
- * ("[::]:PORT" serves IPv6 and IPv4), port 0-65535. The error names
- * THOPTER_METRICS_ADDR. @returns 0 or -1.
- */
-int health_server_check_addr(const char *addr, struct err *err);
-
-/**
- * @brief Listen on @p addr (see health_server_check_addr; port 0 picks one)
+ * @brief Listen on @p addr (listen_addr.h; "[::]:PORT" serves IPv6 and
+ * IPv4; port 0 picks one)
  * and serve from an event loop (slow clients cost a socket, not a thread;
  * at most 256 connections, 16 per client address, 10 s idle timeout);
  * /metrics and /readyz (they ask the brokers) run on worker threads (one

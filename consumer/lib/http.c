@@ -30,6 +30,7 @@
  * What this file does not do: retries, redirects, JSON, auth.
  */
 #include "http.h"
+#include "dynbuf.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -54,13 +55,12 @@ struct http {
         char *proxy; /* http_set_proxy(), or NULL: no proxy at all */
 };
 
-/* Where the write callback puts the body. */
+/* Where the write callback puts the body: a dynbuf capped at the request's
+ * body_cap (DYNBUF_FAIL: a body bigger than that is an error), handed to
+ * resp->body when the transfer is over. */
 struct sink {
         struct http_resp *resp;
-        size_t cap;
-        size_t alloc;
-        int toobig;
-        int oom;
+        struct dynbuf body;
 };
 
 /* ---- global init ------------------------------------------------------ */
@@ -456,29 +456,29 @@ static void jar_merge(struct http *http,
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp) {
         struct sink *sink = userp;
-        struct http_resp *resp = sink->resp;
         size_t n = size * nmemb;
 
-        if (n > sink->cap - resp->len) {
-                sink->toobig = 1;
-                return 0; /* CURLE_WRITE_ERROR */
+        /* 0 (not n) ends the transfer: CURLE_WRITE_ERROR; the state says
+         * why. */
+        return dynbuf_add(&sink->body, data, n) == 0 ? n : 0;
+}
+
+/* The body so far becomes resp->body (NULL when empty). */
+static void sink_to_resp(struct sink *sink) {
+        struct http_resp *resp = sink->resp;
+        size_t len = 0;
+        char *body;
+
+        if (sink->body.state != DYNBUF_OK || sink->body.len == 0) {
+                dynbuf_free(&sink->body);
+                return;
         }
-        if (resp->len + n + 1 > sink->alloc) {
-                size_t want = sink->alloc ? sink->alloc : 4096;
-                while (want < resp->len + n + 1)
-                        want *= 2;
-                char *p = realloc(resp->body, want);
-                if (!p) {
-                        sink->oom = 1;
-                        return 0;
-                }
-                resp->body = p;
-                sink->alloc = want;
-        }
-        memcpy(resp->body + resp->len, data, n);
-        resp->len += n;
-        resp->body[resp->len] = '\0';
-        return n;
+        body = dynbuf_take(&sink->body, &len);
+        if (!body)
+                return;
+        free(resp->body);
+        resp->body = body;
+        resp->len = len;
 }
 
 static size_t on_header(char *data, size_t size, size_t nitems, void *userp) {
@@ -598,6 +598,7 @@ int http_request(struct http *http,
                  struct http_resp *resp,
                  struct err *err) {
         char errbuf[CURL_ERROR_SIZE] = "";
+        size_t cap = req->body_cap ? req->body_cap : HTTP_BODY_CAP_DEFAULT;
         struct sink sink = {.resp = resp};
         struct curl_slist *headers = NULL;
         struct curl_slist *loaded = NULL;
@@ -606,7 +607,7 @@ int http_request(struct http *http,
         CURLcode rc;
         int ret = -1;
 
-        sink.cap = req->body_cap ? req->body_cap : HTTP_BODY_CAP_DEFAULT;
+        dynbuf_init(&sink.body, cap, DYNBUF_FAIL);
         /* Through a proxy, only TLS: in a tunnel the proxy sees bytes it
          * cannot read; a plain request would hand it the headers. */
         if (http->proxy && strncmp(req->url, "https://", 8) != 0)
@@ -641,14 +642,14 @@ int http_request(struct http *http,
                 pthread_mutex_unlock(&http->lock);
         }
 
-        if (sink.toobig) {
+        if (sink.body.state == DYNBUF_TOOBIG) {
                 err_set(err, ERR_PERMANENT, (int)resp->status,
                         "http: %s: HTTP %ld: response body larger than %zu "
                         "bytes",
-                        req->method, resp->status, sink.cap);
+                        req->method, resp->status, cap);
                 goto out;
         }
-        if (sink.oom) {
+        if (sink.body.state == DYNBUF_OOM) {
                 err_setc(err, ERR_TRANSIENT, ERR_CAUSE_OOM, CURLE_OUT_OF_MEMORY,
                          "http: %s: out of memory for the response body",
                          req->method);
@@ -662,6 +663,7 @@ int http_request(struct http *http,
         }
         ret = 0;
 out:
+        sink_to_resp(&sink);
         curl_slist_free_all(now);
         curl_slist_free_all(loaded);
         pool_put(http, h);

@@ -69,15 +69,6 @@ void job_note_attempt(struct job *job, int attempt) {
                 job->attempt = attempt;
 }
 
-uint64_t job_token(const struct job *job) {
-        /* FNV-1a over topic, partition and offset. */
-        uint64_t h = 1469598103934665603ULL;
-        for (const char *p = job->rec.topic; p && *p; p++)
-                h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-        h = (h ^ (uint64_t)job->rec.partition) * 1099511628211ULL;
-        return (h ^ (uint64_t)job->rec.offset) * 1099511628211ULL;
-}
-
 void job_log(const struct job *job,
              enum log_level level,
              const char *fmt,

@@ -162,9 +162,6 @@ void job_set_warning(struct job *job, const char *code, const char *message);
 /** @brief Raise the attempt count shown in events to @p attempt. */
 void job_note_attempt(struct job *job, int attempt);
 
-/** @brief A stable 64-bit token of the record (topic, partition, offset). */
-uint64_t job_token(const struct job *job);
-
 /** @brief A log line with the job's kind as component and its request id. */
 void job_log(const struct job *job, enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

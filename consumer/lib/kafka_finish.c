@@ -97,7 +97,7 @@ on_sent(struct kafka_job *kj, enum send_kind kind, rd_kafka_resp_err_t e) {
                 kj->event_done = 1;
         maybe_finished(loop, kj);
         pthread_mutex_unlock(&loop->lock);
-        kafka_loop_wake(loop);
+        kafka_job_wake_poll(loop);
 }
 
 static void on_event_acked(void *arg, rd_kafka_resp_err_t e) {
@@ -116,7 +116,7 @@ static void send_failed(struct kafka_loop *loop,
         pthread_mutex_lock(&loop->lock);
         requeue(loop, kj, kind, (rd_kafka_resp_err_t)err->code, err->msg);
         pthread_mutex_unlock(&loop->lock);
-        kafka_loop_wake(loop);
+        kafka_job_wake_poll(loop);
 }
 
 static void send_final_event(struct kafka_loop *loop, struct kafka_job *kj) {

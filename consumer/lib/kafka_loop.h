@@ -17,8 +17,7 @@
  * timeout to finish and commit, and are cancelled after it. Stopping works
  * the same way with the drain timeout, then closes.
  *
- * What a handler sees of a record is job.h. Who calls this: consumer.c
- * (life cycle) and health_server.c (readiness, liveness, lag).
+ * What a handler sees of a record is job.h.
  *
  * Callers: consumer.c (life cycle) and health_server.c (readiness, liveness,
  * lag).

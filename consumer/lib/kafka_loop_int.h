@@ -7,9 +7,17 @@
  *   kafka_commit.c   commits of the finished prefix, rebalances, draining
  *   kafka_pause.c    pausing and resuming intake
  *   kafka_join.c     saying why partitions are slow to come
+ *   kafka_job.c      jobs made from records and freed; the job_ops
  *
- * Locking: `lock` guards the job lists and counters below it; the rest is
- * the poll thread's, or atomic.
+ * Calls go one way: kafka_loop.c -> kafka_commit.c -> kafka_workers.c ->
+ * kafka_finish.c -> kafka_job.c (tests/unit/test_lib_layers.py checks it).
+ *
+ * Who owns what (librdkafka's @locality): each field of struct kafka_loop
+ * below says which thread may touch it. "fixed" fields are set by
+ * kafka_loop_new() before any thread starts and only read after; "poll"
+ * fields are the poll thread's alone (kafka_loop_run() and the rebalance and
+ * commit callbacks, which librdkafka runs from the poll); "lock" fields are
+ * read and written under `lock` by any thread; atomics by any thread.
  */
 #ifndef THOPTER_KAFKA_LOOP_INT_H
 #define THOPTER_KAFKA_LOOP_INT_H
@@ -42,6 +50,7 @@ struct kafka_job {
 };
 
 struct kafka_loop {
+        /* fixed */
         char *name, *topic, *group, *dlq_topic, *events_topic;
         int max_in_flight;
         int prefetch_high, prefetch_low;
@@ -49,11 +58,22 @@ struct kafka_loop {
         struct job_handler handler;
         struct kafka_producer *producer;
         struct fly_breaker *breaker;
-        rd_kafka_t *rk;
-        rd_kafka_queue_t *queue;        /* the consumer queue, to yield */
-        struct offset_tracker *tracker; /* poll thread only */
-        char labels[192];               /* topic="…" */
+        rd_kafka_t *rk;          /* its calls are safe from any thread */
+        rd_kafka_queue_t *queue; /* the consumer queue, to yield (any) */
+        char labels[192];        /* topic="…" */
+        long session_timeout_ms; /* in force (kafka_join.c) */
 
+        /* poll */
+        struct offset_tracker *tracker;
+        uint64_t generation;      /* assignment generation, +1 per rebalance */
+        int paused_applied;       /* the assignment is paused (kafka_pause.c) */
+        int64_t stop_deadline;    /* drain deadline once stopping, else 0 */
+        int64_t last_recommit_ms; /* kafka_commit.c */
+        /* kafka_join.c: waiting for partitions since (0: not waiting), the
+         * next notice. */
+        int64_t join_wait_since_ms, join_next_log_ms;
+
+        /* lock */
         pthread_mutex_t lock;
         pthread_cond_t cond;      /* workers: pending changed, or exit */
         pthread_cond_t idle_cond; /* poll thread: running/finishing changed */
@@ -63,27 +83,31 @@ struct kafka_loop {
         struct kafka_job **running;    /* max_in_flight slots */
         int n_pending, n_running, n_finishing;
         int workers_exit;
+
+        /* the life cycle's: kafka_loop_new() starts them, the poll thread
+         * (at the end of kafka_loop_run) or kafka_loop_destroy() joins. */
         pthread_t *workers;
         int n_workers;
 
-        uint64_t generation;
-        int paused_applied;
+        /* atomic, any thread */
         atomic_int stopping;
         atomic_int hold;
         atomic_int failed; /* a record could not be tracked: stop, exit 1 */
-        int64_t stop_deadline;
         atomic_int joined;
         atomic_llong last_poll_ms;
-        int64_t last_recommit_ms;
-        /* kafka_join.c (poll thread): waiting for partitions since (0: not
-         * waiting), the next notice, and the session timeout in force. */
-        int64_t join_wait_since_ms, join_next_log_ms;
-        long session_timeout_ms;
 };
 
-/* kafka_loop.c */
-void kafka_loop_wake(struct kafka_loop *loop);
+/* kafka_job.c: the floor of the files above; it calls none of them. */
+/** Poll thread: a job for @p rkm (copied; the caller still destroys it), in
+ * the current generation, with the loop's job_ops. NULL when out of memory. */
+struct kafka_job *kafka_job_new(struct kafka_loop *loop,
+                                const rd_kafka_message_t *rkm);
+/** Any thread: release the handler's request, free the record. NULL is a
+ * no-op. */
 void kafka_job_free(struct kafka_loop *loop, struct kafka_job *kj);
+/** Any thread: wake the poll thread (rd_kafka_queue_yield()), so it sees a
+ * finished job or a change of hold at once. */
+void kafka_job_wake_poll(struct kafka_loop *loop);
 
 /* kafka_workers.c */
 int kafka_workers_start(struct kafka_loop *loop, struct err *err);

@@ -115,7 +115,7 @@ static void *worker_main(void *arg) {
                 pthread_mutex_unlock(&loop->lock);
                 if (!abandoned)
                         kafka_finish_counted(loop, kj, failed ? &err : NULL);
-                kafka_loop_wake(loop);
+                kafka_job_wake_poll(loop);
                 pthread_mutex_lock(&loop->lock);
         }
         pthread_mutex_unlock(&loop->lock);

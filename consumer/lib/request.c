@@ -52,8 +52,11 @@
 /* ------------------------------------------------------------------------ */
 /* Errors */
 
-static int reject(struct err *err, const char *step, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static int reject(struct err *err,
+                  const char *step,
+                  const char *field,
+                  const char *fmt,
+                  ...) __attribute__((format(printf, 4, 5)));
 
 /* A message may quote a key of the payload ("<path>: duplicate key") and goes
  * on into a dead-letter header and a status event: keep it one line of
@@ -76,18 +79,31 @@ static void printable_utf8(char *s) {
                 s[i - 1] = '\0';
 }
 
-/* Records an invalid_request failure at @p step; always returns -1. */
-static int reject(struct err *err, const char *step, const char *fmt, ...) {
+/* Records an invalid_request failure at @p step about @p field (a path
+ * such as "github.issueNumber", or "payload"): the message is "<field>:
+ * <fmt...>", and err->field names the field for callers that point at the
+ * input (thopter-send names the flag). Always returns -1. */
+static int reject(struct err *err,
+                  const char *step,
+                  const char *field,
+                  const char *fmt,
+                  ...) {
         char msg[ERR_MSG_LEN];
+        int n;
         va_list ap;
 
         if (!err || err->kind != ERR_NONE)
                 return -1;
+        n = snprintf(msg, sizeof(msg), "%s: ", field);
+        if (n < 0 || (size_t)n >= sizeof(msg))
+                n = 0;
         va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
+        vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
         va_end(ap);
         printable_utf8(msg);
         err_set(err, ERR_PERMANENT, 0, "%s", msg);
+        snprintf(err->field, sizeof(err->field), "%s", field);
+        printable_utf8(err->field);
         err_classify(err, ERRC_INVALID_REQUEST, step);
         return -1;
 }
@@ -392,8 +408,7 @@ check_duplicates(const cJSON *item, const char *path, struct err *err) {
                 for (i = 1; i < n; i++) {
                         if (strcmp(keys[i - 1], keys[i]) == 0) {
                                 path_join(sub, sizeof(sub), path, keys[i]);
-                                reject(err, "validate", "%s: duplicate key",
-                                       sub);
+                                reject(err, "validate", sub, "duplicate key");
                                 goto out;
                         }
                 }
@@ -433,13 +448,13 @@ static cJSON *parse_object(const void *buf, size_t len, struct err *err) {
         cJSON *root = NULL;
 
         if (len > REQUEST_PAYLOAD_MAX) {
-                reject(err, "validate",
-                       "payload: %zu bytes, more than the %d allowed", len,
+                reject(err, "validate", "payload",
+                       "%zu bytes, more than the %d allowed", len,
                        REQUEST_PAYLOAD_MAX);
                 return NULL;
         }
         if (!buf || len == 0) {
-                reject(err, "parse", "payload: not JSON: empty");
+                reject(err, "parse", "payload", "not JSON: empty");
                 return NULL;
         }
         s.start = s.p = buf;
@@ -452,8 +467,8 @@ static cJSON *parse_object(const void *buf, size_t len, struct err *err) {
                         scan_fail(&s, "more after the JSON value");
         }
         if (s.why) {
-                reject(err, "parse", "payload: not JSON: %s at byte %zu", s.why,
-                       (size_t)(s.p - s.start));
+                reject(err, "parse", "payload", "not JSON: %s at byte %zu",
+                       s.why, (size_t)(s.p - s.start));
                 return NULL;
         }
 
@@ -474,16 +489,15 @@ static cJSON *parse_object(const void *buf, size_t len, struct err *err) {
                 return NULL;
         }
         if (!cJSON_IsObject(root)) {
-                reject(err, "parse", "payload: must be a JSON object, not %s",
+                reject(err, "parse", "payload", "must be a JSON object, not %s",
                        json_type_name(root));
                 goto fail;
         }
         /* cJSON would silently end the string at the NUL; a file name or a
          * shell argument made from it would not be what the author sent. */
         if (s.nul_at != SIZE_MAX) {
-                reject(err, "validate",
-                       "payload: a string contains \\u0000 (byte %zu)",
-                       s.nul_at);
+                reject(err, "validate", "payload",
+                       "a string contains \\u0000 (byte %zu)", s.nul_at);
                 goto fail;
         }
         if (check_duplicates(root, "", err) == -1)
@@ -610,16 +624,15 @@ static int get_string(const cJSON *obj,
         *out = NULL;
         if (!v || (!required && cJSON_IsNull(v))) {
                 if (required)
-                        return reject(err, "validate", "%s: is required", path);
+                        return reject(err, "validate", path, "is required");
                 return 0;
         }
         if (!cJSON_IsString(v))
-                return reject(err, "validate", "%s: must be a string", path);
+                return reject(err, "validate", path, "must be a string");
         n = strlen(v->valuestring);
         if (max && n > max)
-                return reject(err, "validate",
-                              "%s: must be at most %zu bytes (is %zu)", path,
-                              max, n);
+                return reject(err, "validate", path,
+                              "must be at most %zu bytes (is %zu)", max, n);
         *out = v->valuestring;
         return 0;
 }
@@ -641,23 +654,25 @@ static int check_comments(const cJSON *arr, struct err *err) {
         size_t i = 0;
 
         if (!cJSON_IsArray(arr))
-                return reject(err, "validate",
-                              "github.comments: must be an array");
+                return reject(err, "validate", "github.comments",
+                              "must be an array");
         for (c = arr->child; c; c = c->next, i++) {
                 const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "id");
 
+                snprintf(path, sizeof(path), "github.comments[%zu]", i);
                 if (!cJSON_IsObject(c))
-                        return reject(err, "validate",
-                                      "github.comments[%zu]: must be an object",
-                                      i);
+                        return reject(err, "validate", path,
+                                      "must be an object");
                 /* The hub's comments may lack a field: it reads as empty
                  * (contract section 2). */
                 if (id && !cJSON_IsNull(id) &&
-                    !is_positive_int(id, SAFE_INT_MAX))
-                        return reject(err, "validate",
-                                      "github.comments[%zu].id: must be a "
-                                      "positive integer of at most 2^53-1",
-                                      i);
+                    !is_positive_int(id, SAFE_INT_MAX)) {
+                        snprintf(path, sizeof(path), "github.comments[%zu].id",
+                                 i);
+                        return reject(err, "validate", path,
+                                      "must be a positive integer of at most "
+                                      "2^53-1");
+                }
                 for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++) {
                         snprintf(path, sizeof(path), "github.comments[%zu].%s",
                                  i, strs[k]);
@@ -675,8 +690,8 @@ check_github(const cJSON *gh, struct provision_request *out, struct err *err) {
         const cJSON *v;
 
         if (!num)
-                return reject(err, "validate",
-                              "github.issueNumber: is required");
+                return reject(err, "validate", "github.issueNumber",
+                              "is required");
         if (cJSON_IsString(num) &&
             is_name(num->valuestring, 10, DIGITS, DIGITS))
                 snprintf(out->issue_number, sizeof(out->issue_number), "%s",
@@ -685,8 +700,8 @@ check_github(const cJSON *gh, struct provision_request *out, struct err *err) {
                 snprintf(out->issue_number, sizeof(out->issue_number), "%lld",
                          (long long)num->valuedouble);
         else
-                return reject(err, "validate",
-                              "github.issueNumber: must be a string of 1-10 "
+                return reject(err, "validate", "github.issueNumber",
+                              "must be a string of 1-10 "
                               "digits or a positive integer of at most 10 "
                               "digits");
 
@@ -706,14 +721,14 @@ check_github(const cJSON *gh, struct provision_request *out, struct err *err) {
         loc = cJSON_IsString(v) ? v->valuestring : NULL;
         if (v &&
             (!loc || (strcmp(loc, "body") != 0 && strcmp(loc, "comment") != 0)))
-                return reject(err, "validate",
-                              "github.mentionLocation: must be \"body\" or "
+                return reject(err, "validate", "github.mentionLocation",
+                              "must be \"body\" or "
                               "\"comment\"");
 
         v = optional(gh, "mentionCommentId");
         if (v && !is_positive_int(v, SAFE_INT_MAX))
-                return reject(err, "validate",
-                              "github.mentionCommentId: must be a positive "
+                return reject(err, "validate", "github.mentionCommentId",
+                              "must be a positive "
                               "integer of at most 2^53-1");
         out->mention_comment_id = v ? (long long)v->valuedouble : 0;
 
@@ -757,14 +772,14 @@ static int get_name(const cJSON *root,
         char buf[128];
 
         if (v && !cJSON_IsString(v))
-                return reject(err, "validate", "%s: must be a string", key);
+                return reject(err, "validate", key, "must be a string");
         if (!v || !v->valuestring[0]) {
                 snprintf(dst, dstlen, "default");
                 return 0;
         }
         size_t n = strlen(v->valuestring);
         if (n >= sizeof(buf))
-                return reject(err, "validate", "%s: must be %s", key, what);
+                return reject(err, "validate", key, "must be %s", what);
         for (size_t i = 0; i <= n; i++)
                 buf[i] = (char)tolower((unsigned char)v->valuestring[i]);
         char *name = buf;
@@ -774,7 +789,7 @@ static int get_name(const cJSON *root,
         if (suffix && len > sl && strcmp(name + len - sl, suffix) == 0)
                 name[len - sl] = '\0';
         if (!is_name(name, max, LOWER DIGITS, rest))
-                return reject(err, "validate", "%s: must be %s", key, what);
+                return reject(err, "validate", key, "must be %s", what);
         snprintf(dst, dstlen, "%s", name);
         return 0;
 }
@@ -789,8 +804,8 @@ get_image(const cJSON *root, char *dst, size_t dstlen, struct err *err) {
                 return 0;
         if (!is_name(s, IMAGE_MAX, LOWER UPPER DIGITS "._/:@-",
                      LOWER UPPER DIGITS "._/:@-"))
-                return reject(err, "validate",
-                              "image: must be at most %d characters of "
+                return reject(err, "validate", "image",
+                              "must be at most %d characters of "
                               "[A-Za-z0-9._/:@-]",
                               IMAGE_MAX);
         snprintf(dst, dstlen, "%s", s);
@@ -817,8 +832,8 @@ int request_parse_provision(const void *buf,
         if (get_string(root, "requestId", "requestId", 1, 0, &s, err) == -1)
                 goto fail;
         if (!request_id_is_valid(s)) {
-                reject(err, "validate",
-                       "requestId: must be 1-128 characters of "
+                reject(err, "validate", "requestId",
+                       "must be 1-128 characters of "
                        "[A-Za-z0-9._:-]");
                 goto fail;
         }
@@ -830,8 +845,8 @@ int request_parse_provision(const void *buf,
         n = strlen(s);
         if (!slash || !repo_part_is_valid(s, (size_t)(slash - s)) ||
             !repo_part_is_valid(slash + 1, n - (size_t)(slash - s) - 1)) {
-                reject(err, "validate",
-                       "repository: must be owner/name, each part 1-100 "
+                reject(err, "validate", "repository",
+                       "must be owner/name, each part 1-100 "
                        "characters of [A-Za-z0-9_.-], neither . nor ..");
                 goto fail;
         }
@@ -841,11 +856,11 @@ int request_parse_provision(const void *buf,
 
         v = cJSON_GetObjectItemCaseSensitive(root, "github");
         if (!v) {
-                reject(err, "validate", "github: is required");
+                reject(err, "validate", "github", "is required");
                 goto fail;
         }
         if (!cJSON_IsObject(v)) {
-                reject(err, "validate", "github: must be an object");
+                reject(err, "validate", "github", "must be an object");
                 goto fail;
         }
         gh = v;
@@ -902,8 +917,8 @@ int request_parse_destroy(const void *buf,
         if (get_string(root, "thopterId", "thopterId", 1, 0, &s, err) == -1)
                 goto fail;
         if (!request_thopter_id_is_valid(s)) {
-                reject(err, "validate",
-                       "thopterId: must be 14 lowercase hex characters");
+                reject(err, "validate", "thopterId",
+                       "must be 14 lowercase hex characters");
                 goto fail;
         }
         snprintf(out->thopter_id, sizeof(out->thopter_id), "%s", s);
@@ -911,8 +926,8 @@ int request_parse_destroy(const void *buf,
         if (get_string(root, "requestId", "requestId", 0, 0, &s, err) == -1)
                 goto fail;
         if (s && !request_id_is_valid(s)) {
-                reject(err, "validate",
-                       "requestId: must be 1-128 characters of "
+                reject(err, "validate", "requestId",
+                       "must be 1-128 characters of "
                        "[A-Za-z0-9._:-]");
                 goto fail;
         }

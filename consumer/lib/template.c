@@ -1,7 +1,7 @@
 /* template.c - see template.h. */
 #include "template.h"
+#include "dynbuf.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 char *template_render(const char *tpl,
@@ -9,12 +9,10 @@ char *template_render(const char *tpl,
                       const char *close,
                       const struct template_var *vars,
                       int nvars) {
-        size_t olen = strlen(open), clen = strlen(close), cap = strlen(tpl) + 1,
-               len = 0;
-        char *out = malloc(cap);
+        size_t olen = strlen(open), clen = strlen(close);
+        struct dynbuf out;
 
-        if (!out)
-                return NULL;
+        dynbuf_init(&out, TEMPLATE_RENDER_MAX, DYNBUF_FAIL);
         for (const char *p = tpl; *p;) {
                 const char *value = NULL;
                 size_t skip = 0;
@@ -31,24 +29,19 @@ char *template_render(const char *tpl,
                                 }
                         }
                 }
-                size_t add = value ? strlen(value) : 1;
-                if (len + add + 1 > cap) {
-                        cap = (len + add + 1) * 2;
-                        char *grown = realloc(out, cap);
-                        if (!grown) {
-                                free(out);
-                                return NULL;
-                        }
-                        out = grown;
-                }
                 if (value) {
-                        memcpy(out + len, value, add);
+                        dynbuf_addstr(&out, value);
                         p += skip;
                 } else {
-                        out[len] = *p++;
+                        /* Up to the next possible placeholder at once. */
+                        const char *next = strstr(p + 1, open);
+                        size_t n = next ? (size_t)(next - p) : strlen(p);
+                        dynbuf_add(&out, p, n);
+                        p += n;
                 }
-                len += add;
+                if (out.state != DYNBUF_OK)
+                        break;
         }
-        out[len] = '\0';
-        return out;
+        /* NULL when memory ran out or the text passed the cap (sticky). */
+        return dynbuf_take(&out, NULL);
 }

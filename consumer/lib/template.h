@@ -2,7 +2,8 @@
  *
  * Replaces every "<open>NAME<close>" whose NAME is in @p vars by its value;
  * unknown names are left as they are. Used with "{" "}" for the host and
- * clone URL templates and "{{" "}}" for prompt templates. Pure.
+ * clone URL templates and "{{" "}}" for prompt templates. Pure; the text
+ * grows in a dynbuf with a cap (TEMPLATE_RENDER_MAX).
  *
  * Callers: provision_context.c, provision_remote.c (host and URL templates).
  */
@@ -14,7 +15,13 @@ struct template_var {
         const char *value;
 };
 
-/** @returns a malloc'd string, or NULL on OOM. */
+/* The largest text a render makes: a prompt is at most a few copies of a
+ * request (REQUEST_PAYLOAD_MAX, 512 KiB), and a template that repeats a big
+ * value must not take unbounded memory. */
+#define TEMPLATE_RENDER_MAX (4u * 1024 * 1024)
+
+/** @returns a malloc'd string, or NULL when out of memory or longer than
+ * TEMPLATE_RENDER_MAX. */
 char *template_render(const char *tpl,
                       const char *open,
                       const char *close,

@@ -182,26 +182,3 @@ Test(job, interruptible_is_a_flag) {
         job_set_interruptible(&job, 0);
         cr_expect_eq(atomic_load(&job.interruptible), 0);
 }
-
-Test(job, token_is_stable_and_names_the_record) {
-        char t1[] = "thopter.destroy", t2[] = "thopter.destroy";
-        char other[] = "thopter.provision";
-        struct job a, b, c;
-
-        init_job(&a, t1, 3, 1000);
-        init_job(&b, t2, 3, 1000);
-        /* Same record, other storage and other progress: same token. */
-        job_set_machine(&b, "148e21a3c96989", "thopter-1", "ord");
-        b.attempt = 4;
-        cr_expect_eq(job_token(&a), job_token(&b));
-        cr_expect_eq(job_token(&a), job_token(&a));
-
-        init_job(&c, t1, 3, 1001);
-        cr_expect_neq(job_token(&a), job_token(&c), "offset");
-        init_job(&c, t1, 4, 1000);
-        cr_expect_neq(job_token(&a), job_token(&c), "partition");
-        init_job(&c, other, 3, 1000);
-        cr_expect_neq(job_token(&a), job_token(&c), "topic");
-        init_job(&c, NULL, 3, 1000);
-        cr_expect_neq(job_token(&a), job_token(&c), "no topic");
-}

@@ -85,6 +85,8 @@ static int check_example(const char *dir, const char *name, const cJSON *all) {
                          key);
         cr_expect(strncmp(err.msg, field, flen) == 0 && err.msg[flen] == ':',
                   "%s: message \"%s\" does not name %s", key, err.msg, field);
+        cr_expect_str_eq(err.field, field, "%s: err.field \"%s\", not %s", key,
+                         err.field, field);
         return 1;
 }
 

@@ -3,6 +3,7 @@
 
 #include <criterion/criterion.h>
 #include <stdlib.h>
+#include <string.h>
 
 Test(template, replaces_known_names_and_keeps_unknown_ones) {
         struct template_var v[] = {{"id", "148e21a3c96989"},
@@ -37,4 +38,22 @@ Test(template, empty_and_unterminated) {
         s = template_render("{a", "{", "}", v, 1);
         cr_assert_str_eq(s, "{a");
         free(s);
+}
+
+/* The text grows in a capped buffer: a value repeated past
+ * TEMPLATE_RENDER_MAX fails instead of taking unbounded memory. */
+Test(template, a_render_past_the_cap_fails) {
+        size_t n = 1024 * 1024;
+        char *big = malloc(n + 1);
+        cr_assert_not_null(big);
+        memset(big, 'x', n);
+        big[n] = '\0';
+        struct template_var v[] = {{"b", big}};
+
+        char *s = template_render("{b}{b}{b}", "{", "}", v, 1);
+        cr_assert_not_null(s);
+        cr_expect_eq(strlen(s), 3 * n);
+        free(s);
+        cr_expect_null(template_render("{b}{b}{b}{b}{b}", "{", "}", v, 1));
+        free(big);
 }

@@ -1,0 +1,100 @@
+/* tsan_shared_state.c - the library's shared state, hit from several
+ * threads at once, for ThreadSanitizer (and ASan) to watch: the fly circuit
+ * breaker (its prober thread included), the metrics registry (updates and a
+ * render), and log lines with redaction.
+ *
+ * A plain program, not Criterion: Criterion cannot start under TSan
+ * (tests/CMakeLists.txt). Exit 0 when the counts add up; the sanitizer's
+ * report fails the test through FAIL_REGULAR_EXPRESSION.
+ */
+#include "err.h"
+#include "fly_breaker.h"
+#include "log.h"
+#include "metrics.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define THREADS 4
+#define ROUNDS  200
+
+static atomic_int probes_failing = 1;
+
+static int probe(void *arg, struct err *err) {
+        (void)arg;
+        if (atomic_load(&probes_failing))
+                return err_set(err, ERR_TRANSIENT, 503, "probe: HTTP 503");
+        return 0;
+}
+
+struct worker {
+        struct fly_breaker *b;
+        int id;
+};
+
+static void *work(void *arg) {
+        struct worker *w = arg;
+        struct err failure = {0};
+        char target[64];
+
+        err_set(&failure, ERR_TRANSIENT, 503, "fly: HTTP 503");
+        for (int i = 0; i < ROUNDS; i++) {
+                snprintf(target, sizeof(target), "delete:%d-%d", w->id, i % 7);
+                fly_breaker_record_failure(w->b, target, &failure);
+                if (i % 50 == 0)
+                        (void)fly_breaker_outage(w->b);
+                (void)fly_breaker_is_open(w->b);
+                (void)fly_breaker_state(w->b);
+                if (i % 3 == 0)
+                        fly_breaker_record_success(w->b);
+                metrics_inc(M_MESSAGES_RECEIVED, "topic=\"tsan\"", 1);
+                if (i % 40 == 0) {
+                        free(metrics_render());
+                        log_debug("tsan", "worker %d round %d token s3cr3t",
+                                  w->id, i);
+                }
+        }
+        return NULL;
+}
+
+int main(void) {
+        struct err err = {0};
+        struct worker w[THREADS];
+        pthread_t t[THREADS];
+        struct fly_breaker *b;
+        int rc = 0;
+
+        log_set_level(LOG_ERROR); /* the lines are formatted, not printed */
+        log_add_secret("s3cr3t");
+        b = fly_breaker_new(3, 5, probe, NULL, &err);
+        if (!b) {
+                fprintf(stderr, "fly_breaker_new: %s\n", err.msg);
+                return 1;
+        }
+        for (int i = 0; i < THREADS; i++) {
+                w[i] = (struct worker){b, i};
+                if (pthread_create(&t[i], NULL, work, &w[i]) != 0) {
+                        fprintf(stderr, "pthread_create failed\n");
+                        return 1;
+                }
+        }
+        for (int i = 0; i < THREADS; i++)
+                pthread_join(t[i], NULL);
+        /* The API answers again: the prober closes the circuit. */
+        atomic_store(&probes_failing, 0);
+        if (fly_breaker_wait_closed(b, NULL) != 0) {
+                fprintf(stderr, "the breaker did not close\n");
+                rc = 1;
+        }
+        double n = metrics_get(M_MESSAGES_RECEIVED, "topic=\"tsan\"");
+        if (n != THREADS * ROUNDS) {
+                fprintf(stderr, "counted %.0f, expected %d\n", n,
+                        THREADS * ROUNDS);
+                rc = 1;
+        }
+        fly_breaker_destroy(b);
+        log_clear_secrets();
+        return rc;
+}
