@@ -85,8 +85,7 @@ int main(int argc, char **argv) {
                         printf("%s\tvalid\n", argv[i]);
                 else
                         printf("%s\tinvalid\t%s\t%s\t%s\n", argv[i],
-                               err_class_name(err.cls),
-                               err.step, err.msg);
+                               err_class_name(err.cls), err.step, err.msg);
         }
         return rc;
 }

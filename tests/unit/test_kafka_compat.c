@@ -34,7 +34,7 @@ Test(kafka_compat, nothing_to_say) {
         cr_expect_null(kafka_compat_warning(NULL, 0, OLD));
         cr_expect_null(kafka_compat_warning(plain, N(plain), OLD));
         cr_expect_null(kafka_compat_warning(scram, N(scram), NEW));
-        cr_expect_null(kafka_compat_warning(scram, N(scram),
-                                            KAFKA_COMPAT_SCRAM_FIXED));
+        cr_expect_null(
+            kafka_compat_warning(scram, N(scram), KAFKA_COMPAT_SCRAM_FIXED));
         cr_expect_null(kafka_compat_warning(later_plain, N(later_plain), OLD));
 }
