@@ -1351,7 +1351,7 @@ static int cmd_replay(struct cli *cli,
                 rd_kafka_topic_partition_list_add(tps, dlq, ctx.r[i].partition);
         {
                 rd_kafka_resp_err_t e =
-                    rd_kafka_committed(rk, tps, META_TIMEOUT);
+                    kafka_offsets_committed(rk, tps, META_TIMEOUT);
                 if (e) {
                         err_set(&err, ERR_TRANSIENT, e,
                                 "group %s: reading committed offsets: %s",

@@ -9,13 +9,13 @@
  *
  * DESIGN
  * ------
- * One consumer handle per group, never subscribed: rd_kafka_committed()
- * is an OffsetFetch, kafka_offsets_query() a ListOffsets (with a timeout
- * that holds while a leader is down, kafka_offsets.h), and
- * rd_kafka_list_groups() a DescribeGroups, which librdkafka's mock cluster
- * does not serve (members are then "unknown", said once). Lag of a partition
- * with no committed offset counts from its low watermark, as the consumer's
- * own thopter_consumer_lag does.
+ * One consumer handle per group, never subscribed: kafka_offsets_committed()
+ * is an OffsetFetch (asked again while the coordinator is being found),
+ * kafka_offsets_query() a ListOffsets (with a timeout that holds while a leader
+ * is down, kafka_offsets.h), and rd_kafka_list_groups() a DescribeGroups, which
+ * librdkafka's mock cluster does not serve (members are then "unknown", said
+ * once). Lag of a partition with no committed offset counts from its low
+ * watermark, as the consumer's own thopter_consumer_lag does.
  */
 #include "cli.h"
 #include "err.h"
@@ -229,7 +229,7 @@ static int show_group(struct cli *cli, const struct target *t, int json) {
                         &err) == -1 ||
             partitions_of(rk, t->topic, &parts, &err) == -1)
                 goto out;
-        rd_kafka_resp_err_t e = rd_kafka_committed(rk, parts, TIMEOUT_MS);
+        rd_kafka_resp_err_t e = kafka_offsets_committed(rk, parts, TIMEOUT_MS);
         if (e) {
                 err_set(&err, ERR_TRANSIENT, e,
                         "group %s: committed offsets: %s", t->group,

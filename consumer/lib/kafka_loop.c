@@ -287,7 +287,7 @@ const char *kafka_loop_topic(const struct kafka_loop *loop) {
 /* Lag is computed from the broker, not from librdkafka's statistics: the
  * statistics' hi_offset is not refreshed for paused partitions (librdkafka
  * #4996), and a full loop is exactly a paused one. rd_kafka_assignment(),
- * rd_kafka_committed() and kafka_offsets_query() are safe from any thread;
+ * kafka_offsets_committed() and kafka_offsets_query() are safe from any thread;
  * they only queue requests for librdkafka's own threads. (Not
  * rd_kafka_query_watermark_offsets(): it hangs while a leader is down,
  * kafka_offsets.h.) A partition whose leader does not answer in time is
@@ -309,7 +309,7 @@ int kafka_loop_lag(struct kafka_loop *loop,
                 rd_kafka_topic_partition_list_destroy(parts);
                 return 0;
         }
-        e = rd_kafka_committed(loop->rk, parts, timeout_ms);
+        e = kafka_offsets_committed(loop->rk, parts, timeout_ms);
         if (e) {
                 rd_kafka_topic_partition_list_destroy(parts);
                 return -1;

@@ -15,6 +15,14 @@
  * time). Kafka reads the timestamps -2 and -1 as "earliest" and "latest", so
  * asking for those times gives the log start and the high watermark.
  *
+ * A real broker also answers a short-lived client's first requests with
+ * errors a moment later would not give: NOT_LEADER_FOR_PARTITION for a topic
+ * just created or a leader just moved, NOT_COORDINATOR while a group's
+ * coordinator is being found or loaded (both met by the realkafka tests on
+ * Kafka 4.1; the mock cluster never gives them). librdkafka does not retry
+ * them in these calls, so both functions here ask again, every 100 ms, until
+ * their deadline.
+ *
  * Thread safety: like the librdkafka calls it wraps, safe from any thread;
  * it blocks the caller for at most @timeout_ms.
  */
@@ -35,5 +43,14 @@ rd_kafka_resp_err_t kafka_offsets_query(rd_kafka_t *rk,
                                         int64_t *first,
                                         int64_t *end,
                                         int timeout_ms);
+
+/* rd_kafka_committed() for @parts, asked again while the answer is a
+ * retriable group or partition error (above), until @timeout_ms. Returns the
+ * last request error; per-partition errors stay in @parts. */
+rd_kafka_resp_err_t kafka_offsets_committed(
+    rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts, int timeout_ms);
+
+/* Whether @e is one of the errors that a moment later may not be. */
+int kafka_offsets_retriable(rd_kafka_resp_err_t e);
 
 #endif

@@ -9,6 +9,7 @@
  */
 #include "reap_events.h"
 #include "clock.h"
+#include "kafka_offsets.h"
 
 #include <cjson/cJSON.h>
 
@@ -175,8 +176,8 @@ parts_new(rd_kafka_t *rk, const char *topic, int *n, struct err *err) {
         for (int i = 0; p && i < *n; i++) {
                 int64_t lo = 0, hi = 0;
                 p[i].id = md->topics[0].partitions[i].id;
-                e = rd_kafka_query_watermark_offsets(rk, topic, p[i].id, &lo,
-                                                     &hi, META_TIMEOUT_MS);
+                e = kafka_offsets_query(rk, topic, p[i].id, &lo, &hi,
+                                        META_TIMEOUT_MS);
                 if (e) {
                         err_set(err, ERR_TRANSIENT, e,
                                 "%s [%" PRId32 "]: watermarks: %s", topic,
