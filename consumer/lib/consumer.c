@@ -93,9 +93,12 @@ fail:
 
 /* An idle partition's fetch is held by the broker for fetch.wait.max.ms, and
  * a resumed partition waits for that fetch to come back: 100 ms instead of
- * 500 keeps resumes prompt. */
-static const char *const consumer_defaults[] = {"fetch.wait.max.ms", "100",
-                                                NULL};
+ * 500 keeps resumes prompt. librdkafka prefetches up to 64 MiB per consumer
+ * by default; the loops keep their own bounded backlog, so 2 MiB of
+ * prefetch is plenty and keeps a flood of large records from costing
+ * tens of MB. A -X from the user wins over both. */
+static const char *const consumer_defaults[] = {
+    "fetch.wait.max.ms", "100", "queued.max.messages.kbytes", "2048", NULL};
 static const char *const producer_defaults[] = {
     "linger.ms", "1", "enable.idempotence", "true", "acks", "all", NULL};
 
