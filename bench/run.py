@@ -13,6 +13,8 @@ the mock (their figures are fly and SSH bound):
   latency   publish-to-start p50/p99 of destroys sent at a steady rate to an idle
             consumer, compared with the old TypeScript loop's 100 ms tick.
   dlq       overhead of the dead-letter path: 20,000 records that are not JSON.
+  flood     peak RSS under a poison flood: 15,000 x 2 KB and 250 x 100 KB records that are not
+            JSON, queued before the consumer starts (mock broker).
   destroy   overhead of the destroy path with zero fly latency (2,000 destroys).
   provision --provision-n (10) provisions one after another through the real consumer (role
             provision) against real sshd/tmux/git (tests/harness/provision_harness.py), once per
@@ -222,6 +224,13 @@ class Stack:
         r = self.reader()
         md = r.list_topics(topic, timeout=10)
         return {p: r.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1]
+                for p in md.topics[topic].partitions}
+
+    def start_offsets(self, topic):
+        from confluent_kafka import TopicPartition
+        r = self.reader()
+        md = r.list_topics(topic, timeout=10)
+        return {p: r.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[0]
                 for p in md.topics[topic].partitions}
 
     def committed(self, group, topic, parts):
@@ -473,8 +482,9 @@ def scenario_latency(args, R):
 # Scenario 3: overhead (DLQ path, destroy path at zero fly latency)
 
 
-def overhead_once(args, kind, n):
-    """kind 'dlq': n records that are not JSON; 'destroy': n destroys of seeded machines, no latency.
+def overhead_once(args, kind, n, size=0):
+    """kind 'dlq': n records that are not JSON (padded to size bytes when size is set);
+    'destroy': n destroys of seeded machines, no latency.
     Records are produced before the consumer starts; the clock starts at the consumer's
     'assigned' log line and stops when the group's committed offsets reach the end."""
     from confluent_kafka import Producer
@@ -486,10 +496,11 @@ def overhead_once(args, kind, n):
                       "log_level": 3})
         for k in range(n):
             if kind == "dlq":
-                p.produce(DESTROY, b"this is not json %d {" % k, key=b"k%d" % k)
+                v = b"this is not json %d {" % k
+                p.produce(DESTROY, v + b"x" * max(0, size - len(v)), key=b"k%d" % k)
             else:
                 p.produce(DESTROY, json.dumps({"thopterId": ids[k]}).encode(), key=ids[k].encode())
-            if k % 5000 == 0:
+            if k % 5000 == 0 or size > 10000:
                 p.poll(0)
         left = p.flush(30)
         if left:
@@ -526,7 +537,8 @@ def overhead_once(args, kind, n):
             "kind": kind, "n": n, "wall_s": wall, "msgs_per_s": n / wall,
             "cpu_s": cpu1 - cpu0, "cpu_s_per_1000": (cpu1 - cpu0) * 1000.0 / n,
             "cpu_snapshot_lag_ms": (seen - t_assigned) * 1000.0,
-            "dlq_records": dlq_n, "vmhwm_idle_kb": idle_hwm, "vmhwm_load_kb": load_hwm,
+            "dlq_records": dlq_n, "vmhwm_idle_kb": idle_hwm, "vmhwm_load_kb": load_hwm, "record_bytes": size,
+            "topic_log_start": st.start_offsets(DESTROY) if size else None,
             "fly_calls": st.fly.stats()["calls"], "xprops": list(args.X),
             "timeline": timeline,
         }
@@ -568,6 +580,22 @@ def scenario_dlq(args, R):
     log("  %.0f msg/s, %.3f CPU s per 1000" % (R["dlq"]["msgs_per_s"], R["dlq"]["cpu_s_per_1000"]))
 
 
+# Poison floods: records that are not JSON, queued before the consumer starts, small and large.
+FLOODS = (("small", 15000, 2048), ("large", 250, 100 * 1024))
+
+
+def scenario_flood(args, R):
+    R["flood"] = {}
+    for name, n, size in FLOODS:
+        if args.quick:
+            n = max(50, n // 10)
+        log("poison flood (%s): %d records of %d KB that are not JSON ..." % (name, n, size // 1024))
+        x = overhead_once(args, "dlq", n, size=size)
+        R["flood"][name] = x
+        log("  peak RSS %.1f MB (idle %.1f MB), %d dead letters in %.2f s" % (
+            mb(x["vmhwm_load_kb"]), mb(x["vmhwm_idle_kb"]), x["dlq_records"], x["wall_s"]))
+
+
 def scenario_destroy(args, R):
     log("overhead, destroy path: %d destroys at 0 ms fly latency ..." % args.destroy_n)
     R["destroy"] = overhead_once(args, "destroy", args.destroy_n)
@@ -584,6 +612,53 @@ SSHD_COUNTERS = {
     "exec_channels": "Starting session: command",
     "sftp_channels": "Starting session: subsystem 'sftp'",  # OpenSSH 9.2; older: "subsystem request for sftp"
 }
+
+
+CONNECTED_RX = re.compile(r'"msg":"connected to \[?([0-9a-f.:]+?)\]?:\d+ as \S+ in (\d+) ms')
+# SSH channel round trips on each step's critical path (the Golden Claude's tar c and the thopter's
+# tar x run at once, so count as one; context files: one exec per file, written by the user).
+STEP_CHANNELS = {"golden_claude": 1, "git": 1, "context_files": 3, "launch": 1}
+
+
+def ssh_calibrate(hosts, reps=5):
+    """A channel round trip on this machine: OpenSSH's client runs `true` over an open connection
+    (ControlMaster) to the thopter's sshd; it includes the ssh client's own start (~5 ms). A new
+    connection's time is kept for the record only: OpenSSH's client spends far more on its own
+    key exchange than libssh2 does, so the handshake floor is the consumer's own figure (its
+    "connected to … in N ms" debug line)."""
+    s = hosts.thopter
+    base = ["ssh", "-i", s.client_key, "-o", "UserKnownHostsFile=%s" % s.known_hosts, "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes", "-p", str(s.port), "-l", s.user]
+    ctl = os.path.join(hosts.dir, "bench-ctl")
+
+    def timed(argv):
+        t = time.monotonic()
+        subprocess.run(argv, check=True, capture_output=True, timeout=30)
+        return (time.monotonic() - t) * 1000.0
+    try:
+        fresh = statistics.median(timed(base + [s.addr, "true"]) for _ in range(reps))
+        subprocess.run(base + ["-M", "-S", ctl, "-f", "-N", s.addr], check=True, capture_output=True, timeout=30)
+        chan = statistics.median(timed(base + ["-S", ctl, s.addr, "true"]) for _ in range(reps))
+        subprocess.run(base + ["-S", ctl, "-O", "exit", s.addr], capture_output=True, timeout=30)
+    except (subprocess.SubprocessError, OSError) as e:
+        log("  ssh calibration failed: %s" % e)
+        return None
+    return {"openssh_connect_and_channel_ms": fresh, "channel_ms": chan}
+
+
+def step_floors(rec, latency_ms, boot_ms, cal):
+    """Each step's floor: its fly calls × latency + its SSH channel round trips (the wait: the
+    fake's boot, or the wait call, + the thopter's SSH connect as the consumer timed it)."""
+    if not cal:
+        return {}
+    out = {}
+    for step, ms in rec["steps_ms"].items():
+        calls = rec["fly_calls_by_step"].get(step, 0)
+        f = calls * latency_ms + STEP_CHANNELS.get(step, 0) * cal["channel_ms"]
+        if step == "wait":
+            f = max(boot_ms, calls * latency_ms) + (rec.get("ssh_connect_ms") or {}).get("thopter", 0)
+        out[step] = f
+    return out
 
 
 class EventTail:
@@ -663,6 +738,7 @@ def provision_once(args, hosts, latency_ms, n, issue_base):
         st.fly.seed_machine(name="gc-default", state="started")
         env = hosts.env()
         env["MAX_THOPTERS"] = "100000"  # every provisioned thopter stays started in the fake
+        env["THOPTER_LOG_LEVEL"] = "debug"  # for ssh_client's "connected to … in N ms" (a few lines)
         for kv in args.provision_env:
             k, v = kv.split("=", 1)
             env[k] = v
@@ -679,6 +755,7 @@ def provision_once(args, hosts, latency_ms, n, issue_base):
             # otherwise keep the first clone and later provisions would skip it).
             shutil.rmtree(workspace, ignore_errors=True)
             offs = {k: file_size(p) for k, p in logs.items()}
+            log_off = len(c.log_text())
             st.fly.clear_calls()
             cpu0 = cpu_seconds(c.proc.pid)
             t_send = time.time()
@@ -689,10 +766,12 @@ def provision_once(args, hosts, latency_ms, n, issue_base):
             cpu1 = cpu_seconds(c.proc.pid)
             time.sleep(0.05)  # let sshd's log writes land
             evs = tail.by_rid.get(rid, [])
-            at = {}
+            at, wall = {}, {}
             for e in evs:
                 k = e.get("step") if e.get("state") == "step" else e.get("state")
                 at.setdefault(k, float(e.get("elapsedMs", 0)))
+                if e.get("at"):
+                    wall.setdefault(k, iso_ms(e["at"]))
             sshd = {}
             for k, p in logs.items():
                 text = read_from(p, offs[k])
@@ -702,7 +781,21 @@ def provision_once(args, hosts, latency_ms, n, issue_base):
             for x in calls:
                 r = "%s %s" % (x.get("method", ""), x["route"])
                 routes[r] = routes.get(r, 0) + 1
-            rec = {"requestId": rid, "issue": issue, "state": fin["state"],
+            # Each call belongs to the step announced last before it began ("lookup" before the
+            # capacity step; event times are whole ms, hence the 1 ms of slack).
+            marks = sorted((t, k) for k, t in wall.items() if k in PROVISION_STEPS)
+            by_step = {}
+            for x in calls:
+                owner = "lookup"
+                for t, k in marks:
+                    if x["started"] >= t + 0.0005:
+                        owner = k
+                by_step[owner] = by_step.get(owner, 0) + 1
+            connect = {}
+            for m in CONNECTED_RX.finditer(c.log_text()[log_off:]):
+                connect["gc" if m.group(1) == hosts.gc.addr else "thopter"] = float(m.group(2))
+            rec = {"requestId": rid, "issue": issue, "state": fin["state"], "fly_calls_by_step": by_step,
+                   "ssh_connect_ms": connect,
                    "error": fin.get("error"),
                    "steps_ms": {},
                    "total_ms": None, "wait_ms": None, "excl_boot_ms": None,
@@ -739,7 +832,20 @@ def provision_once(args, hosts, latency_ms, n, issue_base):
             for k, v in r["fly_calls_by_route"].items():
                 routes[k] = routes.get(k, 0) + v
         steps = {s: pct([r["steps_ms"][s] for r in ok if s in r["steps_ms"]], 50) for s in PROVISION_STEPS}
+        timings = st.fly.get_config().get("timings") or {}
+        boot_ms = timings.get("create_ms", 0) + timings.get("start_ms", 0)
+        floors = {}
+        for r in ok:
+            r["floors_ms"] = step_floors(r, latency_ms, boot_ms, args.ssh_cal)
+        for s in PROVISION_STEPS:
+            v = [r["floors_ms"][s] for r in ok if s in r.get("floors_ms", {})]
+            floors[s] = statistics.median(v) if v else None
+        connect_ms = {w: statistics.median([r["ssh_connect_ms"][w] for r in ok if w in r["ssh_connect_ms"]])
+                      if any(w in r["ssh_connect_ms"] for r in ok) else None for w in ("thopter", "gc")}
+        calls_by_step = {s: statistics.mean([r["fly_calls_by_step"].get(s, 0) for r in ok]) if ok else None
+                         for s in PROVISION_STEPS}
         return {
+            "step_floor_ms": floors, "ssh_connect_p50_ms": connect_ms, "fly_calls_by_step": calls_by_step, "ssh_calibration": args.ssh_cal,
             "latency_ms": latency_ms, "n": n, "completed": len(ok),
             "failed": sum(1 for r in runs if r["state"] != "completed"),
             "total_p50_ms": pct(col("total_ms"), 50), "total_p99_ms": pct(col("total_ms"), 99),
@@ -780,10 +886,14 @@ def scenario_provision(args, R):
         log("provision: skipped (not root)")
         return
     from provision_harness import ThopterHosts
-    hosts = track(ThopterHosts())
+    hosts = track(ThopterHosts(neutral_shell=not args.host_shell))
     hosts.stop = hosts.close
     try:
-        out = {"status": "measured", "runs": []}
+        out = {"status": "measured", "runs": [], "neutral_shell": hosts.neutral_shell}
+        args.ssh_cal = ssh_calibrate(hosts)
+        if args.ssh_cal:
+            log("provision: a channel round trip here %.1f ms (OpenSSH client, new connection + `true` %.1f ms)" % (
+                args.ssh_cal["channel_ms"], args.ssh_cal["openssh_connect_and_channel_ms"]))
         for k, lat in enumerate(args.provision_latency_ms):
             log("provision: %d provisions one after another, %d ms per fly call ..." % (args.provision_n, lat))
             r = provision_once(args, hosts, lat, args.provision_n, issue_base=1000 * (k + 1))
@@ -897,6 +1007,19 @@ def build_rows(R):
                          d["n"], d["wall_s"], d["dlq_records"], stall_note(d))))
         rows.append(("overhead", "dead-letter path CPU", "%.3f CPU s / 1000 msgs" % d["cpu_s_per_1000"], "", "",
                      "consumer utime+stime %.2f s" % d["cpu_s"]))
+    for name, n, size in FLOODS:
+        f = (R.get("flood") or {}).get(name)
+        if not f:
+            continue
+        lost = sum((f.get("topic_log_start") or {}).values())
+        rows.append(("memory", "peak RSS (VmHWM) under a poison flood, %s records" % name,
+                     fmt(mb(f["vmhwm_load_kb"]), "%.1f MB"), "< %d MB" % TARGETS["peak_rss_mb"],
+                     verdict(mb(f["vmhwm_load_kb"]) < TARGETS["peak_rss_mb"]),
+                     "%d × %d KB not-JSON records queued before the start (%.0f MB), %d dead letters in %.2f s; "
+                     "idle %.1f MB%s" % (
+                         f["n"], size // 1024, f["n"] * size / 1e6, f["dlq_records"], f["wall_s"],
+                         mb(f["vmhwm_idle_kb"]),
+                         "; %d records already gone to the mock's 5 MB per partition" % lost if lost else "")))
     x = R.get("destroy")
     if x:
         rows.append(("overhead", "destroy path throughput (0 ms fly)", "%.0f msg/s" % x["msgs_per_s"], "", "",
@@ -960,6 +1083,19 @@ def provision_rows(P):
                          ", ".join("%s %s" % (k, fmt(steps.get(k), "%.0f")) for k in PROVISION_STEPS),
                          fmt(r["consumer_cpu_ms_per_provision"], "%.1f"),
                          fmt(r["publish_to_final_p50_ms"], "%.0f"))))
+        fl, cs = r.get("step_floor_ms") or {}, r.get("fly_calls_by_step") or {}
+        if any(v is not None for v in fl.values()):
+            rows.append(("provision", "steps: sum of p50s / sum of floors (%s)" % lat,
+                         "%s / %s ms" % (fmt(sum(v for v in steps.values() if v is not None), "%.0f"),
+                                         fmt(sum(v for v in fl.values() if v is not None), "%.0f")), "", "",
+                         "floor = fly calls × %d ms + channel round trips × %.1f ms (the wait: boot + "
+                         "the thopter's SSH connect, p50 %s ms; the GC's, %s ms, runs during the boot); "
+                         "per step p50/floor ms (fly calls): %s" % (
+                             r["latency_ms"], (r.get("ssh_calibration") or {}).get("channel_ms", 0),
+                             fmt((r.get("ssh_connect_p50_ms") or {}).get("thopter"), "%.0f"),
+                             fmt((r.get("ssh_connect_p50_ms") or {}).get("gc"), "%.0f"), ", ".join(
+                                 "%s %s/%s (%s)" % (k, fmt(steps.get(k), "%.0f"), fmt(fl.get(k), "%.0f"),
+                                                    fmt(cs.get(k), "%.2g")) for k in PROVISION_STEPS))))
         rows.append(("provision", "wait step p50 / p99 (%s)" % lat,
                      "%s / %s ms" % (fmt(r["wait_p50_ms"], "%.0f"), fmt(r["wait_p99_ms"], "%.0f")), "", "",
                      "fake boot (create %d + start %d ms) + machine wait call + SSH connect to the thopter" % (
@@ -1065,7 +1201,7 @@ def print_table(rows):
 
 # ---------------------------------------------------------------------------------------------
 
-SCENARIOS = ["bulk", "latency", "dlq", "destroy", "provision"]
+SCENARIOS = ["bulk", "latency", "dlq", "flood", "destroy", "provision"]
 # The scenarios run on the real cluster too with --kafka both / real.
 KAFKA_SCENARIOS = ["bulk", "latency", "dlq"]
 
@@ -1098,6 +1234,9 @@ def main():
     ap.add_argument("--provision-latency-ms", default="0,50",
                     help="provision: one run per fake fly latency, comma-separated (0,50)")
     ap.add_argument("--provision-timeout", type=float, default=60.0, help="provision: per request (60 s)")
+    ap.add_argument("--host-shell", action="store_true",
+                    help="provision: let the SSH targets run this host's shell dotfiles (root's ~/.bashrc); "
+                         "by default they are masked in the test sshds' mount namespaces")
     ap.add_argument("--provision-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra consumer environment for the provision runs")
     ap.add_argument("--kafka", choices=["both", "mock", "real"], default="both",
@@ -1139,7 +1278,7 @@ def main():
     print("machine: %s CPUs, %s | commit %s | %s | librdkafka %s" % (
         h["host_nproc"], h["cpu_model"], h["git_commit"], h["consumer_version"], h["librdkafka_python"]))
     sys.stdout.flush()
-    funcs = {"bulk": scenario_bulk, "latency": scenario_latency, "dlq": scenario_dlq,
+    funcs = {"bulk": scenario_bulk, "latency": scenario_latency, "dlq": scenario_dlq, "flood": scenario_flood,
              "destroy": scenario_destroy, "provision": scenario_provision}
     plan = []  # (broker kind, scenario, results dict)
     if args.kafka in ("both", "real"):

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 int64_t clock_mono_ms(void) {
@@ -18,14 +19,69 @@ int64_t clock_wall_ms(void) {
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void clock_iso8601(int64_t wall_ms, char *buf, size_t cap) {
-        time_t secs = (time_t)(wall_ms / 1000);
-        struct tm tm;
+/* Two digits of @p v (0-99) at @p p. */
+static char *put2(char *p, int v) {
+        p[0] = (char)('0' + v / 10);
+        p[1] = (char)('0' + v % 10);
+        return p + 2;
+}
 
-        gmtime_r(&secs, &tm);
-        snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                 tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+/* Civil date of day @p days since 1970-01-01 (proleptic Gregorian), in
+ * whole 400-year eras of 146,097 days counted from 0000-03-01, so that the
+ * leap day is the last day of a year. */
+static void civil_from_days(int64_t days, int *y, int *m, int *d) {
+        int64_t z = days + 719468; /* days from 0000-03-01 */
+        int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+        int64_t doe = z - era * 146097; /* 0..146096 */
+        int64_t yoe =
+            (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* 0..399 */
+        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);     /* 0..365 */
+        int64_t mp = (5 * doy + 2) / 153; /* 0..11, March = 0 */
+
+        *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+        *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+        *y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+/* Every log line, event and dead letter carries one or more of these, so
+ * it is formed by hand: snprintf and gmtime_r (which takes glibc's time
+ * zone lock) cost ~15 times as much. */
+void clock_iso8601(int64_t wall_ms, char *buf, size_t cap) {
+        char out[32], *p = out;
+        int y, mo, d;
+
+        if (wall_ms < 0)
+                wall_ms = 0;
+        int64_t secs = wall_ms / 1000, days = secs / 86400;
+        int sod = (int)(secs % 86400), ms = (int)(wall_ms % 1000);
+
+        civil_from_days(days, &y, &mo, &d);
+        if (y > 9999)
+                y = 9999;
+        p = put2(p, y / 100);
+        p = put2(p, y % 100);
+        *p++ = '-';
+        p = put2(p, mo);
+        *p++ = '-';
+        p = put2(p, d);
+        *p++ = 'T';
+        p = put2(p, sod / 3600);
+        *p++ = ':';
+        p = put2(p, sod / 60 % 60);
+        *p++ = ':';
+        p = put2(p, sod % 60);
+        *p++ = '.';
+        *p++ = (char)('0' + ms / 100);
+        p = put2(p, ms % 100);
+        *p++ = 'Z';
+        *p = '\0';
+        if (!cap)
+                return;
+        size_t n = (size_t)(p - out);
+        if (n >= cap)
+                n = cap - 1;
+        memcpy(buf, out, n);
+        buf[n] = '\0';
 }
 
 void clock_sleep_ms(int64_t ms) {

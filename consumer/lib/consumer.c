@@ -93,9 +93,13 @@ fail:
 
 /* An idle partition's fetch is held by the broker for fetch.wait.max.ms, and
  * a resumed partition waits for that fetch to come back: 100 ms instead of
- * 500 keeps resumes prompt. */
-static const char *const consumer_defaults[] = {"fetch.wait.max.ms", "100",
-                                                NULL};
+ * 500 keeps resumes prompt. librdkafka prefetches up to 64 MiB by default;
+ * 8 MiB bounds a flood of large records. Not less: librdkafka 2.0.2 backs a
+ * partition whose prefetch queue is full off for about a second (2.1 made it
+ * fetch.queue.backoff.ms), so 2 MiB cut the dead-letter path from ~18,000 to
+ * ~1,400 records/s in bench/run.py's flood. A -X from the user wins. */
+static const char *const consumer_defaults[] = {
+    "fetch.wait.max.ms", "100", "queued.max.messages.kbytes", "8192", NULL};
 static const char *const producer_defaults[] = {
     "linger.ms", "1", "enable.idempotence", "true", "acks", "all", NULL};
 

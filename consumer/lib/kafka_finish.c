@@ -36,6 +36,8 @@ static void maybe_finished(struct kafka_loop *loop, struct kafka_job *kj) {
             kj->in_resend)
                 return;
         loop->n_finishing--;
+        loop->finishing_bytes -= kj->finishing_bytes;
+        kj->finishing_bytes = 0;
         kj->next = loop->done_head;
         loop->done_head = kj;
         pthread_cond_broadcast(&loop->idle_cond);
@@ -167,11 +169,19 @@ void kafka_finish_counted(struct kafka_loop *loop,
                 send_dead_letter(loop, kj);
 }
 
+void kafka_finish_count(struct kafka_loop *loop, struct kafka_job *kj) {
+        /* The record's copy is held until the acknowledgement, and its
+         * dead letter carries it again in the producer's queue. */
+        kj->finishing_bytes = kj->job.rec.key_len + kj->job.rec.value_len;
+        loop->n_finishing++;
+        loop->finishing_bytes += kj->finishing_bytes;
+}
+
 void kafka_finish(struct kafka_loop *loop,
                   struct kafka_job *kj,
                   const struct err *failure) {
         pthread_mutex_lock(&loop->lock);
-        loop->n_finishing++;
+        kafka_finish_count(loop, kj);
         pthread_mutex_unlock(&loop->lock);
         kafka_finish_counted(loop, kj, failure);
 }

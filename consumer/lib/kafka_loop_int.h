@@ -45,6 +45,7 @@ struct kafka_job {
         int send_tries;             /* sends that failed */
         int dlq_reduced;      /* send the reduced form (the original was big) */
         int64_t next_send_ms; /* monotonic time of the next send */
+        size_t finishing_bytes; /* its share of the loop's finishing_bytes */
 
         struct kafka_job *next;
 };
@@ -82,6 +83,7 @@ struct kafka_loop {
         struct kafka_job *resend_head; /* final events/dead letters to resend */
         struct kafka_job **running;    /* max_in_flight slots */
         int n_pending, n_running, n_finishing;
+        size_t finishing_bytes; /* the finishing records' key + value bytes */
         int workers_exit;
 
         /* the life cycle's: kafka_loop_new() starts them, the poll thread
@@ -125,8 +127,11 @@ void kafka_workers_drop_pending(struct kafka_loop *loop);
 void kafka_finish(struct kafka_loop *loop,
                   struct kafka_job *kj,
                   const struct err *failure);
-/** The same, for a job already counted in n_finishing (under the lock, in
- * the same critical section that took it out of its running slot). */
+/** Lock held: count @p kj as finishing (n_finishing, finishing_bytes). */
+void kafka_finish_count(struct kafka_loop *loop, struct kafka_job *kj);
+/** The same as kafka_finish(), for a job already counted with
+ * kafka_finish_count() (under the lock, in the same critical section that
+ * took it out of its running slot). */
 void kafka_finish_counted(struct kafka_loop *loop,
                           struct kafka_job *kj,
                           const struct err *failure);

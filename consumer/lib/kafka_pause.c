@@ -16,9 +16,14 @@
 #include "metrics.h"
 
 /* Records whose final event or dead letter is not yet acknowledged: pause
- * at HIGH, resume at LOW (bounds memory on the dead-letter path). */
-#define FINISHING_HIGH 2000
-#define FINISHING_LOW  500
+ * at HIGH, resume at LOW (bounds memory on the dead-letter path). The count
+ * bounds small records, the bytes (their keys and values) large ones: 2,000
+ * records of 100 KB would be 200 MB, held twice (the job's copy and the
+ * dead letter in the producer's queue). */
+#define FINISHING_HIGH       2000
+#define FINISHING_LOW        500
+#define FINISHING_BYTES_HIGH ((size_t)8 << 20)
+#define FINISHING_BYTES_LOW  ((size_t)2 << 20)
 
 int kafka_pause_apply(struct kafka_loop *loop,
                       rd_kafka_topic_partition_list_t *parts,
@@ -67,10 +72,12 @@ int kafka_pause_wanted(struct kafka_loop *loop) {
         if (loop->paused_applied)
                 full = taken > loop->max_in_flight + loop->prefetch_low -
                                    (loop->prefetch_high == 0) ||
-                       loop->n_finishing > FINISHING_LOW;
+                       loop->n_finishing > FINISHING_LOW ||
+                       loop->finishing_bytes > FINISHING_BYTES_LOW;
         else
                 full = taken >= loop->max_in_flight + loop->prefetch_high ||
-                       loop->n_finishing >= FINISHING_HIGH;
+                       loop->n_finishing >= FINISHING_HIGH ||
+                       loop->finishing_bytes >= FINISHING_BYTES_HIGH;
         pthread_mutex_unlock(&loop->lock);
         return full || atomic_load(&loop->stopping) ||
                atomic_load(&loop->hold) ||

@@ -107,7 +107,7 @@ static void *worker_main(void *arg) {
                         kj->next = loop->done_head;
                         loop->done_head = kj;
                 } else {
-                        loop->n_finishing++;
+                        kafka_finish_count(loop, kj);
                 }
                 /* A job with the same key may be runnable now. */
                 pthread_cond_broadcast(&loop->cond);

@@ -7,6 +7,12 @@
  *   lookup -> capacity -> volume -> create -> wait -> ssh -> golden_claude
  *          -> git -> context_files -> launch (+ done marker)
  *
+ * While a new machine boots (the wait), the Golden Claude is found (in the
+ * capacity step's list of the app's machines) and logged in to, so the copy
+ * starts as soon as the thopter answers. Nothing is asked twice: the create
+ * answer has the private address, and the first create attempt follows the
+ * lookup directly (later attempts look again, see provision_fly.c).
+ *
  * Idempotent by construction: every machine carries its requestId in
  * config.metadata.thopter_request_id, and the first step looks it up. A
  * machine with fly's thopter_provisioned mark for this request means the
@@ -88,6 +94,12 @@ set_up(struct provision_run *r, enum provision_found found, struct err *err) {
                 count("already_done");
                 return 0;
         }
+        job_step(r->job, "wait");
+        /* A new machine boots for seconds on fly: find the Golden Claude
+         * and log in to it meanwhile. A resumed one may already be done,
+         * and then the Golden Claude is not needed at all. */
+        if (found == FOUND_NONE)
+                provision_golden_claude_prepare(r);
         if (provision_wait_started(r, err) == -1 ||
             provision_connect(r, err) == -1)
                 return -1;
@@ -188,6 +200,7 @@ static int run(struct job *job, void *opaque, struct err *err) {
         }
         rc = set_up(&r, found, err);
 out:
+        ssh_close(r.gc.ssh);
         ssh_close(r.ssh);
         ssh_keys_wipe(&r.host_key);
         free(r.note);

@@ -87,6 +87,8 @@ count_started_thopters(struct provision_run *r, int *count, struct err *err) {
         for (size_t i = 0; i < c.n; i++)
                 *count += destroy_name_is_thopter(c.machines[i].name) &&
                           strcmp(c.machines[i].state, "started") == 0;
+        /* The same list names the Golden Claude: no list of its own. */
+        provision_gc_pick(r, c.machines, c.n);
         free(c.machines);
         return 0;
 }
@@ -200,16 +202,21 @@ struct create_call {
         int created;
 };
 
-/* Look the request up before every attempt, so an ambiguous failure (408,
- * 5xx after the machine was made) is not turned into a second machine. */
+/* Look the request up before every attempt after the first, so an ambiguous
+ * failure (408, 5xx after the machine was made) is not turned into a second
+ * machine. The first attempt follows provision_lookup(), which found none,
+ * with nothing of ours in between that could have made one. */
 static int call_create(void *arg, struct err *err) {
         struct create_call *c = arg;
         enum provision_found found;
 
-        if (find_by_request_id(c->r, &found, err) == -1)
-                return -1;
-        if (found == FOUND_LIVE)
-                return 0;
+        if (c->r->create_attempts > 0) {
+                if (find_by_request_id(c->r, &found, err) == -1)
+                        return -1;
+                if (found == FOUND_LIVE)
+                        return 0;
+        }
+        c->r->create_attempts++;
         if (fly_machine_create(c->r->ctx->deps.fly, &c->spec, &c->r->machine,
                                err) == -1)
                 return -1;
@@ -515,7 +522,6 @@ int provision_wait_started(struct provision_run *r, struct err *err) {
 
         patient.max_attempts = 1000;
         snprintf(target, sizeof(target), "wait:%s", r->machine.id);
-        job_step(r->job, "wait");
         job_log(r->job, LOG_INFO,
                 "waiting for machine %s to be started (%ld s of "
                 "THOPTER_READY_TIMEOUT's %d s left)",
@@ -530,11 +536,16 @@ int provision_wait_started(struct provision_run *r, struct err *err) {
         job_log(r->job, LOG_INFO,
                 "machine %s started after %ld s; waiting for its SSH server",
                 r->machine.id, ready_elapsed_s(r));
-        /* private_ip may only be known now. */
-        struct fly_machine fresh;
-        struct err e = {0};
-        if (fly_machine_get(r->ctx->deps.fly, r->machine.id, &fresh, &e) == 0)
-                r->machine = fresh;
+        snprintf(r->machine.state, sizeof(r->machine.state), "started");
+        /* fly assigns the private address at create and the create's (or
+         * the lookup's) answer carries it; ask again only if it did not. */
+        if (!r->machine.private_ip[0]) {
+                struct fly_machine fresh;
+                struct err e = {0};
+                if (fly_machine_get(r->ctx->deps.fly, r->machine.id, &fresh,
+                                    &e) == 0)
+                        r->machine = fresh;
+        }
         return 0;
 }
 

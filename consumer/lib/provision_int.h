@@ -10,6 +10,7 @@
 #include "ssh_client.h"
 #include "ssh_keys.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define PROVISION_VOLUME_NAME "thopter_data"
@@ -32,6 +33,18 @@ struct provision_ctx {
         char *authorized_key; /* the consumer's public key line */
 };
 
+/* The Golden Claude as far as it is known before its step: picked from a
+ * machines list the run already made, and connected while the thopter
+ * boots (provision_golden_claude_prepare()). */
+struct provision_gc {
+        int known; /* a list was seen: found says what it held */
+        int found; /* machine is a started gc-<name> or gc-default */
+        struct fly_machine machine;
+        int tried;            /* the one connect attempt was made: ssh or err */
+        struct ssh_conn *ssh; /* owned; NULL when the attempt failed */
+        struct err err;       /* why the attempt failed */
+};
+
 /* Everything one run knows; freed at its end. */
 struct provision_run {
         struct provision_ctx *ctx;
@@ -47,6 +60,8 @@ struct provision_run {
         char workspace[512];
         char work_branch[160];
         int64_t ready_deadline; /* monotonic; set at create (or lookup) */
+        int create_attempts;    /* create calls made (not the lookups) */
+        struct provision_gc gc;
 };
 
 /* provision_fly.c */
@@ -65,7 +80,8 @@ void provision_mark_done(struct provision_run *r);
 int provision_capacity(struct provision_run *r, struct err *err);
 /** Pick or create a volume, create the machine. */
 int provision_create(struct provision_run *r, struct err *err);
-/** Wait until fly says the machine is started (within ready_deadline). */
+/** Wait until fly says the machine is started (within ready_deadline); the
+ * caller has announced the step. */
 int provision_wait_started(struct provision_run *r, struct err *err);
 /** No orphans: remove the failed provision's machine. */
 void provision_cleanup(struct provision_run *r);
@@ -78,6 +94,16 @@ int provision_remote_note(struct provision_run *r, const char *fmt, ...)
 int provision_connect(struct provision_run *r, struct err *err);
 /** Whether the done marker of this request is on the machine. */
 int provision_is_done(struct provision_run *r, int *done, struct err *err);
+/** Note in r->gc which of @p ms (a list of every machine of the app, valid
+ * for the call) is this request's Golden Claude. */
+void provision_gc_pick(struct provision_run *r,
+                       const struct fly_machine *ms,
+                       size_t n);
+/** Best effort, for the time the thopter boots: look the Golden Claude up
+ * (unless known) and make the one connect attempt. Nothing fails here:
+ * provision_golden_claude() acts on what was found, as without it. */
+void provision_golden_claude_prepare(struct provision_run *r);
+/** Copy the Golden Claude's login; closes r->gc.ssh. */
 int provision_golden_claude(struct provision_run *r, struct err *err);
 int provision_git(struct provision_run *r, struct err *err);
 int provision_context_files(struct provision_run *r, struct err *err);

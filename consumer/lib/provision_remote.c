@@ -257,34 +257,69 @@ out:
 /* ------------------------------------------------------------------ */
 /* Golden Claude */
 
-struct gc_find {
-        struct provision_run *r;
-        struct fly_machine gc;
-        int found;
-};
-
-static int find_gc_call(void *arg, struct err *err) {
-        struct gc_find *f = arg;
-        struct fly_machine *ms = NULL;
-        size_t n = 0;
+void provision_gc_pick(struct provision_run *r,
+                       const struct fly_machine *ms,
+                       size_t n) {
         char want[64];
 
-        f->found = 0;
-        if (fly_machine_list(f->r->ctx->deps.fly, NULL, &ms, &n, err) == -1)
-                return -1;
-        for (int pass = 0; pass < 2 && !f->found; pass++) {
+        r->gc.known = 1;
+        r->gc.found = 0;
+        for (int pass = 0; pass < 2 && !r->gc.found; pass++) {
                 snprintf(want, sizeof(want), "gc-%s",
-                         pass == 0 ? f->r->req->gc : "default");
-                for (size_t i = 0; i < n && !f->found; i++) {
+                         pass == 0 ? r->req->gc : "default");
+                for (size_t i = 0; i < n && !r->gc.found; i++) {
                         if (strcmp(ms[i].name, want) == 0 &&
                             strcmp(ms[i].state, "started") == 0) {
-                                f->gc = ms[i];
-                                f->found = 1;
+                                r->gc.machine = ms[i];
+                                r->gc.found = 1;
                         }
                 }
         }
+}
+
+static int find_gc_call(void *arg, struct err *err) {
+        struct provision_run *r = arg;
+        struct fly_machine *ms = NULL;
+        size_t n = 0;
+
+        if (fly_machine_list(r->ctx->deps.fly, NULL, &ms, &n, err) == -1)
+                return -1;
+        provision_gc_pick(r, ms, n);
         free(ms);
         return 0;
+}
+
+/* The one connect attempt: a Golden Claude that does not answer is
+ * skipped, not waited for. */
+static void gc_connect(struct provision_run *r) {
+        char *gchost = host_for(r, &r->gc.machine);
+
+        r->gc.tried = 1;
+        err_clear(&r->gc.err);
+        if (!gchost) {
+                err_oom(&r->gc.err, "ssh host");
+                return;
+        }
+        struct ssh_opts o = ssh_opts_for(r, gchost);
+        r->gc.ssh = ssh_connect(&o, &r->gc.err);
+        if (r->gc.ssh)
+                metrics_inc(M_PROVISION_SSH_CONNECTIONS, "", 1);
+        free(gchost);
+}
+
+void provision_golden_claude_prepare(struct provision_run *r) {
+        struct err e = {0};
+
+        /* A failed list is left for the step, which retries and fails as
+         * it always did. */
+        if (!r->gc.known &&
+            fly_retry_call(r->ctx->deps.retry, r->job, "golden_claude", "list",
+                           find_gc_call, r, &e) == -1) {
+                r->gc.known = 0;
+                return;
+        }
+        if (r->gc.found && !r->gc.tried && !job_cancelled(r->job))
+                gc_connect(r);
 }
 
 /* A Golden Claude copy that was not made: counted, and by default only a
@@ -321,7 +356,7 @@ static const char *gc_connect_failure(const struct err *e) {
 }
 
 int provision_golden_claude(struct provision_run *r, struct err *err) {
-        struct gc_find f = {.r = r};
+        struct provision_gc *gc = &r->gc;
         struct ssh_conn *gcssh = NULL;
         char *src = NULL, *inner = NULL;
         char *logc = NULL, *dst = NULL;
@@ -330,10 +365,11 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
         int rc = -1;
 
         job_step(r->job, "golden_claude");
-        if (fly_retry_call(r->ctx->deps.retry, r->job, "golden_claude", "list",
-                           find_gc_call, &f, err) == -1)
+        if (!gc->known &&
+            fly_retry_call(r->ctx->deps.retry, r->job, "golden_claude", "list",
+                           find_gc_call, r, err) == -1)
                 return -1;
-        if (!f.found) {
+        if (!gc->found) {
                 snprintf(line, sizeof(line),
                          "no started Golden Claude gc-%s or gc-default: copy "
                          "skipped",
@@ -344,22 +380,16 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
                                    "Golden Claude copy skipped: none running",
                                    "true", NULL, 0, 1, err);
         }
-        /* One attempt: a Golden Claude that does not answer is skipped. */
-        char *gchost = host_for(r, &f.gc);
-        if (gchost) {
-                struct ssh_opts o = ssh_opts_for(r, gchost);
-                gcssh = ssh_connect(&o, &e);
-        } else {
-                err_oom(&e, "ssh host");
-        }
-        free(gchost);
+        if (!gc->tried)
+                gc_connect(r);
+        gcssh = gc->ssh; /* ours from here on */
+        gc->ssh = NULL;
         if (!gcssh) {
                 snprintf(line, sizeof(line),
                          "Golden Claude %s not reachable, copy skipped: %s",
-                         f.gc.name, e.msg);
-                return gc_skipped(r, gc_connect_failure(&e), line, err);
+                         gc->machine.name, gc->err.msg);
+                return gc_skipped(r, gc_connect_failure(&gc->err), line, err);
         }
-        metrics_inc(M_PROVISION_SSH_CONNECTIONS, "", 1);
         /* Packed by the GC's user, unpacked by the thopter's: root reads and
          * writes nothing of either home, and only the Claude items travel. */
         src =
@@ -381,14 +411,14 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
         if (ssh_pipe(gcssh, src, r->ssh, dst, r->cfg->ssh_timeout_s * 1000L,
                      &e) == -1) {
                 snprintf(line, sizeof(line),
-                         "Golden Claude copy from %s failed: %s", f.gc.name,
-                         e.msg);
+                         "Golden Claude copy from %s failed: %s",
+                         gc->machine.name, e.msg);
                 rc = gc_skipped(r, "copy_failed", line, err);
                 goto out;
         }
         metrics_inc(M_GOLDEN_CLAUDE_COPIES, "outcome=\"copied\"", 1);
         job_log(r->job, LOG_INFO, "Golden Claude data copied from %s",
-                f.gc.name);
+                gc->machine.name);
         rc = 0;
 out:
         ssh_close(gcssh);

@@ -107,6 +107,21 @@ static void add_pollfd(struct pollfd *p, const struct ssh_conn *c) {
         p->revents = 0;
 }
 
+/* Acknowledge what arrives next at once. sshd turns Nagle off only when the
+ * first session starts, so its reply to our first channel open sits in its
+ * send buffer until our ACK for the previous segment arrives; with Linux's
+ * delayed ACK that is ~40 ms per new connection. The kernel clears the flag
+ * again on its own, so it is set before every wait. Failure only costs time. */
+static void quickack(const struct ssh_conn *c) {
+#ifdef TCP_QUICKACK
+        int one = 1;
+
+        (void)setsockopt(c->sock, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+#else
+        (void)c;
+#endif
+}
+
 /* Wait for a's (and b's, optional) socket, at most one slice and never past
  * the deadline. @returns 1 to try again, 0 when the deadline has passed. */
 static int wait_io(struct ssh_conn *a, struct ssh_conn *b, int64_t deadline) {
@@ -117,8 +132,11 @@ static int wait_io(struct ssh_conn *a, struct ssh_conn *b, int64_t deadline) {
         if (left <= 0)
                 return 0;
         add_pollfd(&pfd[n++], a);
-        if (b && b != a)
+        quickack(a);
+        if (b && b != a) {
                 add_pollfd(&pfd[n++], b);
+                quickack(b);
+        }
         /* EINTR and timeouts both mean: try the operation again. */
         (void)poll(pfd, (nfds_t)n,
                    (int)(left < POLL_SLICE_MS ? left : POLL_SLICE_MS));

@@ -6,6 +6,9 @@
   on the same port, accepting one client key; the GC's sshd runs in its own
   mount namespace where the GC's data is bind-mounted over the home path, so
   the two "machines" have different files at the same path, as on fly;
+- with neutral_shell (the benchmark), both sshds run in mount namespaces where the
+  login user's shell dotfiles (root's ~/.bashrc) read as empty, as on a thopter
+  whose sshd does not run this host's shell set-up;
 - a bare git repository to clone (THOPTER_GIT_URL=file://...);
 - an agent command that appends a line to a marker file.
 The fake fly API maps machine names to these addresses (private_ip_by_prefix)
@@ -14,6 +17,7 @@ Needs root (useradd, mount namespaces), as CI has.
 """
 import json
 import os
+import pwd
 import random
 import shutil
 import subprocess
@@ -24,17 +28,46 @@ from sshd_harness import Sshd, _free_port
 PAT = "ghp_test-agent-coder-PAT-0123456789abcdef"
 
 
-class GcSshd(Sshd):
+def _q(s):
+    return "'%s'" % s.replace("'", "'\\''")
+
+
+# The login user's shell start-up files that bash reads for a command run by sshd (bash -c under
+# sshd reads ~/.bashrc). A host's own (root's ~/.bashrc here runs `pyenv init`, ~80 ms per exec
+# channel) is not what a thopter's sshd would run, so neutral_shell hides them.
+SHELL_DOTFILES = (".bashrc", ".bash_profile", ".bash_login", ".profile", ".bash_logout")
+
+
+def ssh_user_dotfiles():
+    home = pwd.getpwuid(os.getuid()).pw_dir
+    return [os.path.join(home, f) for f in SHELL_DOTFILES if os.path.isfile(os.path.join(home, f))]
+
+
+class NsSshd(Sshd):
+    """sshd in a private mount namespace with each (src, dst) of @binds bind-mounted; with
+    @neutral_shell, the login user's shell dotfiles are masked by /dev/null in that namespace only
+    (the host keeps its own)."""
+
+    def __init__(self, binds=(), neutral_shell=False, **kw):
+        super().__init__(**kw)
+        self.binds = list(binds)
+        if neutral_shell:
+            self.binds += [("/dev/null", f) for f in ssh_user_dotfiles()]
+
+    def command(self):
+        if not self.binds:
+            return super().command()
+        inner = " ".join(_q(a) for a in super().command())
+        mounts = " && ".join("mount --bind %s %s" % (_q(s), _q(d)) for s, d in self.binds)
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                "%s && exec %s" % (mounts, inner)]
+
+
+class GcSshd(NsSshd):
     """sshd in a private mount namespace with @src bind-mounted on @dst."""
 
     def __init__(self, bind_src, bind_dst, **kw):
-        super().__init__(**kw)
-        self.bind = (bind_src, bind_dst)
-
-    def command(self):
-        inner = " ".join("'%s'" % a.replace("'", "'\\''") for a in super().command())
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                "mount --bind '%s' '%s' && exec %s" % (self.bind[0], self.bind[1], inner)]
+        super().__init__(binds=[(bind_src, bind_dst)], **kw)
 
 
 def run(*argv, **kw):
@@ -42,7 +75,7 @@ def run(*argv, **kw):
 
 
 class ThopterHosts:
-    def __init__(self, repository="acme/widgets"):
+    def __init__(self, repository="acme/widgets", neutral_shell=False):
         self.dir = tempfile.mkdtemp(prefix="thopter-hosts.")
         os.chmod(self.dir, 0o755)
         self.user = "thopt%06d" % random.randrange(10 ** 6)
@@ -60,9 +93,11 @@ class ThopterHosts:
         self._golden_claude_data()
         self._git_repo()
         port = _free_port("127.0.0.2")
-        self.thopter = Sshd(addr="127.0.0.2", port=port, dir=os.path.join(self.dir, "sshd-thopter")).prepare()
+        self.neutral_shell = neutral_shell
+        self.thopter = NsSshd(addr="127.0.0.2", port=port, dir=os.path.join(self.dir, "sshd-thopter"),
+                              neutral_shell=neutral_shell).prepare()
         self.gc = GcSshd(self.gc_home, self.home, addr="127.0.0.3", port=port,
-                         dir=os.path.join(self.dir, "sshd-gc")).prepare()
+                         dir=os.path.join(self.dir, "sshd-gc"), neutral_shell=neutral_shell).prepare()
         shutil.copyfile(self.thopter.client_key + ".pub", self.gc.authorized_keys)
         self.known_hosts = os.path.join(self.dir, "known_hosts")
         with open(self.known_hosts, "w") as out:

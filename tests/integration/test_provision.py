@@ -7,6 +7,7 @@ only with the host key the consumer gave that machine (contract 5.13) and only
 once the init's /data wipe is over and tmux is up; a Golden Claude machine with a
 fixed key from THOPTER_SSH_KNOWN_HOSTS; and git's own smart-HTTP server with
 basic auth for the clone and the agent's push."""
+import collections
 import json
 import os
 import re
@@ -281,6 +282,14 @@ class TestProvisionFlow(ProvisionTestCase):
                    what="the offset commit")
         self.assertEqual(self.logins(sim), 1)
         self.assertEqual(self.logins(self.gc.sim), 1)
+
+        # fly calls: the lookup, the capacity list (which also names the Golden Claude), volume, create, wait
+        # and the done mark; no second lookup before the first create, no get after the wait (the create's
+        # answer has the private address).
+        routes = collections.Counter(c["route"] for c in self.fly.calls())
+        self.assertEqual(dict(routes), {"machines.list": 2, "volumes.list": 1, "volumes.create": 1,
+                                        "machines.create": 1, "machines.wait": 1, "machines.metadata": 1},
+                         routes)
 
         # Redelivered: started + completed again, same machine, nothing typed again.
         self.provision(req)
