@@ -6,9 +6,11 @@
   on the same port, accepting one client key; the GC's sshd runs in its own
   mount namespace where the GC's data is bind-mounted over the home path, so
   the two "machines" have different files at the same path, as on fly;
-- with neutral_shell (the benchmark), both sshds run in mount namespaces where the
-  login user's shell dotfiles (root's ~/.bashrc) read as empty, as on a thopter
-  whose sshd does not run this host's shell set-up;
+- with neutral_shell (the default; bench/run.py --host-shell turns it off), both
+  sshds run in mount namespaces where the login user's shell dotfiles (root's
+  ~/.bashrc) read as empty, as on a thopter whose sshd does not run this host's
+  shell set-up (here `pyenv init`, ~80 ms per command and a rehash lock shared by
+  every shell on the host that waits up to 60 s);
 - a bare git repository to clone (THOPTER_GIT_URL=file://...);
 - an agent command that appends a line to a marker file.
 The fake fly API maps machine names to these addresses (private_ip_by_prefix)
@@ -75,7 +77,7 @@ def run(*argv, **kw):
 
 
 class ThopterHosts:
-    def __init__(self, repository="acme/widgets", neutral_shell=False):
+    def __init__(self, repository="acme/widgets", neutral_shell=True):
         self.dir = tempfile.mkdtemp(prefix="thopter-hosts.")
         os.chmod(self.dir, 0o755)
         self.user = "thopt%06d" % random.randrange(10 ** 6)

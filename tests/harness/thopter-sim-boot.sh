@@ -81,6 +81,13 @@ mount -t tmpfs -o mode=1777 sim-tmp "$r/tmp"
 mount -t tmpfs -o mode=0755 sim-run "$r/run"
 mkdir -p "$r/data"
 mount --bind "$volume" "$r/data"
+# A thopter's root has none of this host's shell start-up: root's ~/.bashrc here
+# runs `pyenv init`, whose rehash lock is shared by every shell on the host and
+# waits up to 60 s for it, on every remote command. (A whiteout in the overlay:
+# the host keeps its files.)
+for f in .bashrc .bash_profile .bash_login .profile .bash_logout; do
+    rm -f "$r/root/$f"
+done
 
 # The thopter image (dd6852b thopter/Dockerfile), as far as the init needs it.
 if [ "$user" = 1 ]; then

@@ -599,6 +599,9 @@ class TestCapacity(ProvisionTestCase):
 
 class TestSshDrop(ProvisionTestCase):
     def test_a_dropped_connection_is_reopened_and_the_step_retried(self):
+        # A Golden Claude home of 64 MB keeps its copy running long enough to
+        # act in it (the steps take a few milliseconds each otherwise).
+        self.gc.write(HOME + "/.claude/big-session-cache.bin", os.urandom(64 << 20))
         c = self.start_consumer()
         self.provision(hub_request("prov-drop"))
         c.wait_log(r'"requestId":"prov-drop","msg":"step golden_claude"', timeout=60)
