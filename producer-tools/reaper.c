@@ -672,20 +672,28 @@ out:
 /* ------------------------------------------------------------------ */
 /* Set-up */
 
+/* The tools' Kafka settings from the reaper's configuration: its brokers
+ * and -X properties (config_load() already read THOPTER_KAFKA_CONFIG_FILE). */
+static int
+cli_of_config(const struct reaper *r, struct cli *cli, struct err *err) {
+        cli_init(cli, PROG);
+        cli->brokers = r->cfg.kafka_brokers;
+        if (r->cfg.n_kafka_props > CLI_PROPS_MAX)
+                return err_set(err, ERR_PERMANENT, 0,
+                               "more than %d -X properties", CLI_PROPS_MAX);
+        for (int i = 0; i < r->cfg.n_kafka_props; i++)
+                cli->props[cli->nprops++] = r->cfg.kafka_props[i];
+        cli->env_file_read = 1;
+        return 0;
+}
+
 static int make_producer(struct reaper *r, struct err *err) {
         struct cli cli;
         char errstr[512];
         rd_kafka_conf_t *conf;
 
-        cli_init(&cli, PROG);
-        cli.brokers = r->cfg.kafka_brokers;
-        if (r->cfg.n_kafka_props > CLI_PROPS_MAX)
-                return err_set(err, ERR_PERMANENT, 0,
-                               "more than %d -X properties", CLI_PROPS_MAX);
-        for (int i = 0; i < r->cfg.n_kafka_props; i++)
-                cli.props[cli.nprops++] = r->cfg.kafka_props[i];
-        cli.env_file_read =
-            1; /* config_load() read THOPTER_KAFKA_CONFIG_FILE */
+        if (cli_of_config(r, &cli, err) == -1)
+                return -1;
         conf = cli_kafka_conf(&cli, RD_KAFKA_PRODUCER, err);
         if (!conf)
                 return -1;
@@ -715,14 +723,8 @@ static int make_events_reader(struct reaper *r, struct err *err) {
         char errstr[512];
         rd_kafka_conf_t *conf;
 
-        cli_init(&cli, PROG);
-        cli.brokers = r->cfg.kafka_brokers;
-        if (r->cfg.n_kafka_props > CLI_PROPS_MAX)
-                return err_set(err, ERR_PERMANENT, 0,
-                               "more than %d -X properties", CLI_PROPS_MAX);
-        for (int i = 0; i < r->cfg.n_kafka_props; i++)
-                cli.props[cli.nprops++] = r->cfg.kafka_props[i];
-        cli.env_file_read = 1;
+        if (cli_of_config(r, &cli, err) == -1)
+                return -1;
         conf = cli_kafka_conf(&cli, RD_KAFKA_CONSUMER, err);
         if (!conf)
                 return -1;
