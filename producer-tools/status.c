@@ -18,12 +18,13 @@
  * watermark, as the consumer's own thopter_consumer_lag does.
  */
 #include "cli.h"
+#include "cli_consumer.h"
 #include "err.h"
 #include "group_assignment.h"
 #include "http.h"
-#include "kafka_conf.h"
 #include "kafka_offsets.h"
 #include "topic_check.h"
+#include "topic_parts.h"
 
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
@@ -124,51 +125,6 @@ static void owner_text(const struct rd_kafka_group_member_info *m,
                 snprintf(buf, cap, "%s@%s", m->client_id, m->client_host);
 }
 
-static rd_kafka_t *
-consumer_for(struct cli *cli, const char *group, struct err *err) {
-        char errstr[512];
-        rd_kafka_conf_t *conf = cli_kafka_conf(cli, RD_KAFKA_CONSUMER, err);
-        rd_kafka_t *rk;
-
-        if (!conf)
-                return NULL;
-        if (kafka_conf_set(conf, "group.id", group, err) == -1 ||
-            kafka_conf_set(conf, "enable.auto.commit", "false", err) == -1 ||
-            cli_kafka_default(cli, conf, "allow.auto.create.topics", "false",
-                              err) == -1) {
-                rd_kafka_conf_destroy(conf);
-                return NULL;
-        }
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-        if (!rk) {
-                rd_kafka_conf_destroy(conf);
-                err_set(err, ERR_PERMANENT, 0, "%s", errstr);
-        }
-        return rk;
-}
-
-/* The partition ids of @p topic (exists: topic_check() ran). */
-static int partitions_of(rd_kafka_t *rk,
-                         const char *topic,
-                         rd_kafka_topic_partition_list_t **out,
-                         struct err *err) {
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-        rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, TIMEOUT_MS);
-
-        rd_kafka_topic_destroy(rkt);
-        if (e)
-                return err_set(err, ERR_TRANSIENT, e, "topic %s: metadata: %s",
-                               topic, rd_kafka_err2str(e));
-        *out = rd_kafka_topic_partition_list_new(
-            md->topic_cnt ? md->topics[0].partition_cnt : 0);
-        for (int i = 0; md->topic_cnt && i < md->topics[0].partition_cnt; i++)
-                rd_kafka_topic_partition_list_add(
-                    *out, topic, md->topics[0].partitions[i].id);
-        rd_kafka_metadata_destroy(md);
-        return 0;
-}
-
 static void print_members(const struct target *t,
                           const struct rd_kafka_group_info *g,
                           const char *why,
@@ -213,22 +169,28 @@ static void print_members(const struct target *t,
 
 static int show_group(struct cli *cli, const struct target *t, int json) {
         struct err err = {0};
-        rd_kafka_t *rk = consumer_for(cli, t->group, &err);
+        rd_kafka_t *rk = cli_consumer_new(cli, t->group, 0, &err);
         rd_kafka_topic_partition_list_t *parts = NULL;
         const struct rd_kafka_group_list *gl = NULL;
         const struct rd_kafka_group_info *g = NULL;
         const char *topic = t->topic;
+        static const char hint[] =
+            "--group GROUP:TOPIC or the THOPTER_*_TOPIC settings";
+        struct topic_part *wm = NULL; /* in the order of parts */
         char why[256] = "";
-        int rc = CLI_FAIL;
+        int n = 0, rc = CLI_FAIL;
 
         if (!rk)
                 return cli_usage_error(cli, "%s", err.msg);
-        if (topic_check(rk, &topic, 1,
-                        "--group GROUP:TOPIC or the "
-                        "THOPTER_*_TOPIC settings",
-                        &err) == -1 ||
-            partitions_of(rk, t->topic, &parts, &err) == -1)
+        if (topic_check(rk, &topic, 1, hint, &err) == -1)
                 goto out;
+        wm = topic_parts_new(rk, t->topic, hint, TIMEOUT_MS, &n, &err);
+        if (!wm)
+                goto out;
+        parts = rd_kafka_topic_partition_list_new(n);
+        for (int i = 0; i < n; i++)
+                rd_kafka_topic_partition_list_add(parts, t->topic,
+                                                  wm[i].partition);
         rd_kafka_resp_err_t e = kafka_offsets_committed(rk, parts, TIMEOUT_MS);
         if (e) {
                 err_set(&err, ERR_TRANSIENT, e,
@@ -249,16 +211,8 @@ static int show_group(struct cli *cli, const struct target *t, int json) {
                 g = &gl->groups[0];
         for (int i = 0; i < parts->cnt; i++) {
                 rd_kafka_topic_partition_t *p = &parts->elems[i];
-                int64_t lo = 0, hi = 0;
+                int64_t lo = wm[i].low, hi = wm[i].high;
                 char owner[512];
-                e = kafka_offsets_query(rk, t->topic, p->partition, &lo, &hi,
-                                        TIMEOUT_MS);
-                if (e) {
-                        err_set(&err, ERR_TRANSIENT, e,
-                                "%s [%" PRId32 "]: watermarks: %s", t->topic,
-                                p->partition, rd_kafka_err2str(e));
-                        goto out;
-                }
                 int committed =
                     p->err == RD_KAFKA_RESP_ERR_NO_ERROR && p->offset >= 0;
                 int64_t lag = hi - (committed ? p->offset : lo);
@@ -305,6 +259,7 @@ out:
                 rd_kafka_group_list_destroy(gl);
         if (parts)
                 rd_kafka_topic_partition_list_destroy(parts);
+        free(wm);
         rd_kafka_destroy(rk);
         return rc;
 }

@@ -9,7 +9,7 @@
  */
 #include "reap_events.h"
 #include "clock.h"
-#include "kafka_offsets.h"
+#include "topic_parts.h"
 
 #include <cjson/cJSON.h>
 
@@ -142,56 +142,23 @@ struct part {
         int done;
 };
 
+/* The partitions to read, each up to the end it has now. */
 static struct part *
 parts_new(rd_kafka_t *rk, const char *topic, int *n, struct err *err) {
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        struct topic_part *tp =
+            topic_parts_new(rk, topic, NULL, META_TIMEOUT_MS, n, err);
         struct part *p = NULL;
-        rd_kafka_resp_err_t e;
 
-        *n = 0;
-        if (!rkt) {
-                err_set(err, ERR_PERMANENT, 0, "topic %s: %s", topic,
-                        rd_kafka_err2str(rd_kafka_last_error()));
+        if (!tp)
                 return NULL;
-        }
-        e = rd_kafka_metadata(rk, 0, rkt, &md, META_TIMEOUT_MS);
-        rd_kafka_topic_destroy(rkt);
-        if (e) {
-                err_set(err, ERR_TRANSIENT, e, "%s: metadata: %s", topic,
-                        rd_kafka_err2str(e));
-                return NULL;
-        }
-        if (md->topic_cnt != 1 || md->topics[0].err ||
-            md->topics[0].partition_cnt == 0) {
-                err_set(err, ERR_PERMANENT, 0, "%s: %s", topic,
-                        md->topic_cnt == 1 && md->topics[0].err
-                            ? rd_kafka_err2str(md->topics[0].err)
-                            : "no partitions");
-                rd_kafka_metadata_destroy(md);
-                return NULL;
-        }
-        *n = md->topics[0].partition_cnt;
         p = calloc((size_t)*n, sizeof(*p));
         if (!p)
-                err_set(err, ERR_PERMANENT, 0, "out of memory");
-        for (int i = 0; p && i < *n; i++) {
-                int64_t lo = 0, hi = 0;
-                p[i].id = md->topics[0].partitions[i].id;
-                e = kafka_offsets_query(rk, topic, p[i].id, &lo, &hi,
-                                        META_TIMEOUT_MS);
-                if (e) {
-                        err_set(err, ERR_TRANSIENT, e,
-                                "%s [%" PRId32 "]: watermarks: %s", topic,
-                                p[i].id, rd_kafka_err2str(e));
-                        free(p);
-                        p = NULL;
-                        break;
-                }
-                p[i].end = hi;
-                p[i].done = lo >= hi;
-        }
-        rd_kafka_metadata_destroy(md);
+                err_oom(err, "partitions");
+        for (int i = 0; p && i < *n; i++)
+                p[i] = (struct part){.id = tp[i].partition,
+                                     .end = tp[i].high,
+                                     .done = tp[i].low >= tp[i].high};
+        free(tp);
         return p;
 }
 
