@@ -4,7 +4,8 @@
  * for defaults, the environment; no Kafka. Also the range-checked number
  * readers the tool uses for offsets and headers.
  *
- * Callers: dlq.c (main, and the header readers), tests/unit/test_dlq_args.c.
+ * Callers: dlq.c (main), dlq_list.c and dlq_replay.c (the number readers),
+ * tests/unit/test_dlq_args.c.
  */
 #ifndef THOPTER_DLQ_ARGS_H
 #define THOPTER_DLQ_ARGS_H
