@@ -9,13 +9,14 @@
  *
  * DESIGN
  * ------
- * One consumer handle per group, never subscribed: kafka_offsets_committed()
- * is an OffsetFetch (asked again while the coordinator is being found),
- * kafka_offsets_query() a ListOffsets (with a timeout that holds while a leader
- * is down, kafka_offsets.h), and rd_kafka_list_groups() a DescribeGroups, which
- * librdkafka's mock cluster does not serve (members are then "unknown", said
- * once). Lag of a partition with no committed offset counts from its low
- * watermark, as the consumer's own thopter_consumer_lag does.
+ * One consumer handle per group, never subscribed (cli_consumer.h):
+ * topic_parts_new() is a Metadata and a ListOffsets per partition (with a
+ * timeout that holds while a leader is down, kafka_offsets.h), asked before
+ * kafka_offsets_committed(), an OffsetFetch (asked again while the
+ * coordinator is being found); rd_kafka_list_groups() is a DescribeGroups,
+ * which librdkafka's mock cluster does not serve (members are then
+ * "unknown", said once). Lag of a partition with no committed offset counts
+ * from its low watermark, as the consumer's own thopter_consumer_lag does.
  */
 #include "cli.h"
 #include "cli_consumer.h"
