@@ -6,6 +6,8 @@
  * and runs until stdin closes or SIGTERM/SIGINT. Any process (kcat, the
  * consumer, kafkajs) can connect to it over TCP.
  */
+#include "cli.h"
+#include "devbroker_args.h"
 #include "err.h"
 #include "kafka_conf.h"
 #include "log.h"
@@ -183,56 +185,108 @@ static int stdin_is_background_tty(void) {
         return fg != -1 && fg != getpgrp();
 }
 
-static const char *env_or(const char *name, const char *def) {
-        const char *v = getenv(name);
-        return v && *v ? v : def;
+/* The four topics of contract section 1, with their recommended partition
+ * counts, and those of --topic. @returns 0, or 1 when one of the four could
+ * not be created (said on stderr). */
+static int create_topics(rd_kafka_mock_cluster_t *mc,
+                         const struct devbroker_args *a) {
+        int replicas = a->nbrokers < 3 ? a->nbrokers : 3;
+        struct {
+                const char *name;
+                int parts;
+        } topics[] = {
+            {cli_env("THOPTER_PROVISION_TOPIC", "thopter.provision"), 1},
+            {cli_env("THOPTER_DESTROY_TOPIC", "thopter.destroy"), 6},
+            {cli_env("THOPTER_DLQ_TOPIC", "thopter.dlq"), 1},
+            {cli_env("THOPTER_EVENTS_TOPIC", "thopter.events"), 3},
+        };
+        int rc = 0;
+
+        for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
+                if (rd_kafka_mock_topic_create(mc, topics[i].name,
+                                               topics[i].parts, replicas)) {
+                        fprintf(
+                            stderr,
+                            "thopter-devbroker: could not create topic %s\n",
+                            topics[i].name);
+                        rc = 1;
+                }
+        }
+        for (int i = 0; i < a->ntopics; i++)
+                rd_kafka_mock_topic_create(mc, a->topics[i].name,
+                                           a->topics[i].partitions, replicas);
+        return rc;
+}
+
+/* Until SIGTERM/SIGINT, or stdin closes when @p watch_stdin: each line of
+ * stdin is a control() command. */
+static void serve(rd_kafka_mock_cluster_t *mc, int nbrokers, int watch_stdin) {
+        char buf[1024];
+        size_t used = 0;
+
+        signal(SIGTERM, on_signal);
+        signal(SIGINT, on_signal);
+        signal(SIGPIPE, SIG_IGN);
+        /* Moved to the background later (Ctrl-Z, bg): a read of the
+         * terminal fails with EIO instead of stopping the process, and
+         * stdin is no longer watched. */
+        signal(SIGTTIN, SIG_IGN);
+        while (!stop) {
+                struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+                if (!watch_stdin) {
+                        pause();
+                        continue;
+                }
+                if (poll(&pfd, 1, 500) <= 0)
+                        continue;
+                /* Lines may arrive split or several per read. */
+                ssize_t n =
+                    read(STDIN_FILENO, buf + used, sizeof(buf) - 1 - used);
+                if (n < 0 && errno == EIO) {
+                        watch_stdin = 0;
+                        continue;
+                }
+                if (n <= 0)
+                        break;
+                used += (size_t)n;
+                buf[used] = '\0';
+                char *nl, *line = buf;
+                while ((nl = strchr(line, '\n'))) {
+                        *nl = '\0';
+                        control(mc, nbrokers, line);
+                        line = nl + 1;
+                }
+                used = strlen(line);
+                memmove(buf, line, used + 1);
+                if (used == sizeof(buf) - 1) {
+                        /* an overlong line: take it as it is */
+                        control(mc, nbrokers, buf);
+                        used = 0;
+                }
+        }
 }
 
 int main(int argc, char **argv) {
-        int nbrokers = 1, watch_stdin = 1;
-        char *extra[64];
-        int nextra = 0;
-        char *props[64];
-        int nprops = 0;
+        static struct devbroker_args a;
         struct err err = {0};
         char errstr[512];
+        int rc;
 
-        for (int i = 1; i < argc; i++) {
-                if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-                        usage(stdout);
-                        return 0;
-                } else if (!strcmp(argv[i], "-V") ||
-                           !strcmp(argv[i], "--version")) {
-                        printf("thopter-devbroker %s (librdkafka %s)\n",
-                               THOPTER_VERSION, rd_kafka_version_str());
-                        return 0;
-                } else if (!strcmp(argv[i], "--brokers") && i + 1 < argc) {
-                        nbrokers = atoi(argv[++i]);
-                        if (nbrokers < 1 || nbrokers > 9) {
-                                fprintf(stderr, "thopter-devbroker: --brokers: "
-                                                "must be 1 to 9\n");
-                                return 2;
-                        }
-                } else if (!strcmp(argv[i], "--topic") && i + 1 < argc &&
-                           nextra < 64) {
-                        extra[nextra++] = argv[++i];
-                } else if (!strcmp(argv[i], "--no-stdin")) {
-                        watch_stdin = 0;
-                } else if (!strcmp(argv[i], "-X") && i + 1 < argc &&
-                           nprops < 64) {
-                        props[nprops++] = argv[++i];
-                } else {
-                        fprintf(stderr,
-                                "thopter-devbroker: unknown argument \"%s\" "
-                                "(see --help)\n",
-                                argv[i]);
-                        return 2;
-                }
+        rc = devbroker_args_parse(argc, argv, &a);
+        if (rc != CLI_OK)
+                return rc;
+        if (a.help) {
+                usage(stdout);
+                return 0;
         }
-
-        rd_kafka_conf_t *conf = kafka_conf_new(NULL, props, nprops, &err);
-        if (!conf || kafka_conf_default(conf, props, nprops, "log_level", "3",
-                                        &err) == -1) {
+        if (a.version) {
+                printf("thopter-devbroker %s (librdkafka %s)\n",
+                       THOPTER_VERSION, rd_kafka_version_str());
+                return 0;
+        }
+        rd_kafka_conf_t *conf = kafka_conf_new(NULL, a.props, a.nprops, &err);
+        if (!conf || kafka_conf_default(conf, a.props, a.nprops, "log_level",
+                                        "3", &err) == -1) {
                 fprintf(stderr, "thopter-devbroker: %s\n", err.msg);
                 return 2;
         }
@@ -242,7 +296,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "thopter-devbroker: %s\n", errstr);
                 return 1;
         }
-        rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, nbrokers);
+        rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, a.nbrokers);
         if (!mc) {
                 fprintf(
                     stderr,
@@ -250,101 +304,18 @@ int main(int argc, char **argv) {
                 rd_kafka_destroy(rk);
                 return 1;
         }
-        struct {
-                const char *name;
-                int parts;
-        } topics[] = {
-            {env_or("THOPTER_PROVISION_TOPIC", "thopter.provision"), 1},
-            {env_or("THOPTER_DESTROY_TOPIC", "thopter.destroy"), 6},
-            {env_or("THOPTER_DLQ_TOPIC", "thopter.dlq"), 1},
-            {env_or("THOPTER_EVENTS_TOPIC", "thopter.events"), 3},
-        };
-        int rc = 0;
-        for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
-                if (rd_kafka_mock_topic_create(mc, topics[i].name,
-                                               topics[i].parts,
-                                               nbrokers < 3 ? nbrokers : 3)) {
-                        fprintf(
-                            stderr,
-                            "thopter-devbroker: could not create topic %s\n",
-                            topics[i].name);
-                        rc = 1;
-                }
-        }
-        for (int i = 0; i < nextra; i++) {
-                char name[256];
-                const char *colon = strrchr(extra[i], ':');
-                int parts = colon ? atoi(colon + 1) : 1;
-                size_t len =
-                    colon ? (size_t)(colon - extra[i]) : strlen(extra[i]);
-                if (len == 0 || len >= sizeof(name) || parts < 1) {
-                        fprintf(stderr,
-                                "thopter-devbroker: --topic %s: expected "
-                                "NAME:PARTITIONS\n",
-                                extra[i]);
-                        rc = 2;
-                        continue;
-                }
-                memcpy(name, extra[i], len);
-                name[len] = '\0';
-                rd_kafka_mock_topic_create(mc, name, parts,
-                                           nbrokers < 3 ? nbrokers : 3);
-        }
-        if (watch_stdin && stdin_is_background_tty()) {
+        rc = create_topics(mc, &a);
+        if (a.watch_stdin && stdin_is_background_tty()) {
                 fprintf(stderr, "thopter-devbroker: started in the background "
                                 "of a terminal: not reading stdin (stop it "
                                 "with kill %%1 or SIGTERM)\n");
-                watch_stdin = 0;
+                a.watch_stdin = 0;
         }
         if (rc == 0) {
                 printf("bootstrap.servers=%s\n",
                        rd_kafka_mock_cluster_bootstraps(mc));
                 fflush(stdout);
-                signal(SIGTERM, on_signal);
-                signal(SIGINT, on_signal);
-                signal(SIGPIPE, SIG_IGN);
-                /* Moved to the background later (Ctrl-Z, bg): a read of the
-                 * terminal fails with EIO instead of stopping the process,
-                 * and stdin is no longer watched. */
-                signal(SIGTTIN, SIG_IGN);
-                char buf[1024];
-                size_t used = 0;
-                while (!stop) {
-                        struct pollfd pfd = {.fd = STDIN_FILENO,
-                                             .events = POLLIN};
-                        if (!watch_stdin) {
-                                pause();
-                                continue;
-                        }
-                        if (poll(&pfd, 1, 500) > 0) {
-                                /* Lines may arrive split or several per read.
-                                 */
-                                ssize_t n = read(STDIN_FILENO, buf + used,
-                                                 sizeof(buf) - 1 - used);
-                                if (n < 0 && errno == EIO) {
-                                        watch_stdin = 0;
-                                        continue;
-                                }
-                                if (n <= 0)
-                                        break;
-                                used += (size_t)n;
-                                buf[used] = '\0';
-                                char *nl, *line = buf;
-                                while ((nl = strchr(line, '\n'))) {
-                                        *nl = '\0';
-                                        control(mc, nbrokers, line);
-                                        line = nl + 1;
-                                }
-                                used = strlen(line);
-                                memmove(buf, line, used + 1);
-                                if (used ==
-                                    sizeof(buf) - 1) { /* an overlong line: take
-                                                          it as it is */
-                                        control(mc, nbrokers, buf);
-                                        used = 0;
-                                }
-                        }
-                }
+                serve(mc, a.nbrokers, a.watch_stdin);
         }
         rd_kafka_mock_cluster_destroy(mc);
         rd_kafka_destroy(rk);
