@@ -7,7 +7,8 @@
  * about. So the check asks for the metadata of *all* topics (a request that
  * names no topic creates none) and looks the names up in the answer.
  *
- * Callers: thopter-send, thopter-dlq, thopter-reaper.
+ * Callers: thopter-send, thopter-dlq (dlq_read.c, dlq_replay.c),
+ * thopter-status, thopter-reaper.
  */
 #ifndef THOPTER_TOPIC_CHECK_H
 #define THOPTER_TOPIC_CHECK_H
