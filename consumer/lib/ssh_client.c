@@ -29,7 +29,7 @@
 #include "metrics.h"
 #include "secret_file.h"
 #include "shell_quote.h"
-#include "ssh_known_hosts.h"
+#include "known_hosts.h"
 #include "strfmt.h"
 
 #include <libssh2.h>
@@ -319,12 +319,12 @@ static int tcp_connect(struct ssh_conn *c,
 
 /* Accepts the server's key when it is opts->host_key (the key made for this
  * machine) or THOPTER_SSH_KNOWN_HOSTS lists it for host or [host]:port; an
- * @revoked line for it refuses it whatever else says (ssh_known_hosts.h). */
+ * @revoked line for it refuses it whatever else says (known_hosts.h). */
 static int check_host_key(struct ssh_conn *c,
                           const struct ssh_opts *opts,
                           int port,
                           struct err *err) {
-        enum ssh_known_hosts_result found = SSH_KNOWN_HOSTS_NOT_FOUND;
+        enum known_hosts_result found = KNOWN_HOSTS_NOT_FOUND;
         const unsigned char *key;
         size_t klen = 0;
         int ktype = 0;
@@ -339,11 +339,11 @@ static int check_host_key(struct ssh_conn *c,
                                               "THOPTER_SSH_KNOWN_HOSTS", err);
                 if (!text)
                         return -1;
-                found = ssh_known_hosts_check(text, strlen(text), opts->host,
-                                              port, key, klen);
+                found = known_hosts_check(text, strlen(text), opts->host, port,
+                                          key, klen);
                 free(text);
         }
-        if (found == SSH_KNOWN_HOSTS_REVOKED)
+        if (found == KNOWN_HOSTS_REVOKED)
                 return err_setc(err, ERR_PERMANENT, ERR_CAUSE_HOST_KEY, 0,
                                 "ssh: host key for %s is marked @revoked in "
                                 "THOPTER_SSH_KNOWN_HOSTS",
@@ -351,7 +351,7 @@ static int check_host_key(struct ssh_conn *c,
         if (opts->host_key && opts->host_key_len == klen &&
             memcmp(opts->host_key, key, klen) == 0)
                 return 0; /* the key made for this machine */
-        if (found == SSH_KNOWN_HOSTS_MATCH)
+        if (found == KNOWN_HOSTS_MATCH)
                 return 0;
         if (!opts->known_hosts_path && !opts->host_key)
                 return 0; /* insecure, checked by the caller */
@@ -365,8 +365,8 @@ static int check_host_key(struct ssh_conn *c,
             "ssh: host key for %s does not match "
             "THOPTER_SSH_KNOWN_HOSTS (%s)%s",
             c->name,
-            found == SSH_KNOWN_HOSTS_MISMATCH ? "different key"
-                                              : "no entry for the host",
+            found == KNOWN_HOSTS_MISMATCH ? "different key"
+                                          : "no entry for the host",
             opts->host_key ? " and is not the one made for this machine" : "");
 }
 
