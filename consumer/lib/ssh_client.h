@@ -58,7 +58,7 @@ struct ssh_opts {
         const char *known_hosts_path; /* optional; when set it is always
                                          checked, whatever insecure says */
         /* optional: the host key made for this machine (SSH wire form,
-         * ssh_keys.h); accepted as well as what known_hosts_path lists */
+         * host_keys.h); accepted as well as what known_hosts_path lists */
         const unsigned char *host_key;
         size_t host_key_len;
         int insecure; /* with neither known_hosts_path nor host_key: accept
