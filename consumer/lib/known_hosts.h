@@ -21,8 +21,9 @@
  *   key type word must be present but is not compared separately: the blob
  *   starts with it).
  *
- * Callers: ssh_client.c (check_host_key(), which reads THOPTER_SSH_KNOWN_HOSTS
- * at each connection), the fuzz target fuzz_known_hosts.
+ * Callers: remote_conn.c (check_host_key(), which reads
+ * THOPTER_SSH_KNOWN_HOSTS at each connection), the fuzz target
+ * fuzz_known_hosts.
  *
  * @locality any thread.
  */
