@@ -86,7 +86,7 @@ sources_of() {
         fuzz_shell_quote) echo "shell_quote.c" ;;
         fuzz_fly_json) echo "fly_json.c err.c log.c clock.c strfmt.c" ;;
         fuzz_http_header) echo "http.c dynbuf.c err.c log.c clock.c" ;;
-        fuzz_known_hosts) echo "ssh_known_hosts.c" ;;
+        fuzz_known_hosts) echo "known_hosts.c" ;;
         *) return 1 ;;
         esac
 }

@@ -1,4 +1,4 @@
-/* ssh_known_hosts.c - OpenSSH known_hosts semantics; see ssh_known_hosts.h.
+/* known_hosts.c - OpenSSH known_hosts semantics; see known_hosts.h.
  *
  * DESIGN
  * ------
@@ -10,7 +10,7 @@
  * costs O(pattern x name), never exponential time; both accept the same
  * strings.
  */
-#include "ssh_known_hosts.h"
+#include "known_hosts.h"
 
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -288,21 +288,21 @@ key_compare(const struct line *l, const unsigned char *blob, size_t blob_len) {
                memcmp(buf, blob, blob_len) == 0;
 }
 
-enum ssh_known_hosts_result ssh_known_hosts_check(const char *text,
-                                                  size_t len,
-                                                  const char *host,
-                                                  int port,
-                                                  const unsigned char *key_blob,
-                                                  size_t key_len) {
+enum known_hosts_result known_hosts_check(const char *text,
+                                          size_t len,
+                                          const char *host,
+                                          int port,
+                                          const unsigned char *key_blob,
+                                          size_t key_len) {
         char name[NAME_MAX_LEN];
         size_t hn, nn = 0;
         bool found = false, matched = false, revoked = false;
 
         if (!host || !host[0] || port < 0 || port > 65535)
-                return SSH_KNOWN_HOSTS_NOT_FOUND;
+                return KNOWN_HOSTS_NOT_FOUND;
         hn = strlen(host);
         if (hn > 1024)
-                return SSH_KNOWN_HOSTS_NOT_FOUND;
+                return KNOWN_HOSTS_NOT_FOUND;
         /* OpenSSH's put_host_port(): the plain name only for the default
          * port, so a "host" line never vouches for host:2222. */
         if (port != 0 && port != 22)
@@ -336,21 +336,21 @@ enum ssh_known_hosts_result ssh_known_hosts_check(const char *text,
                 matched = matched || k == 1;
         }
         if (revoked)
-                return SSH_KNOWN_HOSTS_REVOKED;
+                return KNOWN_HOSTS_REVOKED;
         if (matched)
-                return SSH_KNOWN_HOSTS_MATCH;
-        return found ? SSH_KNOWN_HOSTS_MISMATCH : SSH_KNOWN_HOSTS_NOT_FOUND;
+                return KNOWN_HOSTS_MATCH;
+        return found ? KNOWN_HOSTS_MISMATCH : KNOWN_HOSTS_NOT_FOUND;
 }
 
-const char *ssh_known_hosts_result_name(enum ssh_known_hosts_result r) {
+const char *known_hosts_result_name(enum known_hosts_result r) {
         switch (r) {
-        case SSH_KNOWN_HOSTS_MATCH:
+        case KNOWN_HOSTS_MATCH:
                 return "match";
-        case SSH_KNOWN_HOSTS_MISMATCH:
+        case KNOWN_HOSTS_MISMATCH:
                 return "mismatch";
-        case SSH_KNOWN_HOSTS_NOT_FOUND:
+        case KNOWN_HOSTS_NOT_FOUND:
                 return "not found";
-        case SSH_KNOWN_HOSTS_REVOKED:
+        case KNOWN_HOSTS_REVOKED:
                 return "revoked";
         }
         return "unknown";

@@ -1,5 +1,5 @@
-/* ssh_keys.c - see ssh_keys.h. */
-#include "ssh_keys.h"
+/* host_keys.c - see host_keys.h. */
+#include "host_keys.h"
 #include "dynbuf.h"
 #include "strfmt.h"
 
@@ -19,11 +19,11 @@
 #define OPENSSH_MAGIC "openssh-key-v1"
 #define PEM_LINE      70
 
-int ssh_keys_derive_host_key(const void *secret,
-                             size_t secret_len,
-                             const char *request_id,
-                             struct ssh_host_key *out,
-                             struct err *err) {
+int host_keys_derive_host_key(const void *secret,
+                              size_t secret_len,
+                              const char *request_id,
+                              struct host_key *out,
+                              struct err *err) {
         unsigned char msg[sizeof(DERIVE_LABEL) + 256];
         size_t idlen = strlen(request_id), pub_len = sizeof(out->pub);
         unsigned int n = 0;
@@ -56,11 +56,11 @@ out:
         EVP_PKEY_free(pkey);
         secret_wipe(msg, sizeof(msg));
         if (rc == -1)
-                ssh_keys_wipe(out);
+                host_keys_wipe(out);
         return rc;
 }
 
-void ssh_keys_wipe(struct ssh_host_key *k) {
+void host_keys_wipe(struct host_key *k) {
         secret_wipe(k, sizeof(*k));
 }
 
@@ -78,18 +78,18 @@ static void put_string(struct dynbuf *b, const void *s, size_t n) {
         dynbuf_add(b, s, n);
 }
 
-static void put_public_blob(struct dynbuf *b, const struct ssh_host_key *k) {
+static void put_public_blob(struct dynbuf *b, const struct host_key *k) {
         put_string(b, KEY_TYPE, strlen(KEY_TYPE));
         put_string(b, k->pub, sizeof(k->pub));
 }
 
-size_t ssh_keys_public_blob(const struct ssh_host_key *k,
-                            unsigned char *buf,
-                            size_t cap) {
+size_t host_keys_public_blob(const struct host_key *k,
+                             unsigned char *buf,
+                             size_t cap) {
         struct dynbuf b;
         size_t n = 0;
 
-        dynbuf_init(&b, SSH_KEYS_BLOB_MAX, DYNBUF_FAIL);
+        dynbuf_init(&b, HOST_KEYS_BLOB_MAX, DYNBUF_FAIL);
         put_public_blob(&b, k);
         if (b.state == DYNBUF_OK && b.len <= cap) {
                 memcpy(buf, b.p, b.len);
@@ -106,9 +106,9 @@ static char *base64(const unsigned char *data, size_t len) {
         return out;
 }
 
-char *ssh_keys_public_line(const struct ssh_host_key *k, const char *comment) {
-        unsigned char blob[SSH_KEYS_BLOB_MAX];
-        size_t n = ssh_keys_public_blob(k, blob, sizeof(blob));
+char *host_keys_public_line(const struct host_key *k, const char *comment) {
+        unsigned char blob[HOST_KEYS_BLOB_MAX];
+        size_t n = host_keys_public_blob(k, blob, sizeof(blob));
         char *b64 = n ? base64(blob, n) : NULL;
         char *line =
             b64 ? strfmt(KEY_TYPE " %s%s%s", b64,
@@ -118,8 +118,7 @@ char *ssh_keys_public_line(const struct ssh_host_key *k, const char *comment) {
         return line;
 }
 
-char *ssh_keys_private_openssh(const struct ssh_host_key *k,
-                               const char *comment) {
+char *host_keys_private_openssh(const struct host_key *k, const char *comment) {
         struct dynbuf priv, whole, pem;
         unsigned char checkint[4];
         char *b64 = NULL, *out = NULL;
@@ -148,7 +147,7 @@ char *ssh_keys_private_openssh(const struct ssh_host_key *k,
         put_u32(&whole, 1);
         {
                 struct dynbuf pubb;
-                dynbuf_init(&pubb, SSH_KEYS_BLOB_MAX, DYNBUF_FAIL);
+                dynbuf_init(&pubb, HOST_KEYS_BLOB_MAX, DYNBUF_FAIL);
                 put_public_blob(&pubb, k);
                 put_string(&whole, dynbuf_str(&pubb), pubb.len);
                 dynbuf_free(&pubb);
@@ -185,7 +184,7 @@ char *ssh_keys_private_openssh(const struct ssh_host_key *k,
 /* ---- the client's public key -------------------------------------------- */
 
 unsigned char *
-ssh_keys_read_file(const char *path, size_t *len, struct err *err) {
+host_keys_read_file(const char *path, size_t *len, struct err *err) {
         FILE *f = fopen(path, "rb");
         struct dynbuf b;
         char chunk[4096];
@@ -286,7 +285,7 @@ static char *public_from_openssh(const char *text) {
         return line;
 }
 
-char *ssh_keys_client_public_line(const char *path, struct err *err) {
+char *host_keys_client_public_line(const char *path, struct err *err) {
         char *pub_path = strfmt("%s.pub", path);
         unsigned char *text = NULL;
         size_t len = 0;
@@ -297,7 +296,7 @@ char *ssh_keys_client_public_line(const char *path, struct err *err) {
                 err_oom(err, "THOPTER_SSH_KEY");
                 return NULL;
         }
-        text = ssh_keys_read_file(pub_path, &len, &ignored);
+        text = host_keys_read_file(pub_path, &len, &ignored);
         if (text) {
                 /* The first line of KEY.pub is the line. */
                 char *nl = strpbrk((char *)text, "\r\n");
@@ -306,7 +305,7 @@ char *ssh_keys_client_public_line(const char *path, struct err *err) {
                 line = strdup((char *)text);
                 free(text);
         } else {
-                text = ssh_keys_read_file(path, &len, err);
+                text = host_keys_read_file(path, &len, err);
                 if (text) {
                         line = public_from_openssh((const char *)text);
                         secret_wipe(text, len);
