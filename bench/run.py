@@ -738,7 +738,7 @@ def provision_once(args, hosts, latency_ms, n, issue_base):
         st.fly.seed_machine(name="gc-default", state="started")
         env = hosts.env()
         env["MAX_THOPTERS"] = "100000"  # every provisioned thopter stays started in the fake
-        env["THOPTER_LOG_LEVEL"] = "debug"  # for ssh_client's "connected to … in N ms" (a few lines)
+        env["THOPTER_LOG_LEVEL"] = "debug"  # for remote_conn.c's "connected to … in N ms" (a few lines)
         for kv in args.provision_env:
             k, v = kv.split("=", 1)
             env[k] = v

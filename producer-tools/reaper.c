@@ -36,7 +36,7 @@
 #include "reap_idle.h"
 #include "reap_pass.h"
 #include "reap_rules.h"
-#include "ssh_keys.h"
+#include "host_keys.h"
 #include "strfmt.h"
 #include "topic_check.h"
 
@@ -381,7 +381,7 @@ static int setup(struct reaper *r, int argc, char **argv, int *done) {
                         config_ssh_port_warning(&r->cfg));
         if (r->rs.idle_after_s) {
                 r->secret =
-                    ssh_keys_read_file(r->cfg.ssh_key, &r->secret_len, &err);
+                    host_keys_read_file(r->cfg.ssh_key, &r->secret_len, &err);
                 if (!r->secret) {
                         fprintf(stderr, PROG ": THOPTER_SSH_KEY: %s\n",
                                 err.msg);

@@ -139,8 +139,9 @@ static int run(struct job *job, void *opaque, struct err *err) {
 
         snprintf(r.workspace, sizeof(r.workspace), "%s/workspace",
                  r.cfg->remote_home);
-        if (ssh_keys_derive_host_key(ctx->key_secret, ctx->key_secret_len,
-                                     r.req->request_id, &r.host_key, err) == -1)
+        if (host_keys_derive_host_key(ctx->key_secret, ctx->key_secret_len,
+                                      r.req->request_id, &r.host_key,
+                                      err) == -1)
                 return err_classify(err, ERRC_INTERNAL, "create");
         job_log(job, LOG_INFO, "provisioning %s#%s", r.req->repository,
                 r.req->issue_number);
@@ -200,9 +201,9 @@ static int run(struct job *job, void *opaque, struct err *err) {
         }
         rc = set_up(&r, found, err);
 out:
-        ssh_close(r.gc.ssh);
-        ssh_close(r.ssh);
-        ssh_keys_wipe(&r.host_key);
+        remote_close(r.gc.ssh);
+        remote_close(r.ssh);
+        host_keys_wipe(&r.host_key);
         free(r.note);
         if (rc == -1 && err->cause != ERR_CAUSE_CANCELLED &&
             !job_cancelled(job)) {
@@ -225,10 +226,10 @@ struct provision_ctx *provision_ctx_new(const struct provision_deps *deps,
         /* Both come from THOPTER_SSH_KEY and are needed for every create:
          * a key that cannot be read stops the consumer at start. */
         ctx->key_secret =
-            ssh_keys_read_file(deps->cfg->ssh_key, &ctx->key_secret_len, err);
+            host_keys_read_file(deps->cfg->ssh_key, &ctx->key_secret_len, err);
         ctx->authorized_key =
             ctx->key_secret
-                ? ssh_keys_client_public_line(deps->cfg->ssh_key, err)
+                ? host_keys_client_public_line(deps->cfg->ssh_key, err)
                 : NULL;
         if (!ctx->authorized_key) {
                 if (err->kind != ERR_NONE &&

@@ -296,7 +296,7 @@ add_files(struct provision_run *r, struct machine_spec *m, struct err *err) {
         size_t n = 0;
 
         m->host_key_pem =
-            ssh_keys_private_openssh(&r->host_key, r->req->request_id);
+            host_keys_private_openssh(&r->host_key, r->req->request_id);
         m->authorized_keys = strfmt("%s\n", r->ctx->authorized_key);
         if (!m->host_key_pem || !m->authorized_keys)
                 return err_oom(err, "create");
@@ -316,7 +316,7 @@ add_files(struct provision_run *r, struct machine_spec *m, struct err *err) {
                         continue;
                 /* Read per provision: an operator may replace the file. */
                 m->local[i] =
-                    ssh_keys_read_file(local_path[i], &m->local_len[i], &fe);
+                    host_keys_read_file(local_path[i], &m->local_len[i], &fe);
                 if (!m->local[i]) {
                         err_set(err, ERR_PERMANENT, fe.code, "%s: %s",
                                 local_setting[i], fe.msg);

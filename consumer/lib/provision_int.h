@@ -7,8 +7,8 @@
 #include "destroy.h"
 #include "provision.h"
 #include "request.h"
-#include "ssh_client.h"
-#include "ssh_keys.h"
+#include "remote.h"
+#include "host_keys.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -28,7 +28,7 @@ struct provision_ctx {
         struct provision_deps deps;
         struct destroy_deps destroy; /* the clean-up's */
         unsigned seed;               /* machine name suffixes */
-        unsigned char *key_secret;   /* THOPTER_SSH_KEY's bytes (ssh_keys.h) */
+        unsigned char *key_secret;   /* THOPTER_SSH_KEY's bytes (host_keys.h) */
         size_t key_secret_len;
         char *authorized_key; /* the consumer's public key line */
 };
@@ -40,9 +40,9 @@ struct provision_gc {
         int known; /* a list was seen: found says what it held */
         int found; /* machine is a started gc-<name> or gc-default */
         struct fly_machine machine;
-        int tried;            /* the one connect attempt was made: ssh or err */
-        struct ssh_conn *ssh; /* owned; NULL when the attempt failed */
-        struct err err;       /* why the attempt failed */
+        int tried; /* the one connect attempt was made: ssh or err */
+        struct remote_conn *ssh; /* owned; NULL when the attempt failed */
+        struct err err;          /* why the attempt failed */
 };
 
 /* Everything one run knows; freed at its end. */
@@ -54,9 +54,9 @@ struct provision_run {
         const struct repo_cred *repo;
         struct fly_machine machine;
         int have_machine;
-        struct ssh_conn *ssh;
-        struct ssh_host_key host_key; /* made for this request's machine */
-        char *note; /* a line for the next remote step's log */
+        struct remote_conn *ssh;
+        struct host_key host_key; /* made for this request's machine */
+        char *note;               /* a line for the next remote step's log */
         char workspace[512];
         char work_branch[160];
         int64_t ready_deadline; /* monotonic; set at create (or lookup) */

@@ -50,8 +50,9 @@ static char *host_for(struct provision_run *r, const struct fly_machine *m) {
         return template_render(r->cfg->ssh_host, "{", "}", vars, 3);
 }
 
-static struct ssh_opts ssh_opts_for(struct provision_run *r, const char *host) {
-        struct ssh_opts o = {
+static struct remote_opts ssh_opts_for(struct provision_run *r,
+                                       const char *host) {
+        struct remote_opts o = {
             .host = host,
             .port = r->cfg->ssh_port,
             .user = r->cfg->ssh_user,
@@ -67,22 +68,23 @@ static struct ssh_opts ssh_opts_for(struct provision_run *r, const char *host) {
 }
 
 /* Connect to this request's machine until @p deadline: its host key is the
- * one made for it at create (ssh_keys.h), or one THOPTER_SSH_KNOWN_HOSTS
+ * one made for it at create (host_keys.h), or one THOPTER_SSH_KNOWN_HOSTS
  * lists (fixed-key images). */
-static struct ssh_conn *
+static struct remote_conn *
 open_session(struct provision_run *r, int64_t deadline, struct err *err) {
         char *host = host_for(r, &r->machine);
-        unsigned char blob[SSH_KEYS_BLOB_MAX];
-        struct ssh_conn *c = NULL;
+        unsigned char blob[HOST_KEYS_BLOB_MAX];
+        struct remote_conn *c = NULL;
 
         if (!host) {
                 err_oom(err, "ssh host");
                 return NULL;
         }
-        struct ssh_opts o = ssh_opts_for(r, host);
-        o.host_key_len = ssh_keys_public_blob(&r->host_key, blob, sizeof(blob));
+        struct remote_opts o = ssh_opts_for(r, host);
+        o.host_key_len =
+            host_keys_public_blob(&r->host_key, blob, sizeof(blob));
         o.host_key = o.host_key_len ? blob : NULL;
-        c = ssh_connect_until(&o, deadline, &r->job->cancel, err);
+        c = remote_connect_until(&o, deadline, &r->job->cancel, err);
         if (c)
                 metrics_inc(M_PROVISION_SSH_CONNECTIONS, "", 1);
         free(host);
@@ -117,7 +119,7 @@ static int retry_remote(struct provision_run *r,
                           ? r->cfg->ready_timeout_s * 1000L
                           : SSH_RECONNECT_MS;
         struct err ce = {0};
-        ssh_close(r->ssh);
+        remote_close(r->ssh);
         r->ssh = open_session(r, clock_deadline(window), &ce);
         if (!r->ssh) {
                 job_log(r->job, LOG_WARN, "%s: reconnect failed: %s", step,
@@ -150,7 +152,7 @@ static int remote_step(struct provision_run *r,
                        size_t in_len,
                        int may_retry,
                        struct err *err) {
-        struct ssh_result res = {0};
+        struct remote_result res = {0};
         char *note = r->note ? provision_log_command(r->cfg->remote_log,
                                                      r->note, clock_wall_ms())
                              : NULL;
@@ -175,10 +177,10 @@ static int remote_step(struct provision_run *r,
                         err_cancelled(err);
                         goto out;
                 }
-                if (ssh_run(r->ssh, full, in, in_len,
-                            r->cfg->ssh_timeout_s * 1000L, &res, err) == 0)
+                if (remote_run(r->ssh, full, in, in_len,
+                               r->cfg->ssh_timeout_s * 1000L, &res, err) == 0)
                         break;
-                ssh_result_free(&res);
+                remote_result_free(&res);
                 if (!may_retry || !retry_remote(r, attempt, step, err)) {
                         remote_failed(err, step);
                         goto out;
@@ -186,7 +188,7 @@ static int remote_step(struct provision_run *r,
         }
         if (res.exit_status != 0) {
                 char tail[160];
-                ssh_result_tail(&res, tail, sizeof(tail));
+                remote_result_tail(&res, tail, sizeof(tail));
                 err_setc(err, ERR_PERMANENT, ERR_CAUSE_REMOTE_EXIT,
                          res.exit_status, "%s: remote command exited %d: %s",
                          step, res.exit_status, tail);
@@ -197,7 +199,7 @@ static int remote_step(struct provision_run *r,
         free(r->note); /* written */
         r->note = NULL;
 out:
-        ssh_result_free(&res);
+        remote_result_free(&res);
         free(note);
         free(logc);
         free(full);
@@ -225,7 +227,7 @@ static char *marker_path(struct provision_run *r) {
 }
 
 int provision_is_done(struct provision_run *r, int *done, struct err *err) {
-        struct ssh_result res = {0};
+        struct remote_result res = {0};
         char *path = marker_path(r);
         char *q = path ? shell_quote(path) : NULL;
         char *cmd = q ? strfmt("cat %s 2>/dev/null", q) : NULL;
@@ -236,7 +238,7 @@ int provision_is_done(struct provision_run *r, int *done, struct err *err) {
                 remote_failed(err, "lookup");
                 goto out;
         }
-        if (ssh_run(r->ssh, cmd, NULL, 0, 30000, &res, err) == -1) {
+        if (remote_run(r->ssh, cmd, NULL, 0, 30000, &res, err) == -1) {
                 remote_failed(err, "lookup");
                 goto out;
         }
@@ -247,7 +249,7 @@ int provision_is_done(struct provision_run *r, int *done, struct err *err) {
                 (res.out[idlen] == '\n' || res.out[idlen] == '\0');
         rc = 0;
 out:
-        ssh_result_free(&res);
+        remote_result_free(&res);
         free(path);
         free(q);
         free(cmd);
@@ -300,8 +302,8 @@ static void gc_connect(struct provision_run *r) {
                 err_oom(&r->gc.err, "ssh host");
                 return;
         }
-        struct ssh_opts o = ssh_opts_for(r, gchost);
-        r->gc.ssh = ssh_connect(&o, &r->gc.err);
+        struct remote_opts o = ssh_opts_for(r, gchost);
+        r->gc.ssh = remote_connect(&o, &r->gc.err);
         if (r->gc.ssh)
                 metrics_inc(M_PROVISION_SSH_CONNECTIONS, "", 1);
         free(gchost);
@@ -357,7 +359,7 @@ static const char *gc_connect_failure(const struct err *e) {
 
 int provision_golden_claude(struct provision_run *r, struct err *err) {
         struct provision_gc *gc = &r->gc;
-        struct ssh_conn *gcssh = NULL;
+        struct remote_conn *gcssh = NULL;
         char *src = NULL, *inner = NULL;
         char *logc = NULL, *dst = NULL;
         char line[ERR_MSG_LEN + 256]; /* cut to ERR_MSG_LEN in the event */
@@ -408,8 +410,8 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
                 err_cancelled(err);
                 goto out;
         }
-        if (ssh_pipe(gcssh, src, r->ssh, dst, r->cfg->ssh_timeout_s * 1000L,
-                     &e) == -1) {
+        if (remote_pipe(gcssh, src, r->ssh, dst, r->cfg->ssh_timeout_s * 1000L,
+                        &e) == -1) {
                 snprintf(line, sizeof(line),
                          "Golden Claude copy from %s failed: %s",
                          gc->machine.name, e.msg);
@@ -421,7 +423,7 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
                 gc->machine.name);
         rc = 0;
 out:
-        ssh_close(gcssh);
+        remote_close(gcssh);
         free(src);
         free(inner);
         free(logc);

@@ -11,7 +11,7 @@
  * @locality any thread.
  *
  * Callers: every module that builds a remote command (provision_context.c,
- * provision_remote.c, ssh_client.c) and config.c (name checks).
+ * provision_remote.c, remote_sftp.c) and config.c (name checks).
  */
 #ifndef THOPTER_SHELL_QUOTE_H
 #define THOPTER_SHELL_QUOTE_H

@@ -1,8 +1,8 @@
 /* reap_idle.c - see reap_idle.h. */
 #include "reap_idle.h"
 #include "shell_quote.h"
-#include "ssh_client.h"
-#include "ssh_keys.h"
+#include "remote.h"
+#include "host_keys.h"
 #include "strfmt.h"
 #include "template.h"
 
@@ -86,13 +86,13 @@ void reap_idle_check(const struct reap_idle_opts *o,
                      const struct fly_machine *m,
                      struct reap_idle_result *res) {
         struct err err = {0};
-        struct ssh_host_key key;
-        struct ssh_result out = {0};
-        unsigned char blob[SSH_KEYS_BLOB_MAX];
-        struct ssh_conn *c = NULL;
+        struct host_key key;
+        struct remote_result out = {0};
+        unsigned char blob[HOST_KEYS_BLOB_MAX];
+        struct remote_conn *c = NULL;
         char *host = host_for(o, m);
         char *cmd = reap_idle_command(o->remote_user, o->tmux_session);
-        struct ssh_opts so = {
+        struct remote_opts so = {
             .port = o->port,
             .user = o->user,
             .key_path = o->key_path,
@@ -111,11 +111,11 @@ void reap_idle_check(const struct reap_idle_opts *o,
         /* The consumer gave the machine a host key made from its requestId;
          * without one, only THOPTER_SSH_KNOWN_HOSTS can vouch for it. */
         if (m->request_id[0]) {
-                if (ssh_keys_derive_host_key(o->secret, o->secret_len,
-                                             m->request_id, &key, &err) == -1)
+                if (host_keys_derive_host_key(o->secret, o->secret_len,
+                                              m->request_id, &key, &err) == -1)
                         goto out;
                 so.host_key_len =
-                    ssh_keys_public_blob(&key, blob, sizeof(blob));
+                    host_keys_public_blob(&key, blob, sizeof(blob));
                 so.host_key = so.host_key_len ? blob : NULL;
         } else if (!so.known_hosts_path) {
                 err_set(&err, ERR_PERMANENT, 0,
@@ -123,14 +123,14 @@ void reap_idle_check(const struct reap_idle_opts *o,
                         "and no THOPTER_SSH_KNOWN_HOSTS");
                 goto out;
         }
-        c = ssh_connect(&so, &err);
+        c = remote_connect(&so, &err);
         if (!c)
                 goto out;
-        if (ssh_run(c, cmd, NULL, 0, o->timeout_ms, &out, &err) == -1)
+        if (remote_run(c, cmd, NULL, 0, o->timeout_ms, &out, &err) == -1)
                 goto out;
         if (out.exit_status != 0) {
                 char tail[160];
-                ssh_result_tail(&out, tail, sizeof(tail));
+                remote_result_tail(&out, tail, sizeof(tail));
                 err_set(&err, ERR_PERMANENT, out.exit_status,
                         "tmux session %s: exit %d: %s", o->tmux_session,
                         out.exit_status, tail);
@@ -142,9 +142,9 @@ void reap_idle_check(const struct reap_idle_opts *o,
 out:
         if (!res->known)
                 snprintf(res->why, sizeof(res->why), "%s", err.msg);
-        ssh_result_free(&out);
-        ssh_close(c);
-        ssh_keys_wipe(&key);
+        remote_result_free(&out);
+        remote_close(c);
+        host_keys_wipe(&key);
         free(host);
         free(cmd);
 }

@@ -18,7 +18,7 @@
  *
  * The connection is checked like the consumer's (contract 5.13): the host
  * key derived from THOPTER_SSH_KEY and the machine's requestId
- * (ssh_keys_derive_host_key()), or one that THOPTER_SSH_KNOWN_HOSTS lists.
+ * (host_keys_derive_host_key()), or one that THOPTER_SSH_KNOWN_HOSTS lists.
  */
 #ifndef THOPTER_REAP_IDLE_H
 #define THOPTER_REAP_IDLE_H

@@ -1,4 +1,4 @@
-/* fuzz_known_hosts.c - libFuzzer target over ssh_known_hosts.c: a hostile
+/* fuzz_known_hosts.c - libFuzzer target over known_hosts.c: a hostile
  * or corrupt known_hosts text (THOPTER_SSH_KNOWN_HOSTS is a file anyone with
  * access to the deployment can edit, and entries are written from machine
  * data).
@@ -7,7 +7,7 @@
  * for one of a few hosts and ports (chosen by the input's size), with key A of
  * tests/data/known_hosts (the seed corpus is those files, so real lines for the
  * key exist). A reference matcher is OpenSSH itself
- * (tests/unit/test_ssh_known_hosts.c asks ssh-keygen); here the checks are
+ * (tests/unit/test_known_hosts.c asks ssh-keygen); here the checks are
  * metamorphic:
  * - the result is one of the four values, and REVOKED needs an '@' in the
  *   text;
@@ -18,7 +18,7 @@
  *   the text alone was not, and never NOT_FOUND;
  * - a comment line in front changes nothing.
  */
-#include "ssh_known_hosts.h"
+#include "known_hosts.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -83,7 +83,7 @@ static void init_blob(void) {
 }
 
 /* check(text + "\n" + line) */
-static enum ssh_known_hosts_result
+static enum known_hosts_result
 with_line(const char *text, size_t size, const char *line, int i) {
         size_t ln = strlen(line);
         char *buf = malloc(size + ln + 1);
@@ -93,7 +93,7 @@ with_line(const char *text, size_t size, const char *line, int i) {
         memcpy(buf, text, size);
         buf[size] = '\n';
         memcpy(buf + size + 1, line, ln);
-        enum ssh_known_hosts_result r = ssh_known_hosts_check(
+        enum known_hosts_result r = known_hosts_check(
             buf, size + 1 + ln, hosts[i].host, hosts[i].port, blob, blob_len);
         free(buf);
         return r;
@@ -108,28 +108,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* One host per input, chosen by its size, keeps the rate up. */
         for (int i = (int)(size % (sizeof(hosts) / sizeof(hosts[0]))); i >= 0;
              i = -1) {
-                enum ssh_known_hosts_result r = ssh_known_hosts_check(
+                enum known_hosts_result r = known_hosts_check(
                     text, size, hosts[i].host, hosts[i].port, blob, blob_len);
-                CHECK(r == SSH_KNOWN_HOSTS_MATCH ||
-                      r == SSH_KNOWN_HOSTS_MISMATCH ||
-                      r == SSH_KNOWN_HOSTS_NOT_FOUND ||
-                      r == SSH_KNOWN_HOSTS_REVOKED);
-                if (r == SSH_KNOWN_HOSTS_REVOKED)
+                CHECK(r == KNOWN_HOSTS_MATCH || r == KNOWN_HOSTS_MISMATCH ||
+                      r == KNOWN_HOSTS_NOT_FOUND || r == KNOWN_HOSTS_REVOKED);
+                if (r == KNOWN_HOSTS_REVOKED)
                         CHECK(memchr(text, '@', size) != NULL);
 
                 CHECK(with_line(text, size, "@revoked * " KEY_A, i) ==
-                      SSH_KNOWN_HOSTS_REVOKED);
+                      KNOWN_HOSTS_REVOKED);
 
                 snprintf(line, sizeof(line), "%s %s", hosts[i].name, KEY_A);
-                enum ssh_known_hosts_result a = with_line(text, size, line, i);
-                CHECK(a == (r == SSH_KNOWN_HOSTS_REVOKED
-                                ? SSH_KNOWN_HOSTS_REVOKED
-                                : SSH_KNOWN_HOSTS_MATCH));
+                enum known_hosts_result a = with_line(text, size, line, i);
+                CHECK(a == (r == KNOWN_HOSTS_REVOKED ? KNOWN_HOSTS_REVOKED
+                                                     : KNOWN_HOSTS_MATCH));
 
                 snprintf(line, sizeof(line), "%s %s", hosts[i].name, KEY_B);
-                enum ssh_known_hosts_result b = with_line(text, size, line, i);
-                CHECK(b != SSH_KNOWN_HOSTS_NOT_FOUND);
-                CHECK(b == r || r == SSH_KNOWN_HOSTS_NOT_FOUND);
+                enum known_hosts_result b = with_line(text, size, line, i);
+                CHECK(b != KNOWN_HOSTS_NOT_FOUND);
+                CHECK(b == r || r == KNOWN_HOSTS_NOT_FOUND);
 
                 /* A comment line in front changes nothing. */
                 char *pre = malloc(size + 3);
@@ -137,9 +134,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         abort();
                 memcpy(pre, "#\n", 2);
                 memcpy(pre + 2, text, size);
-                CHECK(ssh_known_hosts_check(pre, size + 2, hosts[i].host,
-                                            hosts[i].port, blob,
-                                            blob_len) == r);
+                CHECK(known_hosts_check(pre, size + 2, hosts[i].host,
+                                        hosts[i].port, blob, blob_len) == r);
                 free(pre);
         }
         return 0;

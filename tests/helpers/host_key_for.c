@@ -1,5 +1,5 @@
 /* host_key_for.c - tests only: the SSH host key the consumer gives the
- * machine of a request (ssh_keys.h), so a test's sshd can present it.
+ * machine of a request (host_keys.h), so a test's sshd can present it.
  *
  *   host_key_for SECRET_FILE REQUEST_ID          private key, OpenSSH format
  *   host_key_for --public SECRET_FILE REQUEST_ID  "ssh-ed25519 BASE64 ID"
@@ -8,7 +8,7 @@
  * it is built under tests/ and never installed: no operator needs it (the
  * consumer and the reaper derive the keys themselves).
  */
-#include "ssh_keys.h"
+#include "host_keys.h"
 #include "strfmt.h"
 
 #include <stdio.h>
@@ -16,7 +16,7 @@
 #include <string.h>
 
 int main(int argc, char **argv) {
-        struct ssh_host_key key;
+        struct host_key key;
         struct err err = {0};
         unsigned char *secret;
         size_t len = 0;
@@ -28,17 +28,17 @@ int main(int argc, char **argv) {
                         argv[0]);
                 return 2;
         }
-        secret = ssh_keys_read_file(argv[1 + pub], &len, &err);
-        if (!secret || ssh_keys_derive_host_key(secret, len, argv[2 + pub],
-                                                &key, &err) == -1) {
+        secret = host_keys_read_file(argv[1 + pub], &len, &err);
+        if (!secret || host_keys_derive_host_key(secret, len, argv[2 + pub],
+                                                 &key, &err) == -1) {
                 fprintf(stderr, "%s: %s\n", argv[0], err.msg);
                 return 1;
         }
         secret_wipe(secret, len);
         free(secret);
-        out = pub ? ssh_keys_public_line(&key, argv[2 + pub])
-                  : ssh_keys_private_openssh(&key, argv[2 + pub]);
-        ssh_keys_wipe(&key);
+        out = pub ? host_keys_public_line(&key, argv[2 + pub])
+                  : host_keys_private_openssh(&key, argv[2 + pub]);
+        host_keys_wipe(&key);
         if (!out)
                 return 1;
         fputs(out, stdout);

@@ -1189,7 +1189,7 @@ def scenario_hostile_inputs(seconds=20):
     """Hostile inputs: tests/fuzz/run-fuzz.sh (libFuzzer over every target of tests/fuzz)."""
     res = new_result("Hostile inputs (fuzz)", "tests/fuzz/run-fuzz.sh --seconds %d: libFuzzer over request.c "
                      "(both parsers), shell_quote.c, fly_json.c, http.c's header handling and "
-                     "ssh_known_hosts.c, with ASan/UBSan and invariant checks" % seconds)
+                     "known_hosts.c, with ASan/UBSan and invariant checks" % seconds)
     t0 = time.monotonic()
     script = os.path.join(SOURCE_DIR, "tests", "fuzz", "run-fuzz.sh")
     try:

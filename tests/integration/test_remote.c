@@ -1,4 +1,4 @@
-/* test_ssh_client.c - ssh_client.c against a real OpenSSH sshd on loopback.
+/* test_remote.c - the remote_*.c files against a real OpenSSH sshd on loopback.
  *
  * Each test starts its own sshd(s) through tests/harness/sshd_harness.py
  * (CLI mode: first stdout line PORT=… KEY=… KNOWN_HOSTS=…; it stops sshd when
@@ -9,7 +9,7 @@
  * sshd runs locally, so files it writes are checked on the local filesystem.
  */
 #define _GNU_SOURCE /* asprintf, pipe2 */
-#include "ssh_client.h"
+#include "remote.h"
 
 #include "clock.h"
 #include "log.h"
@@ -162,8 +162,8 @@ static void harness_stop(struct harness *h) {
         h->dir[0] = '\0';
 }
 
-static struct ssh_opts opts_for(const struct harness *h) {
-        struct ssh_opts o = {
+static struct remote_opts opts_for(const struct harness *h) {
+        struct remote_opts o = {
             .host = h->addr,
             .port = h->port,
             .user = h->user,
@@ -175,10 +175,10 @@ static struct ssh_opts opts_for(const struct harness *h) {
         return o;
 }
 
-static struct ssh_conn *connect_ok(const struct harness *h) {
-        struct ssh_opts o = opts_for(h);
+static struct remote_conn *connect_ok(const struct harness *h) {
+        struct remote_opts o = opts_for(h);
         struct err err = {0};
-        struct ssh_conn *c = ssh_connect(&o, &err);
+        struct remote_conn *c = remote_connect(&o, &err);
 
         cr_assert(c, "connect to %s:%d: %s", h->addr, h->port, err.msg);
         return c;
@@ -265,105 +265,108 @@ static void teardown(void) {
         harness_stop(&h2);
 }
 
-TestSuite(ssh_client, .fini = teardown, .timeout = 120);
+TestSuite(remote, .fini = teardown, .timeout = 120);
 
 /* tests ---------------------------------------------------------------- */
 
-/* ssh_connect_until() as a yes/no: the connection is closed again. */
+/* remote_connect_until() as a yes/no: the connection is closed again. */
 static int
-connect_until(const struct ssh_opts *o, int64_t deadline, struct err *err) {
-        struct ssh_conn *c = ssh_connect_until(o, deadline, NULL, err);
-        ssh_close(c);
+connect_until(const struct remote_opts *o, int64_t deadline, struct err *err) {
+        struct remote_conn *c = remote_connect_until(o, deadline, NULL, err);
+        remote_close(c);
         return c ? 0 : -1;
 }
 
-Test(ssh_client, run_returns_output_and_exit_status, .init = setup_one) {
-        struct ssh_conn *c = connect_ok(&h1);
-        struct ssh_result res = {0};
+Test(remote, run_returns_output_and_exit_status, .init = setup_one) {
+        struct remote_conn *c = connect_ok(&h1);
+        struct remote_result res = {0};
         struct err err = {0};
 
-        assert_ok(ssh_run(c, "echo hi; echo oops >&2; exit 3", NULL, 0,
-                          tmo(10000), &res, &err),
+        assert_ok(remote_run(c, "echo hi; echo oops >&2; exit 3", NULL, 0,
+                             tmo(10000), &res, &err),
                   &err);
         cr_expect_eq(res.exit_status, 3);
         cr_expect_eq(res.out_len, 3);
         cr_expect_str_eq(res.out, "hi\n");
         cr_expect_str_eq(res.errout, "oops\n");
         cr_expect_eq(res.truncated, 0);
-        ssh_result_free(&res);
+        remote_result_free(&res);
 
         /* One connection, many commands (one channel each). */
         for (int i = 0; i < 20; i++) {
                 char cmd[64], want[16];
                 snprintf(cmd, sizeof(cmd), "printf %%d %d", i);
                 snprintf(want, sizeof(want), "%d", i);
-                assert_ok(ssh_run(c, cmd, NULL, 0, tmo(10000), &res, &err),
+                assert_ok(remote_run(c, cmd, NULL, 0, tmo(10000), &res, &err),
                           &err);
                 cr_expect_eq(res.exit_status, 0);
                 cr_expect_str_eq(res.out, want);
-                ssh_result_free(&res);
+                remote_result_free(&res);
         }
         /* A command killed by a signal reports 128+N. */
-        assert_ok(ssh_run(c, "kill -TERM $$", NULL, 0, tmo(10000), &res, &err),
-                  &err);
+        assert_ok(
+            remote_run(c, "kill -TERM $$", NULL, 0, tmo(10000), &res, &err),
+            &err);
         cr_expect_eq(res.exit_status, 128 + 15);
-        ssh_result_free(&res);
+        remote_result_free(&res);
 
         cr_expect_eq(metrics_get(M_SSH_CONNECTIONS, "result=\"ok\""), 1);
         cr_expect_eq(metrics_get(M_SSH_COMMANDS, ""), 22);
-        ssh_close(c);
+        remote_close(c);
 }
 
-Test(ssh_client, stdin_data_reaches_the_command, .init = setup_one) {
-        struct ssh_conn *c = connect_ok(&h1);
-        struct ssh_result res = {0};
+Test(remote, stdin_data_reaches_the_command, .init = setup_one) {
+        struct remote_conn *c = connect_ok(&h1);
+        struct remote_result res = {0};
         struct err err = {0};
         size_t n = 3 * 1024 * 1024 + 17; /* more than the SSH windows */
         unsigned char *data = malloc(n);
 
         cr_assert(data);
         fill_pattern(data, n, 7);
-        assert_ok(ssh_run(c, "cat", data, n, tmo(30000), &res, &err), &err);
+        assert_ok(remote_run(c, "cat", data, n, tmo(30000), &res, &err), &err);
         cr_expect_eq(res.exit_status, 0);
         /* stdout is capped at 1 MiB: the tail is kept */
-        cr_assert_eq(res.out_len, (size_t)SSH_OUTPUT_CAP);
+        cr_assert_eq(res.out_len, (size_t)REMOTE_OUTPUT_CAP);
         cr_expect_eq(res.truncated, 1);
-        cr_expect(memcmp(res.out, data + n - SSH_OUTPUT_CAP, SSH_OUTPUT_CAP) ==
-                  0);
-        ssh_result_free(&res);
+        cr_expect(memcmp(res.out, data + n - REMOTE_OUTPUT_CAP,
+                         REMOTE_OUTPUT_CAP) == 0);
+        remote_result_free(&res);
 
-        assert_ok(ssh_run(c, "wc -c", data, n, tmo(30000), &res, &err), &err);
+        assert_ok(remote_run(c, "wc -c", data, n, tmo(30000), &res, &err),
+                  &err);
         cr_expect_eq(atol(res.out), (long)n);
-        ssh_result_free(&res);
+        remote_result_free(&res);
 
-        assert_ok(ssh_run(c, "cat", "hello\n", 6, tmo(10000), &res, &err),
+        assert_ok(remote_run(c, "cat", "hello\n", 6, tmo(10000), &res, &err),
                   &err);
         cr_expect_str_eq(res.out, "hello\n");
-        ssh_result_free(&res);
+        remote_result_free(&res);
 
         /* No stdin at all: EOF is still sent, so cat ends. */
-        assert_ok(ssh_run(c, "cat; echo done", NULL, 0, tmo(10000), &res, &err),
-                  &err);
+        assert_ok(
+            remote_run(c, "cat; echo done", NULL, 0, tmo(10000), &res, &err),
+            &err);
         cr_expect_str_eq(res.out, "done\n");
-        ssh_result_free(&res);
+        remote_result_free(&res);
 
         /* The command ignores its input and exits: not an error. */
-        assert_ok(ssh_run(c, "exec 0<&-; echo early", data, n, tmo(10000), &res,
-                          &err),
+        assert_ok(remote_run(c, "exec 0<&-; echo early", data, n, tmo(10000),
+                             &res, &err),
                   &err);
         cr_expect_str_eq(res.out, "early\n");
-        ssh_result_free(&res);
+        remote_result_free(&res);
         free(data);
-        ssh_close(c);
+        remote_close(c);
 }
 
-Test(ssh_client, command_timeout_fails_fast, .init = setup_one) {
-        struct ssh_conn *c = connect_ok(&h1);
-        struct ssh_result res = {0};
+Test(remote, command_timeout_fails_fast, .init = setup_one) {
+        struct remote_conn *c = connect_ok(&h1);
+        struct remote_result res = {0};
         struct err err = {0};
         int64_t t0 = clock_mono_ms(), took;
 
-        cr_assert_eq(ssh_run(c, "sleep 30", NULL, 0, 500, &res, &err), -1);
+        cr_assert_eq(remote_run(c, "sleep 30", NULL, 0, 500, &res, &err), -1);
         took = clock_mono_ms() - t0;
         cr_expect_eq(err.kind, ERR_TRANSIENT);
         cr_expect(strstr(err.msg, "timed out"), "msg: %s", err.msg);
@@ -372,7 +375,7 @@ Test(ssh_client, command_timeout_fails_fast, .init = setup_one) {
                   (long long)took);
         cr_expect_null(res.out);
         fprintf(stderr,
-                "ssh_client: 500 ms command timeout returned after "
+                "remote: 500 ms command timeout returned after "
                 "%lld ms\n",
                 (long long)took);
 
@@ -380,20 +383,20 @@ Test(ssh_client, command_timeout_fails_fast, .init = setup_one) {
          * not (transient), so the caller reconnects. */
         err_clear(&err);
         t0 = clock_mono_ms();
-        if (ssh_run(c, "echo after", NULL, 0, tmo(10000), &res, &err) == 0) {
+        if (remote_run(c, "echo after", NULL, 0, tmo(10000), &res, &err) == 0) {
                 cr_expect_str_eq(res.out, "after\n");
-                ssh_result_free(&res);
+                remote_result_free(&res);
         } else {
                 cr_expect_eq(err.kind, ERR_TRANSIENT, "%s", err.msg);
                 cr_expect(clock_mono_ms() - t0 < 100);
         }
         t0 = clock_mono_ms();
-        ssh_close(c);
+        remote_close(c);
         cr_expect(clock_mono_ms() - t0 < tmo(2000), "close took too long");
 }
 
-Test(ssh_client, upload_is_atomic_with_mode, .init = setup_one) {
-        struct ssh_conn *c = connect_ok(&h1);
+Test(remote, upload_is_atomic_with_mode, .init = setup_one) {
+        struct remote_conn *c = connect_ok(&h1);
         struct err err = {0};
         char *path = NULL, *got;
         size_t n = 200 * 1024 + 3, len = 0;
@@ -404,7 +407,8 @@ Test(ssh_client, upload_is_atomic_with_mode, .init = setup_one) {
         fill_pattern(data, n, 42);
         cr_assert(asprintf(&path, "%s/up load's.bin", h1.dir) > 0);
 
-        assert_ok(ssh_upload(c, path, data, n, 0640, tmo(20000), &err), &err);
+        assert_ok(remote_upload(c, path, data, n, 0640, tmo(20000), &err),
+                  &err);
         cr_assert(stat(path, &st) == 0, "%s missing", path);
         cr_expect_eq(st.st_mode & 07777, 0640, "mode %o", st.st_mode & 07777);
         got = read_file(path, &len);
@@ -414,7 +418,7 @@ Test(ssh_client, upload_is_atomic_with_mode, .init = setup_one) {
         cr_expect_eq(count_entries_with(h1.dir, ".tmp-"), 0);
 
         /* Replacing an existing file (SFTP v3 rename cannot; mv -f does). */
-        assert_ok(ssh_upload(c, path, "new\n", 4, 0600, tmo(20000), &err),
+        assert_ok(remote_upload(c, path, "new\n", 4, 0600, tmo(20000), &err),
                   &err);
         cr_assert(stat(path, &st) == 0);
         cr_expect_eq(st.st_mode & 07777, 0600, "mode %o", st.st_mode & 07777);
@@ -426,7 +430,7 @@ Test(ssh_client, upload_is_atomic_with_mode, .init = setup_one) {
         /* Empty file, mode with group/other bits the umask would drop. */
         free(path);
         cr_assert(asprintf(&path, "%s/empty", h1.dir) > 0);
-        assert_ok(ssh_upload(c, path, "", 0, 0666, tmo(20000), &err), &err);
+        assert_ok(remote_upload(c, path, "", 0, 0666, tmo(20000), &err), &err);
         cr_assert(stat(path, &st) == 0);
         cr_expect_eq(st.st_size, 0);
         cr_expect_eq(st.st_mode & 07777, 0666);
@@ -434,23 +438,25 @@ Test(ssh_client, upload_is_atomic_with_mode, .init = setup_one) {
         /* A missing directory is permanent, and leaves nothing behind. */
         free(path);
         cr_assert(asprintf(&path, "%s/no/such/dir/f", h1.dir) > 0);
-        cr_assert_eq(ssh_upload(c, path, "x", 1, 0644, tmo(20000), &err), -1);
+        cr_assert_eq(remote_upload(c, path, "x", 1, 0644, tmo(20000), &err),
+                     -1);
         cr_expect_eq(err.kind, ERR_PERMANENT);
         cr_expect(strstr(err.msg, "no such file"), "msg: %s", err.msg);
 
         /* And the connection is still fine. */
-        struct ssh_result res = {0};
+        struct remote_result res = {0};
         err_clear(&err);
-        assert_ok(ssh_run(c, "echo ok", NULL, 0, tmo(10000), &res, &err), &err);
+        assert_ok(remote_run(c, "echo ok", NULL, 0, tmo(10000), &res, &err),
+                  &err);
         cr_expect_str_eq(res.out, "ok\n");
-        ssh_result_free(&res);
+        remote_result_free(&res);
         free(path);
         free(data);
-        ssh_close(c);
+        remote_close(c);
 }
 
-Test(ssh_client, pipe_streams_tar_between_hosts, .init = setup_two) {
-        struct ssh_conn *a = connect_ok(&h1), *b = connect_ok(&h2);
+Test(remote, pipe_streams_tar_between_hosts, .init = setup_two) {
+        struct remote_conn *a = connect_ok(&h1), *b = connect_ok(&h2);
         struct err err = {0};
         char src[300], dst[300], p[400], *cmd_src = NULL, *cmd_dst = NULL;
         size_t n = 700 * 1024, len;
@@ -472,8 +478,8 @@ Test(ssh_client, pipe_streams_tar_between_hosts, .init = setup_two) {
         cr_assert(asprintf(&cmd_src, "tar czf - -C %s .", src) > 0);
         cr_assert(asprintf(&cmd_dst, "tar xzf - -C %s", dst) > 0);
         int64_t t0 = clock_mono_ms();
-        assert_ok(ssh_pipe(a, cmd_src, b, cmd_dst, tmo(30000), &err), &err);
-        fprintf(stderr, "ssh_client: piped %zu KiB of tar.gz in %lld ms\n",
+        assert_ok(remote_pipe(a, cmd_src, b, cmd_dst, tmo(30000), &err), &err);
+        fprintf(stderr, "remote: piped %zu KiB of tar.gz in %lld ms\n",
                 n / 1024, (long long)(clock_mono_ms() - t0));
 
         snprintf(p, sizeof(p), "%s/a.txt", dst);
@@ -489,8 +495,8 @@ Test(ssh_client, pipe_streams_tar_between_hosts, .init = setup_two) {
 
         /* A failing source is reported as such, permanent. */
         err_clear(&err);
-        cr_assert_eq(ssh_pipe(a, "echo nope >&2; exit 2", b, "cat >/dev/null",
-                              tmo(10000), &err),
+        cr_assert_eq(remote_pipe(a, "echo nope >&2; exit 2", b,
+                                 "cat >/dev/null", tmo(10000), &err),
                      -1);
         cr_expect_eq(err.kind, ERR_PERMANENT);
         cr_expect_eq(err.code, 2);
@@ -499,8 +505,8 @@ Test(ssh_client, pipe_streams_tar_between_hosts, .init = setup_two) {
 
         /* A failing destination, while the source keeps writing. */
         err_clear(&err);
-        cr_assert_eq(ssh_pipe(a, "head -c 5000000 /dev/zero", b, "exit 4",
-                              tmo(10000), &err),
+        cr_assert_eq(remote_pipe(a, "head -c 5000000 /dev/zero", b, "exit 4",
+                                 tmo(10000), &err),
                      -1);
         cr_expect_eq(err.kind, ERR_PERMANENT);
         cr_expect_eq(err.code, 4, "msg: %s", err.msg);
@@ -508,30 +514,30 @@ Test(ssh_client, pipe_streams_tar_between_hosts, .init = setup_two) {
 
         /* Same connection at both ends works too. */
         err_clear(&err);
-        assert_ok(
-            ssh_pipe(a, "printf abc", a, "cat > /dev/null", tmo(10000), &err),
-            &err);
+        assert_ok(remote_pipe(a, "printf abc", a, "cat > /dev/null", tmo(10000),
+                              &err),
+                  &err);
 
         free(cmd_src);
         free(cmd_dst);
         free(big);
-        ssh_close(a);
-        ssh_close(b);
+        remote_close(a);
+        remote_close(b);
 }
 
-Test(ssh_client, pipe_times_out, .init = setup_two) {
-        struct ssh_conn *a = connect_ok(&h1), *b = connect_ok(&h2);
+Test(remote, pipe_times_out, .init = setup_two) {
+        struct remote_conn *a = connect_ok(&h1), *b = connect_ok(&h2);
         struct err err = {0};
         int64_t t0 = clock_mono_ms(), took;
 
-        cr_assert_eq(ssh_pipe(a, "sleep 30", b, "cat", 500, &err), -1);
+        cr_assert_eq(remote_pipe(a, "sleep 30", b, "cat", 500, &err), -1);
         took = clock_mono_ms() - t0;
         cr_expect_eq(err.kind, ERR_TRANSIENT);
         cr_expect(strstr(err.msg, "timed out"), "msg: %s", err.msg);
         cr_expect_eq(err.cause, ERR_CAUSE_DEADLINE);
         cr_expect(took < tmo(1500), "took %lld ms", (long long)took);
-        ssh_close(a);
-        ssh_close(b);
+        remote_close(a);
+        remote_close(b);
 }
 
 static void write_wrong_known_hosts(const struct harness *h,
@@ -555,10 +561,10 @@ static void write_wrong_known_hosts(const struct harness *h,
 }
 
 static void assert_refused_before_auth(int other_host) {
-        struct ssh_opts o = opts_for(&h1);
+        struct remote_opts o = opts_for(&h1);
         struct err err = {0};
-        struct ssh_result res = {0};
-        struct ssh_conn *c;
+        struct remote_result res = {0};
+        struct remote_conn *c;
         char kh[600], marker[600], *log, *cmd = NULL;
         size_t len;
 
@@ -567,12 +573,12 @@ static void assert_refused_before_auth(int other_host) {
         snprintf(marker, sizeof(marker), "%s/marker", h1.dir);
         cr_assert(asprintf(&cmd, "touch %s", marker) > 0);
 
-        c = ssh_connect(&o, &err);
+        c = remote_connect(&o, &err);
         if (c) { /* what a broken check would let happen */
                 struct err e2 = {0};
-                ssh_run(c, cmd, NULL, 0, tmo(10000), &res, &e2);
-                ssh_result_free(&res);
-                ssh_close(c);
+                remote_run(c, cmd, NULL, 0, tmo(10000), &res, &e2);
+                remote_result_free(&res);
+                remote_close(c);
         }
         cr_expect_null(c);
         cr_expect_eq(err.kind, ERR_PERMANENT);
@@ -591,20 +597,16 @@ static void assert_refused_before_auth(int other_host) {
         cr_expect_eq(metrics_get(M_SSH_CONNECTIONS, "result=\"error\""), 1);
 }
 
-Test(ssh_client,
-     wrong_host_key_is_permanent_and_runs_nothing,
-     .init = setup_one) {
+Test(remote, wrong_host_key_is_permanent_and_runs_nothing, .init = setup_one) {
         assert_refused_before_auth(0);
 }
 
-Test(ssh_client,
-     unknown_host_is_permanent_and_runs_nothing,
-     .init = setup_one) {
+Test(remote, unknown_host_is_permanent_and_runs_nothing, .init = setup_one) {
         assert_refused_before_auth(1);
 }
 
-Test(ssh_client, wrong_client_key_is_permanent, .init = setup_one) {
-        struct ssh_opts o = opts_for(&h1);
+Test(remote, wrong_client_key_is_permanent, .init = setup_one) {
+        struct remote_opts o = opts_for(&h1);
         struct err err = {0};
         char key[600], cmd[800];
 
@@ -613,44 +615,44 @@ Test(ssh_client, wrong_client_key_is_permanent, .init = setup_one) {
                  "ssh-keygen -q -t ed25519 -N '' -f %s </dev/null", key);
         cr_assert(system(cmd) == 0);
         o.key_path = key;
-        cr_expect_null(ssh_connect(&o, &err));
+        cr_expect_null(remote_connect(&o, &err));
         cr_expect_eq(err.kind, ERR_PERMANENT);
         cr_expect(strstr(err.msg, "refused"), "msg: %s", err.msg);
 
         /* A key file that does not exist: permanent, before connecting. */
         err_clear(&err);
         o.key_path = "/nonexistent/key";
-        cr_expect_null(ssh_connect(&o, &err));
+        cr_expect_null(remote_connect(&o, &err));
         cr_expect_eq(err.kind, ERR_PERMANENT);
         cr_expect(strstr(err.msg, "THOPTER_SSH_KEY"), "msg: %s", err.msg);
 }
 
-Test(ssh_client, insecure_mode_needs_to_be_explicit, .init = setup_one) {
-        struct ssh_opts o = opts_for(&h1);
+Test(remote, insecure_mode_needs_to_be_explicit, .init = setup_one) {
+        struct remote_opts o = opts_for(&h1);
         struct err err = {0};
-        struct ssh_conn *c;
+        struct remote_conn *c;
 
         o.known_hosts_path = NULL;
-        cr_expect_null(ssh_connect(&o, &err));
+        cr_expect_null(remote_connect(&o, &err));
         cr_expect_eq(err.kind, ERR_PERMANENT);
         err_clear(&err);
         o.insecure = 1;
-        c = ssh_connect(&o, &err);
+        c = remote_connect(&o, &err);
         cr_expect(c, "%s", err.msg);
-        ssh_close(c);
+        remote_close(c);
 }
 
-Test(ssh_client, connection_refused_is_transient) {
-        struct ssh_opts o = {.host = "127.0.0.1",
-                             .port = closed_port(),
-                             .user = "root",
-                             .key_path = "/dev/null", /* readable */
-                             .insecure = 1,
-                             .connect_timeout_ms = tmo(5000)};
+Test(remote, connection_refused_is_transient) {
+        struct remote_opts o = {.host = "127.0.0.1",
+                                .port = closed_port(),
+                                .user = "root",
+                                .key_path = "/dev/null", /* readable */
+                                .insecure = 1,
+                                .connect_timeout_ms = tmo(5000)};
         struct err err = {0};
         int64_t t0 = clock_mono_ms();
 
-        cr_expect_null(ssh_connect(&o, &err));
+        cr_expect_null(remote_connect(&o, &err));
         cr_expect_eq(err.kind, ERR_TRANSIENT);
         cr_expect(strstr(err.msg, "refused"), "msg: %s", err.msg);
         cr_expect(clock_mono_ms() - t0 < tmo(1000));
@@ -658,7 +660,7 @@ Test(ssh_client, connection_refused_is_transient) {
 }
 
 /* A peer that accepts TCP but never says a word: the handshake times out. */
-Test(ssh_client, silent_peer_times_out_transient) {
+Test(remote, silent_peer_times_out_transient) {
         struct sockaddr_in a = {.sin_family = AF_INET};
         socklen_t sl = sizeof(a);
         int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -669,14 +671,14 @@ Test(ssh_client, silent_peer_times_out_transient) {
         cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
         cr_assert(listen(fd, 4) == 0);
         cr_assert(getsockname(fd, (struct sockaddr *)&a, &sl) == 0);
-        struct ssh_opts o = {.host = "127.0.0.1",
-                             .port = ntohs(a.sin_port),
-                             .user = "root",
-                             .key_path = "/dev/null",
-                             .insecure = 1,
-                             .connect_timeout_ms = 400};
+        struct remote_opts o = {.host = "127.0.0.1",
+                                .port = ntohs(a.sin_port),
+                                .user = "root",
+                                .key_path = "/dev/null",
+                                .insecure = 1,
+                                .connect_timeout_ms = 400};
         t0 = clock_mono_ms();
-        cr_expect_null(ssh_connect(&o, &err));
+        cr_expect_null(remote_connect(&o, &err));
         took = clock_mono_ms() - t0;
         cr_expect_eq(err.kind, ERR_TRANSIENT);
         cr_expect(strstr(err.msg, "timed out"), "msg: %s", err.msg);
@@ -686,10 +688,8 @@ Test(ssh_client, silent_peer_times_out_transient) {
         close(fd);
 }
 
-Test(ssh_client,
-     wait_ready_succeeds_once_sshd_starts_late,
-     .init = setup_late) {
-        struct ssh_opts o = opts_for(&h1);
+Test(remote, wait_ready_succeeds_once_sshd_starts_late, .init = setup_late) {
+        struct remote_opts o = opts_for(&h1);
         struct err err = {0};
         int64_t t0 = clock_mono_ms(), took;
 
@@ -698,20 +698,20 @@ Test(ssh_client,
         cr_expect(took >= 1000, "ready after %lld ms: too early?",
                   (long long)took);
         fprintf(stderr,
-                "ssh_client: sshd started after 1500 ms; ready after "
+                "remote: sshd started after 1500 ms; ready after "
                 "%lld ms\n",
                 (long long)took);
         cr_expect(metrics_get(M_SSH_CONNECTIONS, "result=\"error\"") >= 1);
         cr_expect_eq(metrics_get(M_SSH_CONNECTIONS, "result=\"ok\""), 1);
 }
 
-Test(ssh_client, wait_ready_gives_up_at_the_deadline) {
-        struct ssh_opts o = {.host = "127.0.0.1",
-                             .port = closed_port(),
-                             .user = "root",
-                             .key_path = "/dev/null",
-                             .insecure = 1,
-                             .connect_timeout_ms = tmo(5000)};
+Test(remote, wait_ready_gives_up_at_the_deadline) {
+        struct remote_opts o = {.host = "127.0.0.1",
+                                .port = closed_port(),
+                                .user = "root",
+                                .key_path = "/dev/null",
+                                .insecure = 1,
+                                .connect_timeout_ms = tmo(5000)};
         struct err err = {0};
         int64_t t0 = clock_mono_ms(), took;
 
@@ -725,10 +725,8 @@ Test(ssh_client, wait_ready_gives_up_at_the_deadline) {
                   (long long)took);
 }
 
-Test(ssh_client,
-     wait_ready_stops_at_once_on_host_key_mismatch,
-     .init = setup_one) {
-        struct ssh_opts o = opts_for(&h1);
+Test(remote, wait_ready_stops_at_once_on_host_key_mismatch, .init = setup_one) {
+        struct remote_opts o = opts_for(&h1);
         struct err err = {0};
         char kh[600];
         int64_t t0 = clock_mono_ms();
@@ -742,33 +740,33 @@ Test(ssh_client,
         cr_expect(clock_mono_ms() - t0 < tmo(2000));
 }
 
-Test(ssh_client, connect_time, .init = setup_one) {
-        struct ssh_opts o = opts_for(&h1);
+Test(remote, connect_time, .init = setup_one) {
+        struct remote_opts o = opts_for(&h1);
         int64_t total = 0, worst = 0;
         const int rounds = 5;
 
         for (int i = 0; i < rounds; i++) {
                 struct err err = {0};
                 int64_t t0 = clock_mono_ms(), dt;
-                struct ssh_conn *c = ssh_connect(&o, &err);
+                struct remote_conn *c = remote_connect(&o, &err);
 
                 dt = clock_mono_ms() - t0;
                 cr_assert(c, "%s", err.msg);
-                ssh_close(c);
+                remote_close(c);
                 total += dt;
                 worst = dt > worst ? dt : worst;
         }
         fprintf(stderr,
-                "ssh_client: connect+auth: mean %lld ms, worst %lld ms "
+                "remote: connect+auth: mean %lld ms, worst %lld ms "
                 "over %d connections\n",
                 (long long)(total / rounds), (long long)worst, rounds);
         cr_expect(worst < tmo(3000));
 }
 
-Test(ssh_client, hashed_known_hosts_entry_matches, .init = setup_one) {
-        struct ssh_opts o = opts_for(&h1);
+Test(remote, hashed_known_hosts_entry_matches, .init = setup_one) {
+        struct remote_opts o = opts_for(&h1);
         struct err err = {0};
-        struct ssh_conn *c;
+        struct remote_conn *c;
         char cmd[1200], *text;
         size_t len;
 
@@ -781,9 +779,9 @@ Test(ssh_client, hashed_known_hosts_entry_matches, .init = setup_one) {
         cr_assert(text);
         cr_assert(strncmp(text, "|1|", 3) == 0, "not hashed: %s", text);
         free(text);
-        c = ssh_connect(&o, &err);
+        c = remote_connect(&o, &err);
         cr_expect(c, "%s", err.msg);
-        ssh_close(c);
+        remote_close(c);
 }
 
 /* The harness's host key line "[addr]:port ssh-ed25519 BASE64": its key
@@ -816,10 +814,10 @@ static size_t harness_host_key(const struct harness *h,
 
 /* @revoked refuses a key whatever else vouches for it, the key made for the
  * machine included; an OpenSSH wildcard pattern vouches for a host. */
-Test(ssh_client, revoked_key_is_refused_and_patterns_match, .init = setup_one) {
-        struct ssh_opts o = opts_for(&h1);
+Test(remote, revoked_key_is_refused_and_patterns_match, .init = setup_one) {
+        struct remote_opts o = opts_for(&h1);
         struct err err = {0};
-        struct ssh_conn *c;
+        struct remote_conn *c;
         unsigned char blob[256];
         char b64[256], path[600], text[1200];
 
@@ -834,8 +832,8 @@ Test(ssh_client, revoked_key_is_refused_and_patterns_match, .init = setup_one) {
                  "[%s]:%d ssh-ed25519 %s\n@revoked [%s]:%d ssh-ed25519 %s\n",
                  h1.addr, h1.port, b64, h1.addr, h1.port, b64);
         write_file(path, text, strlen(text));
-        cr_expect_null(c = ssh_connect(&o, &err));
-        ssh_close(c);
+        cr_expect_null(c = remote_connect(&o, &err));
+        remote_close(c);
         cr_expect_eq(err.kind, ERR_PERMANENT);
         cr_expect_eq(err.cause, ERR_CAUSE_HOST_KEY);
         cr_expect(strstr(err.msg, "@revoked"), "msg: %s", err.msg);
@@ -849,26 +847,26 @@ Test(ssh_client, revoked_key_is_refused_and_patterns_match, .init = setup_one) {
                  "ssh-ed25519 %s\n",
                  h1.port, b64);
         write_file(path, text, strlen(text));
-        c = ssh_connect(&o, &err);
+        c = remote_connect(&o, &err);
         cr_expect(c, "%s", err.msg);
-        ssh_close(c);
+        remote_close(c);
 
         /* The same pattern negated away. */
         err_clear(&err);
         snprintf(text, sizeof(text), "[127.0.0.?]:%d,![%s]:%d ssh-ed25519 %s\n",
                  h1.port, h1.addr, h1.port, b64);
         write_file(path, text, strlen(text));
-        cr_expect_null(c = ssh_connect(&o, &err));
-        ssh_close(c);
+        cr_expect_null(c = remote_connect(&o, &err));
+        remote_close(c);
         cr_expect_eq(err.cause, ERR_CAUSE_HOST_KEY);
 }
 
 /* sshd can be up before the thopter's authorized key is: a refused login is
  * retried until the deadline, and then reported as permanent. */
-Test(ssh_client,
+Test(remote,
      wait_ready_retries_refused_login_until_the_deadline,
      .init = setup_one) {
-        struct ssh_opts o = opts_for(&h1);
+        struct remote_opts o = opts_for(&h1);
         struct err err = {0};
         char key[600], cmd[800];
         int64_t t0, took;
@@ -890,18 +888,19 @@ Test(ssh_client,
 }
 
 /* A stop must not wait for a thopter that never answers. */
-Test(ssh_client, connect_until_stops_when_cancelled) {
-        struct ssh_opts o = {.host = "127.0.0.1",
-                             .port = closed_port(),
-                             .user = "root",
-                             .key_path = "/dev/null",
-                             .insecure = 1,
-                             .connect_timeout_ms = tmo(5000)};
+Test(remote, connect_until_stops_when_cancelled) {
+        struct remote_opts o = {.host = "127.0.0.1",
+                                .port = closed_port(),
+                                .user = "root",
+                                .key_path = "/dev/null",
+                                .insecure = 1,
+                                .connect_timeout_ms = tmo(5000)};
         struct err err = {0};
         atomic_int cancel = 1;
         int64_t t0 = clock_mono_ms();
 
-        cr_assert_null(ssh_connect_until(&o, t0 + tmo(20000), &cancel, &err));
+        cr_assert_null(
+            remote_connect_until(&o, t0 + tmo(20000), &cancel, &err));
         cr_expect_eq(err.cause, ERR_CAUSE_CANCELLED, "msg: %s", err.msg);
         cr_expect(clock_mono_ms() - t0 < tmo(2000));
 }
@@ -933,33 +932,33 @@ static void assert_no_fragment(const char *text, const char *secret) {
         }
 }
 
-Test(ssh_client, stderr_tail_is_redacted_before_it_is_cut, .init = setup_one) {
-        struct ssh_conn *c = connect_ok(&h1);
-        struct ssh_result res = {0};
+Test(remote, stderr_tail_is_redacted_before_it_is_cut, .init = setup_one) {
+        struct remote_conn *c = connect_ok(&h1);
+        struct remote_result res = {0};
         struct err err = {0};
         char tail[160], *cmd = NULL;
 
         log_add_secret(long_secret());
         cr_assert(asprintf(&cmd, "printf 'token: %s' >&2; exit 5",
                            long_secret()) > 0);
-        assert_ok(ssh_run(c, cmd, NULL, 0, tmo(10000), &res, &err), &err);
+        assert_ok(remote_run(c, cmd, NULL, 0, tmo(10000), &res, &err), &err);
         cr_expect_eq(res.exit_status, 5);
-        ssh_result_tail(&res, tail, sizeof(tail));
+        remote_result_tail(&res, tail, sizeof(tail));
         cr_expect(strstr(tail, "[REDACTED]") != NULL, "%s", tail);
         assert_no_fragment(tail, long_secret());
-        ssh_result_free(&res);
+        remote_result_free(&res);
 
         /* The same through a pipe whose source fails: the error message. */
-        struct ssh_conn *d = connect_ok(&h1);
+        struct remote_conn *d = connect_ok(&h1);
         free(cmd);
         cr_assert(asprintf(&cmd, "printf 'x %s' >&2; exit 7", long_secret()) >
                   0);
-        cr_expect_eq(ssh_pipe(c, cmd, d, "cat >/dev/null", tmo(10000), &err),
+        cr_expect_eq(remote_pipe(c, cmd, d, "cat >/dev/null", tmo(10000), &err),
                      -1);
         cr_expect(strstr(err.msg, "[REDACTED]") != NULL, "%s", err.msg);
         assert_no_fragment(err.msg, long_secret());
         free(cmd);
-        ssh_close(d);
-        ssh_close(c);
+        remote_close(d);
+        remote_close(c);
         log_clear_secrets();
 }

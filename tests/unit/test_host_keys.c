@@ -1,6 +1,6 @@
-/* test_ssh_keys.c - per-machine host keys: derived the same way every time,
+/* test_host_keys.c - per-machine host keys: derived the same way every time,
  * different per request, and in a format OpenSSH itself reads. */
-#include "ssh_keys.h"
+#include "host_keys.h"
 #include "strfmt.h"
 
 #include <criterion/criterion.h>
@@ -12,11 +12,11 @@
 
 static const char secret[] = "the consumer's private key file, say";
 
-static struct ssh_host_key derive(const char *id) {
-        struct ssh_host_key k;
+static struct host_key derive(const char *id) {
+        struct host_key k;
         struct err err = {0};
         cr_assert_eq(
-            ssh_keys_derive_host_key(secret, sizeof(secret), id, &k, &err), 0,
+            host_keys_derive_host_key(secret, sizeof(secret), id, &k, &err), 0,
             "%s", err.msg);
         return k;
 }
@@ -33,27 +33,27 @@ static char *run_line(const char *cmd) {
         return strdup(buf);
 }
 
-Test(ssh_keys, derivation_is_stable_and_per_request) {
-        struct ssh_host_key a = derive("prov-1"), b = derive("prov-1");
-        struct ssh_host_key c = derive("prov-10");
+Test(host_keys, derivation_is_stable_and_per_request) {
+        struct host_key a = derive("prov-1"), b = derive("prov-1");
+        struct host_key c = derive("prov-10");
 
         cr_assert_eq(memcmp(&a, &b, sizeof(a)), 0);
         cr_assert_neq(memcmp(a.pub, c.pub, sizeof(a.pub)), 0);
         struct err err = {0};
-        struct ssh_host_key d;
+        struct host_key d;
         cr_assert_eq(
-            ssh_keys_derive_host_key("another secret", 14, "prov-1", &d, &err),
+            host_keys_derive_host_key("another secret", 14, "prov-1", &d, &err),
             0);
         cr_assert_neq(memcmp(a.pub, d.pub, sizeof(a.pub)), 0,
                       "the secret must matter");
 }
 
-Test(ssh_keys, openssh_reads_the_private_key_and_agrees_on_the_public_one) {
-        struct ssh_host_key k = derive("prov-42");
-        char dir[] = "/tmp/ssh_keys.XXXXXX";
+Test(host_keys, openssh_reads_the_private_key_and_agrees_on_the_public_one) {
+        struct host_key k = derive("prov-42");
+        char dir[] = "/tmp/host_keys.XXXXXX";
         cr_assert_not_null(mkdtemp(dir));
         char *path = strfmt("%s/ssh_host_ed25519_key", dir);
-        char *pem = ssh_keys_private_openssh(&k, "thopter-42");
+        char *pem = host_keys_private_openssh(&k, "thopter-42");
         cr_assert_not_null(pem);
         FILE *f = fopen(path, "w");
         cr_assert_not_null(f);
@@ -63,10 +63,10 @@ Test(ssh_keys, openssh_reads_the_private_key_and_agrees_on_the_public_one) {
 
         char *cmd = strfmt("ssh-keygen -y -f %s 2>&1", path);
         char *from_openssh = run_line(cmd);
-        char *ours = ssh_keys_public_line(&k, "thopter-42");
+        char *ours = host_keys_public_line(&k, "thopter-42");
         cr_assert_str_eq(from_openssh, ours);
         /* And what ssh-keygen prints for the file is deterministic. */
-        char *pem2 = ssh_keys_private_openssh(&k, "thopter-42");
+        char *pem2 = host_keys_private_openssh(&k, "thopter-42");
         cr_assert_str_eq(pem, pem2);
 
         free(cmd);
@@ -80,18 +80,18 @@ Test(ssh_keys, openssh_reads_the_private_key_and_agrees_on_the_public_one) {
         free(ours);
 }
 
-Test(ssh_keys, public_blob_is_the_wire_form) {
-        struct ssh_host_key k = derive("x");
-        unsigned char blob[SSH_KEYS_BLOB_MAX];
-        size_t n = ssh_keys_public_blob(&k, blob, sizeof(blob));
+Test(host_keys, public_blob_is_the_wire_form) {
+        struct host_key k = derive("x");
+        unsigned char blob[HOST_KEYS_BLOB_MAX];
+        size_t n = host_keys_public_blob(&k, blob, sizeof(blob));
         cr_assert_eq(n, 4 + 11 + 4 + 32);
         cr_assert_eq(memcmp(blob + 4, "ssh-ed25519", 11), 0);
         cr_assert_eq(memcmp(blob + 19, k.pub, 32), 0);
-        cr_assert_eq(ssh_keys_public_blob(&k, blob, 10), 0);
+        cr_assert_eq(host_keys_public_blob(&k, blob, 10), 0);
 }
 
-Test(ssh_keys, client_public_line_from_the_private_key_alone) {
-        char dir[] = "/tmp/ssh_keys.XXXXXX";
+Test(host_keys, client_public_line_from_the_private_key_alone) {
+        char dir[] = "/tmp/host_keys.XXXXXX";
         cr_assert_not_null(mkdtemp(dir));
         char *cmd =
             strfmt("ssh-keygen -q -t ed25519 -N '' -C me -f %s/id", dir);
@@ -101,7 +101,7 @@ Test(ssh_keys, client_public_line_from_the_private_key_alone) {
         struct err err = {0};
 
         /* With KEY.pub beside it: its line. */
-        char *line = ssh_keys_client_public_line(key, &err);
+        char *line = host_keys_client_public_line(key, &err);
         cr_assert_not_null(line, "%s", err.msg);
         cmd = strfmt("cat %s", pub);
         char *expect = run_line(cmd);
@@ -111,7 +111,7 @@ Test(ssh_keys, client_public_line_from_the_private_key_alone) {
 
         /* Without it: read from the private key (type and key, no comment). */
         cr_assert_eq(unlink(pub), 0);
-        line = ssh_keys_client_public_line(key, &err);
+        line = host_keys_client_public_line(key, &err);
         cr_assert_not_null(line, "%s", err.msg);
         cr_assert_eq(strncmp(line, expect, strlen(line)), 0, "%s vs %s", line,
                      expect);
@@ -123,7 +123,7 @@ Test(ssh_keys, client_public_line_from_the_private_key_alone) {
         fputs("not a key\n", f);
         fclose(f);
         err = (struct err){0};
-        cr_assert_null(ssh_keys_client_public_line(key, &err));
+        cr_assert_null(host_keys_client_public_line(key, &err));
         cr_assert(strstr(err.msg, "THOPTER_SSH_KEY"), "%s", err.msg);
 
         cmd = strfmt("rm -rf %s", dir);

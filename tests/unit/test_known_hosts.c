@@ -1,9 +1,9 @@
-/* test_ssh_known_hosts.c - ssh_known_hosts.c on the known_hosts texts of
+/* test_known_hosts.c - known_hosts.c on the known_hosts texts of
  * tests/data/known_hosts (keys made with ssh-keygen, hashed lines with
  * ssh-keygen -H), one table row per case; and OpenSSH's own ssh-keygen -F as
  * an oracle for which lines name a host.
  */
-#include "ssh_known_hosts.h"
+#include "known_hosts.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -13,10 +13,10 @@
 
 #define DIR TEST_DATA_DIR "/known_hosts"
 
-#define MATCH     SSH_KNOWN_HOSTS_MATCH
-#define MISMATCH  SSH_KNOWN_HOSTS_MISMATCH
-#define NOT_FOUND SSH_KNOWN_HOSTS_NOT_FOUND
-#define REVOKED   SSH_KNOWN_HOSTS_REVOKED
+#define MATCH     KNOWN_HOSTS_MATCH
+#define MISMATCH  KNOWN_HOSTS_MISMATCH
+#define NOT_FOUND KNOWN_HOSTS_NOT_FOUND
+#define REVOKED   KNOWN_HOSTS_REVOKED
 
 /* The file's bytes; *len its size. */
 static char *slurp(const char *name, size_t *len) {
@@ -78,7 +78,7 @@ struct row {
         const char *host;
         int port;
         const char *key; /* a, b, c, e: tests/data/known_hosts/key-*.pub */
-        enum ssh_known_hosts_result want;
+        enum known_hosts_result want;
         const char *why;
 };
 
@@ -191,25 +191,25 @@ static const struct row rows[] = {
      "last line, other key"},
 };
 
-Test(ssh_known_hosts, table) {
+Test(known_hosts, table) {
         for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
                 const struct row *r = &rows[i];
                 unsigned char blob[1024];
                 size_t len, blen = key_blob(r->key, blob, sizeof(blob));
                 char *text = slurp(r->file, &len);
-                enum ssh_known_hosts_result got = ssh_known_hosts_check(
-                    text, len, r->host, r->port, blob, blen);
+                enum known_hosts_result got =
+                    known_hosts_check(text, len, r->host, r->port, blob, blen);
                 free(text);
                 cr_expect_eq(got, r->want,
                              "row %zu (%s): %s port %d key %s: got %s, want %s",
                              i, r->why, r->host, r->port, r->key,
-                             ssh_known_hosts_result_name(got),
-                             ssh_known_hosts_result_name(r->want));
+                             known_hosts_result_name(got),
+                             known_hosts_result_name(r->want));
         }
 }
 
 /* The text need not be NUL-terminated: only len bytes are read. */
-Test(ssh_known_hosts, reads_only_len_bytes) {
+Test(known_hosts, reads_only_len_bytes) {
         unsigned char blob[1024];
         size_t len, blen = key_blob("a", blob, sizeof(blob));
         char *text = slurp("ports.known_hosts", &len);
@@ -222,21 +222,20 @@ Test(ssh_known_hosts, reads_only_len_bytes) {
         copy = malloc(n);
         memcpy(copy, text, n);
         cr_expect_eq(
-            ssh_known_hosts_check(copy, n, "plain.example", 22, blob, blen),
+            known_hosts_check(copy, n, "plain.example", 22, blob, blen),
             NOT_FOUND);
         cr_expect_eq(
-            ssh_known_hosts_check(NULL, 0, "plain.example", 22, blob, blen),
+            known_hosts_check(NULL, 0, "plain.example", 22, blob, blen),
             NOT_FOUND);
-        cr_expect_eq(
-            ssh_known_hosts_check(text, len, "plain.example", 22, NULL, 0),
-            MISMATCH);
+        cr_expect_eq(known_hosts_check(text, len, "plain.example", 22, NULL, 0),
+                     MISMATCH);
         free(copy);
         free(text);
 }
 
 /* A pattern that takes exponential time with OpenSSH's recursive matcher
  * ends here at once (the whole test is under Criterion's timeout). */
-Test(ssh_known_hosts, hostile_pattern_is_linear, .timeout = 10.0) {
+Test(known_hosts, hostile_pattern_is_linear, .timeout = 10.0) {
         unsigned char blob[1024];
         size_t blen = key_blob("a", blob, sizeof(blob));
         char line[4096], host[600];
@@ -249,7 +248,7 @@ Test(ssh_known_hosts, hostile_pattern_is_linear, .timeout = 10.0) {
         free(key);
         memset(host, 'a', sizeof(host) - 1);
         host[sizeof(host) - 1] = '\0';
-        cr_expect_eq(ssh_known_hosts_check(line, n, host, 22, blob, blen),
+        cr_expect_eq(known_hosts_check(line, n, host, 22, blob, blen),
                      NOT_FOUND);
 }
 
@@ -257,7 +256,7 @@ Test(ssh_known_hosts, hostile_pattern_is_linear, .timeout = 10.0) {
  * exactly when we say MATCH or MISMATCH, for the files without markers
  * (ssh-keygen -F lists marker lines too; the hash of a name is taken as
  * given, so it is asked with the lowercased name, as ssh itself does). */
-Test(ssh_known_hosts, agrees_with_ssh_keygen) {
+Test(known_hosts, agrees_with_ssh_keygen) {
         if (system("command -v ssh-keygen >/dev/null 2>&1") != 0)
                 cr_skip_test("ssh-keygen is not installed");
         int checked = 0;
