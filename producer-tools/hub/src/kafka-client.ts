@@ -29,7 +29,7 @@ export type KafkaMessagePayload = KafkaJS.EachMessagePayload;
 /** The contract's partitioner (murmur2.ts). */
 export const PARTITIONER = 'murmur2_random';
 
-type Props = Record<string, string | number | boolean | Function>;
+type Props = Record<string, string | number | boolean | ((...args: never[]) => unknown)>;
 
 /** The client's logger, forwarding warnings and errors to the hub's logger (source `kafka`). */
 export function clientLogger(logger: HubLogger | undefined, namespace = ''): KafkaJS.Logger {
