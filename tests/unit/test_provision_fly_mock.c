@@ -135,14 +135,14 @@ start(const char *fake_config, const char *max_thopters, const char *fallback) {
         w.r.job = &w.job;
         w.r.req = &w.req;
         w.r.repo = &w.cfg.repos[0];
-        assert_ok(ssh_keys_derive_host_key(w.key, sizeof(w.key),
-                                           w.req.request_id, &w.r.host_key,
-                                           &err),
+        assert_ok(host_keys_derive_host_key(w.key, sizeof(w.key),
+                                            w.req.request_id, &w.r.host_key,
+                                            &err),
                   &err);
 }
 
 static void stop(void) {
-        ssh_keys_wipe(&w.r.host_key);
+        host_keys_wipe(&w.r.host_key);
         request_provision_free(&w.req);
         fly_client_destroy(w.fly);
         config_free(&w.cfg);
