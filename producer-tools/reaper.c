@@ -35,8 +35,8 @@
 #include "reap_idle.h"
 #include "reap_rules.h"
 #include "request.h"
+#include "secret.h"
 #include "ssh_keys.h"
-#include "strfmt.h"
 #include "topic_check.h"
 
 #include <cjson/cJSON.h>

@@ -13,9 +13,9 @@
 #include "kafka_conf.h"
 #include "listen_addr.h"
 #include "log.h"
+#include "secret.h"
 #include "secret_file.h"
 #include "shell_quote.h"
-#include "strfmt.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>

@@ -1,6 +1,7 @@
 /* ssh_keys.c - see ssh_keys.h. */
 #include "ssh_keys.h"
 #include "dynbuf.h"
+#include "secret.h"
 #include "strfmt.h"
 
 #include <errno.h>

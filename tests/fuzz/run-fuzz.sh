@@ -84,7 +84,7 @@ sources_of() {
         case "$1" in
         fuzz_request) echo "request.c err.c log.c clock.c" ;;
         fuzz_shell_quote) echo "shell_quote.c" ;;
-        fuzz_fly_json) echo "fly_json.c err.c log.c clock.c strfmt.c" ;;
+        fuzz_fly_json) echo "fly_json.c err.c log.c clock.c secret.c" ;;
         fuzz_http_header) echo "http.c dynbuf.c err.c log.c clock.c" ;;
         fuzz_known_hosts) echo "ssh_known_hosts.c" ;;
         *) return 1 ;;

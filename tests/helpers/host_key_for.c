@@ -8,8 +8,8 @@
  * it is built under tests/ and never installed: no operator needs it (the
  * consumer and the reaper derive the keys themselves).
  */
+#include "secret.h"
 #include "ssh_keys.h"
-#include "strfmt.h"
 
 #include <stdio.h>
 #include <stdlib.h>

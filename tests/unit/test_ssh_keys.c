@@ -1,5 +1,6 @@
 /* test_ssh_keys.c - per-machine host keys: derived the same way every time,
  * different per request, and in a format OpenSSH itself reads. */
+#include "secret.h"
 #include "ssh_keys.h"
 #include "strfmt.h"
 
