@@ -1,6 +1,7 @@
-/* test_config.c - config.c: settings from a controlled environment and
- * argv. Criterion runs each test in its own process, so setenv() here
- * touches no other test; the suite's init clears every setting first.
+/* test_config.c - config.c and config_table.c: settings from a controlled
+ * environment and argv. Criterion runs each test in its own process, so
+ * setenv() here touches no other test; the suite's init clears every setting
+ * first.
  * GITHUB_INTEGRATION_JSON shapes are files in tests/data/config. */
 #include "config.h"
 #include "log.h"
