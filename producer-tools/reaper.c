@@ -37,7 +37,7 @@
 #include "reap_pass.h"
 #include "reap_rules.h"
 #include "host_keys.h"
-#include "strfmt.h"
+#include "secret.h"
 #include "topic_check.h"
 
 #include <librdkafka/rdkafka.h>

@@ -29,6 +29,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "secret.h"
 #include "strfmt.h"
 
 #include <stdarg.h>

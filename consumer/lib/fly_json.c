@@ -4,7 +4,7 @@
  * the caller's fixed-size structs, so nothing cJSON owns escapes.
  */
 #include "fly_json.h"
-#include "strfmt.h"
+#include "secret.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>

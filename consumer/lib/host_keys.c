@@ -1,6 +1,7 @@
 /* host_keys.c - see host_keys.h. */
 #include "host_keys.h"
 #include "dynbuf.h"
+#include "secret.h"
 #include "strfmt.h"
 
 #include <errno.h>

@@ -2,6 +2,7 @@
 #include "kafka_conf.h"
 #include "kafka_log.h"
 #include "log.h"
+#include "secret.h"
 #include "secret_file.h"
 #include "strfmt.h"
 

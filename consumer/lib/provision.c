@@ -30,7 +30,7 @@
 #include "clock.h"
 #include "metrics.h"
 #include "provision_context.h"
-#include "strfmt.h"
+#include "secret.h"
 
 #include <stdio.h>
 #include <stdlib.h>

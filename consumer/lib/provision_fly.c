@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "fly_json.h"
 #include "metrics.h"
+#include "secret.h"
 #include "strfmt.h"
 
 #include <stdio.h>

@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "metrics.h"
 #include "provision_context.h"
+#include "secret.h"
 #include "shell_quote.h"
 #include "strfmt.h"
 #include "template.h"

@@ -13,12 +13,13 @@
  * cJSON is lenient where a JSON Schema validator (behind JSON.parse) is not:
  * it takes "01", "+1", raw control characters in strings and bytes that are
  * not UTF-8, and it keeps the first of two equal keys where JavaScript keeps
- * the last. So before cJSON sees a payload, scan_value() checks it against
- * the RFC 8259 grammar, requires UTF-8 (RFC 8259 section 8.1) and paired
- * surrogate escapes (RFC 7493 I-JSON 2.1). Payloads that fail it are "not
- * JSON": step "parse". What cJSON then builds is walked once for duplicate
- * keys anywhere (I-JSON 2.3 "MUST be unique"): a message that means two
- * things to two parsers is refused, not guessed at.
+ * the last. So before cJSON sees a payload, json_strict_scan() checks it
+ * against the RFC 8259 grammar, requires UTF-8 (RFC 8259 section 8.1) and
+ * paired surrogate escapes (RFC 7493 I-JSON 2.1). Payloads that fail it are
+ * "not JSON": step "parse". What cJSON then builds is walked once for
+ * duplicate keys anywhere (json_strict_duplicate(), I-JSON 2.3 "MUST be
+ * unique"): a message that means two things to two parsers is refused, not
+ * guessed at.
  *
  * Optional fields whose value is JSON null count as absent (the schemas say
  * the same with "type": [..., "null"]); a required field that is null is
@@ -28,6 +29,7 @@
  * is ERR_TRANSIENT, class ERRC_INTERNAL (retrying may succeed).
  */
 #include "request.h"
+#include "json_strict.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -43,7 +45,6 @@
 #define BODY_MAX   (256 * 1024)
 #define REASON_MAX 1024
 #define IMAGE_MAX  REQUEST_IMAGE_MAX
-#define DEPTH_MAX  64
 /* The largest integer an IEEE double (JavaScript's number) holds exactly:
  * GitHub comment ids must survive the hub's JSON.parse/stringify unchanged. */
 #define SAFE_INT_MAX     9007199254740991.0
@@ -117,316 +118,7 @@ static int oom(struct err *err, const char *step) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Strict syntax scan (RFC 8259 + UTF-8 + paired surrogates) */
-
-struct scan {
-        const unsigned char *start;
-        const unsigned char *p;
-        const unsigned char *end;
-        const char *why; /* set on failure */
-        size_t nul_at;   /* offset of the first \u0000 escape, or SIZE_MAX */
-};
-
-static int scan_fail(struct scan *s, const char *why) {
-        s->why = why;
-        return -1;
-}
-
-static void scan_ws(struct scan *s) {
-        while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' ||
-                                 *s->p == '\n' || *s->p == '\r'))
-                s->p++;
-}
-
-/* Length of the well-formed UTF-8 sequence at @p p (Unicode 15, table 3-7:
- * no overlong forms, no surrogates, nothing past U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end) {
-        unsigned char lo = 0x80, hi = 0xBF;
-        size_t n;
-
-        if (p[0] >= 0xC2 && p[0] <= 0xDF)
-                n = 2;
-        else if (p[0] >= 0xE0 && p[0] <= 0xEF)
-                n = 3;
-        else if (p[0] >= 0xF0 && p[0] <= 0xF4)
-                n = 4;
-        else
-                return 0;
-        if (p[0] == 0xE0)
-                lo = 0xA0;
-        else if (p[0] == 0xED)
-                hi = 0x9F;
-        else if (p[0] == 0xF0)
-                lo = 0x90;
-        else if (p[0] == 0xF4)
-                hi = 0x8F;
-        if ((size_t)(end - p) < n)
-                return 0;
-        if (p[1] < lo || p[1] > hi)
-                return 0;
-        for (size_t i = 2; i < n; i++)
-                if (p[i] < 0x80 || p[i] > 0xBF)
-                        return 0;
-        return n;
-}
-
-/* Four hex digits after "\u"; -1 when they are not there. */
-static long scan_hex4(struct scan *s) {
-        long v = 0;
-
-        if (s->end - s->p < 4)
-                return -1;
-        for (int i = 0; i < 4; i++) {
-                int c = s->p[i];
-                v <<= 4;
-                if (c >= '0' && c <= '9')
-                        v |= c - '0';
-                else if (c >= 'a' && c <= 'f')
-                        v |= c - 'a' + 10;
-                else if (c >= 'A' && c <= 'F')
-                        v |= c - 'A' + 10;
-                else
-                        return -1;
-        }
-        s->p += 4;
-        return v;
-}
-
-static int scan_escape(struct scan *s) {
-        const unsigned char *at = s->p; /* the backslash */
-        long cp, lo;
-
-        s->p++;
-        if (s->p >= s->end)
-                return scan_fail(s, "unterminated string");
-        if (*s->p && strchr("\"\\/bfnrt", *s->p)) {
-                s->p++;
-                return 0;
-        }
-        if (*s->p != 'u')
-                return scan_fail(s, "invalid escape in a string");
-        s->p++;
-        cp = scan_hex4(s);
-        if (cp < 0)
-                return scan_fail(s, "invalid \\u escape in a string");
-        if (cp == 0 && s->nul_at == SIZE_MAX)
-                s->nul_at = (size_t)(at - s->start);
-        if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                s->p = at;
-                return scan_fail(s, "unpaired surrogate escape in a string");
-        }
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (s->end - s->p < 2 || s->p[0] != '\\' || s->p[1] != 'u') {
-                        s->p = at;
-                        return scan_fail(
-                            s, "unpaired surrogate escape in a string");
-                }
-                s->p += 2;
-                lo = scan_hex4(s);
-                if (lo < 0xDC00 || lo > 0xDFFF) {
-                        s->p = at;
-                        return scan_fail(
-                            s, "unpaired surrogate escape in a string");
-                }
-        }
-        return 0;
-}
-
-static int scan_string(struct scan *s) {
-        s->p++; /* the opening quote */
-        while (s->p < s->end) {
-                unsigned char c = *s->p;
-                size_t n;
-
-                if (c == '"') {
-                        s->p++;
-                        return 0;
-                }
-                if (c < 0x20)
-                        return scan_fail(
-                            s, "unescaped control character in a string");
-                if (c == '\\') {
-                        if (scan_escape(s) == -1)
-                                return -1;
-                        continue;
-                }
-                if (c < 0x80) {
-                        s->p++;
-                        continue;
-                }
-                n = utf8_len(s->p, s->end);
-                if (n == 0)
-                        return scan_fail(s, "not valid UTF-8");
-                s->p += n;
-        }
-        return scan_fail(s, "unterminated string");
-}
-
-static int scan_digits(struct scan *s) {
-        const unsigned char *from = s->p;
-
-        while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
-                s->p++;
-        return s->p > from ? 0 : scan_fail(s, "invalid number");
-}
-
-/* number = [ "-" ] ( "0" / [1-9] *DIGIT ) [ "." 1*DIGIT ]
- *          [ ( "e" / "E" ) [ "+" / "-" ] 1*DIGIT ]          (RFC 8259 6) */
-static int scan_number(struct scan *s) {
-        if (*s->p == '-')
-                s->p++;
-        if (s->p < s->end && *s->p == '0') {
-                s->p++;
-                if (s->p < s->end && *s->p >= '0' && *s->p <= '9')
-                        return scan_fail(s, "number with a leading zero");
-        } else if (scan_digits(s) == -1) {
-                return -1;
-        }
-        if (s->p < s->end && *s->p == '.') {
-                s->p++;
-                if (scan_digits(s) == -1)
-                        return -1;
-        }
-        if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
-                s->p++;
-                if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
-                        s->p++;
-                if (scan_digits(s) == -1)
-                        return -1;
-        }
-        return 0;
-}
-
-static int scan_literal(struct scan *s, const char *word) {
-        size_t n = strlen(word);
-
-        if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
-                return scan_fail(s, "unexpected character");
-        s->p += n;
-        return 0;
-}
-
-static int scan_value(struct scan *s, int depth);
-
-/* Object or array, after its opening bracket. */
-static int scan_container(struct scan *s, int depth, int is_object) {
-        unsigned char close = is_object ? '}' : ']';
-
-        if (depth >= DEPTH_MAX)
-                return scan_fail(s, "nested deeper than 64 levels");
-        s->p++;
-        scan_ws(s);
-        if (s->p < s->end && *s->p == close) {
-                s->p++;
-                return 0;
-        }
-        for (;;) {
-                scan_ws(s);
-                if (is_object) {
-                        if (s->p >= s->end || *s->p != '"')
-                                return scan_fail(s, "expected a member name");
-                        if (scan_string(s) == -1)
-                                return -1;
-                        scan_ws(s);
-                        if (s->p >= s->end || *s->p != ':')
-                                return scan_fail(s, "expected ':'");
-                        s->p++;
-                }
-                if (scan_value(s, depth + 1) == -1)
-                        return -1;
-                scan_ws(s);
-                if (s->p < s->end && *s->p == ',') {
-                        s->p++;
-                        continue;
-                }
-                if (s->p < s->end && *s->p == close) {
-                        s->p++;
-                        return 0;
-                }
-                return scan_fail(s, is_object ? "expected ',' or '}'"
-                                              : "expected ',' or ']'");
-        }
-}
-
-static int scan_value(struct scan *s, int depth) {
-        scan_ws(s);
-        if (s->p >= s->end)
-                return scan_fail(s, "unexpected end");
-        switch (*s->p) {
-        case '{':
-                return scan_container(s, depth, 1);
-        case '[':
-                return scan_container(s, depth, 0);
-        case '"':
-                return scan_string(s);
-        case 't':
-                return scan_literal(s, "true");
-        case 'f':
-                return scan_literal(s, "false");
-        case 'n':
-                return scan_literal(s, "null");
-        default:
-                if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
-                        return scan_number(s);
-                return scan_fail(s, "unexpected character");
-        }
-}
-
-/* ------------------------------------------------------------------------ */
 /* Parse: bytes -> cJSON object */
-
-static int cmp_keys(const void *a, const void *b) {
-        return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static void path_join(char *out, size_t n, const char *path, const char *key) {
-        if (*path)
-                snprintf(out, n, "%s.%s", path, key);
-        else
-                snprintf(out, n, "%s", key);
-}
-
-/* Rejects the first duplicate key found in @p item or below it. Sorting the
- * keys keeps a hostile object of 50000 members at O(n log n). */
-static int
-check_duplicates(const cJSON *item, const char *path, struct err *err) {
-        char sub[ERR_MSG_LEN];
-        const cJSON *c;
-        size_t n = 0, i = 0;
-        const char **keys = NULL;
-        int rc = -1;
-
-        for (c = item->child; c; c = c->next)
-                n++;
-        if (cJSON_IsObject(item) && n > 1) {
-                keys = malloc(n * sizeof(*keys));
-                if (!keys)
-                        return oom(err, "validate");
-                for (c = item->child; c; c = c->next)
-                        keys[i++] = c->string;
-                qsort(keys, n, sizeof(*keys), cmp_keys);
-                for (i = 1; i < n; i++) {
-                        if (strcmp(keys[i - 1], keys[i]) == 0) {
-                                path_join(sub, sizeof(sub), path, keys[i]);
-                                reject(err, "validate", sub, "duplicate key");
-                                goto out;
-                        }
-                }
-        }
-        i = 0;
-        for (c = item->child; c; c = c->next, i++) {
-                if (cJSON_IsObject(item))
-                        path_join(sub, sizeof(sub), path, c->string);
-                else
-                        snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
-                if (check_duplicates(c, sub, err) == -1)
-                        goto out;
-        }
-        rc = 0;
-out:
-        free(keys);
-        return rc;
-}
 
 static const char *json_type_name(const cJSON *v) {
         if (cJSON_IsArray(v))
@@ -443,7 +135,8 @@ static const char *json_type_name(const cJSON *v) {
 /* The steps every request shares. Returns the root object (to free with
  * cJSON_Delete) or NULL with @p err set. */
 static cJSON *parse_object(const void *buf, size_t len, struct err *err) {
-        struct scan s;
+        struct json_strict_result s;
+        char path[ERR_MSG_LEN];
         char *copy = NULL;
         cJSON *root = NULL;
 
@@ -457,18 +150,9 @@ static cJSON *parse_object(const void *buf, size_t len, struct err *err) {
                 reject(err, "parse", "payload", "not JSON: empty");
                 return NULL;
         }
-        s.start = s.p = buf;
-        s.end = s.start + len;
-        s.why = NULL;
-        s.nul_at = SIZE_MAX;
-        if (scan_value(&s, 0) == 0) {
-                scan_ws(&s);
-                if (s.p != s.end)
-                        scan_fail(&s, "more after the JSON value");
-        }
-        if (s.why) {
+        if (json_strict_scan(buf, len, &s) == -1) {
                 reject(err, "parse", "payload", "not JSON: %s at byte %zu",
-                       s.why, (size_t)(s.p - s.start));
+                       s.why, s.at);
                 return NULL;
         }
 
@@ -500,9 +184,16 @@ static cJSON *parse_object(const void *buf, size_t len, struct err *err) {
                        "a string contains \\u0000 (byte %zu)", s.nul_at);
                 goto fail;
         }
-        if (check_duplicates(root, "", err) == -1)
+        switch (json_strict_duplicate(root, path, sizeof(path))) {
+        case 0:
+                return root;
+        case 1:
+                reject(err, "validate", path, "duplicate key");
                 goto fail;
-        return root;
+        default:
+                oom(err, "validate");
+                goto fail;
+        }
 fail:
         cJSON_Delete(root);
         return NULL;

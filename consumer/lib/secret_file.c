@@ -1,6 +1,6 @@
 /* secret_file.c - see secret_file.h. */
 #include "secret_file.h"
-#include "strfmt.h"
+#include "secret.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -3,7 +3,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 char *vstrfmt(const char *fmt, va_list ap) {
         va_list ap2;
@@ -26,16 +25,4 @@ char *strfmt(const char *fmt, ...) {
         char *out = vstrfmt(fmt, ap);
         va_end(ap);
         return out;
-}
-
-void secret_wipe(void *p, size_t len) {
-        if (p)
-                explicit_bzero(p, len);
-}
-
-void secret_free(char *s) {
-        if (!s)
-                return;
-        secret_wipe(s, strlen(s));
-        free(s);
 }

@@ -1,5 +1,4 @@
-/* strfmt.h - printf into a string of exactly the right size, and wiping
- * secrets from memory before it is freed.
+/* strfmt.h - printf into a string of exactly the right size.
  *
  * Callers: everyone that builds a string.
  */
@@ -13,10 +12,5 @@
 char *strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *vstrfmt(const char *fmt, va_list ap)
     __attribute__((format(printf, 1, 0)));
-
-/** @brief explicit_bzero() @p len bytes of @p p (NULL is a no-op). */
-void secret_wipe(void *p, size_t len);
-/** @brief Wipe the NUL-terminated secret @p s, then free it (NULL ok). */
-void secret_free(char *s);
 
 #endif

@@ -69,8 +69,8 @@ case "$runs" in
         }
         ;;
 esac
-all_targets=(fuzz_request fuzz_shell_quote fuzz_fly_json fuzz_http_header
-        fuzz_known_hosts)
+all_targets=(fuzz_request fuzz_json_strict fuzz_shell_quote fuzz_fly_json
+        fuzz_http_header fuzz_known_hosts)
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 
 CC=${CC:-clang}
@@ -82,9 +82,10 @@ fi
 # The consumer/lib sources each target is linked from.
 sources_of() {
         case "$1" in
-        fuzz_request) echo "request.c err.c log.c clock.c" ;;
+        fuzz_request) echo "request.c json_strict.c err.c log.c clock.c" ;;
+        fuzz_json_strict) echo "json_strict.c" ;;
         fuzz_shell_quote) echo "shell_quote.c" ;;
-        fuzz_fly_json) echo "fly_json.c err.c log.c clock.c strfmt.c" ;;
+        fuzz_fly_json) echo "fly_json.c err.c log.c clock.c secret.c" ;;
         fuzz_http_header) echo "http.c dynbuf.c err.c log.c clock.c" ;;
         fuzz_known_hosts) echo "known_hosts.c" ;;
         *) return 1 ;;
@@ -94,10 +95,14 @@ sources_of() {
 # The longest input each target is given: past the 512 KiB payload cap for
 # the request parser and shell quoting; for what a server sends, long enough
 # for every shape that matters (the memory caps of fly_json are unit-tested
-# with 4 MiB bodies), short enough for millions of executions.
+# with 4 MiB bodies), short enough for millions of executions. The same for
+# the strict JSON scan, whose reference duplicate search is quadratic (its
+# size limits are the request parser's, fuzzed above).
 max_len_of() {
         case "$1" in
-        fuzz_fly_json | fuzz_http_header | fuzz_known_hosts) echo 4096 ;;
+        fuzz_fly_json | fuzz_http_header | fuzz_known_hosts | fuzz_json_strict)
+                echo 4096
+                ;;
         *) echo 600000 ;;
         esac
 }
@@ -195,6 +200,28 @@ seed_request() {
         big=$(rep a 2000)
         printf '{"requestId":"%s",%s}' "$big" "$tid" | seed "$dir" long-id
         echo "$n"
+}
+
+# The strict JSON scan: one seed per rule, on both sides of it (valid
+# escapes, numbers and nesting; leading zeros, lone surrogates, overlong and
+# cut UTF-8, raw control bytes, a BOM, trailing text, duplicate keys deep).
+seed_json_strict() {
+        local dir=$1
+        printf '{"a":[1,-0.5e+3,1E-2,true,false,null,"x"],"b":{}}' | seed "$dir" valid
+        printf ' \t\r\n[] ' | seed "$dir" ws
+        printf '"\\ud83d\\ude80 \\u00e9 \\" \\\\ \\/ \\b\\f\\n\\r\\t"' | seed "$dir" escapes
+        printf '"\xc3\xa9\xe2\x82\xac\xf0\x9f\x9a\x80"' | seed "$dir" utf8
+        printf '{"a":"x\\u0000y"}' | seed "$dir" nul-escape
+        printf '%s1%s' "$(rep '[' 64)" "$(rep ']' 64)" | seed "$dir" nest-64
+        printf '%s1%s' "$(rep '{"a":[' 33)" "$(rep ']}' 33)" | seed "$dir" nest-66
+        printf '[01,+1,1.,1e,-]' | seed "$dir" numbers
+        printf '["\\udc00","\\ud800x","\\ud800\\u0041"]' | seed "$dir" surrogates
+        printf '["\xc0\xaf","\xed\xa0\x80","\xf4\x90\x80\x80","\xe2\x82"]' | seed "$dir" bad-utf8
+        printf '["a\tb","\\x"]' | seed "$dir" control
+        printf '\xef\xbb\xbf{}' | seed "$dir" bom
+        printf '{} {}' | seed "$dir" trailing
+        printf '{"x":{"y":[0,{"k":1,"k":2}]},"z":1}' | seed "$dir" dup-deep
+        printf '{"b":1,"a":2,"b":3}' | seed "$dir" dup-top
 }
 
 # shellcheck disable=SC2016 # the $( and backticks are payload bytes
@@ -298,6 +325,9 @@ for name in "${targets[@]}"; do
                 dict_request >"$out/$name.dict"
                 extra+=(-dict="$out/$name.dict")
                 echo "== $name: seeded $n schema examples + hostile payloads"
+                ;;
+        fuzz_json_strict)
+                seed_json_strict "$corpus"
                 ;;
         fuzz_shell_quote)
                 seed_shell_quote "$corpus"

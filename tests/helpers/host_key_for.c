@@ -9,7 +9,7 @@
  * consumer and the reaper derive the keys themselves).
  */
 #include "host_keys.h"
-#include "strfmt.h"
+#include "secret.h"
 
 #include <stdio.h>
 #include <stdlib.h>

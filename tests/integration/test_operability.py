@@ -457,9 +457,9 @@ class TestSettings(unittest.TestCase):
     def test_help_lists_every_setting_and_no_secret(self):
         out = self.run_consumer({"GITHUB_INTEGRATION_JSON": '{"repositories":{}}'}, ("--help",))
         self.assertEqual(out.returncode, 0)
-        with open(os.path.join(SOURCE_DIR, "consumer", "lib", "config.c")) as f:
+        with open(os.path.join(SOURCE_DIR, "consumer", "lib", "config_table.c")) as f:
             src = f.read()
-        table = src[src.index("settings[] = {"):src.index("#define NSETTINGS")]
+        table = src[src.index("config_table[] = {"):src.index("#define NSETTINGS")]
         names = re.findall(r'\{"([A-Z][A-Z0-9_]*)",', table)
         self.assertGreaterEqual(len(names), 40)
         for name in names:

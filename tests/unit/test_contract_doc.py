@@ -1,5 +1,5 @@
 """docs/CONTRACT.md agrees with the code, both ways: every setting
-(consumer/lib/config.c's table and what the producer tools read), every
+(consumer/lib/config_table.c's table and what the producer tools read), every
 dead-letter header the code writes and every metric of
 consumer/lib/metrics_table.h is named in it, and every setting, header and
 metric it names exists in the code. Label unit: it reads files only."""
@@ -21,10 +21,10 @@ def read(*parts):
 
 
 def code_settings():
-    """Environment names the C code reads: config.c's table, and the tools'
-    cli_env()/env_or() calls."""
-    text = read("consumer", "lib", "config.c")
-    body = text[text.index("static const struct setting settings[]"):]
+    """Environment names the C code reads: config_table.c's table, and the
+    tools' cli_env()/env_or() calls."""
+    text = read("consumer", "lib", "config_table.c")
+    body = text[text.index("const struct setting config_table[]"):]
     body = body[:body.index("};")]
     names = set(re.findall(r'\{"([A-Z][A-Z0-9_]*)",', body))
     for path in glob.glob(os.path.join(SOURCE_DIR, "producer-tools", "**", "*.c"), recursive=True):

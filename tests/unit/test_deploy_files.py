@@ -27,9 +27,9 @@ def read(*parts):
 
 
 def config_table():
-    """{NAME: (default or None, required-by)} from consumer/lib/config.c's settings table."""
-    text = read("consumer", "lib", "config.c")
-    body = text[text.index("static const struct setting settings[]"):]
+    """{NAME: (default or None, required-by)} from consumer/lib/config_table.c's settings table."""
+    text = read("consumer", "lib", "config_table.c")
+    body = text[text.index("const struct setting config_table[]"):]
     body = body[:body.index("};")]
     out = {}
     # {"NAME", TYPE(field), "default" | NULL, min, max, need, secret, "help"}

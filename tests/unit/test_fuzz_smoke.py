@@ -1,7 +1,7 @@
 """test_fuzz_smoke - a short run of the libFuzzer targets of tests/fuzz.
 
-Runs `tests/fuzz/run-fuzz.sh --seconds 10` (five targets, 10 s each, plus
-about 4 s of building each with clang: about 75 s): any crash, leak, timeout,
+Runs `tests/fuzz/run-fuzz.sh --seconds 10` (six targets, 10 s each, plus
+about 4 s of building each with clang: about 90 s): any crash, leak, timeout,
 out-of-memory or broken invariant fails the test, with the reproducer's path
 in the message.
 The corpus under build/fuzz/corpus grows from run to run.
@@ -22,8 +22,8 @@ SOURCE_DIR = os.environ.get(
     os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 SCRIPT = os.path.join(SOURCE_DIR, "tests", "fuzz", "run-fuzz.sh")
 SECONDS = int(os.environ.get("THOPTER_FUZZ_SECONDS", "10"))
-TARGETS = ("fuzz_request", "fuzz_shell_quote", "fuzz_fly_json",
-           "fuzz_http_header", "fuzz_known_hosts")
+TARGETS = ("fuzz_request", "fuzz_json_strict", "fuzz_shell_quote",
+           "fuzz_fly_json", "fuzz_http_header", "fuzz_known_hosts")
 
 
 class FuzzSmoke(unittest.TestCase):

@@ -1,6 +1,7 @@
 /* test_host_keys.c - per-machine host keys: derived the same way every time,
  * different per request, and in a format OpenSSH itself reads. */
 #include "host_keys.h"
+#include "secret.h"
 #include "strfmt.h"
 
 #include <criterion/criterion.h>
