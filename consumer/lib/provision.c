@@ -236,12 +236,16 @@ struct provision_ctx *provision_ctx_new(const struct provision_deps *deps,
                 ? ssh_keys_client_public_line(deps->cfg->ssh_key, err)
                 : NULL;
         if (!ctx->authorized_key) {
+                /* Name the setting once: a message about it says so in
+                 * err->field; the others name only the file. */
                 if (err->kind != ERR_NONE &&
-                    !strstr(err->msg, "THOPTER_SSH_KEY")) {
+                    strcmp(err->field, "THOPTER_SSH_KEY") != 0) {
                         struct err e = *err;
                         err_clear(err);
-                        err_set(err, e.kind, e.code, "THOPTER_SSH_KEY: %s",
-                                e.msg);
+                        err_setc(err, e.kind, e.cause, e.code,
+                                 "THOPTER_SSH_KEY: %s", e.msg);
+                        snprintf(err->field, sizeof(err->field),
+                                 "THOPTER_SSH_KEY");
                 }
                 provision_ctx_destroy(ctx);
                 return NULL;
