@@ -3,11 +3,9 @@
  * A failure has:
  *   - a kind: transient (worth retrying) or permanent (not);
  *   - a cause: what happened, as a code callers may branch on (out of memory,
- *     cancelled, a deadline, no capacity, ...), and for an invalid request
- *     the field it is about. Decisions read kind, cause, class, code and
- *     field, not the message. One exception is left: provision_ctx_new()
- *     (provision.c) looks for "THOPTER_SSH_KEY" in the message before it
- *     adds that prefix (issue 23, to be replaced by a code);
+ *     cancelled, a deadline, no capacity, ...), and the input it is about
+ *     (a request's field, a setting). Decisions read kind, cause, class,
+ *     code and field, never the message;
  *   - a code from the layer that failed (HTTP status, CURLcode, libssh2 rc,
  *     errno) and a one-line message for people;
  *   - once a flow gives up on a message, the dead-letter class and step of
@@ -67,8 +65,10 @@ struct err {
         enum err_class cls;    /* set when a flow classifies the failure */
         int code;              /* HTTP status, CURLcode, libssh2 rc or errno */
         char step[32];         /* contract step name, e.g. "delete" */
-        char field[64];        /* the input it is about ("github.issueNumber",
-                                  "payload"): set by request.c; "" if none */
+        char field[64];        /* the input the message starts with: a
+                                  request's field ("github.issueNumber",
+                                  "payload"; request.c) or a setting
+                                  ("THOPTER_SSH_KEY"); "" if none */
         char msg[ERR_MSG_LEN]; /* one line, no '\n'; first failure wins */
         long retry_after_ms;   /* >0: the peer asked us to wait (Retry-After) */
 };

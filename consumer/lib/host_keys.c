@@ -295,6 +295,7 @@ char *host_keys_client_public_line(const char *path, struct err *err) {
 
         if (!pub_path) {
                 err_oom(err, "THOPTER_SSH_KEY");
+                snprintf(err->field, sizeof(err->field), "THOPTER_SSH_KEY");
                 return NULL;
         }
         text = host_keys_read_file(pub_path, &len, &ignored);
@@ -311,11 +312,14 @@ char *host_keys_client_public_line(const char *path, struct err *err) {
                         line = public_from_openssh((const char *)text);
                         secret_wipe(text, len);
                         free(text);
-                        if (!line)
+                        if (!line) {
                                 err_set(err, ERR_PERMANENT, 0,
                                         "THOPTER_SSH_KEY %s: not an OpenSSH "
                                         "private key, and no %s beside it",
                                         path, pub_path);
+                                snprintf(err->field, sizeof(err->field),
+                                         "THOPTER_SSH_KEY");
+                        }
                 }
         }
         free(pub_path);

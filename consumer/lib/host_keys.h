@@ -67,7 +67,9 @@ void host_keys_wipe(struct host_key *k);
  * @brief The public key of the private key file @p path, as one
  * authorized_keys line "TYPE BASE64 [COMMENT]": from PATH.pub when it
  * exists, else from the public part of an OpenSSH-format private key.
- * @returns a malloc'd line, or NULL with @p err naming THOPTER_SSH_KEY.
+ * @returns a malloc'd line, or NULL with @p err; err->field is
+ * "THOPTER_SSH_KEY" when the message names that setting (not when only
+ * reading @p path failed: that message names the path).
  */
 char *host_keys_client_public_line(const char *path, struct err *err);
 

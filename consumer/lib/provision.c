@@ -30,6 +30,7 @@
 #include "clock.h"
 #include "metrics.h"
 #include "provision_context.h"
+#include "provision_steps.h"
 #include "secret.h"
 
 #include <stdio.h>
@@ -50,7 +51,8 @@ static int prepare(struct job *job, void *opaque, struct err *err) {
 
         if (!req) {
                 err_oom(err, "provision request");
-                return err_classify(err, ERRC_INTERNAL, "parse");
+                return err_classify(err, ERRC_INTERNAL,
+                                    provision_steps_name(PSTEP_PARSE));
         }
         if (request_parse_provision(job->rec.value, job->rec.value_len, req,
                                     err) == -1) {
@@ -94,7 +96,7 @@ set_up(struct provision_run *r, enum provision_found found, struct err *err) {
                 count("already_done");
                 return 0;
         }
-        job_step(r->job, "wait");
+        job_step(r->job, provision_steps_name(PSTEP_WAIT));
         /* A new machine boots for seconds on fly: find the Golden Claude
          * and log in to it meanwhile. A resumed one may already be done,
          * and then the Golden Claude is not needed at all. */
@@ -142,7 +144,8 @@ static int run(struct job *job, void *opaque, struct err *err) {
         if (host_keys_derive_host_key(ctx->key_secret, ctx->key_secret_len,
                                       r.req->request_id, &r.host_key,
                                       err) == -1)
-                return err_classify(err, ERRC_INTERNAL, "create");
+                return err_classify(err, ERRC_INTERNAL,
+                                    provision_steps_name(PSTEP_CREATE));
         job_log(job, LOG_INFO, "provisioning %s#%s", r.req->repository,
                 r.req->issue_number);
         r.repo = config_repo(r.cfg, r.req->repository);
@@ -151,7 +154,8 @@ static int run(struct job *job, void *opaque, struct err *err) {
                         "no credentials for repository %s in "
                         "GITHUB_INTEGRATION_JSON",
                         r.req->repository);
-                err_classify(err, ERRC_UNKNOWN_REPOSITORY, "validate");
+                err_classify(err, ERRC_UNKNOWN_REPOSITORY,
+                             provision_steps_name(PSTEP_VALIDATE));
                 count("unknown_repository");
                 return -1;
         }
@@ -168,7 +172,8 @@ static int run(struct job *job, void *opaque, struct err *err) {
                         r.cfg->image_prefixes && *r.cfg->image_prefixes
                             ? r.cfg->image_prefixes
                             : "unset, so registry.fly.io/APP_NAME");
-                err_classify(err, ERRC_INVALID_REQUEST, "validate");
+                err_classify(err, ERRC_INVALID_REQUEST,
+                             provision_steps_name(PSTEP_VALIDATE));
                 count("image_refused");
                 return -1;
         }
@@ -232,12 +237,16 @@ struct provision_ctx *provision_ctx_new(const struct provision_deps *deps,
                 ? host_keys_client_public_line(deps->cfg->ssh_key, err)
                 : NULL;
         if (!ctx->authorized_key) {
+                /* Name the setting once: a message about it says so in
+                 * err->field; the others name only the file. */
                 if (err->kind != ERR_NONE &&
-                    !strstr(err->msg, "THOPTER_SSH_KEY")) {
+                    strcmp(err->field, "THOPTER_SSH_KEY") != 0) {
                         struct err e = *err;
                         err_clear(err);
-                        err_set(err, e.kind, e.code, "THOPTER_SSH_KEY: %s",
-                                e.msg);
+                        err_setc(err, e.kind, e.cause, e.code,
+                                 "THOPTER_SSH_KEY: %s", e.msg);
+                        snprintf(err->field, sizeof(err->field),
+                                 "THOPTER_SSH_KEY");
                 }
                 provision_ctx_destroy(ctx);
                 return NULL;

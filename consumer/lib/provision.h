@@ -8,6 +8,7 @@
  *                        wait, clean-up
  *   provision_remote.c   the SSH session and the remote steps
  *   provision_context.c  the text the remote steps write (pure functions)
+ *   provision_steps.c    the table of steps: their wire names (data)
  *   provision_int.h      what they share
  *
  * Callers: consumer.c only.

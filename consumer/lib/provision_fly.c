@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "fly_json.h"
 #include "metrics.h"
+#include "provision_steps.h"
 #include "secret.h"
 #include "strfmt.h"
 
@@ -70,7 +71,8 @@ int provision_lookup(struct provision_run *r,
                      enum provision_found *found,
                      struct err *err) {
         struct lookup_call l = {r, FOUND_NONE};
-        if (fly_retry_call(r->ctx->deps.retry, r->job, "lookup", "lookup",
+        if (fly_retry_call(r->ctx->deps.retry, r->job,
+                           provision_steps_name(PSTEP_LOOKUP), "lookup",
                            call_lookup, &l, err) == -1)
                 return -1;
         *found = l.found;
@@ -81,7 +83,8 @@ int provision_lookup(struct provision_run *r,
 static int
 count_started_thopters(struct provision_run *r, int *count, struct err *err) {
         struct fly_list_call c = {r->ctx->deps.fly, {0}, NULL, 0};
-        if (fly_retry_call(r->ctx->deps.retry, r->job, "capacity", "list",
+        if (fly_retry_call(r->ctx->deps.retry, r->job,
+                           provision_steps_name(PSTEP_CAPACITY), "list",
                            fly_list_call_run, &c, err) == -1)
                 return -1;
         *count = 0;
@@ -100,7 +103,7 @@ int provision_capacity(struct provision_run *r, struct err *err) {
         long delay = 1000, max = r->cfg->capacity_recheck_max_s * 1000L;
         int announced = 0, started, rc = -1;
 
-        job_step(r->job, "capacity");
+        job_step(r->job, provision_steps_name(PSTEP_CAPACITY));
         for (;;) {
                 if (count_started_thopters(r, &started, err) == -1)
                         goto out;
@@ -115,7 +118,8 @@ int provision_capacity(struct provision_run *r, struct err *err) {
                                 "at capacity (%d started thopters, "
                                 "MAX_THOPTERS %d): waiting",
                                 started, r->cfg->max_thopters);
-                        job_emit(r->job, "waiting_capacity", "capacity", NULL);
+                        job_emit(r->job, "waiting_capacity",
+                                 provision_steps_name(PSTEP_CAPACITY), NULL);
                 }
                 if (job_sleep(r->job, delay, err) == -1)
                         goto out;
@@ -300,7 +304,7 @@ add_files(struct provision_run *r, struct machine_spec *m, struct err *err) {
             host_keys_private_openssh(&r->host_key, r->req->request_id);
         m->authorized_keys = strfmt("%s\n", r->ctx->authorized_key);
         if (!m->host_key_pem || !m->authorized_keys)
-                return err_oom(err, "create");
+                return err_oom(err, provision_steps_name(PSTEP_CREATE));
         /* Secrets are 0600 from the moment fly writes them (fly-go's
          * File.Mode): no user of the machine may read them before the
          * start hook runs, and .env.thopters keeps its mode when the init
@@ -321,7 +325,8 @@ add_files(struct provision_run *r, struct machine_spec *m, struct err *err) {
                 if (!m->local[i]) {
                         err_set(err, ERR_PERMANENT, fe.code, "%s: %s",
                                 local_setting[i], fe.msg);
-                        return err_classify(err, ERRC_INTERNAL, "create");
+                        return err_classify(err, ERRC_INTERNAL,
+                                            provision_steps_name(PSTEP_CREATE));
                 }
                 m->files[n++] =
                     (struct fly_file){local_guest[i], m->local[i],
@@ -345,7 +350,8 @@ static int machine_spec_init(struct provision_run *r,
                 err_set(err, ERR_PERMANENT, 0,
                         "THOPTER_VM_SIZE \"%s\" is not a fly size name",
                         cfg->vm_size);
-                return err_classify(err, ERRC_FLY_REJECTED, "create");
+                return err_classify(err, ERRC_FLY_REJECTED,
+                                    provision_steps_name(PSTEP_CREATE));
         }
         random_suffix(r->ctx, suffix, sizeof(suffix));
         snprintf(m->name, sizeof(m->name), THOPTER_NAME_PREFIX "%s-%s",
@@ -392,17 +398,19 @@ static int create_in(struct provision_run *r,
         struct create_call cc = {.r = r};
 
         for (int tries = 0;; tries++) {
-                job_step(r->job, "volume");
+                job_step(r->job, provision_steps_name(PSTEP_VOLUME));
                 memset(&vc.chosen, 0, sizeof(vc.chosen));
-                if (fly_retry_call(r->ctx->deps.retry, r->job, "volume",
-                                   "volume", call_volume, &vc, err) == -1)
+                if (fly_retry_call(r->ctx->deps.retry, r->job,
+                                   provision_steps_name(PSTEP_VOLUME), "volume",
+                                   call_volume, &vc, err) == -1)
                         return -1;
                 cc.spec = m->spec;
                 cc.spec.region = region;
                 cc.spec.volume_id = vc.chosen.id;
-                job_step(r->job, "create");
-                if (fly_retry_call(r->ctx->deps.retry, r->job, "create",
-                                   "create", call_create, &cc, err) == 0 ||
+                job_step(r->job, provision_steps_name(PSTEP_CREATE));
+                if (fly_retry_call(r->ctx->deps.retry, r->job,
+                                   provision_steps_name(PSTEP_CREATE), "create",
+                                   call_create, &cc, err) == 0 ||
                     made_after_all(r, err))
                         break;
                 if (err->cause != ERR_CAUSE_VOLUME_CLAIMED || tries >= 3 ||
@@ -457,7 +465,8 @@ int provision_create(struct provision_run *r, struct err *err) {
                 if (err->cause != ERR_CAUSE_NO_CAPACITY)
                         goto out;
                 if (i + 1 == nregions) {
-                        err_classify(err, ERRC_CAPACITY, "create");
+                        err_classify(err, ERRC_CAPACITY,
+                                     provision_steps_name(PSTEP_CREATE));
                         goto out;
                 }
                 /* Contract 7: the next region, its own volume. */
@@ -467,8 +476,10 @@ int provision_create(struct provision_run *r, struct err *err) {
                 err_setc(&note, ERR_TRANSIENT, ERR_CAUSE_NO_CAPACITY, 0,
                          "no capacity in %s; trying %s", regions[i],
                          regions[i + 1]);
-                err_classify(&note, ERRC_CAPACITY, "create");
-                job_emit(r->job, "retrying", "create", &note);
+                err_classify(&note, ERRC_CAPACITY,
+                             provision_steps_name(PSTEP_CREATE));
+                job_emit(r->job, "retrying", provision_steps_name(PSTEP_CREATE),
+                         &note);
                 err_clear(err);
         }
         r->have_machine = 1;
@@ -528,10 +539,11 @@ int provision_wait_started(struct provision_run *r, struct err *err) {
                 "THOPTER_READY_TIMEOUT's %d s left)",
                 r->machine.id, r->cfg->ready_timeout_s - ready_elapsed_s(r),
                 r->cfg->ready_timeout_s);
-        if (fly_retry_call(&patient, r->job, "wait", target, call_wait, r,
-                           err) == -1) {
+        if (fly_retry_call(&patient, r->job, provision_steps_name(PSTEP_WAIT),
+                           target, call_wait, r, err) == -1) {
                 if (err->cause == ERR_CAUSE_DEADLINE)
-                        err_classify(err, ERRC_TIMEOUT, "wait");
+                        err_classify(err, ERRC_TIMEOUT,
+                                     provision_steps_name(PSTEP_WAIT));
                 return -1;
         }
         job_log(r->job, LOG_INFO,
@@ -575,7 +587,8 @@ void provision_mark_done(struct provision_run *r) {
          * the reaper reads the mark too (an unmarked old thopter is an
          * orphan). */
         snprintf(target, sizeof(target), "metadata:%s", r->machine.id);
-        if (fly_retry_call(r->ctx->deps.retry, r->job, "launch", target,
+        if (fly_retry_call(r->ctx->deps.retry, r->job,
+                           provision_steps_name(PSTEP_LAUNCH), target,
                            call_mark, &c, &e) == -1)
                 job_log(r->job, LOG_WARN,
                         "could not mark machine %s as provisioned: %s",

@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "metrics.h"
 #include "provision_context.h"
+#include "provision_steps.h"
 #include "secret.h"
 #include "shell_quote.h"
 #include "strfmt.h"
@@ -100,7 +101,7 @@ int provision_connect(struct provision_run *r, struct err *err) {
                 return -1;
         return err_classify(
             err, err->cause == ERR_CAUSE_DEADLINE ? ERRC_TIMEOUT : ERRC_SSH,
-            "wait");
+            provision_steps_name(PSTEP_WAIT));
 }
 
 /* Whether a failed remote call is worth another attempt on a new
@@ -108,13 +109,13 @@ int provision_connect(struct provision_run *r, struct err *err) {
  * a new connection could be made. */
 static int retry_remote(struct provision_run *r,
                         int attempt,
-                        const char *step,
+                        enum provision_steps_id step,
                         struct err *err) {
         if (err->kind != ERR_TRANSIENT || err->cause == ERR_CAUSE_DEADLINE ||
             attempt + 1 >= SSH_STEP_ATTEMPTS || job_cancelled(r->job))
                 return 0;
-        job_log(r->job, LOG_WARN, "%s: %s; reconnecting to retry", step,
-                err->msg);
+        job_log(r->job, LOG_WARN, "%s: %s; reconnecting to retry",
+                provision_steps_name(step), err->msg);
         metrics_inc(M_SSH_STEP_RETRIES, "", 1);
         long window = r->cfg->ready_timeout_s * 1000L < SSH_RECONNECT_MS
                           ? r->cfg->ready_timeout_s * 1000L
@@ -123,8 +124,8 @@ static int retry_remote(struct provision_run *r,
         remote_close(r->ssh);
         r->ssh = open_session(r, clock_deadline(window), &ce);
         if (!r->ssh) {
-                job_log(r->job, LOG_WARN, "%s: reconnect failed: %s", step,
-                        ce.msg);
+                job_log(r->job, LOG_WARN, "%s: reconnect failed: %s",
+                        provision_steps_name(step), ce.msg);
                 return 0;
         }
         err_clear(err);
@@ -132,21 +133,21 @@ static int retry_remote(struct provision_run *r,
 }
 
 /* The class of a failed remote call of @p step. */
-static int remote_failed(struct err *err, const char *step) {
+static int remote_failed(struct err *err, enum provision_steps_id step) {
         if (err->cause == ERR_CAUSE_CANCELLED)
                 return -1;
         return err_classify(err,
                             err->cause == ERR_CAUSE_DEADLINE ? ERRC_TIMEOUT
                             : err->cause == ERR_CAUSE_OOM    ? ERRC_INTERNAL
                                                              : ERRC_SSH,
-                            step);
+                            provision_steps_name(step));
 }
 
 /* Run @p cmd (after logging @p what to the remote log); a non-zero exit is
  * a permanent ssh failure of @p step; a dropped connection is retried on a
  * new one when @p may_retry. */
 static int remote_step(struct provision_run *r,
-                       const char *step,
+                       enum provision_steps_id step,
                        const char *what,
                        const char *cmd,
                        const void *in,
@@ -166,7 +167,7 @@ static int remote_step(struct provision_run *r,
         int rc = -1;
 
         if (!full) {
-                err_oom(err, step);
+                err_oom(err, provision_steps_name(step));
                 remote_failed(err, step);
                 goto out;
         }
@@ -192,8 +193,8 @@ static int remote_step(struct provision_run *r,
                 remote_result_tail(&res, tail, sizeof(tail));
                 err_setc(err, ERR_PERMANENT, ERR_CAUSE_REMOTE_EXIT,
                          res.exit_status, "%s: remote command exited %d: %s",
-                         step, res.exit_status, tail);
-                err_classify(err, ERRC_SSH, step);
+                         provision_steps_name(step), res.exit_status, tail);
+                err_classify(err, ERRC_SSH, provision_steps_name(step));
                 goto out;
         }
         rc = 0;
@@ -236,11 +237,11 @@ int provision_is_done(struct provision_run *r, int *done, struct err *err) {
 
         if (!cmd) {
                 err_oom(err, "done marker");
-                remote_failed(err, "lookup");
+                remote_failed(err, PSTEP_LOOKUP);
                 goto out;
         }
         if (remote_run(r->ssh, cmd, NULL, 0, 30000, &res, err) == -1) {
-                remote_failed(err, "lookup");
+                remote_failed(err, PSTEP_LOOKUP);
                 goto out;
         }
         /* The whole line must match: "prov-10" is not "prov-1". */
@@ -316,7 +317,8 @@ void provision_golden_claude_prepare(struct provision_run *r) {
         /* A failed list is left for the step, which retries and fails as
          * it always did. */
         if (!r->gc.known &&
-            fly_retry_call(r->ctx->deps.retry, r->job, "golden_claude", "list",
+            fly_retry_call(r->ctx->deps.retry, r->job,
+                           provision_steps_name(PSTEP_GOLDEN_CLAUDE), "list",
                            find_gc_call, r, &e) == -1) {
                 r->gc.known = 0;
                 return;
@@ -344,7 +346,8 @@ static int gc_skipped(struct provision_run *r,
                         "Golden Claude copy not made "
                         "(THOPTER_GOLDEN_CLAUDE_REQUIRED=1): %s",
                         message);
-                return err_classify(err, ERRC_SSH, "golden_claude");
+                return err_classify(err, ERRC_SSH,
+                                    provision_steps_name(PSTEP_GOLDEN_CLAUDE));
         }
         snprintf(code, sizeof(code), "golden_claude_%s", why);
         job_set_warning(r->job, code, message);
@@ -367,9 +370,10 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
         struct err e = {0};
         int rc = -1;
 
-        job_step(r->job, "golden_claude");
+        job_step(r->job, provision_steps_name(PSTEP_GOLDEN_CLAUDE));
         if (!gc->known &&
-            fly_retry_call(r->ctx->deps.retry, r->job, "golden_claude", "list",
+            fly_retry_call(r->ctx->deps.retry, r->job,
+                           provision_steps_name(PSTEP_GOLDEN_CLAUDE), "list",
                            find_gc_call, r, err) == -1)
                 return -1;
         if (!gc->found) {
@@ -379,7 +383,7 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
                          r->req->gc);
                 if (gc_skipped(r, "not_running", line, err) == -1)
                         return -1;
-                return remote_step(r, "golden_claude",
+                return remote_step(r, PSTEP_GOLDEN_CLAUDE,
                                    "Golden Claude copy skipped: none running",
                                    "true", NULL, 0, 1, err);
         }
@@ -403,8 +407,8 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
             r->cfg->remote_log, "copying Golden Claude data", clock_wall_ms());
         dst = logc && inner ? strfmt("%s; %s", logc, inner) : NULL;
         if (!src || !dst) {
-                err_oom(err, "golden_claude");
-                remote_failed(err, "golden_claude");
+                err_oom(err, provision_steps_name(PSTEP_GOLDEN_CLAUDE));
+                remote_failed(err, PSTEP_GOLDEN_CLAUDE);
                 goto out;
         }
         if (job_cancelled(r->job)) {
@@ -448,14 +452,14 @@ int provision_git(struct provision_run *r, struct err *err) {
         char *in = strfmt("%s\n", r->repo->pat);
         int rc = -1;
 
-        job_step(r->job, "git");
+        job_step(r->job, provision_steps_name(PSTEP_GIT));
         if (!cmd || !in) {
-                err_oom(err, "git");
-                remote_failed(err, "git");
+                err_oom(err, provision_steps_name(PSTEP_GIT));
+                remote_failed(err, PSTEP_GIT);
         } else {
                 /* The token goes in on stdin, never on a command line. */
-                rc = remote_step(r, "git", "git identity and clone", cmd, in,
-                                 strlen(in), 1, err);
+                rc = remote_step(r, PSTEP_GIT, "git identity and clone", cmd,
+                                 in, strlen(in), 1, err);
         }
         secret_free(in);
         free(url);
@@ -511,7 +515,7 @@ static char *prompt_markdown(struct provision_run *r, struct err *err) {
                 tpl = path ? read_local_file(path, PROMPT_MAX) : NULL;
         }
         if (!path) {
-                err_oom(err, "context_files");
+                err_oom(err, provision_steps_name(PSTEP_CONTEXT_FILES));
         } else if (!tpl) {
                 err_set(err, ERR_PERMANENT, 0,
                         "no prompt template %s (THOPTER_PROMPTS_DIR)", path);
@@ -519,10 +523,11 @@ static char *prompt_markdown(struct provision_run *r, struct err *err) {
                 out = provision_prompt(tpl, r->req, r->work_branch,
                                        r->machine.id);
                 if (!out)
-                        err_oom(err, "context_files");
+                        err_oom(err, provision_steps_name(PSTEP_CONTEXT_FILES));
         }
         if (!out)
-                err_classify(err, ERRC_INTERNAL, "context_files");
+                err_classify(err, ERRC_INTERNAL,
+                             provision_steps_name(PSTEP_CONTEXT_FILES));
         free(path);
         free(tpl);
         return out;
@@ -538,13 +543,13 @@ int provision_context_files(struct provision_run *r, struct err *err) {
             {"issue.json", provision_issue_json(r->req, r->work_branch)}};
         int rc = -1;
 
-        job_step(r->job, "context_files");
+        job_step(r->job, provision_steps_name(PSTEP_CONTEXT_FILES));
         files[1].data = prompt_markdown(r, err);
         if (!files[1].data)
                 goto out;
         if (!files[0].data || !files[2].data) {
-                err_oom(err, "context_files");
-                remote_failed(err, "context_files");
+                err_oom(err, provision_steps_name(PSTEP_CONTEXT_FILES));
+                remote_failed(err, PSTEP_CONTEXT_FILES);
                 goto out;
         }
         /* Written by the user, from stdin: root never opens a path in the
@@ -555,15 +560,15 @@ int provision_context_files(struct provision_run *r, struct err *err) {
                     r->cfg->remote_user, r->cfg->remote_home, r->workspace,
                     files[i].name);
                 if (!cmd) {
-                        err_oom(err, "context_files");
-                        remote_failed(err, "context_files");
+                        err_oom(err, provision_steps_name(PSTEP_CONTEXT_FILES));
+                        remote_failed(err, PSTEP_CONTEXT_FILES);
                         goto out;
                 }
                 snprintf(what, sizeof(what), "context file %s written",
                          files[i].name);
                 int step_rc =
-                    remote_step(r, "context_files", what, cmd, files[i].data,
-                                strlen(files[i].data), 1, err);
+                    remote_step(r, PSTEP_CONTEXT_FILES, what, cmd,
+                                files[i].data, strlen(files[i].data), 1, err);
                 free(cmd);
                 if (step_rc == -1)
                         goto out;
@@ -610,21 +615,21 @@ int provision_launch(struct provision_run *r, struct err *err) {
                 : NULL;
         int rc = -1;
 
-        job_step(r->job, "launch");
+        job_step(r->job, provision_steps_name(PSTEP_LAUNCH));
         if (!full) {
-                err_oom(err, "launch");
-                remote_failed(err, "launch");
+                err_oom(err, provision_steps_name(PSTEP_LAUNCH));
+                remote_failed(err, PSTEP_LAUNCH);
                 goto out;
         }
         /* Not blindly retried: if the connection dropped after the keys
          * were typed, typing them again would start a second agent. The
          * marker written in the same command tells which happened. */
         for (int attempt = 0;; attempt++) {
-                rc = remote_step(r, "launch", "launching the agent in tmux",
+                rc = remote_step(r, PSTEP_LAUNCH, "launching the agent in tmux",
                                  full, NULL, 0, 0, err);
                 if (rc == 0 || err->kind != ERR_TRANSIENT ||
                     err->cause == ERR_CAUSE_DEADLINE ||
-                    !retry_remote(r, attempt, "launch", err))
+                    !retry_remote(r, attempt, PSTEP_LAUNCH, err))
                         break;
                 int done = 0;
                 struct err e = {0};

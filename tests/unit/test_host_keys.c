@@ -126,6 +126,8 @@ Test(host_keys, client_public_line_from_the_private_key_alone) {
         err = (struct err){0};
         cr_assert_null(host_keys_client_public_line(key, &err));
         cr_assert(strstr(err.msg, "THOPTER_SSH_KEY"), "%s", err.msg);
+        /* ...and says so in the field, for callers that would add it. */
+        cr_assert_str_eq(err.field, "THOPTER_SSH_KEY");
 
         cmd = strfmt("rm -rf %s", dir);
         cr_assert_eq(system(cmd), 0);
