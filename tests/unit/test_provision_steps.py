@@ -47,8 +47,8 @@ def destroy_steps():
 
 
 def settings():
-    text = read("consumer/lib/config.c")
-    body = text[text.index("static const struct setting settings[]"):]
+    text = read("consumer/lib/config_table.c")
+    body = text[text.index("const struct setting config_table[]"):]
     return set(re.findall(r'\{"([A-Z][A-Z0-9_]*)",', body[:body.index("};")]))
 
 
