@@ -180,6 +180,7 @@ struct consumer *consumer_new(const struct config *cfg, struct err *err) {
             .token = cfg->fly_deploy_key,
             .timeout_ms = cfg->fly_timeout_s * 1000L,
             .proxy = cfg->fly_proxy,
+            .pacing = cfg->fly_pacing,
         };
         c->fly = fly_client_new(&fo, err);
         if (!c->fly)

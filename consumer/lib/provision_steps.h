@@ -27,6 +27,7 @@ enum provision_steps_id {
         PSTEP_VOLUME,
         PSTEP_CREATE,
         PSTEP_WAIT,
+        PSTEP_GOLDEN_CLAUDE_WAIT,
         PSTEP_GOLDEN_CLAUDE,
         PSTEP_GIT,
         PSTEP_CONTEXT_FILES,
@@ -39,6 +40,8 @@ struct provision_step {
         const char *what;    /* one line for people */
         const char *timeout; /* the setting that bounds it, or NULL */
         int retried;         /* a transient failure runs it again */
+        int fails;           /* may be a dead letter's step; 0: a wait that
+                                only ends or is cancelled (events only) */
 };
 
 /** @brief The row of @p id; NULL when @p id is not a step. Static data. */

@@ -4,7 +4,7 @@
  *
  *   provision_steps_json     one array on stdout, in PSTEP_ order:
  *     [{"name": "...", "what": "...", "timeout": "THOPTER_..." or null,
- *       "retried": true/false}, ...]
+ *       "retried": true/false, "fails": true/false}, ...]
  *
  * Exit 0; 1 when a row is empty (a PSTEP_ id without its row).
  */
@@ -48,7 +48,9 @@ int main(void) {
                         put_string(s->timeout);
                 else
                         printf("null");
-                printf(", \"retried\": %s}", s->retried ? "true" : "false");
+                printf(", \"retried\": %s, \"fails\": %s}",
+                       s->retried ? "true" : "false",
+                       s->fails ? "true" : "false");
         }
         printf("\n]\n");
         return rc;

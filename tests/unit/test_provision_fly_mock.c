@@ -117,6 +117,9 @@ start(const char *fake_config, const char *max_thopters, const char *fallback) {
         w.ctx.deps = (struct provision_deps){&w.cfg, w.fly, &w.retry};
         w.ctx.destroy = (struct destroy_deps){w.fly, &w.retry};
         w.ctx.seed = 42;
+        w.ctx.claims = provision_claims_new();
+        cr_assert(w.ctx.claims);
+        cr_assert_eq(pthread_mutex_init(&w.ctx.seed_lock, NULL), 0);
         memset(w.key, 7, sizeof(w.key));
         w.ctx.key_secret = w.key;
         w.ctx.key_secret_len = sizeof(w.key);
@@ -143,6 +146,8 @@ start(const char *fake_config, const char *max_thopters, const char *fallback) {
 
 static void stop(void) {
         host_keys_wipe(&w.r.host_key);
+        provision_claims_free(w.ctx.claims);
+        pthread_mutex_destroy(&w.ctx.seed_lock);
         request_provision_free(&w.req);
         fly_client_destroy(w.fly);
         config_free(&w.cfg);
@@ -305,6 +310,49 @@ Test(provision_fly_mock, create_takes_the_free_volume_not_the_attached_one) {
         cr_expect(strncmp(w.r.machine.name, "thopter-", 8) == 0, "%s",
                   w.r.machine.name);
         cr_expect_str_eq(w.seen.events, "step:volume,step:create");
+}
+
+/* MAX_CONCURRENT_PROVISIONS > 1: another provision in flight here picked
+ * the free volume from the same list; this one makes its own. */
+Test(provision_fly_mock, a_volume_another_provision_claimed_is_skipped) {
+        struct err err = {0};
+
+        start(NULL, "5", NULL);
+        seed_volume("vol_free", "ord", NULL);
+        cr_assert_eq(provision_claims_volume(w.ctx.claims, "vol_free",
+                                             "another-request"),
+                     1);
+        assert_ok(provision_create(&w.r, &err), &err);
+        expect_calls("GET volumes.list,POST volumes.create,"
+                     "POST machines.create");
+        cJSON *body = last_body("machines.create");
+        cr_expect_str_neq(mount_of(body), "vol_free");
+        cr_expect_str_neq(mount_of(body), "");
+        cJSON_Delete(body);
+}
+
+/* A slot another provision in flight holds counts before fly lists its
+ * machine: MAX_THOPTERS 1, none started, one slot taken: this one waits. */
+Test(provision_fly_mock, a_slot_another_provision_holds_counts) {
+        struct capacity_thread ct = {0};
+
+        start(NULL, "1", NULL);
+        int in_use = -1;
+        cr_assert_eq(provision_claims_slot(w.ctx.claims, "another-request",
+                                           NULL, 0, 1, &in_use),
+                     1);
+        cr_assert_eq(pthread_create(&ct.t, NULL, run_capacity, &ct), 0);
+        cr_assert(test_wait_for(waiting, NULL, 5000),
+                  "no waiting_capacity with the only slot taken: %s",
+                  w.seen.events);
+        /* The other provision's run ends: its slot is given back. */
+        provision_claims_release(w.ctx.claims, "another-request");
+        cr_assert(test_wait_for(capacity_done, &ct, 10000),
+                  "still waiting after the slot was given back");
+        pthread_join(ct.t, NULL);
+        cr_expect_eq(ct.rc, 0, "%s", ct.err.msg);
+        cr_expect_eq(provision_claims_count(w.ctx.claims), 1,
+                     "this provision holds its slot");
 }
 
 Test(provision_fly_mock, create_makes_a_volume_when_none_is_free) {

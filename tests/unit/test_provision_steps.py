@@ -119,10 +119,20 @@ class ProvisionSteps(unittest.TestCase):
         self.assertEqual(problems, [])
 
     def check_both_ways(self, listed, where):
-        problems = ["step %s: missing from %s" % (n, where) for n in self.names if n not in listed]
+        """@listed names the steps a dead letter may carry: every step that can fail, and no
+        wait that cannot (it only ends or is cancelled)."""
+        failing = [s["name"] for s in self.steps if s["fails"]]
+        waits = [s["name"] for s in self.steps if not s["fails"]]
+        problems = ["step %s: missing from %s" % (n, where) for n in failing if n not in listed]
+        problems += ["step %s: listed in %s but it never fails" % (n, where) for n in waits if n in listed]
         problems += ["step %s: listed in %s but not a step of the code" % (n, where)
                      for n in sorted(listed - self.known)]
         self.assertEqual(problems, [])
+
+    def test_the_contract_names_every_wait_step(self):
+        text = read(CONTRACT)
+        missing = [s["name"] for s in self.steps if not s["fails"] and "`%s`" % s["name"] not in text]
+        self.assertEqual(missing, [], "steps that only wait, not named in %s" % CONTRACT)
 
     def test_the_dead_letter_header_reference_lists_every_step(self):
         self.check_both_ways(header_row_steps(DLQ_HEADERS, "thopter.dlq.error.step"),
