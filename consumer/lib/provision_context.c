@@ -249,6 +249,11 @@ char *provision_git_command(const char *user_name,
         } else {
                 cred = strdup("");
         }
+        /* The clone goes to a directory of this attempt's own, moved into
+         * place when complete: a dropped connection may leave the previous
+         * attempt's git running, and git removes its target directory when
+         * it fails, so a shared name would be deleted under the retry's
+         * clone ("--stdin requires a git repository" from its index-pack). */
         if (qname && qmail && qws && qurl && qrepo && cred)
                 out = strfmt(
                     "IFS= read -r GITHUB_REPO_PAT; export GITHUB_REPO_PAT; "
@@ -256,10 +261,11 @@ char *provision_git_command(const char *user_name,
                     "git config --global user.email %s && %s"
                     "mkdir -p %s && cd %s && "
                     "if [ -d %s/.git ]; then echo 'already cloned'; else "
-                    "rm -rf .thopter-clone && "
-                    "git clone --quiet %s .thopter-clone && "
-                    "mv -- .thopter-clone %s; fi",
-                    qname, qmail, cred, qws, qws, qrepo, qurl, qrepo);
+                    "rm -rf .thopter-clone.* && t=.thopter-clone.$$ && "
+                    "git clone --quiet %s \"$t\" && "
+                    "if [ -d %s/.git ]; then rm -rf \"$t\"; "
+                    "else mv -- \"$t\" %s; fi; fi",
+                    qname, qmail, cred, qws, qws, qrepo, qurl, qrepo, qrepo);
         free(key);
         free(qkey);
         free(qhelper);

@@ -7,6 +7,7 @@ only with the host key the consumer gave that machine (contract 5.13) and only
 once the init's /data wipe is over and tmux is up; a Golden Claude machine with a
 fixed key from THOPTER_SSH_KNOWN_HOSTS; and git's own smart-HTTP server with
 basic auth for the clone and the agent's push."""
+import base64
 import collections
 import json
 import os
@@ -617,6 +618,27 @@ class TestSshDrop(ProvisionTestCase):
         self.assertEqual(self.agent_runs(sim), 1)
         self.assertTrue(os.path.isdir(sim.path(HOME + "/workspace/widgets/.git")))
         self.assertGreaterEqual(self.logins(sim), 2, "a second connection was made")
+
+    def test_a_connection_dropped_during_the_clone_is_retried_into_a_fresh_directory(self):
+        # A 48 MB repository keeps the clone running long enough to act in it.
+        # The dropped session may leave the first clone running; when it fails,
+        # git removes its target directory, which must not be the retry's.
+        shutil.rmtree(self.git.repo_path("acme/widgets"))
+        self.git.create_repo("acme/widgets", {"README.md": "# widgets\n",
+                                              "blob.txt": base64.b64encode(os.urandom(36 << 20)).decode()})
+        c = self.start_consumer()
+        self.provision(hub_request("prov-drop-git"))
+        c.wait_log(r'"requestId":"prov-drop-git","msg":"step git"', timeout=90)
+        m = self.machine_of("prov-drop-git")
+        sim = self.booter.wait_sim(m["id"])
+        out = sim.run(["pgrep", "-f", "sshd: root"]).stdout.split()
+        self.assertTrue(out, "the provisioner's ssh session")
+        sim.run(["kill", "-9"] + out)
+        final = self.final("prov-drop-git")
+        self.assertEqual(final[-1]["state"], "completed", final)
+        self.assertTrue(os.path.isfile(sim.path(HOME + "/workspace/widgets/blob.txt")))
+        self.assertGreaterEqual(self.logins(sim), 2, "a second connection was made")
+        self.assertEqual(self.agent_runs(sim), 1)
 
 
 class TestHostileInput(ProvisionTestCase):

@@ -487,9 +487,16 @@ Test(provision_context, git_command_quotes_every_value_and_reads_the_token) {
         expect_call(&calls.c[4], "git",
                     (const char *const[]){"config", "--global", "--add", key,
                                           helper, NULL});
-        expect_call(&calls.c[5], "git",
-                    (const char *const[]){"clone", "--quiet", url,
-                                          ".thopter-clone", NULL});
+        /* Into a directory of this attempt's own (.thopter-clone.PID). */
+        cr_expect_str_eq(calls.c[5].name, "git");
+        cr_assert_eq(calls.c[5].argc, 4);
+        cr_expect_str_eq(calls.c[5].argv[0], "clone");
+        cr_expect_str_eq(calls.c[5].argv[2], url);
+        cr_expect(strncmp(calls.c[5].argv[3], ".thopter-clone.", 15) == 0 &&
+                      strspn(calls.c[5].argv[3] + 15, "0123456789") ==
+                          strlen(calls.c[5].argv[3] + 15) &&
+                      calls.c[5].argv[3][15],
+                  "clone target %s", calls.c[5].argv[3]);
         /* The token reaches git through its environment only. */
         cr_expect_str_eq(calls.c[5].token, token);
         for (int i = 0; i < calls.n; i++)
