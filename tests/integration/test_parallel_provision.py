@@ -120,10 +120,18 @@ class ParallelTestCase(unittest.TestCase):
     def tearDown(self):
         failed = self._outcome.result and any(
             t is self for t, _ in self._outcome.result.failures + self._outcome.result.errors)
+        if failed and getattr(self, "kafka", None):
+            try:
+                print("\n--- provision events of the failed %s:" % self.id(), flush=True)
+                for rid, es in sorted(self.by_request().items()):
+                    print("%s: %s" % (rid, " ".join(e["state"] if e["state"] != "step" else e["step"]
+                                                    for e in es)), flush=True)
+            except Exception as e:  # noqa: BLE001 - the failure itself matters more
+                print("(events unreadable: %r)" % e)
         for c in getattr(self, "consumers", []):
             if failed:
-                print("\n--- thopter-consumer log (last 80 lines) of the failed %s:\n%s" % (
-                    self.id(), "\n".join(c.log_text().splitlines()[-80:])), flush=True)
+                print("\n--- thopter-consumer log (last 150 lines) of the failed %s:\n%s" % (
+                    self.id(), "\n".join(c.log_text().splitlines()[-150:])), flush=True)
             c.close()
 
     def start_consumer(self, **env):
@@ -281,29 +289,27 @@ class TestParallelProvision(ParallelTestCase):
         def waiting(events):
             return {e["requestId"] for e in events if e["state"] == "waiting_capacity"}
 
-        # Five complete; the three in flight then wait for capacity, the ninth not yet taken.
-        wait_until(lambda: (lambda ev: len(self.finished(ev)) >= 5 and len(waiting(ev)) >= 3)(
-            self.all_events()), timeout=150, interval=0.3, what="5 completed and 3 waiting for capacity")
+        # Five complete, and what is in flight then waits for capacity (how many of the 3 slots
+        # hold one depends on when the first wait paused intake: it holds intake).
+        wait_until(lambda: (lambda ev: len(self.finished(ev)) >= 5 and waiting(ev))(self.all_events()),
+                   timeout=90, interval=0.3, what="5 completed and one waiting for capacity")
         time.sleep(1.5)
         events = self.all_events()
         first_five = self.finished(events)
         self.assertEqual(len(first_five), 5, first_five)
         self.assertEqual(sorted(e["state"] for e in first_five.values()), ["completed"] * 5, first_five)
-        self.assertEqual(len(waiting(events)), 3, waiting(events))
         self.assertFalse(waiting(events) & set(first_five))
         self.assertEqual(len([m for m in self.fly.machines() if m["name"].startswith("thopter-")]), 5,
                          "no create while at capacity")
-        # One machine destroyed: one waiting provision goes on (not two: the create in flight
-        # counts), completes, and the ninth is taken and waits in turn.
+        # One machine destroyed at a time, each once the next request waits: one waiting
+        # provision goes on (not two: its create in flight counts) and completes, and the
+        # next one meets MAX_THOPTERS again. So each of the last four waits once.
         order = sorted(first_five, key=lambda r: at_seconds(first_five[r]))
-        self.fly.set_state(first_five[order[0]]["thopterId"], "destroyed")
-        wait_until(lambda: (lambda ev: len(self.finished(ev)) >= 6 and len(waiting(ev)) >= 4)(
-            self.all_events()), timeout=90, interval=0.3, what="a 6th completed and a 4th waiting")
-        time.sleep(1)
-        self.assertEqual(len(self.finished()), 6)
-        # Three more destroyed: the last three go on.
-        for rid in order[1:4]:
-            self.fly.set_state(first_five[rid]["thopterId"], "destroyed")
+        for k in range(1, 5):
+            wait_until(lambda: len(waiting(self.all_events())) >= k, timeout=60, interval=0.3,
+                       what="%d requests waiting for capacity" % k)
+            self.fly.set_state(first_five[order[k - 1]]["thopterId"], "destroyed")
+            self.wait_completed(5 + k, timeout=90)
         done = self.wait_completed(9, timeout=120)
         sampler.stop()
 
