@@ -95,7 +95,12 @@ Control API (no auth, JSON in and out) under /_fake; tests/harness/flyfake.py wr
       retry_after (bool: 429 carries "Retry-After: 1"), outage (null | {"status": 503,
       "error"?, "retry_after"?} | {"mode": "drop", "reset"?: bool}), timings {create_ms,
       start_ms, stop_ms, destroy_ms}, destroyed_visible_ms, volume_unbind_ms,
-      private_ip_by_prefix {prefix: ip}, list_includes_destroyed, capacity_error
+      private_ip_by_prefix {prefix: ip}, private_ip_pool_by_prefix {prefix: [ip, ...]}
+      (each machine named with the prefix takes the next address of the pool that no live
+      machine has, going round the list from the address after the last one handed out; an
+      address is free again once its machine is destroyed; a pool wins over
+      private_ip_by_prefix; an exhausted pool answers the create or seed 503),
+      list_includes_destroyed, capacity_error
       {region|"*": {"status", "error"?, "count"?}}, default_region, unique_names,
       strict_scheme, wait_requires_instance_id, max_calls (call log cap, default 100000),
       files_dir (null | directory: write each machine's config.files under
@@ -183,6 +188,7 @@ DEFAULT_CONFIG = {
     "destroyed_visible_ms": 200,
     "volume_unbind_ms": 0,
     "private_ip_by_prefix": {},
+    "private_ip_pool_by_prefix": {},
     "list_includes_destroyed": False,
     "capacity_error": {},
     "default_region": "ord",
@@ -490,6 +496,7 @@ class FakeFly:
         self.max_in_flight = 0
         self.max_by_route = {}
         self.max_by_machine = {}
+        self.pool_next = {}  # private_ip_pool_by_prefix: prefix -> index of the next address to try
         self.epoch += 1
 
     @staticmethod
@@ -497,6 +504,11 @@ class FakeFly:
         for k, v in (updates or {}).items():
             if k not in DEFAULT_CONFIG:
                 raise ApiError(400, "unknown config key: %s" % k)
+            if k == "private_ip_pool_by_prefix" and not (
+                    isinstance(v, dict) and all(isinstance(ips, list) and ips and all(
+                        isinstance(ip, str) and ip for ip in ips) for ips in v.values())):
+                raise ApiError(400, "config private_ip_pool_by_prefix must map prefixes to "
+                                    "non-empty lists of addresses")
             if k in MERGED_KEYS:
                 if not isinstance(v, dict):
                     raise ApiError(400, "config %s must be an object" % k)
@@ -577,6 +589,20 @@ class FakeFly:
                 return vid
 
     def _private_ip_for(self, name):
+        pools = [(p, ips) for p, ips in self.cfg["private_ip_pool_by_prefix"].items()
+                 if name.startswith(p)]
+        if pools:
+            prefix, ips = max(pools, key=lambda x: len(x[0]))
+            taken = {m.private_ip for m in self.machines.values()
+                     if not m.gone and m.state != "destroyed"}
+            start = self.pool_next.get(prefix, 0)
+            for k in range(len(ips)):
+                i = (start + k) % len(ips)
+                if ips[i] not in taken:
+                    self.pool_next[prefix] = i + 1
+                    return ips[i]
+            raise ApiError(503, "fake: private_ip_pool_by_prefix[%r] is exhausted (%d addresses, "
+                                "each on a live machine)" % (prefix, len(ips)))
         best = None
         for prefix, ip in self.cfg["private_ip_by_prefix"].items():
             if name.startswith(prefix) and (best is None or len(prefix) > len(best[0])):

@@ -448,6 +448,36 @@ class FakeFlyTest(unittest.TestCase):
         self.assertEqual(self.fly.seed_machine(name="gc-main")["private_ip"], "127.0.0.3")
         self.assertTrue(self.create(name="other")["private_ip"].startswith("fdaa:"))
 
+    def test_private_ip_pool_gives_each_live_machine_its_own_address(self):
+        pool = ["127.9.0.10", "127.9.0.11", "127.9.0.12"]
+        self.fly.config(private_ip_by_prefix={"thopter-": "127.0.0.2", "gc-": "127.0.0.3"},
+                        private_ip_pool_by_prefix={"thopter-": pool})
+        a, b = self.create(name="thopter-a"), self.create(name="thopter-b")
+        self.assertEqual((a["private_ip"], b["private_ip"]), (pool[0], pool[1]))
+        self.assertEqual(self.fly.seed_machine(name="gc-x")["private_ip"], "127.0.0.3", "no pool for gc-")
+        c = self.fly.seed_machine(name="thopter-c")
+        self.assertEqual(c["private_ip"], pool[2], "seeds take from the pool too")
+        # All three addresses are on live machines: the next create is refused, nothing made.
+        status, _, body = self.api("POST", "/machines", {"name": "thopter-d", "config": {"image": IMAGE}})
+        self.assertEqual(status, 503, body)
+        self.assertIn("private_ip_pool_by_prefix", body["error"])
+        self.assertEqual(len([m for m in self.fly.machines() if m["name"].startswith("thopter-")]), 3)
+        # Destroying is not enough: the address is free once the machine is destroyed.
+        self.api("DELETE", "/machines/" + b["id"], query={"force": "true"})
+        self.assertEqual(self.api("POST", "/machines", {"name": "thopter-d", "config": {"image": IMAGE}})[0],
+                         503, "still destroying")
+        self.fly.wait_until(lambda: self.fly.machine(b["id"])["state"] == "destroyed", what="b destroyed")
+        d = self.create(name="thopter-d")
+        self.assertEqual(d["private_ip"], pool[1])
+        # Round the list from the one after the last handed out: a freed address is not the
+        # next one's at once when another is free.
+        self.fly.set_state(a["id"], "destroyed")
+        self.fly.set_state(c["id"], "gone")
+        self.assertEqual(self.create(name="thopter-e")["private_ip"], pool[2])
+        self.assertEqual(self.create(name="thopter-f")["private_ip"], pool[0])
+        with self.assertRaisesRegex(Exception, "HTTP 400"):
+            self.fly.config(private_ip_pool_by_prefix={"thopter-": []})
+
     def test_metadata_set_is_204_and_shows_in_config_also_with_include_deleted(self):
         m = self.create(name="thopter-md", metadata={"thopter_request_id": "r-1"})
         status, headers, body = self.api("POST", "/machines/%s/metadata/thopter_provisioned" % m["id"],
