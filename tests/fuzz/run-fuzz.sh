@@ -176,7 +176,7 @@ seed_request() {
                 n=$((n + 1))
         done < <(find "$root/schemas/examples" -name '*.json' -print0)
 
-        # the hostile shapes of tests/unit/test_request_hostile.c, small
+        # the hostile shapes of tests/unit/test_request_hostile*.c, small
         printf '{%s,"x":%s1%s}' "$tid" "$(rep '[' 63)" "$(rep ']' 63)" | seed "$dir" nest-64
         printf '{%s,"x":%s}' "$tid" "$(rep '[' 200)" |
                 seed "$dir" nest-deep

@@ -1,15 +1,17 @@
 /* test_request_hostile.c - request.c against payloads written to hurt:
  * every string field at and past its cap, the 512 KiB payload cap on a
  * provision, malformed UTF-8 in every string field, nesting far past the
- * 64-level limit, duplicate keys at several depths, and shell metacharacters
- * in every field (refused by the rule fields, kept byte for byte by the free
- * text ones).
+ * 64-level limit, duplicate keys at several depths, and what such a payload
+ * can put into the error message. test_request_hostile_shell.c has the shell
+ * metacharacters in every field; request_hostile_helpers.h the requests both
+ * spoil.
  *
  * test_request.c already pins the exact boundaries of issueTitle, issueBody,
  * the destroy payload cap and 64/65 levels of arrays; the cases here are the
  * rest. tests/fuzz/fuzz_request.c goes on from these shapes at random.
  */
 #include "request.h"
+#include "request_hostile_helpers.h"
 #include "test_helpers.h"
 
 #include <criterion/criterion.h>
@@ -19,146 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define TID "148e21a3c96989"
-
-/* ------------------------------------------------------------------------ */
-/* Helpers */
-
-/* Stands for a \u0000 escape in a value: cJSON strings cannot hold NUL, so
- * the printed text gets the escape in its place. */
-#define NUL_MARK "@NULL@" /* as long as the escape: replaced in place */
-
-/* A valid provision: every optional github field present, one comment. */
-static cJSON *base_provision(void) {
-        cJSON *root = cJSON_CreateObject(), *gh, *comments, *c;
-
-        cr_assert(root);
-        cJSON_AddStringToObject(root, "requestId", "provision-1-abc");
-        cJSON_AddStringToObject(root, "repository", "owner/name");
-        gh = cJSON_AddObjectToObject(root, "github");
-        cJSON_AddStringToObject(gh, "issueNumber", "42");
-        cJSON_AddStringToObject(gh, "issueTitle", "title");
-        cJSON_AddStringToObject(gh, "issueBody", "body");
-        cJSON_AddStringToObject(gh, "issueUrl", "https://example.com/i/42");
-        cJSON_AddStringToObject(gh, "issueAuthor", "alice");
-        cJSON_AddStringToObject(gh, "mentionAuthor", "bob");
-        cJSON_AddStringToObject(gh, "mentionLocation", "comment");
-        cJSON_AddNumberToObject(gh, "mentionCommentId", 7);
-        comments = cJSON_AddArrayToObject(gh, "comments");
-        c = cJSON_CreateObject();
-        cJSON_AddNumberToObject(c, "id", 7);
-        cJSON_AddStringToObject(c, "author", "bob");
-        cJSON_AddStringToObject(c, "body", "comment body");
-        cJSON_AddStringToObject(c, "createdAt", "2025-01-01T00:00:00Z");
-        cJSON_AddStringToObject(c, "updatedAt", "2025-01-01T00:00:00Z");
-        cJSON_AddStringToObject(c, "url", "https://example.com/c/7");
-        cJSON_AddItemToArray(comments, c);
-        cJSON_AddStringToObject(root, "gc", "default");
-        cJSON_AddStringToObject(root, "prompt", "default");
-        cJSON_AddStringToObject(root, "source", "hub");
-        return root;
-}
-
-static cJSON *base_destroy(void) {
-        cJSON *root = cJSON_CreateObject();
-
-        cr_assert(root);
-        cJSON_AddStringToObject(root, "thopterId", TID);
-        cJSON_AddStringToObject(root, "requestId", "destroy-1-abc");
-        cJSON_AddStringToObject(root, "reason", "done");
-        cJSON_AddStringToObject(root, "source", "dashboard");
-        cJSON_AddStringToObject(root, "createdAt", "2025-01-01T00:00:00Z");
-        return root;
-}
-
-/* Replaces the member at dotted @p path ("github.comments.0.body") with a
- * string of @p value. */
-static void set_string(cJSON *root, const char *path, const char *value) {
-        char buf[128], *key, *save = NULL, *next;
-        cJSON *node = root;
-
-        snprintf(buf, sizeof(buf), "%s", path);
-        key = strtok_r(buf, ".", &save);
-        while ((next = strtok_r(NULL, ".", &save)) != NULL) {
-                node = cJSON_IsArray(node)
-                           ? cJSON_GetArrayItem(node, atoi(key))
-                           : cJSON_GetObjectItemCaseSensitive(node, key);
-                cr_assert(node, "no %s in %s", key, path);
-                key = next;
-        }
-        cr_assert(cJSON_IsObject(node), "%s", path);
-        cJSON_DeleteItemFromObjectCaseSensitive(node, key);
-        cr_assert(cJSON_AddStringToObject(node, key, value));
-}
-
-/* The payload text of @p root, NUL_MARK replaced by \u0000; frees @p root. */
-static char *payload(cJSON *root, size_t *len) {
-        char *text = cJSON_PrintUnformatted(root), *p;
-
-        cJSON_Delete(root);
-        cr_assert(text);
-        while ((p = strstr(text, NUL_MARK)) != NULL) {
-                memcpy(p, "\\u0000", 6);
-        }
-        *len = strlen(text);
-        return text;
-}
-
-enum kind { PROVISION, DESTROY };
-
-/* Parses as @p kind with @p err cleared first; returns 0 or -1; the request
- * is freed. */
-static int
-parse_as(enum kind kind, const char *text, size_t len, struct err *err) {
-        struct provision_request p;
-        struct destroy_request d;
-        int rc;
-
-        err_clear(err);
-        if (kind == PROVISION) {
-                rc = test_parse_provision(text, len, &p, err);
-                request_provision_free(&p);
-        } else {
-                rc = test_parse_destroy(text, len, &d, err);
-                request_destroy_free(&d);
-        }
-        return rc;
-}
-
-static int utf8_ok(const char *str) {
-        const unsigned char *s = (const unsigned char *)str;
-
-        while (*s) {
-                size_t k = *s < 0x80                  ? 0
-                           : *s >= 0xC2 && *s <= 0xDF ? 1
-                           : *s >= 0xE0 && *s <= 0xEF ? 2
-                           : *s >= 0xF0 && *s <= 0xF4 ? 3
-                                                      : 9;
-                if (k == 9)
-                        return 0;
-                for (size_t j = 1; j <= k; j++)
-                        if ((s[j] & 0xC0) != 0x80)
-                                return 0;
-                s += k + 1;
-        }
-        return 1;
-}
-
-/* The promises of request.h about any failure. */
-static void expect_invalid(const struct err *err,
-                           const char *step,
-                           const char *prefix,
-                           const char *what) {
-        cr_expect_eq(err->kind, ERR_PERMANENT, "%s: kind", what);
-        cr_expect_eq(err->cls, ERRC_INVALID_REQUEST, "%s: class", what);
-        cr_expect_str_eq(err->step, step, "%s: %s", what, err->msg);
-        cr_expect(strncmp(err->msg, prefix, strlen(prefix)) == 0,
-                  "%s: \"%s\" does not start with \"%s\"", what, err->msg,
-                  prefix);
-        cr_expect(!strchr(err->msg, '\n') && !strchr(err->msg, '\r'), "%s",
-                  what);
-}
 
 /* ------------------------------------------------------------------------ */
 /* Oversized values */
@@ -597,246 +459,28 @@ Test(request_hostile, duplicate_key_among_many_members) {
         free(text);
 }
 
-/* ------------------------------------------------------------------------ */
-/* Shell metacharacters */
-
-/* Every one holds a byte outside every rule field's character set. */
-static const char *const meta[] = {
-    "$(touch /tmp/pwned)",
-    "`id`",
-    "${IFS}",
-    "; rm -rf ~",
-    "a|b",
-    "a&b",
-    "a&&b||c",
-    "a>b",
-    "a<b",
-    "2>&1",
-    "'",
-    "it's",
-    "\"",
-    "a\\b",
-    "a\nb",
-    "a\rb",
-    "a\tb",
-    "a b",
-    "../",
-    "../../etc/passwd",
-    "/etc/passwd",
-    "*",
-    "?",
-    "[a-z]",
-    "~root",
-    "!!",
-    "#",
-    "%s%n",
-    "\x1b[2J",
-    "\xe2\x80\xae", /* RIGHT-TO-LEFT OVERRIDE */
-    "\xef\xbc\x8f", /* FULLWIDTH SOLIDUS */
-    "caf\xc3\xa9",
-    "a" NUL_MARK "b",
-    NUL_MARK,
-};
-#define NMETA (sizeof(meta) / sizeof(meta[0]))
-
-struct rule_case {
-        enum kind kind;
-        const char *path;
-        const char *pre, *post; /* around the hostile part: a valid value */
-        const char *field;      /* the message starts with it */
-};
-
-Test(request_hostile, rule_fields_refuse_shell_metacharacters) {
-        static const struct rule_case cases[] = {
-            {PROVISION, "requestId", "", "", "requestId:"},
-            {PROVISION, "requestId", "provision-1", "", "requestId:"},
-            {PROVISION, "repository", "", "", "repository:"},
-            {PROVISION, "repository", "owner/", "", "repository:"},
-            {PROVISION, "repository", "", "/name", "repository:"},
-            {PROVISION, "repository", "ow", "ner/name", "repository:"},
-            {PROVISION, "github.issueNumber", "4", "2", "github.issueNumber:"},
-            {PROVISION, "github.mentionLocation", "body", "",
-             "github.mentionLocation:"},
-            {PROVISION, "gc", "", "", "gc:"},
-            {PROVISION, "gc", "golden", "", "gc:"},
-            {PROVISION, "prompt", "", "", "prompt:"},
-            {PROVISION, "prompt", "default", "", "prompt:"},
-            {DESTROY, "thopterId", "148e21a3c9", "", "thopterId:"},
-            {DESTROY, "thopterId", "", TID, "thopterId:"},
-            {DESTROY, "requestId", "", "", "requestId:"},
-            {DESTROY, "requestId", "destroy-1", "", "requestId:"},
-        };
-
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                const struct rule_case *c = &cases[i];
-
-                for (size_t m = 0; m < NMETA; m++) {
-                        cJSON *root = c->kind == PROVISION ? base_provision()
-                                                           : base_destroy();
-                        char value[256], what[320];
-                        struct err err = {0};
-                        size_t len;
-                        char *text;
-
-                        snprintf(value, sizeof(value), "%s%s%s", c->pre,
-                                 meta[m], c->post);
-                        snprintf(what, sizeof(what), "case %zu %s=\"%s\"", i,
-                                 c->path, value);
-                        set_string(root, c->path, value);
-                        text = payload(root, &len);
-                        cr_expect_eq(parse_as(c->kind, text, len, &err), -1,
-                                     "%s accepted", what);
-                        /* \u0000 is refused for the whole payload first */
-                        expect_invalid(&err, "validate",
-                                       strstr(meta[m], NUL_MARK) ? "payload:"
-                                                                 : c->field,
-                                       what);
-                        cJSON_free(text);
-                }
-        }
-}
-
-Test(request_hostile, repository_parts_cannot_climb) {
-        static const char *const bad[] = {
-            "../name", "owner/..",   "./name", "owner/.",  "..",
-            "/",       "owner/",     "/name",  "owner//x", "a/b/c",
-            ".../..",  "owner/../x", "",       "owner",
-        };
-        static const char *const good[] = {"..a/b", "a/...", "a.b/c..d", "-/_",
-                                           "A-Z_0/9.x"};
-
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                cJSON *root = base_provision();
-                struct err err = {0};
-                size_t len;
-                char *text;
-
-                set_string(root, "repository", bad[i]);
-                text = payload(root, &len);
-                cr_expect_eq(parse_as(PROVISION, text, len, &err), -1,
-                             "\"%s\" accepted", bad[i]);
-                expect_invalid(&err, "validate", "repository:", bad[i]);
-                cJSON_free(text);
-        }
-        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-                cJSON *root = base_provision();
-                struct err err = {0};
-                size_t len;
-                char *text;
-
-                set_string(root, "repository", good[i]);
-                text = payload(root, &len);
-                cr_expect_eq(parse_as(PROVISION, text, len, &err), 0,
-                             "\"%s\": %s", good[i], err.msg);
-                cJSON_free(text);
-        }
-}
-
-/* The field of a parsed provision that @p path is copied to. */
-static const char *provision_field(const struct provision_request *r,
-                                   const char *path) {
-        if (strcmp(path, "github.issueTitle") == 0)
-                return r->issue_title;
-        if (strcmp(path, "github.issueBody") == 0)
-                return r->issue_body;
-        if (strcmp(path, "github.issueUrl") == 0)
-                return r->issue_url;
-        if (strcmp(path, "github.issueAuthor") == 0)
-                return r->issue_author;
-        if (strcmp(path, "github.mentionAuthor") == 0)
-                return r->mention_author;
-        return NULL;
-}
-
-Test(request_hostile, free_text_fields_keep_metacharacters_byte_for_byte) {
-        static const char *const paths[] = {
-            "github.issueTitle",        "github.issueBody",
-            "github.issueUrl",          "github.issueAuthor",
-            "github.mentionAuthor",     "github.comments.0.body",
-            "github.comments.0.author",
-        };
-
-        for (size_t m = 0; m < NMETA; m++) {
-                int has_nul = strstr(meta[m], NUL_MARK) != NULL;
-
-                for (size_t f = 0; f < sizeof(paths) / sizeof(paths[0]); f++) {
-                        cJSON *root = base_provision();
-                        struct provision_request req;
-                        struct err err = {0};
-                        size_t len;
-                        char *text;
-
-                        set_string(root, paths[f], meta[m]);
-                        text = payload(root, &len);
-                        if (has_nul) {
-                                cr_expect_eq(
-                                    test_parse_provision(text, len, &req, &err),
-                                    -1, "%s: \\u0000 accepted", paths[f]);
-                                expect_invalid(&err, "validate",
-                                               "payload: a string contains "
-                                               "\\u0000",
-                                               paths[f]);
-                        } else if (test_parse_provision(text, len, &req,
-                                                        &err) == 0) {
-                                const char *got =
-                                    provision_field(&req, paths[f]);
-
-                                if (got) {
-                                        cr_expect_str_eq(got, meta[m], "%s",
-                                                         paths[f]);
-                                } else {
-                                        /* a comment: in comments_json */
-                                        cJSON *cs =
-                                            cJSON_Parse(req.comments_json);
-                                        cJSON *c = cJSON_GetArrayItem(cs, 0);
-                                        const char *key =
-                                            strrchr(paths[f], '.') + 1;
-
-                                        cr_assert(c);
-                                        cr_expect_str_eq(
-                                            cJSON_GetStringValue(
-                                                cJSON_GetObjectItemCaseSensitive(
-                                                    c, key)),
-                                            meta[m], "%s", paths[f]);
-                                        cJSON_Delete(cs);
-                                }
-                        } else {
-                                cr_expect_fail("%s=\"%s\" refused: %s",
-                                               paths[f], meta[m], err.msg);
-                        }
-                        request_provision_free(&req);
-                        cJSON_free(text);
-                }
-        }
-}
-
-Test(request_hostile, destroy_reason_keeps_metacharacters_byte_for_byte) {
-        for (size_t m = 0; m < NMETA; m++) {
-                cJSON *root = base_destroy();
-                struct destroy_request req;
-                struct err err = {0};
-                size_t len;
-                char *text;
-
-                set_string(root, "reason", meta[m]);
-                text = payload(root, &len);
-                if (strstr(meta[m], NUL_MARK)) {
-                        cr_expect_eq(test_parse_destroy(text, len, &req, &err),
-                                     -1);
-                        expect_invalid(&err, "validate", "payload:", "reason");
-                } else {
-                        cr_expect_eq(test_parse_destroy(text, len, &req, &err),
-                                     0, "\"%s\": %s", meta[m], err.msg);
-                        cr_expect_str_eq(req.reason, meta[m]);
-                        cr_expect_str_eq(req.thopter_id, TID);
-                }
-                request_destroy_free(&req);
-                cJSON_free(text);
-        }
-}
 
 /* ------------------------------------------------------------------------ */
 /* What a hostile payload can put into the error message */
+
+static int utf8_ok(const char *str) {
+        const unsigned char *s = (const unsigned char *)str;
+
+        while (*s) {
+                size_t k = *s < 0x80                  ? 0
+                           : *s >= 0xC2 && *s <= 0xDF ? 1
+                           : *s >= 0xE0 && *s <= 0xEF ? 2
+                           : *s >= 0xF0 && *s <= 0xF4 ? 3
+                                                      : 9;
+                if (k == 9)
+                        return 0;
+                for (size_t j = 1; j <= k; j++)
+                        if ((s[j] & 0xC0) != 0x80)
+                                return 0;
+                s += k + 1;
+        }
+        return 1;
+}
 
 /* err.msg goes to a dead-letter header and a status event (JSON, UTF-8):
  * whatever a key holds, the message is one line of printable UTF-8. */
