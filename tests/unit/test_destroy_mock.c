@@ -15,27 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 
-struct events {
-        int n;
-        char list[512]; /* "state[:step]" joined by ',' */
-};
-
-static void record_emit(void *ctx,
-                        struct job *job,
-                        const char *state,
-                        const char *step,
-                        const struct err *failure) {
-        struct events *ev = ctx;
-        size_t len = strlen(ev->list);
-        (void)job;
-        (void)failure;
-        snprintf(ev->list + len, sizeof(ev->list) - len, "%s%s%s%s",
-                 ev->n ? "," : "", state, step ? ":" : "", step ? step : "");
-        ev->n++;
-}
-
-static const struct job_ops ops = {record_emit, NULL};
-
 struct world {
         struct fake_fly ff;
         struct fly_client *fly;
@@ -43,7 +22,7 @@ struct world {
         struct destroy_deps deps;
         struct job_handler h;
         struct job job;
-        struct events ev;
+        struct test_events ev;
         char value[256];
 };
 
@@ -91,7 +70,7 @@ static int destroy(const char *id, struct err *err) {
         w.job.rec.kind = "destroy";
         w.job.rec.value = w.value;
         w.job.rec.value_len = strlen(w.value);
-        w.job.ops = &ops;
+        w.job.ops = &test_recording_ops;
         w.job.ops_ctx = &w.ev;
         assert_ok(w.h.prepare(&w.job, w.h.opaque, err), err);
         cr_expect_str_eq(w.job.request_id, "destroy-t1");

@@ -20,37 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct seen {
-        atomic_int holds, hold_on, waiting;
-        char events[1024];
-        pthread_mutex_t lock;
-};
-
-static void record_emit(void *ctx,
-                        struct job *job,
-                        const char *state,
-                        const char *step,
-                        const struct err *failure) {
-        struct seen *s = ctx;
-        (void)job;
-        (void)failure;
-        pthread_mutex_lock(&s->lock);
-        size_t len = strlen(s->events);
-        snprintf(s->events + len, sizeof(s->events) - len, "%s%s%s%s",
-                 len ? "," : "", state, step ? ":" : "", step ? step : "");
-        pthread_mutex_unlock(&s->lock);
-        if (strcmp(state, "waiting_capacity") == 0)
-                atomic_store(&s->waiting, 1);
-}
-
-static void record_hold(void *ctx, int on) {
-        struct seen *s = ctx;
-        atomic_fetch_add(&s->holds, 1);
-        atomic_store(&s->hold_on, on);
-}
-
-static const struct job_ops ops = {record_emit, record_hold};
-
 struct world {
         struct fake_fly ff;
         struct config cfg;
@@ -59,7 +28,7 @@ struct world {
         struct provision_ctx ctx;
         struct provision_request req;
         struct job job;
-        struct seen seen;
+        struct test_events seen;
         struct provision_run r;
         unsigned char key[32];
 };
@@ -100,7 +69,6 @@ start(const char *fake_config, const char *max_thopters, const char *fallback) {
         char *argv[] = {"thopter-consumer", NULL};
 
         memset(&w, 0, sizeof(w));
-        pthread_mutex_init(&w.seen.lock, NULL);
         fake_fly_start(&w.ff, fake_config);
         set_env(max_thopters, fallback);
         assert_ok(config_load_role(&w.cfg, ROLE_PROVISION, 1, argv, &err),
@@ -131,7 +99,7 @@ start(const char *fake_config, const char *max_thopters, const char *fallback) {
         w.job.rec.kind = "provision";
         snprintf(w.job.request_id, sizeof(w.job.request_id), "%s",
                  w.req.request_id);
-        w.job.ops = &ops;
+        w.job.ops = &test_recording_ops;
         w.job.ops_ctx = &w.seen;
         w.r.ctx = &w.ctx;
         w.r.cfg = &w.cfg;
@@ -152,7 +120,6 @@ static void stop(void) {
         fly_client_destroy(w.fly);
         config_free(&w.cfg);
         fake_fly_stop(&w.ff);
-        pthread_mutex_destroy(&w.seen.lock);
 }
 
 TestSuite(provision_fly_mock, .fini = stop, .timeout = 30);
@@ -217,7 +184,7 @@ Test(provision_fly_mock, below_max_thopters_does_not_wait) {
         seed_machine("0000000000000c", "thopter-stopped", "stopped");
         assert_ok(provision_capacity(&w.r, &err), &err);
         expect_calls("GET machines.list");
-        cr_expect_str_eq(w.seen.events, "step:capacity");
+        cr_expect_str_eq(w.seen.list, "step:capacity");
         cr_expect_eq(atomic_load(&w.seen.holds), 0);
 }
 
@@ -237,7 +204,8 @@ static void *run_capacity(void *arg) {
 
 static int waiting(void *arg) {
         (void)arg;
-        return atomic_load(&w.seen.waiting) && atomic_load(&w.seen.hold_on);
+        return test_events_count(&w.seen, "waiting_capacity") &&
+               atomic_load(&w.seen.hold_on);
 }
 
 static int capacity_done(void *arg) {
@@ -252,7 +220,7 @@ Test(provision_fly_mock, at_max_thopters_holds_intake_until_one_stops) {
         seed_machine("0000000000000b", "thopter-two", "started");
         cr_assert_eq(pthread_create(&ct.t, NULL, run_capacity, &ct), 0);
         cr_assert(test_wait_for(waiting, NULL, 5000),
-                  "no waiting_capacity event and hold: %s", w.seen.events);
+                  "no waiting_capacity event and hold: %s", w.seen.list);
         cr_expect_eq(atomic_load(&ct.done), 0, "it did not wait");
         cr_expect(atomic_load(&w.job.interruptible), "the wait is not marked "
                                                      "interruptible");
@@ -266,7 +234,7 @@ Test(provision_fly_mock, at_max_thopters_holds_intake_until_one_stops) {
         cr_expect_eq(atomic_load(&w.seen.hold_on), 0, "intake still held");
         cr_expect_eq(atomic_load(&w.seen.holds), 2);
         cr_expect_eq(atomic_load(&w.job.interruptible), 0);
-        cr_expect_str_eq(w.seen.events,
+        cr_expect_str_eq(w.seen.list,
                          "step:capacity,waiting_capacity:capacity");
         cJSON *calls = fake_fly_calls(&w.ff);
         cr_expect_geq(cJSON_GetArraySize(calls), 2, "one list per check");
@@ -280,7 +248,7 @@ Test(provision_fly_mock, capacity_wait_ends_when_cancelled) {
         seed_machine("0000000000000a", "thopter-one", "started");
         cr_assert_eq(pthread_create(&ct.t, NULL, run_capacity, &ct), 0);
         cr_assert(test_wait_for(waiting, NULL, 5000), "no wait: %s",
-                  w.seen.events);
+                  w.seen.list);
         atomic_store(&w.job.cancel, 1);
         cr_assert(test_wait_for(capacity_done, &ct, 5000),
                   "the wait ignored its cancellation");
@@ -309,7 +277,7 @@ Test(provision_fly_mock, create_takes_the_free_volume_not_the_attached_one) {
         cr_expect_str_eq(w.job.thopter_id, w.r.machine.id);
         cr_expect(strncmp(w.r.machine.name, "thopter-", 8) == 0, "%s",
                   w.r.machine.name);
-        cr_expect_str_eq(w.seen.events, "step:volume,step:create");
+        cr_expect_str_eq(w.seen.list, "step:volume,step:create");
 }
 
 /* MAX_CONCURRENT_PROVISIONS > 1: another provision in flight here picked
@@ -344,7 +312,7 @@ Test(provision_fly_mock, a_slot_another_provision_holds_counts) {
         cr_assert_eq(pthread_create(&ct.t, NULL, run_capacity, &ct), 0);
         cr_assert(test_wait_for(waiting, NULL, 5000),
                   "no waiting_capacity with the only slot taken: %s",
-                  w.seen.events);
+                  w.seen.list);
         /* The other provision's run ends: its slot is given back. */
         provision_claims_release(w.ctx.claims, "another-request");
         cr_assert(test_wait_for(capacity_done, &ct, 10000),
@@ -390,8 +358,8 @@ Test(provision_fly_mock, no_capacity_falls_back_to_the_next_region) {
         cr_expect_str_eq(mount_of(body), "vol_iad");
         cJSON_Delete(body);
         cr_expect_str_eq(w.r.machine.region, "iad");
-        cr_expect(strstr(w.seen.events, "retrying:create") != NULL, "%s",
-                  w.seen.events);
+        cr_expect(strstr(w.seen.list, "retrying:create") != NULL, "%s",
+                  w.seen.list);
 }
 
 Test(provision_fly_mock, no_capacity_anywhere_is_a_capacity_failure) {
