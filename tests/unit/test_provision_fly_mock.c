@@ -73,14 +73,7 @@ start(const char *fake_config, const char *max_thopters, const char *fallback) {
         set_env(max_thopters, fallback);
         assert_ok(config_load_role(&w.cfg, ROLE_PROVISION, 1, argv, &err),
                   &err);
-        struct fly_client_opts o = {
-            .base_url = w.ff.base_url,
-            .app = FAKE_FLY_APP,
-            .token = FAKE_FLY_TOKEN,
-            .timeout_ms = test_ms(5000),
-        };
-        w.fly = fly_client_new(&o, &err);
-        cr_assert(w.fly, "fly_client_new: %s", err.msg);
+        w.fly = fake_fly_client(&w.ff);
         w.retry = (struct fly_retry){2, 5, 20, NULL};
         w.ctx.deps = (struct provision_deps){&w.cfg, w.fly, &w.retry};
         w.ctx.destroy = (struct destroy_deps){w.fly, &w.retry};
@@ -124,32 +117,16 @@ static void stop(void) {
 
 TestSuite(provision_fly_mock, .fini = stop, .timeout = 30);
 
-static void seed_machine(const char *id, const char *name, const char *state) {
-        char body[256];
-        snprintf(body, sizeof(body),
-                 "{\"id\":\"%s\",\"name\":\"%s\",\"state\":\"%s\"}", id, name,
-                 state);
-        fake_fly_post(&w.ff, "/_fake/machines", body);
-}
-
 static void seed_volume(const char *id, const char *region, const char *on) {
         char body[256];
         if (on)
-                seed_machine(on, "thopter-owner", "stopped");
+                fake_fly_seed_machine(&w.ff, on, "thopter-owner", "stopped");
         snprintf(body, sizeof(body),
                  "{\"id\":\"%s\",\"name\":\"" PROVISION_VOLUME_NAME
                  "\",\"region\":\"%s\"%s%s%s}",
                  id, region, on ? ",\"attached_machine_id\":\"" : "",
                  on ? on : "", on ? "\"" : "");
         fake_fly_post(&w.ff, "/_fake/volumes", body);
-}
-
-static void expect_calls(const char *want) {
-        char got[1024];
-        cJSON *calls = fake_fly_calls(&w.ff);
-        fake_fly_call_list(calls, got, sizeof(got));
-        cr_expect_str_eq(got, want);
-        cJSON_Delete(calls);
 }
 
 /* The JSON body of the last call to @p route (cJSON_Delete() it). */
@@ -179,11 +156,13 @@ Test(provision_fly_mock, below_max_thopters_does_not_wait) {
         struct err err = {0};
 
         start(NULL, "2", NULL);
-        seed_machine("0000000000000a", "thopter-one", "started");
-        seed_machine("0000000000000b", "hub", "started");
-        seed_machine("0000000000000c", "thopter-stopped", "stopped");
+        fake_fly_seed_machine(&w.ff, "0000000000000a", "thopter-one",
+                              "started");
+        fake_fly_seed_machine(&w.ff, "0000000000000b", "hub", "started");
+        fake_fly_seed_machine(&w.ff, "0000000000000c", "thopter-stopped",
+                              "stopped");
         assert_ok(provision_capacity(&w.r, &err), &err);
-        expect_calls("GET machines.list");
+        fake_fly_expect_calls(&w.ff, "GET machines.list");
         cr_expect_str_eq(w.seen.list, "step:capacity");
         cr_expect_eq(atomic_load(&w.seen.holds), 0);
 }
@@ -216,8 +195,10 @@ Test(provision_fly_mock, at_max_thopters_holds_intake_until_one_stops) {
         struct capacity_thread ct = {0};
 
         start(NULL, "2", NULL);
-        seed_machine("0000000000000a", "thopter-one", "started");
-        seed_machine("0000000000000b", "thopter-two", "started");
+        fake_fly_seed_machine(&w.ff, "0000000000000a", "thopter-one",
+                              "started");
+        fake_fly_seed_machine(&w.ff, "0000000000000b", "thopter-two",
+                              "started");
         cr_assert_eq(pthread_create(&ct.t, NULL, run_capacity, &ct), 0);
         cr_assert(test_wait_for(waiting, NULL, 5000),
                   "no waiting_capacity event and hold: %s", w.seen.list);
@@ -245,7 +226,8 @@ Test(provision_fly_mock, capacity_wait_ends_when_cancelled) {
         struct capacity_thread ct = {0};
 
         start(NULL, "1", NULL);
-        seed_machine("0000000000000a", "thopter-one", "started");
+        fake_fly_seed_machine(&w.ff, "0000000000000a", "thopter-one",
+                              "started");
         cr_assert_eq(pthread_create(&ct.t, NULL, run_capacity, &ct), 0);
         cr_assert(test_wait_for(waiting, NULL, 5000), "no wait: %s",
                   w.seen.list);
@@ -266,7 +248,7 @@ Test(provision_fly_mock, create_takes_the_free_volume_not_the_attached_one) {
         seed_volume("vol_free", "ord", NULL);
         seed_volume("vol_elsewhere", "iad", NULL);
         assert_ok(provision_create(&w.r, &err), &err);
-        expect_calls("GET volumes.list,POST machines.create");
+        fake_fly_expect_calls(&w.ff, "GET volumes.list,POST machines.create");
         cJSON *body = last_body("machines.create");
         cr_expect_str_eq(mount_of(body), "vol_free");
         cr_expect_str_eq(
@@ -291,8 +273,8 @@ Test(provision_fly_mock, a_volume_another_provision_claimed_is_skipped) {
                                              "another-request"),
                      1);
         assert_ok(provision_create(&w.r, &err), &err);
-        expect_calls("GET volumes.list,POST volumes.create,"
-                     "POST machines.create");
+        fake_fly_expect_calls(&w.ff, "GET volumes.list,POST volumes.create,"
+                                     "POST machines.create");
         cJSON *body = last_body("machines.create");
         cr_expect_str_neq(mount_of(body), "vol_free");
         cr_expect_str_neq(mount_of(body), "");
@@ -329,8 +311,8 @@ Test(provision_fly_mock, create_makes_a_volume_when_none_is_free) {
         start(NULL, "5", NULL);
         seed_volume("vol_attached", "ord", "0000000000000e");
         assert_ok(provision_create(&w.r, &err), &err);
-        expect_calls("GET volumes.list,POST volumes.create,"
-                     "POST machines.create");
+        fake_fly_expect_calls(&w.ff, "GET volumes.list,POST volumes.create,"
+                                     "POST machines.create");
         cJSON *vol = last_body("volumes.create");
         cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(vol, "name")),
                          PROVISION_VOLUME_NAME);
@@ -352,8 +334,9 @@ Test(provision_fly_mock, no_capacity_falls_back_to_the_next_region) {
         assert_ok(provision_create(&w.r, &err), &err);
         /* The second create looks the request up first: the first may
          * have made a machine after all. */
-        expect_calls("GET volumes.list,POST machines.create,"
-                     "GET volumes.list,GET machines.list,POST machines.create");
+        fake_fly_expect_calls(
+            &w.ff, "GET volumes.list,POST machines.create,"
+                   "GET volumes.list,GET machines.list,POST machines.create");
         cJSON *body = last_body("machines.create");
         cr_expect_str_eq(mount_of(body), "vol_iad");
         cJSON_Delete(body);
