@@ -14,24 +14,12 @@
  * - a value that is all digits gives exactly min(value, 86400) s.
  */
 #include "http.h"
+#include "fuzz_common.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-        do {                                                                   \
-                if (!(cond)) {                                                 \
-                        fprintf(stderr,                                        \
-                                "fuzz_http_header: invariant failed: %s "      \
-                                "(%s:%d)\n",                                   \
-                                #cond, __FILE__, __LINE__);                    \
-                        abort();                                               \
-                }                                                              \
-        } while (0)
 
 #define DAY_MS 86400000L
 #define NOW_MS 1767225600000LL /* 2026-01-01T00:00:00Z */

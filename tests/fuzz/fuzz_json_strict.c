@@ -19,6 +19,7 @@
  * Build and run: tests/fuzz/run-fuzz.sh (see tests/fuzz/README.md).
  */
 #include "json_strict.h"
+#include "fuzz_common.h"
 
 #include <cjson/cJSON.h>
 
@@ -27,60 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-        do {                                                                   \
-                if (!(cond)) {                                                 \
-                        fprintf(stderr,                                        \
-                                "fuzz_json_strict: invariant failed: %s "      \
-                                "(%s:%d)\n",                                   \
-                                #cond, __FILE__, __LINE__);                    \
-                        abort();                                               \
-                }                                                              \
-        } while (0)
-
 /* ---- reference checks (deliberately not json_strict.c's own helpers) ---- */
-
-/* Well-formed UTF-8: no overlongs, surrogates or code points > U+10FFFF. */
-static int ref_utf8(const unsigned char *s, size_t n) {
-        size_t i = 0;
-
-        while (i < n) {
-                unsigned char c = s[i];
-                size_t k;
-                uint32_t cp;
-
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                }
-                if (c >= 0xC2 && c <= 0xDF) {
-                        k = 1;
-                        cp = c & 0x1F;
-                } else if (c >= 0xE0 && c <= 0xEF) {
-                        k = 2;
-                        cp = c & 0x0F;
-                } else if (c >= 0xF0 && c <= 0xF4) {
-                        k = 3;
-                        cp = c & 0x07;
-                } else {
-                        return 0;
-                }
-                if (n - i - 1 < k)
-                        return 0;
-                for (size_t j = 1; j <= k; j++) {
-                        if ((s[i + j] & 0xC0) != 0x80)
-                                return 0;
-                        cp = (cp << 6) | (s[i + j] & 0x3F);
-                }
-                if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
-                    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-                        return 0;
-                i += k + 1;
-        }
-        return 1;
-}
 
 /* 1 when some object at or below @p item has two members of one name:
  * every pair compared, no sorting. */
@@ -171,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
         }
         CHECK(r.why == NULL);
-        CHECK(ref_utf8(data, size));
+        CHECK(fuzz_utf8_ok(data, size));
         CHECK(memchr(data, '\0', size) == NULL);
         check_wrapped(data, size, &r);
         check_tree(data, size);

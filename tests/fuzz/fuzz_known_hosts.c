@@ -19,24 +19,12 @@
  * - a comment line in front changes nothing.
  */
 #include "known_hosts.h"
+#include "fuzz_common.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-        do {                                                                   \
-                if (!(cond)) {                                                 \
-                        fprintf(stderr,                                        \
-                                "fuzz_known_hosts: invariant failed: %s "      \
-                                "(%s:%d)\n",                                   \
-                                #cond, __FILE__, __LINE__);                    \
-                        abort();                                               \
-                }                                                              \
-        } while (0)
 
 /* tests/data/known_hosts/key-a.pub and key-b.pub's keys */
 #define KEY_A                                                                  \

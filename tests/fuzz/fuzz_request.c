@@ -19,24 +19,12 @@
  * Build and run: tests/fuzz/run-fuzz.sh (see tests/fuzz/README.md).
  */
 #include "request.h"
+#include "fuzz_common.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-        do {                                                                   \
-                if (!(cond)) {                                                 \
-                        fprintf(stderr,                                        \
-                                "fuzz_request: invariant failed: %s "          \
-                                "(%s:%d)\n",                                   \
-                                #cond, __FILE__, __LINE__);                    \
-                        abort();                                               \
-                }                                                              \
-        } while (0)
 
 /* ---- reference checks (deliberately not request.c's own helpers) ---- */
 
@@ -85,47 +73,10 @@ static int ref_repo_part(const char *s) {
                strcmp(s, "..") != 0 && !strchr(s, '/');
 }
 
-/* Well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF), no NUL. */
-static int ref_utf8(const char *str, size_t n) {
-        const unsigned char *s = (const unsigned char *)str;
-        size_t i = 0;
-
-        while (i < n) {
-                unsigned char c = s[i];
-                size_t k;
-                uint32_t cp;
-
-                if (c == 0)
-                        return 0;
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                }
-                if (c >= 0xC2 && c <= 0xDF) {
-                        k = 1;
-                        cp = c & 0x1F;
-                } else if (c >= 0xE0 && c <= 0xEF) {
-                        k = 2;
-                        cp = c & 0x0F;
-                } else if (c >= 0xF0 && c <= 0xF4) {
-                        k = 3;
-                        cp = c & 0x07;
-                } else {
-                        return 0;
-                }
-                if (n - i - 1 < k)
-                        return 0;
-                for (size_t j = 1; j <= k; j++) {
-                        if ((s[i + j] & 0xC0) != 0x80)
-                                return 0;
-                        cp = (cp << 6) | (s[i + j] & 0x3F);
-                }
-                if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
-                    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-                        return 0;
-                i += k + 1;
-        }
-        return 1;
+/* Well-formed UTF-8 (fuzz_utf8_ok()) with no NUL. */
+static int ref_utf8(const char *s, size_t n) {
+        return memchr(s, '\0', n) == NULL &&
+               fuzz_utf8_ok((const unsigned char *)s, n);
 }
 
 static void check_text(const char *s, size_t max) {

@@ -15,24 +15,12 @@
  * The input is a C string: NUL bytes of the fuzzer's input are dropped.
  */
 #include "shell_quote.h"
+#include "fuzz_common.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-        do {                                                                   \
-                if (!(cond)) {                                                 \
-                        fprintf(stderr,                                        \
-                                "fuzz_shell_quote: invariant failed: "         \
-                                "%s (%s:%d)\n",                                \
-                                #cond, __FILE__, __LINE__);                    \
-                        abort();                                               \
-                }                                                              \
-        } while (0)
 
 /* Reference unquoting of the grammar above; NULL when @p q breaks it. */
 static char *ref_unquote(const char *q) {

@@ -138,7 +138,8 @@ build() {
         pc_libs=$(pkg-config --libs $(packages_of "$name"))
         # shellcheck disable=SC2086 # pkg-config output is a list of words
         if ! "$CC" "${cflags[@]}" $pc_cflags -o "$out/bin/$name" \
-                "$root/tests/fuzz/$name.c" "${srcs[@]}" $pc_libs -lm \
+                "$root/tests/fuzz/$name.c" "$root/tests/fuzz/fuzz_common.c" \
+                "${srcs[@]}" $pc_libs -lm \
                 2>"$out/logs/$name.build.log"; then
                 cat "$out/logs/$name.build.log" >&2
                 if grep -q 'libclang_rt.fuzzer' "$out/logs/$name.build.log"; then

@@ -147,3 +147,40 @@ void fake_fly_call_list(const cJSON *calls, char *out, size_t cap) {
                 cr_assert_lt(n, cap, "calls do not fit in %zu bytes", cap);
         }
 }
+
+#include "fly_client.h"
+
+struct fly_client *fake_fly_client(struct fake_fly *ff) {
+        struct err err = {0};
+        struct fly_client_opts o = {
+            .base_url = ff->base_url,
+            .app = FAKE_FLY_APP,
+            .token = FAKE_FLY_TOKEN,
+            .timeout_ms = test_ms(5000),
+        };
+        struct fly_client *fly = fly_client_new(&o, &err);
+
+        cr_assert(fly, "fly_client_new: %s", err.msg);
+        return fly;
+}
+
+void fake_fly_seed_machine(struct fake_fly *ff,
+                           const char *id,
+                           const char *name,
+                           const char *state) {
+        char body[256];
+
+        snprintf(body, sizeof(body),
+                 "{\"id\":\"%s\",\"name\":\"%s\",\"state\":\"%s\"}", id, name,
+                 state);
+        fake_fly_post(ff, "/_fake/machines", body);
+}
+
+void fake_fly_expect_calls(struct fake_fly *ff, const char *want) {
+        char got[1024];
+        cJSON *calls = fake_fly_calls(ff);
+
+        fake_fly_call_list(calls, got, sizeof(got));
+        cr_expect_str_eq(got, want);
+        cJSON_Delete(calls);
+}

@@ -50,4 +50,21 @@ cJSON *fake_fly_calls(struct fake_fly *ff);
  */
 void fake_fly_call_list(const cJSON *calls, char *out, size_t cap);
 
+/* ---- what a flow test does with the fake ------------------------------ */
+
+struct fly_client;
+
+/** @brief A fly client for the fake (its URL, app and token, a 5 s timeout
+ * scaled by test_ms()). Free with fly_client_destroy(). */
+struct fly_client *fake_fly_client(struct fake_fly *ff);
+
+/** @brief Seed the fake with the machine @p id named @p name in @p state. */
+void fake_fly_seed_machine(struct fake_fly *ff,
+                           const char *id,
+                           const char *name,
+                           const char *state);
+
+/** @brief Expect fake_fly_call_list() of the calls so far to be @p want. */
+void fake_fly_expect_calls(struct fake_fly *ff, const char *want);
+
 #endif

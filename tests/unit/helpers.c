@@ -125,3 +125,56 @@ void test_json_keys(const cJSON *obj, char *out, size_t cap) {
                 cr_assert_lt(n, cap, "keys do not fit in %zu bytes", cap);
         }
 }
+
+/* ---- test_recording_ops ---------------------------------------------- */
+
+#include <pthread.h>
+
+/* One lock for every struct test_events: it needs no init or destroy. */
+static pthread_mutex_t events_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void record_emit(void *ctx,
+                        struct job *job,
+                        const char *state,
+                        const char *step,
+                        const struct err *failure) {
+        struct test_events *ev = ctx;
+        size_t len;
+
+        pthread_mutex_lock(&events_lock);
+        if (ev->n < TEST_EVENTS_MAX) {
+                struct test_event *e = &ev->e[ev->n];
+
+                snprintf(e->state, sizeof(e->state), "%s", state);
+                snprintf(e->step, sizeof(e->step), "%s", step ? step : "");
+                snprintf(e->failure, sizeof(e->failure), "%s",
+                         failure ? failure->msg : "");
+                e->cls = failure ? failure->cls : ERRC_NONE;
+                e->code = failure ? failure->code : 0;
+        }
+        len = strlen(ev->list);
+        snprintf(ev->list + len, sizeof(ev->list) - len, "%s%s%s%s",
+                 ev->n ? "," : "", state, step ? ":" : "", step ? step : "");
+        ev->n++;
+        ev->job = job;
+        pthread_mutex_unlock(&events_lock);
+}
+
+static void record_hold(void *ctx, int on) {
+        struct test_events *ev = ctx;
+
+        atomic_fetch_add(&ev->holds, 1);
+        atomic_store(&ev->hold_on, on);
+}
+
+const struct job_ops test_recording_ops = {record_emit, record_hold};
+
+int test_events_count(struct test_events *ev, const char *state) {
+        int n = 0;
+
+        pthread_mutex_lock(&events_lock);
+        for (int i = 0; i < ev->n && i < TEST_EVENTS_MAX; i++)
+                n += strcmp(ev->e[i].state, state) == 0;
+        pthread_mutex_unlock(&events_lock);
+        return n;
+}

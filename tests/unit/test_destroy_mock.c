@@ -15,27 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 
-struct events {
-        int n;
-        char list[512]; /* "state[:step]" joined by ',' */
-};
-
-static void record_emit(void *ctx,
-                        struct job *job,
-                        const char *state,
-                        const char *step,
-                        const struct err *failure) {
-        struct events *ev = ctx;
-        size_t len = strlen(ev->list);
-        (void)job;
-        (void)failure;
-        snprintf(ev->list + len, sizeof(ev->list) - len, "%s%s%s%s",
-                 ev->n ? "," : "", state, step ? ":" : "", step ? step : "");
-        ev->n++;
-}
-
-static const struct job_ops ops = {record_emit, NULL};
-
 struct world {
         struct fake_fly ff;
         struct fly_client *fly;
@@ -43,25 +22,16 @@ struct world {
         struct destroy_deps deps;
         struct job_handler h;
         struct job job;
-        struct events ev;
+        struct test_events ev;
         char value[256];
 };
 
 static struct world w;
 
 static void setup(void) {
-        struct err err = {0};
-
         memset(&w, 0, sizeof(w));
         fake_fly_start(&w.ff, NULL);
-        struct fly_client_opts o = {
-            .base_url = w.ff.base_url,
-            .app = FAKE_FLY_APP,
-            .token = FAKE_FLY_TOKEN,
-            .timeout_ms = test_ms(5000),
-        };
-        w.fly = fly_client_new(&o, &err);
-        cr_assert(w.fly, "fly_client_new: %s", err.msg);
+        w.fly = fake_fly_client(&w.ff);
         w.retry = (struct fly_retry){3, 5, 20, NULL};
         w.deps = (struct destroy_deps){w.fly, &w.retry};
         w.h = destroy_handler(&w.deps);
@@ -74,14 +44,6 @@ static void teardown(void) {
 
 TestSuite(destroy_mock, .init = setup, .fini = teardown, .timeout = 30);
 
-static void seed(const char *id, const char *name, const char *state) {
-        char body[256];
-        snprintf(body, sizeof(body),
-                 "{\"id\":\"%s\",\"name\":\"%s\",\"state\":\"%s\"}", id, name,
-                 state);
-        fake_fly_post(&w.ff, "/_fake/machines", body);
-}
-
 /* prepare() and run() of one destroy request for machine @p id. */
 static int destroy(const char *id, struct err *err) {
         snprintf(w.value, sizeof(w.value),
@@ -91,7 +53,7 @@ static int destroy(const char *id, struct err *err) {
         w.job.rec.kind = "destroy";
         w.job.rec.value = w.value;
         w.job.rec.value_len = strlen(w.value);
-        w.job.ops = &ops;
+        w.job.ops = &test_recording_ops;
         w.job.ops_ctx = &w.ev;
         assert_ok(w.h.prepare(&w.job, w.h.opaque, err), err);
         cr_expect_str_eq(w.job.request_id, "destroy-t1");
@@ -99,14 +61,6 @@ static int destroy(const char *id, struct err *err) {
         int rc = w.h.run(&w.job, w.h.opaque, err);
         w.h.release(&w.job, w.h.opaque);
         return rc;
-}
-
-static void expect_calls(const char *want) {
-        char got[1024];
-        cJSON *calls = fake_fly_calls(&w.ff);
-        fake_fly_call_list(calls, got, sizeof(got));
-        cr_expect_str_eq(got, want);
-        cJSON_Delete(calls);
 }
 
 static const char *machine_state(const char *id) {
@@ -123,10 +77,11 @@ static const char *machine_state(const char *id) {
 Test(destroy_mock, started_thopter_is_stopped_then_deleted_with_force) {
         struct err err = {0};
 
-        seed("0000000000000a", "thopter-abc", "started");
+        fake_fly_seed_machine(&w.ff, "0000000000000a", "thopter-abc",
+                              "started");
         assert_ok(destroy("0000000000000a", &err), &err);
-        expect_calls("GET machines.get,POST machines.stop,"
-                     "DELETE machines.delete");
+        fake_fly_expect_calls(&w.ff, "GET machines.get,POST machines.stop,"
+                                     "DELETE machines.delete");
 
         cJSON *calls = fake_fly_calls(&w.ff);
         cJSON *c;
@@ -156,39 +111,42 @@ Test(destroy_mock, started_thopter_is_stopped_then_deleted_with_force) {
 Test(destroy_mock, stopped_thopter_is_deleted_without_a_stop) {
         struct err err = {0};
 
-        seed("0000000000000b", "thopter-stopped", "stopped");
+        fake_fly_seed_machine(&w.ff, "0000000000000b", "thopter-stopped",
+                              "stopped");
         assert_ok(destroy("0000000000000b", &err), &err);
-        expect_calls("GET machines.get,DELETE machines.delete");
+        fake_fly_expect_calls(&w.ff, "GET machines.get,DELETE machines.delete");
 }
 
 Test(destroy_mock, gone_machine_is_done_after_the_lookup) {
         struct err err = {0};
 
         assert_ok(destroy("00000000000bad", &err), &err);
-        expect_calls("GET machines.get");
+        fake_fly_expect_calls(&w.ff, "GET machines.get");
 }
 
 Test(destroy_mock, machine_not_named_thopter_is_refused_and_left_alone) {
         struct err err = {0};
 
-        seed("000000000000b1", "hub", "started");
+        fake_fly_seed_machine(&w.ff, "000000000000b1", "hub", "started");
         cr_assert_eq(destroy("000000000000b1", &err), -1);
         cr_expect_eq(err.cls, ERRC_FORBIDDEN_TARGET);
         cr_expect_str_eq(err.step, "guard");
-        expect_calls("GET machines.get");
+        fake_fly_expect_calls(&w.ff, "GET machines.get");
         cr_expect_str_eq(machine_state("000000000000b1"), "started");
 }
 
 Test(destroy_mock, transient_delete_failures_are_retried_with_events) {
         struct err err = {0};
 
-        seed("0000000000000c", "thopter-flaky", "stopped");
+        fake_fly_seed_machine(&w.ff, "0000000000000c", "thopter-flaky",
+                              "stopped");
         fake_fly_post(&w.ff, "/_fake/faults",
                       "{\"route\":\"machines.delete\",\"status\":503,"
                       "\"count\":2}");
         assert_ok(destroy("0000000000000c", &err), &err);
-        expect_calls("GET machines.get,DELETE machines.delete,"
-                     "DELETE machines.delete,DELETE machines.delete");
+        fake_fly_expect_calls(&w.ff,
+                              "GET machines.get,DELETE machines.delete,"
+                              "DELETE machines.delete,DELETE machines.delete");
         cr_expect(strstr(w.ev.list, "retrying") != NULL, "events: %s",
                   w.ev.list);
         cr_expect_eq(w.job.attempt, 3);
@@ -197,7 +155,8 @@ Test(destroy_mock, transient_delete_failures_are_retried_with_events) {
 Test(destroy_mock, rejected_delete_fails_permanently_at_step_delete) {
         struct err err = {0};
 
-        seed("0000000000000d", "thopter-rejected", "stopped");
+        fake_fly_seed_machine(&w.ff, "0000000000000d", "thopter-rejected",
+                              "stopped");
         fake_fly_post(&w.ff, "/_fake/faults",
                       "{\"route\":\"machines.delete\",\"status\":422,"
                       "\"count\":-1}");
@@ -205,6 +164,6 @@ Test(destroy_mock, rejected_delete_fails_permanently_at_step_delete) {
         cr_expect_eq(err.cls, ERRC_FLY_REJECTED);
         cr_expect_str_eq(err.step, "delete");
         cr_expect_eq(err.code, 422);
-        expect_calls("GET machines.get,DELETE machines.delete");
+        fake_fly_expect_calls(&w.ff, "GET machines.get,DELETE machines.delete");
         cr_expect_str_eq(machine_state("0000000000000d"), "stopped");
 }

@@ -69,64 +69,27 @@ static int scripted(void *arg, struct err *err) {
         return -1;
 }
 
-/* ---- a job that records its events --------------------------------------- */
+/* ---- a job that records its events (test_recording_ops) ----------------- */
 
-struct event {
-        char state[24], step[24];
-        enum err_class cls;
-        int code;
-};
-
-struct events {
-        struct event e[64];
-        int n;
-};
-
-static void record_emit(void *ctx,
-                        struct job *job,
-                        const char *state,
-                        const char *step,
-                        const struct err *failure) {
-        struct events *ev = ctx;
-        struct event *e;
-
-        (void)job;
-        cr_assert_lt(ev->n, 64);
-        e = &ev->e[ev->n++];
-        snprintf(e->state, sizeof(e->state), "%s", state);
-        snprintf(e->step, sizeof(e->step), "%s", step ? step : "");
-        e->cls = failure ? failure->cls : ERRC_NONE;
-        e->code = failure ? failure->code : 0;
-}
-
-static const struct job_ops recording_ops = {record_emit, NULL};
-
-static void init_job(struct job *job, struct events *ev) {
+static void init_job(struct job *job, struct test_events *ev) {
         memset(job, 0, sizeof(*job));
         memset(ev, 0, sizeof(*ev));
         job->rec.topic = "thopter.destroy";
         job->rec.kind = "destroy";
         snprintf(job->request_id, sizeof(job->request_id), "req-1");
-        job->ops = &recording_ops;
+        job->ops = &test_recording_ops;
         job->ops_ctx = ev;
 }
 
 /* "retrying,retrying,waiting_fly" */
-static void states(const struct events *ev, char *out, size_t cap) {
+static void states(const struct test_events *ev, char *out, size_t cap) {
         size_t n = 0;
 
+        cr_assert_leq(ev->n, TEST_EVENTS_MAX);
         out[0] = '\0';
         for (int i = 0; i < ev->n && n < cap; i++)
                 n += (size_t)snprintf(out + n, cap - n, "%s%s", i ? "," : "",
                                       ev->e[i].state);
-}
-
-static int count_state(const struct events *ev, const char *state) {
-        int n = 0;
-
-        for (int i = 0; i < ev->n; i++)
-                n += strcmp(ev->e[i].state, state) == 0;
-        return n;
 }
 
 /* ---- a fake probe for a real breaker ------------------------------------- */
@@ -190,7 +153,7 @@ Test(fly_retry, transient_failures_stop_at_max_attempts) {
                 struct script *s = &cases[i].s;
                 const struct answer *last = &s->answers[s->n - 1];
                 struct job job;
-                struct events ev;
+                struct test_events ev;
                 struct err err = {0};
 
                 init_job(&job, &ev);
@@ -216,7 +179,7 @@ Test(fly_retry, permanent_is_fly_rejected_at_once) {
         for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
                 struct script s = SCRIPT(PERMANENT(codes[i]));
                 struct job job;
-                struct events ev;
+                struct test_events ev;
                 struct err err = {0};
 
                 init_job(&job, &ev);
@@ -260,7 +223,7 @@ Test(fly_retry, success_after_failures_returns_0) {
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 struct success_case *c = &cases[i];
                 struct job job;
-                struct events ev;
+                struct test_events ev;
                 struct err err = {0};
                 char got[256];
 
@@ -343,7 +306,7 @@ Test(fly_retry, a_call_failing_while_the_api_answers_spends_its_budget) {
         struct fly_retry r = RETRY(5);
         struct script s = SCRIPT(TRANSIENT(503));
         struct job job;
-        struct events ev;
+        struct test_events ev;
         struct err err = {0};
 
         r.breaker = b;
@@ -357,8 +320,8 @@ Test(fly_retry, a_call_failing_while_the_api_answers_spends_its_budget) {
         cr_expect_eq(job.attempt, 5);
         cr_expect_eq(fly_breaker_open_count(b), 0);
         cr_expect_geq(atomic_load(&probe_calls), 1);
-        cr_expect_eq(count_state(&ev, "waiting_fly"), 0);
-        cr_expect_eq(count_state(&ev, "retrying"), 4);
+        cr_expect_eq(test_events_count(&ev, "waiting_fly"), 0);
+        cr_expect_eq(test_events_count(&ev, "retrying"), 4);
         fly_breaker_destroy(b);
 }
 
@@ -390,7 +353,7 @@ Test(fly_retry, the_budget_restarts_after_an_outage) {
                 struct fly_breaker *b = new_breaker(64, 20, 2);
                 struct fly_retry r = RETRY(3);
                 struct job job;
-                struct events ev;
+                struct test_events ev;
                 struct err err = {0};
 
                 r.breaker = b;
@@ -403,7 +366,9 @@ Test(fly_retry, the_budget_restarts_after_an_outage) {
                 cr_expect_eq(fly_breaker_state(b), FLY_BREAKER_CLOSED, "%s",
                              c->what);
                 cr_expect_geq(atomic_load(&probe_calls), 3, "%s", c->what);
-                cr_expect_eq(count_state(&ev, "waiting_fly"), 1, "%s", c->what);
+                cr_expect_eq(test_events_count(&ev, "waiting_fly"), 1, "%s",
+                             c->what);
+                cr_assert_leq(ev.n, TEST_EVENTS_MAX);
                 for (int k = 0; k < ev.n; k++)
                         cr_expect_str_eq(ev.e[k].step, "delete", "%s", c->what);
                 if (c->rc == -1)
@@ -422,7 +387,7 @@ Test(fly_retry, a_call_waits_while_open_without_spending_attempts) {
         struct script s =
             SCRIPT(TRANSIENT(503), TRANSIENT(503), TRANSIENT(503), OK);
         struct job job;
-        struct events ev;
+        struct test_events ev;
         struct err err = {0};
 
         r.breaker = b;
@@ -433,7 +398,7 @@ Test(fly_retry, a_call_waits_while_open_without_spending_attempts) {
         cr_expect_eq(s.calls, 4); /* more than max_attempts */
         cr_expect_eq(fly_breaker_open_count(b), 1);
         cr_expect_eq(fly_breaker_state(b), FLY_BREAKER_CLOSED);
-        cr_expect_eq(count_state(&ev, "waiting_fly"), 1);
+        cr_expect_eq(test_events_count(&ev, "waiting_fly"), 1);
         fly_breaker_destroy(b);
 }
 
@@ -467,7 +432,7 @@ Test(fly_retry, a_cancelled_job_makes_no_call) {
         const struct fly_retry r = RETRY(3);
         struct script s = SCRIPT(OK);
         struct job job;
-        struct events ev;
+        struct test_events ev;
         struct err err = {0};
 
         init_job(&job, &ev);
@@ -484,7 +449,7 @@ Test(fly_retry, cancel_ends_the_backoff_at_once) {
         struct fly_retry r = RETRY(3);
         struct script s = SCRIPT(TRANSIENT(503));
         struct job job;
-        struct events ev;
+        struct test_events ev;
         struct err err = {0};
         int64_t t0;
 
@@ -526,7 +491,7 @@ Test(fly_retry, cancel_ends_a_wait_for_the_breaker) {
         struct fly_retry r = RETRY(3);
         struct script s = SCRIPT(OK);
         struct job job;
-        struct events ev;
+        struct test_events ev;
         struct err err = {0};
         pthread_t t;
 
@@ -541,7 +506,7 @@ Test(fly_retry, cancel_ends_a_wait_for_the_breaker) {
         pthread_join(t, NULL);
         cr_expect_eq(s.calls, 0);
         cr_expect_eq(err.cause, ERR_CAUSE_CANCELLED);
-        cr_expect_eq(count_state(&ev, "waiting_fly"), 1);
+        cr_expect_eq(test_events_count(&ev, "waiting_fly"), 1);
         cr_expect_str_eq(ev.e[0].step, "delete");
         fly_breaker_destroy(b);
 }

@@ -75,4 +75,44 @@ cJSON *test_load_json(const char *path);
  * ("requestId,kind,state"); the test fails when they do not fit. */
 void test_json_keys(const cJSON *obj, char *out, size_t cap);
 
+/* ---- a job_ops that records what a job reports ---------------------- */
+
+#include "job.h"
+
+#include <stdatomic.h>
+
+#define TEST_EVENTS_MAX 64
+
+/* One job_emit(), as test_recording_ops saw it. */
+struct test_event {
+        char state[32];
+        char step[32];             /* "" for a NULL step */
+        char failure[ERR_MSG_LEN]; /* the failure's message, "" for none */
+        enum err_class cls;        /* the failure's, ERRC_NONE for none */
+        int code;                  /* the failure's, 0 for none */
+};
+
+/*
+ * What a job reported through test_recording_ops: zero it (= {0} or
+ * memset) and make it the job's ops_ctx. Emits may come from any thread
+ * (one lock in helpers.c); read n, e[] and list after they are done, or
+ * through test_events_count().
+ */
+struct test_events {
+        int n;                                /* emits, also past the array */
+        struct test_event e[TEST_EVENTS_MAX]; /* the first TEST_EVENTS_MAX */
+        char list[1024];    /* "state[:step]" joined by ',', cut to fit */
+        struct job *job;    /* the last emit's */
+        atomic_int holds;   /* hold() calls */
+        atomic_int hold_on; /* the last hold()'s argument */
+};
+
+/** @brief A job_ops whose emit and hold record into the struct test_events
+ * that is the job's ops_ctx. */
+extern const struct job_ops test_recording_ops;
+
+/** @brief How many of the recorded events (the first TEST_EVENTS_MAX) have
+ * the state @p state; safe while a job still emits. */
+int test_events_count(struct test_events *ev, const char *state);
+
 #endif

@@ -9,38 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* What the loop side saw: a job_ops that records. */
-struct seen {
-        int emits, holds;
-        struct job *job;
-        char state[32], step[32], failure[ERR_MSG_LEN];
-        int hold_on;
-};
-
-static void record_emit(void *ctx,
-                        struct job *job,
-                        const char *state,
-                        const char *step,
-                        const struct err *failure) {
-        struct seen *s = ctx;
-
-        s->emits++;
-        s->job = job;
-        snprintf(s->state, sizeof(s->state), "%s", state);
-        snprintf(s->step, sizeof(s->step), "%s", step ? step : "(null)");
-        snprintf(s->failure, sizeof(s->failure), "%s",
-                 failure ? failure->msg : "(null)");
-}
-
-static void record_hold(void *ctx, int on) {
-        struct seen *s = ctx;
-
-        s->holds++;
-        s->hold_on = on;
-}
-
-static const struct job_ops recording_ops = {record_emit, record_hold};
-
 static void init_job(struct job *job, char *topic, int32_t part, int64_t off) {
         memset(job, 0, sizeof(*job));
         job->rec.topic = topic;
@@ -126,37 +94,38 @@ Test(job, sleep_sleeps_when_not_cancelled) {
 
 Test(job, emit_step_and_hold_go_through_ops) {
         struct job job;
-        struct seen seen = {0};
+        struct test_events seen = {0};
         struct err failure = {0};
 
         init_job(&job, "t", 0, 0);
-        job.ops = &recording_ops;
+        job.ops = &test_recording_ops;
         job.ops_ctx = &seen;
         err_set(&failure, ERR_TRANSIENT, 503, "fly: HTTP 503");
 
         job_emit(&job, "retrying", "delete", &failure);
-        cr_expect_eq(seen.emits, 1);
+        cr_expect_eq(seen.n, 1);
         cr_expect_eq(seen.job, &job);
-        cr_expect_str_eq(seen.state, "retrying");
-        cr_expect_str_eq(seen.step, "delete");
-        cr_expect_str_eq(seen.failure, "fly: HTTP 503");
+        cr_expect_str_eq(seen.e[0].state, "retrying");
+        cr_expect_str_eq(seen.e[0].step, "delete");
+        cr_expect_str_eq(seen.e[0].failure, "fly: HTTP 503");
 
         job_emit(&job, "waiting_fly", NULL, NULL);
-        cr_expect_eq(seen.emits, 2);
-        cr_expect_str_eq(seen.step, "(null)");
-        cr_expect_str_eq(seen.failure, "(null)");
+        cr_expect_eq(seen.n, 2);
+        cr_expect_str_eq(seen.list, "retrying:delete,waiting_fly"); /* NULL */
+        cr_expect_str_eq(seen.e[1].failure, "");
+        cr_expect_eq(seen.e[1].cls, ERRC_NONE);
 
         job_step(&job, "clone");
-        cr_expect_eq(seen.emits, 3);
-        cr_expect_str_eq(seen.state, "step");
-        cr_expect_str_eq(seen.step, "clone");
+        cr_expect_eq(seen.n, 3);
+        cr_expect_str_eq(seen.e[2].state, "step");
+        cr_expect_str_eq(seen.e[2].step, "clone");
 
         job_hold_intake(&job, 1);
-        cr_expect_eq(seen.holds, 1);
-        cr_expect_eq(seen.hold_on, 1);
+        cr_expect_eq(atomic_load(&seen.holds), 1);
+        cr_expect_eq(atomic_load(&seen.hold_on), 1);
         job_hold_intake(&job, 0);
-        cr_expect_eq(seen.holds, 2);
-        cr_expect_eq(seen.hold_on, 0);
+        cr_expect_eq(atomic_load(&seen.holds), 2);
+        cr_expect_eq(atomic_load(&seen.hold_on), 0);
 }
 
 Test(job, without_ops_reports_are_no_ops) {

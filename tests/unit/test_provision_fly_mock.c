@@ -20,37 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct seen {
-        atomic_int holds, hold_on, waiting;
-        char events[1024];
-        pthread_mutex_t lock;
-};
-
-static void record_emit(void *ctx,
-                        struct job *job,
-                        const char *state,
-                        const char *step,
-                        const struct err *failure) {
-        struct seen *s = ctx;
-        (void)job;
-        (void)failure;
-        pthread_mutex_lock(&s->lock);
-        size_t len = strlen(s->events);
-        snprintf(s->events + len, sizeof(s->events) - len, "%s%s%s%s",
-                 len ? "," : "", state, step ? ":" : "", step ? step : "");
-        pthread_mutex_unlock(&s->lock);
-        if (strcmp(state, "waiting_capacity") == 0)
-                atomic_store(&s->waiting, 1);
-}
-
-static void record_hold(void *ctx, int on) {
-        struct seen *s = ctx;
-        atomic_fetch_add(&s->holds, 1);
-        atomic_store(&s->hold_on, on);
-}
-
-static const struct job_ops ops = {record_emit, record_hold};
-
 struct world {
         struct fake_fly ff;
         struct config cfg;
@@ -59,7 +28,7 @@ struct world {
         struct provision_ctx ctx;
         struct provision_request req;
         struct job job;
-        struct seen seen;
+        struct test_events seen;
         struct provision_run r;
         unsigned char key[32];
 };
@@ -100,19 +69,11 @@ start(const char *fake_config, const char *max_thopters, const char *fallback) {
         char *argv[] = {"thopter-consumer", NULL};
 
         memset(&w, 0, sizeof(w));
-        pthread_mutex_init(&w.seen.lock, NULL);
         fake_fly_start(&w.ff, fake_config);
         set_env(max_thopters, fallback);
         assert_ok(config_load_role(&w.cfg, ROLE_PROVISION, 1, argv, &err),
                   &err);
-        struct fly_client_opts o = {
-            .base_url = w.ff.base_url,
-            .app = FAKE_FLY_APP,
-            .token = FAKE_FLY_TOKEN,
-            .timeout_ms = test_ms(5000),
-        };
-        w.fly = fly_client_new(&o, &err);
-        cr_assert(w.fly, "fly_client_new: %s", err.msg);
+        w.fly = fake_fly_client(&w.ff);
         w.retry = (struct fly_retry){2, 5, 20, NULL};
         w.ctx.deps = (struct provision_deps){&w.cfg, w.fly, &w.retry};
         w.ctx.destroy = (struct destroy_deps){w.fly, &w.retry};
@@ -131,7 +92,7 @@ start(const char *fake_config, const char *max_thopters, const char *fallback) {
         w.job.rec.kind = "provision";
         snprintf(w.job.request_id, sizeof(w.job.request_id), "%s",
                  w.req.request_id);
-        w.job.ops = &ops;
+        w.job.ops = &test_recording_ops;
         w.job.ops_ctx = &w.seen;
         w.r.ctx = &w.ctx;
         w.r.cfg = &w.cfg;
@@ -152,37 +113,20 @@ static void stop(void) {
         fly_client_destroy(w.fly);
         config_free(&w.cfg);
         fake_fly_stop(&w.ff);
-        pthread_mutex_destroy(&w.seen.lock);
 }
 
 TestSuite(provision_fly_mock, .fini = stop, .timeout = 30);
 
-static void seed_machine(const char *id, const char *name, const char *state) {
-        char body[256];
-        snprintf(body, sizeof(body),
-                 "{\"id\":\"%s\",\"name\":\"%s\",\"state\":\"%s\"}", id, name,
-                 state);
-        fake_fly_post(&w.ff, "/_fake/machines", body);
-}
-
 static void seed_volume(const char *id, const char *region, const char *on) {
         char body[256];
         if (on)
-                seed_machine(on, "thopter-owner", "stopped");
+                fake_fly_seed_machine(&w.ff, on, "thopter-owner", "stopped");
         snprintf(body, sizeof(body),
                  "{\"id\":\"%s\",\"name\":\"" PROVISION_VOLUME_NAME
                  "\",\"region\":\"%s\"%s%s%s}",
                  id, region, on ? ",\"attached_machine_id\":\"" : "",
                  on ? on : "", on ? "\"" : "");
         fake_fly_post(&w.ff, "/_fake/volumes", body);
-}
-
-static void expect_calls(const char *want) {
-        char got[1024];
-        cJSON *calls = fake_fly_calls(&w.ff);
-        fake_fly_call_list(calls, got, sizeof(got));
-        cr_expect_str_eq(got, want);
-        cJSON_Delete(calls);
 }
 
 /* The JSON body of the last call to @p route (cJSON_Delete() it). */
@@ -212,12 +156,14 @@ Test(provision_fly_mock, below_max_thopters_does_not_wait) {
         struct err err = {0};
 
         start(NULL, "2", NULL);
-        seed_machine("0000000000000a", "thopter-one", "started");
-        seed_machine("0000000000000b", "hub", "started");
-        seed_machine("0000000000000c", "thopter-stopped", "stopped");
+        fake_fly_seed_machine(&w.ff, "0000000000000a", "thopter-one",
+                              "started");
+        fake_fly_seed_machine(&w.ff, "0000000000000b", "hub", "started");
+        fake_fly_seed_machine(&w.ff, "0000000000000c", "thopter-stopped",
+                              "stopped");
         assert_ok(provision_capacity(&w.r, &err), &err);
-        expect_calls("GET machines.list");
-        cr_expect_str_eq(w.seen.events, "step:capacity");
+        fake_fly_expect_calls(&w.ff, "GET machines.list");
+        cr_expect_str_eq(w.seen.list, "step:capacity");
         cr_expect_eq(atomic_load(&w.seen.holds), 0);
 }
 
@@ -237,7 +183,8 @@ static void *run_capacity(void *arg) {
 
 static int waiting(void *arg) {
         (void)arg;
-        return atomic_load(&w.seen.waiting) && atomic_load(&w.seen.hold_on);
+        return test_events_count(&w.seen, "waiting_capacity") &&
+               atomic_load(&w.seen.hold_on);
 }
 
 static int capacity_done(void *arg) {
@@ -248,11 +195,13 @@ Test(provision_fly_mock, at_max_thopters_holds_intake_until_one_stops) {
         struct capacity_thread ct = {0};
 
         start(NULL, "2", NULL);
-        seed_machine("0000000000000a", "thopter-one", "started");
-        seed_machine("0000000000000b", "thopter-two", "started");
+        fake_fly_seed_machine(&w.ff, "0000000000000a", "thopter-one",
+                              "started");
+        fake_fly_seed_machine(&w.ff, "0000000000000b", "thopter-two",
+                              "started");
         cr_assert_eq(pthread_create(&ct.t, NULL, run_capacity, &ct), 0);
         cr_assert(test_wait_for(waiting, NULL, 5000),
-                  "no waiting_capacity event and hold: %s", w.seen.events);
+                  "no waiting_capacity event and hold: %s", w.seen.list);
         cr_expect_eq(atomic_load(&ct.done), 0, "it did not wait");
         cr_expect(atomic_load(&w.job.interruptible), "the wait is not marked "
                                                      "interruptible");
@@ -266,7 +215,7 @@ Test(provision_fly_mock, at_max_thopters_holds_intake_until_one_stops) {
         cr_expect_eq(atomic_load(&w.seen.hold_on), 0, "intake still held");
         cr_expect_eq(atomic_load(&w.seen.holds), 2);
         cr_expect_eq(atomic_load(&w.job.interruptible), 0);
-        cr_expect_str_eq(w.seen.events,
+        cr_expect_str_eq(w.seen.list,
                          "step:capacity,waiting_capacity:capacity");
         cJSON *calls = fake_fly_calls(&w.ff);
         cr_expect_geq(cJSON_GetArraySize(calls), 2, "one list per check");
@@ -277,10 +226,11 @@ Test(provision_fly_mock, capacity_wait_ends_when_cancelled) {
         struct capacity_thread ct = {0};
 
         start(NULL, "1", NULL);
-        seed_machine("0000000000000a", "thopter-one", "started");
+        fake_fly_seed_machine(&w.ff, "0000000000000a", "thopter-one",
+                              "started");
         cr_assert_eq(pthread_create(&ct.t, NULL, run_capacity, &ct), 0);
         cr_assert(test_wait_for(waiting, NULL, 5000), "no wait: %s",
-                  w.seen.events);
+                  w.seen.list);
         atomic_store(&w.job.cancel, 1);
         cr_assert(test_wait_for(capacity_done, &ct, 5000),
                   "the wait ignored its cancellation");
@@ -298,7 +248,7 @@ Test(provision_fly_mock, create_takes_the_free_volume_not_the_attached_one) {
         seed_volume("vol_free", "ord", NULL);
         seed_volume("vol_elsewhere", "iad", NULL);
         assert_ok(provision_create(&w.r, &err), &err);
-        expect_calls("GET volumes.list,POST machines.create");
+        fake_fly_expect_calls(&w.ff, "GET volumes.list,POST machines.create");
         cJSON *body = last_body("machines.create");
         cr_expect_str_eq(mount_of(body), "vol_free");
         cr_expect_str_eq(
@@ -309,7 +259,7 @@ Test(provision_fly_mock, create_takes_the_free_volume_not_the_attached_one) {
         cr_expect_str_eq(w.job.thopter_id, w.r.machine.id);
         cr_expect(strncmp(w.r.machine.name, "thopter-", 8) == 0, "%s",
                   w.r.machine.name);
-        cr_expect_str_eq(w.seen.events, "step:volume,step:create");
+        cr_expect_str_eq(w.seen.list, "step:volume,step:create");
 }
 
 /* MAX_CONCURRENT_PROVISIONS > 1: another provision in flight here picked
@@ -323,8 +273,8 @@ Test(provision_fly_mock, a_volume_another_provision_claimed_is_skipped) {
                                              "another-request"),
                      1);
         assert_ok(provision_create(&w.r, &err), &err);
-        expect_calls("GET volumes.list,POST volumes.create,"
-                     "POST machines.create");
+        fake_fly_expect_calls(&w.ff, "GET volumes.list,POST volumes.create,"
+                                     "POST machines.create");
         cJSON *body = last_body("machines.create");
         cr_expect_str_neq(mount_of(body), "vol_free");
         cr_expect_str_neq(mount_of(body), "");
@@ -344,7 +294,7 @@ Test(provision_fly_mock, a_slot_another_provision_holds_counts) {
         cr_assert_eq(pthread_create(&ct.t, NULL, run_capacity, &ct), 0);
         cr_assert(test_wait_for(waiting, NULL, 5000),
                   "no waiting_capacity with the only slot taken: %s",
-                  w.seen.events);
+                  w.seen.list);
         /* The other provision's run ends: its slot is given back. */
         provision_claims_release(w.ctx.claims, "another-request");
         cr_assert(test_wait_for(capacity_done, &ct, 10000),
@@ -361,8 +311,8 @@ Test(provision_fly_mock, create_makes_a_volume_when_none_is_free) {
         start(NULL, "5", NULL);
         seed_volume("vol_attached", "ord", "0000000000000e");
         assert_ok(provision_create(&w.r, &err), &err);
-        expect_calls("GET volumes.list,POST volumes.create,"
-                     "POST machines.create");
+        fake_fly_expect_calls(&w.ff, "GET volumes.list,POST volumes.create,"
+                                     "POST machines.create");
         cJSON *vol = last_body("volumes.create");
         cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(vol, "name")),
                          PROVISION_VOLUME_NAME);
@@ -384,14 +334,15 @@ Test(provision_fly_mock, no_capacity_falls_back_to_the_next_region) {
         assert_ok(provision_create(&w.r, &err), &err);
         /* The second create looks the request up first: the first may
          * have made a machine after all. */
-        expect_calls("GET volumes.list,POST machines.create,"
-                     "GET volumes.list,GET machines.list,POST machines.create");
+        fake_fly_expect_calls(
+            &w.ff, "GET volumes.list,POST machines.create,"
+                   "GET volumes.list,GET machines.list,POST machines.create");
         cJSON *body = last_body("machines.create");
         cr_expect_str_eq(mount_of(body), "vol_iad");
         cJSON_Delete(body);
         cr_expect_str_eq(w.r.machine.region, "iad");
-        cr_expect(strstr(w.seen.events, "retrying:create") != NULL, "%s",
-                  w.seen.events);
+        cr_expect(strstr(w.seen.list, "retrying:create") != NULL, "%s",
+                  w.seen.list);
 }
 
 Test(provision_fly_mock, no_capacity_anywhere_is_a_capacity_failure) {
