@@ -71,7 +71,7 @@ static int ref_name_is_safe(const char *s) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        char *in = malloc(size + 1), *q, *back, *buf, *su;
+        char *in = malloc(size + 1), *q, *back, *su;
         size_t n = 0, quotes = 0, qlen;
 
         if (!in)
