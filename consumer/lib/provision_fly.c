@@ -179,16 +179,17 @@ struct volume_call {
         struct fly_volume chosen;
 };
 
-static int call_volume(void *arg, struct err *err) {
-        struct volume_call *c = arg;
+/* A free thopter_data volume of the region from fly's list that this
+ * request could claim: 1 (into c->chosen), 0 none, -1 error. Another
+ * provision in flight here may have picked one from the same list. */
+static int pick_listed(struct volume_call *c, struct err *err) {
         struct fly_volume *vols = NULL;
         size_t n = 0;
-        struct fly_client *fly = c->r->ctx->deps.fly;
-        const char *owner = c->r->req->request_id;
+        int rc = 0;
 
-        if (fly_volume_list(fly, &vols, &n, err) == -1)
+        if (fly_volume_list(c->r->ctx->deps.fly, &vols, &n, err) == -1)
                 return -1;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n && rc == 0; i++) {
                 int skipped = 0;
                 for (int s = 0; s < c->nskip; s++)
                         skipped |= strcmp(c->skip[s], vols[i].id) == 0;
@@ -197,26 +198,52 @@ static int call_volume(void *arg, struct err *err) {
                     strcmp(vols[i].region, c->region) != 0 ||
                     vols[i].attached_machine_id[0])
                         continue;
-                /* Free in fly's list; another provision in flight here may
-                 * have picked it from the same list. */
-                int mine = provision_claims_volume(c->r->ctx->claims,
-                                                   vols[i].id, owner);
+                rc = provision_claims_volume(c->r->ctx->claims, vols[i].id,
+                                             c->r->req->request_id);
+                if (rc == 1)
+                        c->chosen = vols[i];
+        }
+        free(vols);
+        if (rc == -1)
+                err_oom(err, "volume");
+        return rc;
+}
+
+#define VOLUME_ROUNDS 4
+
+static int call_volume(void *arg, struct err *err) {
+        struct volume_call *c = arg;
+
+        for (int round = 0; round < VOLUME_ROUNDS; round++) {
+                int picked = pick_listed(c, err);
+                if (picked != 0)
+                        return picked == 1 ? 0 : -1;
+                if (fly_volume_create(c->r->ctx->deps.fly,
+                                      PROVISION_VOLUME_NAME,
+                                      c->r->cfg->volume_size_gb, c->region,
+                                      &c->chosen, err) == -1)
+                        return -1;
+                /* Until its machine exists a new volume is free in every
+                 * list: claimed now, unless a provision beside this one
+                 * listed and claimed it first (then it is that one's). */
+                int mine = provision_claims_volume(
+                    c->r->ctx->claims, c->chosen.id, c->r->req->request_id);
+                if (mine == 1)
+                        return 0;
                 if (mine == -1) {
-                        free(vols);
                         err_oom(err, "volume");
                         return -1;
                 }
-                if (mine) {
-                        c->chosen = vols[i];
-                        free(vols);
-                        return 0;
-                }
+                job_log(c->r->job, LOG_INFO,
+                        "new volume %s taken by another provision in flight; "
+                        "looking again",
+                        c->chosen.id);
+                memset(&c->chosen, 0, sizeof(c->chosen));
         }
-        free(vols);
-        /* A new volume is this request's alone: no claim needed. */
-        return fly_volume_create(fly, PROVISION_VOLUME_NAME,
-                                 c->r->cfg->volume_size_gb, c->region,
-                                 &c->chosen, err);
+        return err_setc(err, ERR_TRANSIENT, ERR_CAUSE_OTHER, 0,
+                        "volume: %d new volumes in %s were each taken by "
+                        "another provision in flight",
+                        VOLUME_ROUNDS, c->region);
 }
 
 /* fly's preset sizes (fly docs "Machine sizing"). */
