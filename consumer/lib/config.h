@@ -47,7 +47,10 @@ struct config {
         char *app_name, *region, *fly_deploy_key, *fly_api_base;
         char *fly_proxy; /* optional: the only proxy fly calls may use */
         int max_thopters, max_concurrent_destroys;
-        int destroy_backlog; /* 0: 50 x max_concurrent_destroys */
+        int max_concurrent_provisions; /* 1: serial, the contract's default */
+        int gc_copy_concurrency;       /* copies per Golden Claude at once */
+        int fly_pacing;                /* pace app-scoped fly calls */
+        int destroy_backlog;           /* 0: 50 x max_concurrent_destroys */
         char *vm_size;
         int volume_size_gb;
         char *image;

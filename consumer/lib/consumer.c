@@ -133,12 +133,15 @@ static int add_provision(struct consumer *c, struct err *err) {
         if (!c->provision)
                 return -1;
         struct job_handler h = provision_handler(c->provision);
-        /* Provisioning is serial: one in flight, nothing queued. */
+        /* Serial by default (MAX_CONCURRENT_PROVISIONS=1): one in flight,
+         * nothing queued. More run as destroys do, never two of one
+         * requestId at once; the claims in provision_ctx keep them off each
+         * other's volumes, capacity and Golden Claude. */
         struct kafka_loop_opts o = {
             .name = "provision",
             .topic = cfg->provision_topic,
             .group = cfg->provision_group,
-            .max_in_flight = 1,
+            .max_in_flight = cfg->max_concurrent_provisions,
             .revoke_timeout_ms = PROVISION_REVOKE_TIMEOUT_MS,
         };
         return new_loop(c, &o, &h, err) ? 0 : -1;
@@ -177,6 +180,7 @@ struct consumer *consumer_new(const struct config *cfg, struct err *err) {
             .token = cfg->fly_deploy_key,
             .timeout_ms = cfg->fly_timeout_s * 1000L,
             .proxy = cfg->fly_proxy,
+            .pacing = cfg->fly_pacing,
         };
         c->fly = fly_client_new(&fo, err);
         if (!c->fly)

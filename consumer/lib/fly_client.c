@@ -26,6 +26,7 @@
 #include "fly_client.h"
 #include "clock.h"
 #include "fly_json.h"
+#include "fly_pace.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -48,6 +49,7 @@ struct fly_client {
         char *app_esc; /* for URLs */
         char *auth;    /* "Authorization: <scheme> <token>" */
         long timeout_ms;
+        struct fly_pace *pace; /* NULL: not paced */
 };
 
 /* One request: what perform() needs to send it, count it, explain a
@@ -142,6 +144,12 @@ static int perform(struct fly_client *fly, struct call *c, struct err *err) {
             .json_body = c->body,
             .timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : fly->timeout_ms,
         };
+        int64_t wait = fly_pace_take(fly->pace, c->route, clock_mono_ms());
+        if (wait > 0) {
+                log_debug("fly", "%s (%s): paced, sent in %lld ms", c->route,
+                          c->what, (long long)wait);
+                clock_sleep_ms(wait);
+        }
         int64_t t0 = clock_mono_ms();
         int hrc = http_request(fly->http, &req, &resp, &herr);
         double secs = (double)(clock_mono_ms() - t0) / 1000.0;
@@ -378,6 +386,9 @@ struct fly_client *fly_client_new(const struct fly_client_opts *opts,
         fly->auth = strfmt("Authorization: %s", value);
         if (!fly->auth)
                 goto oom;
+        /* fly's published limit for actions scoped to the app. */
+        if (opts->pacing && !(fly->pace = fly_pace_new(1.0, 3.0)))
+                goto oom;
         fly->http = http_new(err);
         if (!fly->http || http_set_proxy(fly->http, opts->proxy, err) == -1)
                 goto fail;
@@ -395,6 +406,7 @@ void fly_client_destroy(struct fly_client *fly) {
         if (!fly)
                 return;
         http_destroy(fly->http);
+        fly_pace_free(fly->pace);
         /* Do not leave the token in freed heap memory. */
         secret_free(fly->auth);
         free(fly->base);

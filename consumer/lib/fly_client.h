@@ -33,6 +33,8 @@ struct fly_client_opts {
         const char *token; /* FLY_DEPLOY_KEY as configured */
         long timeout_ms;   /* per HTTP request; 0 = 30000 */
         const char *proxy; /* optional: THOPTER_FLY_PROXY (http_set_proxy) */
+        int pacing; /* THOPTER_FLY_PACING: app-scoped calls paced (fly_pace.h)
+                     */
 };
 
 /**

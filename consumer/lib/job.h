@@ -123,6 +123,7 @@ void job_step(struct job *job, const char *step);
 /**
  * @brief Pause (or resume) the loop's intake while this job only waits
  * (provision capacity): the partitions stay assigned, nothing new comes in.
+ * Calls pair up (on, then off): intake resumes once no job holds it.
  */
 void job_hold_intake(struct job *job, int on);
 

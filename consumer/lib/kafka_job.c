@@ -27,7 +27,12 @@ static void ops_emit(void *ctx,
 
 static void ops_hold(void *ctx, int on) {
         struct kafka_loop *loop = ctx;
-        atomic_store(&loop->hold, on);
+        /* A count: with several provisions in flight, each waiting one
+         * holds, and intake resumes when the last of them lets go. */
+        if (on)
+                atomic_fetch_add(&loop->hold, 1);
+        else
+                atomic_fetch_sub(&loop->hold, 1);
         kafka_job_wake_poll(loop);
 }
 

@@ -93,7 +93,7 @@ struct kafka_loop {
 
         /* atomic, any thread */
         atomic_int stopping;
-        atomic_int hold;
+        atomic_int hold;   /* jobs holding intake (job_hold_intake) */
         atomic_int failed; /* a record could not be tracked: stop, exit 1 */
         atomic_int joined;
         atomic_llong last_poll_ms;

@@ -209,6 +209,9 @@ out:
                 count("failed");
                 provision_cleanup(&r);
         }
+        /* Whatever the outcome: a machine kept is in fly's lists from now
+         * on (and counted there), one destroyed frees its slot and volume. */
+        provision_claims_release(ctx->claims, r.req->request_id);
         return rc;
 }
 
@@ -222,6 +225,13 @@ struct provision_ctx *provision_ctx_new(const struct provision_deps *deps,
         ctx->deps = *deps;
         ctx->destroy = (struct destroy_deps){deps->fly, deps->retry};
         ctx->seed = (unsigned)clock_wall_ms() ^ (unsigned)getpid();
+        ctx->claims = provision_claims_new();
+        if (!ctx->claims || pthread_mutex_init(&ctx->seed_lock, NULL) != 0) {
+                provision_claims_free(ctx->claims);
+                free(ctx);
+                err_oom(err, "provision");
+                return NULL;
+        }
         /* Both come from THOPTER_SSH_KEY and are needed for every create:
          * a key that cannot be read stops the consumer at start. */
         ctx->key_secret =
@@ -251,6 +261,8 @@ void provision_ctx_destroy(struct provision_ctx *ctx) {
                 secret_wipe(ctx->key_secret, ctx->key_secret_len);
         free(ctx->key_secret);
         free(ctx->authorized_key);
+        provision_claims_free(ctx->claims);
+        pthread_mutex_destroy(&ctx->seed_lock);
         free(ctx);
 }
 

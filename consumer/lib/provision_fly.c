@@ -13,8 +13,10 @@
 #include "clock.h"
 #include "fly_json.h"
 #include "metrics.h"
+#include "provision_claims.h"
 #include "strfmt.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,33 +79,62 @@ int provision_lookup(struct provision_run *r,
         return 0;
 }
 
+/* A thopter that takes capacity: started, or on its way there (a create in
+ * flight, maybe another consumer's, that fly already lists). */
+static int takes_capacity(const struct fly_machine *m) {
+        return destroy_name_is_thopter(m->name) &&
+               (strcmp(m->state, "started") == 0 ||
+                strcmp(m->state, "starting") == 0 ||
+                strcmp(m->state, "created") == 0);
+}
+
+/* One look at capacity: fly's thopters that take it, plus this consumer's
+ * provisions past this step whose machines fly does not list yet. Takes a
+ * slot (provision_claims.h) when one is free: *taken 1. */
 static int
-count_started_thopters(struct provision_run *r, int *count, struct err *err) {
+try_slot(struct provision_run *r, int *taken, int *in_use, struct err *err) {
         struct fly_list_call c = {r->ctx->deps.fly, {0}, NULL, 0};
+        const char **busy = NULL;
+        size_t n = 0;
+
         if (fly_retry_call(r->ctx->deps.retry, r->job, "capacity", "list",
                            fly_list_call_run, &c, err) == -1)
                 return -1;
-        *count = 0;
+        busy = calloc(c.n + 1, sizeof(*busy));
+        if (!busy) {
+                free(c.machines);
+                err_oom(err, "capacity");
+                return err_classify(err, ERRC_INTERNAL, "capacity");
+        }
         for (size_t i = 0; i < c.n; i++)
-                *count += destroy_name_is_thopter(c.machines[i].name) &&
-                          strcmp(c.machines[i].state, "started") == 0;
+                if (takes_capacity(&c.machines[i]))
+                        busy[n++] = c.machines[i].id;
+        *taken = provision_claims_slot(r->ctx->claims, r->req->request_id, busy,
+                                       n, r->cfg->max_thopters, in_use);
         /* The same list names the Golden Claude: no list of its own. */
         provision_gc_pick(r, c.machines, c.n);
+        free(busy);
         free(c.machines);
+        if (*taken == -1) {
+                err_oom(err, "capacity");
+                return err_classify(err, ERRC_INTERNAL, "capacity");
+        }
         return 0;
 }
 
 /* Contract 5.8: wait, do not fail, while at capacity. The hold pauses the
- * partition; the loop keeps polling. One waiting_capacity event. */
+ * partition; the loop keeps polling. One waiting_capacity event. A slot
+ * taken here is this request's until its run ends (provision.c), so the
+ * provisions in flight beside it count it before fly lists its machine. */
 int provision_capacity(struct provision_run *r, struct err *err) {
         long delay = 1000, max = r->cfg->capacity_recheck_max_s * 1000L;
-        int announced = 0, started, rc = -1;
+        int announced = 0, taken = 0, in_use = 0, rc = -1;
 
         job_step(r->job, "capacity");
         for (;;) {
-                if (count_started_thopters(r, &started, err) == -1)
+                if (try_slot(r, &taken, &in_use, err) == -1)
                         goto out;
-                if (started < r->cfg->max_thopters)
+                if (taken)
                         break;
                 if (!announced) {
                         announced = 1;
@@ -111,9 +142,9 @@ int provision_capacity(struct provision_run *r, struct err *err) {
                         job_set_interruptible(r->job, 1);
                         job_hold_intake(r->job, 1);
                         job_log(r->job, LOG_INFO,
-                                "at capacity (%d started thopters, "
-                                "MAX_THOPTERS %d): waiting",
-                                started, r->cfg->max_thopters);
+                                "at capacity (%d thopters started or "
+                                "starting, MAX_THOPTERS %d): waiting",
+                                in_use, r->cfg->max_thopters);
                         job_emit(r->job, "waiting_capacity", "capacity", NULL);
                 }
                 if (job_sleep(r->job, delay, err) == -1)
@@ -146,6 +177,7 @@ static int call_volume(void *arg, struct err *err) {
         struct fly_volume *vols = NULL;
         size_t n = 0;
         struct fly_client *fly = c->r->ctx->deps.fly;
+        const char *owner = c->r->req->request_id;
 
         if (fly_volume_list(fly, &vols, &n, err) == -1)
                 return -1;
@@ -153,16 +185,28 @@ static int call_volume(void *arg, struct err *err) {
                 int skipped = 0;
                 for (int s = 0; s < c->nskip; s++)
                         skipped |= strcmp(c->skip[s], vols[i].id) == 0;
-                if (!skipped &&
-                    strcmp(vols[i].name, PROVISION_VOLUME_NAME) == 0 &&
-                    strcmp(vols[i].region, c->region) == 0 &&
-                    !vols[i].attached_machine_id[0]) {
+                if (skipped ||
+                    strcmp(vols[i].name, PROVISION_VOLUME_NAME) != 0 ||
+                    strcmp(vols[i].region, c->region) != 0 ||
+                    vols[i].attached_machine_id[0])
+                        continue;
+                /* Free in fly's list; another provision in flight here may
+                 * have picked it from the same list. */
+                int mine = provision_claims_volume(c->r->ctx->claims,
+                                                   vols[i].id, owner);
+                if (mine == -1) {
+                        free(vols);
+                        err_oom(err, "volume");
+                        return -1;
+                }
+                if (mine) {
                         c->chosen = vols[i];
                         free(vols);
                         return 0;
                 }
         }
         free(vols);
+        /* A new volume is this request's alone: no claim needed. */
         return fly_volume_create(fly, PROVISION_VOLUME_NAME,
                                  c->r->cfg->volume_size_gb, c->region,
                                  &c->chosen, err);
@@ -243,8 +287,11 @@ static int made_after_all(struct provision_run *r, struct err *err) {
 
 static void random_suffix(struct provision_ctx *ctx, char *out, size_t n) {
         static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+        /* Provisions in flight share the seed (MAX_CONCURRENT_PROVISIONS). */
+        pthread_mutex_lock(&ctx->seed_lock);
         for (size_t i = 0; i + 1 < n; i++)
                 out[i] = alphabet[rand_r(&ctx->seed) % 36];
+        pthread_mutex_unlock(&ctx->seed_lock);
         out[n - 1] = '\0';
 }
 
@@ -471,6 +518,9 @@ int provision_create(struct provision_run *r, struct err *err) {
                 err_clear(err);
         }
         r->have_machine = 1;
+        /* Counted by its id from now on: once fly lists it, only once. */
+        provision_claims_slot_machine(r->ctx->claims, r->req->request_id,
+                                      r->machine.id);
         r->ready_deadline = clock_deadline(r->cfg->ready_timeout_s * 1000L);
         job_set_machine(r->job, r->machine.id, r->machine.name,
                         r->machine.region);

@@ -6,10 +6,12 @@
 
 #include "destroy.h"
 #include "provision.h"
+#include "provision_claims.h"
 #include "request.h"
 #include "ssh_client.h"
 #include "ssh_keys.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,11 +26,16 @@
 #define PROVISION_HOST_KEY_PATH        "/etc/thopter/ssh/ssh_host_ed25519_key"
 #define PROVISION_AUTHORIZED_KEYS_PATH "/etc/thopter/ssh/authorized_keys"
 
+/* Shared by every worker of the provision loop (MAX_CONCURRENT_PROVISIONS):
+ * read-only after provision_ctx_new() but for seed (under seed_lock) and
+ * claims (its own lock). */
 struct provision_ctx {
         struct provision_deps deps;
         struct destroy_deps destroy; /* the clean-up's */
-        unsigned seed;               /* machine name suffixes */
-        unsigned char *key_secret;   /* THOPTER_SSH_KEY's bytes (ssh_keys.h) */
+        pthread_mutex_t seed_lock;
+        unsigned seed;                   /* seed_lock: machine name suffixes */
+        struct provision_claims *claims; /* volumes, slots, GC turns */
+        unsigned char *key_secret; /* THOPTER_SSH_KEY's bytes (ssh_keys.h) */
         size_t key_secret_len;
         char *authorized_key; /* the consumer's public key line */
 };

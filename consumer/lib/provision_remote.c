@@ -355,6 +355,41 @@ static const char *gc_connect_failure(const struct err *e) {
         return e->cause == ERR_CAUSE_HOST_KEY ? "host_key" : "unreachable";
 }
 
+/* THOPTER_GC_COPY_CONCURRENCY: wait for a turn to copy from this Golden
+ * Claude, with the other provisions in flight here (one step event when it
+ * has to wait, another when its copy starts). Cancelled by a stop or a
+ * revoke: the request is redelivered, not failed. */
+static int gc_wait_turn(struct provision_run *r, struct err *err) {
+        int announced = 0, running = 0;
+
+        for (;;) {
+                int turn = provision_claims_gc_turn(
+                    r->ctx->claims, r->gc.machine.id, r->req->request_id,
+                    r->cfg->gc_copy_concurrency, &running);
+                if (turn == 1)
+                        break;
+                if (turn == -1) {
+                        err_oom(err, "golden_claude");
+                        return remote_failed(err, "golden_claude");
+                }
+                if (!announced) {
+                        announced = 1;
+                        job_step(r->job, "golden_claude_wait");
+                        job_log(r->job, LOG_INFO,
+                                "waiting for the Golden Claude %s: %d "
+                                "copies from it running "
+                                "(THOPTER_GC_COPY_CONCURRENCY %d)",
+                                r->gc.machine.name, running,
+                                r->cfg->gc_copy_concurrency);
+                }
+                if (job_sleep(r->job, 100, err) == -1)
+                        return -1;
+        }
+        if (announced)
+                job_step(r->job, "golden_claude");
+        return 0;
+}
+
 int provision_golden_claude(struct provision_run *r, struct err *err) {
         struct provision_gc *gc = &r->gc;
         struct ssh_conn *gcssh = NULL;
@@ -404,6 +439,8 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
                 remote_failed(err, "golden_claude");
                 goto out;
         }
+        if (gc_wait_turn(r, err) == -1)
+                goto out;
         if (job_cancelled(r->job)) {
                 err_cancelled(err);
                 goto out;
@@ -421,6 +458,7 @@ int provision_golden_claude(struct provision_run *r, struct err *err) {
                 gc->machine.name);
         rc = 0;
 out:
+        provision_claims_gc_done(r->ctx->claims, r->req->request_id);
         ssh_close(gcssh);
         free(src);
         free(inner);

@@ -462,6 +462,16 @@ Test(config, integers_out_of_range_are_refused_with_the_name) {
             {NULL, "--max-concurrent-destroys", "0",
              "MAX_CONCURRENT_DESTROYS: must be an integer from 1 to 64 (got "
              "\"0\" from the command line)"},
+            {"MAX_CONCURRENT_PROVISIONS", NULL, "17",
+             "MAX_CONCURRENT_PROVISIONS: must be an integer from 1 to 16 (got "
+             "\"17\" from the environment)"},
+            {"MAX_CONCURRENT_PROVISIONS", NULL, "3", NULL},
+            {NULL, "--max-concurrent-provisions", "0",
+             "MAX_CONCURRENT_PROVISIONS: must be an integer from 1 to 16 (got "
+             "\"0\" from the command line)"},
+            {"THOPTER_GC_COPY_CONCURRENCY", NULL, "0",
+             "THOPTER_GC_COPY_CONCURRENCY: must be an integer from 1 to 16 "
+             "(got \"0\" from the environment)"},
             {"THOPTER_SSH_PORT", NULL, "70000",
              "THOPTER_SSH_PORT: must be an integer from 1 to 65535 (got "
              "\"70000\" from the environment)"},
@@ -726,6 +736,9 @@ Test(config, defaults) {
         cr_expect_str_eq(cfg.fly_api_base, "https://api.machines.dev");
         cr_expect_eq(cfg.max_thopters, 10);
         cr_expect_eq(cfg.max_concurrent_destroys, 5);
+        cr_expect_eq(cfg.max_concurrent_provisions, 1);
+        cr_expect_eq(cfg.gc_copy_concurrency, 1);
+        cr_expect_eq(cfg.fly_pacing, 1);
         cr_expect_eq(cfg.destroy_backlog, 0);
         cr_expect_str_eq(cfg.vm_size, "shared-cpu-1x");
         cr_expect_eq(cfg.volume_size_gb, 10);
@@ -770,7 +783,7 @@ Test(config, setting_names_list_every_setting_once) {
         for (; names[n]; n++)
                 for (size_t k = 0; k < n; k++)
                         cr_expect_str_neq(names[k], names[n]);
-        cr_expect_eq(n, 64);
+        cr_expect_eq(n, 67);
         cr_expect_str_eq(names[0], "KAFKA_BROKERS");
 }
 

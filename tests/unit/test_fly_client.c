@@ -56,14 +56,14 @@ static struct fly_client *client(const char *base, struct err *err) {
 
 Test(fly_client, new_checks_options) {
         static const struct fly_client_opts rows[] = {
-            {NULL, "app", "tok", 0, NULL},
-            {"", "app", "tok", 0, NULL},
-            {"http://x", NULL, "tok", 0, NULL},
-            {"http://x", "", "tok", 0, NULL},
-            {"http://x", "app", NULL, 0, NULL},
-            {"http://x", "app", "", 0, NULL},
-            {"http://x", "app", "fm2_ab\ncd", 0, NULL},
-            {"http://x", "app", "fm2_ab\001cd", 0, NULL},
+            {NULL, "app", "tok", 0, NULL, 0},
+            {"", "app", "tok", 0, NULL, 0},
+            {"http://x", NULL, "tok", 0, NULL, 0},
+            {"http://x", "", "tok", 0, NULL, 0},
+            {"http://x", "app", NULL, 0, NULL, 0},
+            {"http://x", "app", "", 0, NULL, 0},
+            {"http://x", "app", "fm2_ab\ncd", 0, NULL, 0},
+            {"http://x", "app", "fm2_ab\001cd", 0, NULL, 0},
         };
         for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
                 struct err err = {0};
