@@ -35,6 +35,17 @@ class TestCrashes(ReliabilityTestCase):
         """Guarantee 3: one machine per request, provisioned (agent launched) once."""
         self.assertHeld(reliability.scenario_crash_provision(rounds=1))
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (sshd, useradd, mount namespaces)")
+    def test_provision_consumer_sigkilled_with_three_in_flight_at_every_step(self):
+        """Guarantee 3 with MAX_CONCURRENT_PROVISIONS=3: for every request in flight at a kill,
+        one machine and one create, the agent launched once, no orphan machine or volume."""
+        res = reliability.scenario_crash_provision_parallel(rounds=1, concurrency=3)
+        self.assertHeld(res)
+        f = res["figures"]
+        self.assertEqual((f["orphans"], f["unattached_volumes"], f["dead_letters"]), (0, 0, 0), res)
+        self.assertGreaterEqual(f["kills"], len(reliability.PARALLEL_CRASH_STEPS)
+                                - len(reliability.OPTIONAL_CRASH_STEPS), res)
+
 
 class TestBrokerFaults(ReliabilityTestCase):
     def test_commit_errors_coordinator_moves_and_brokers_down(self):
