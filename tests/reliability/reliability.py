@@ -383,7 +383,7 @@ def _rid_of(m):
 
 
 def scenario_crash_provision_parallel(rounds=1, steps=PARALLEL_CRASH_STEPS, concurrency=3, copy_delay_s=0.3,
-                                      fly_pacing=False):
+                                      fly_pacing=False, fly_latency_ms=100):
     """MAX_CONCURRENT_PROVISIONS=@concurrency: each round produces @concurrency requests at once,
     SIGKILLs the consumer as soon as one of them announces the step, restarts it, and checks every
     request of the round (they were all in flight, or queued behind them): completed, one live
@@ -395,7 +395,9 @@ def scenario_crash_provision_parallel(rounds=1, steps=PARALLEL_CRASH_STEPS, conc
     THOPTER_FLY_PACING is off by default here (the fake does not rate-limit): with it on, the
     capacity step's list waits 1 s per request after the first three lists, so the requests of a
     round run staggered and the other two sit at capacity at most kills; off, they move nearly
-    in step, and each kill finds all of them in flight."""
+    in step, and each kill finds all of them in flight. @fly_latency_ms per fly call makes the
+    steps that are fly calls (capacity, volume, create) outlast the log polling, so a kill there
+    lands inside the step; figures["at_kill"] says where each request of the round was."""
     from provision_harness import ThopterHosts
     res = new_result("Crash: provision consumer SIGKILLed, %d in flight" % concurrency,
                      "MAX_CONCURRENT_PROVISIONS=%d, %d requests produced at once; SIGKILL when one of them starts "
@@ -409,14 +411,14 @@ def scenario_crash_provision_parallel(rounds=1, steps=PARALLEL_CRASH_STEPS, conc
     rig = None
     say("crash_provision_parallel: %d thopter hosts up in %.1f s" % (len(hosts.thopters), time.monotonic() - t0))
     try:
-        rig = Rig(fly_config=hosts.fly_config())
+        rig = Rig(fly_config=dict(hosts.fly_config(), latency_ms=fly_latency_ms))
         hosts.seed_golden_claudes(rig.fly)
         pre_volumes = {v["id"] for v in rig.fly.volumes()}
         env = dict(hosts.env(), MAX_THOPTERS="1000", MAX_CONCURRENT_PROVISIONS=str(concurrency),
                    THOPTER_FLY_PACING="1" if fly_pacing else "0")
         c = rig.consumer("provision", env=env)
         c.wait_assigned()
-        all_rids, not_reached, killed_at = [], [], {}
+        all_rids, not_reached, killed_at, in_step = [], [], {}, 0
         for r in range(rounds):
             for step in steps:
                 rids = ["pcrash-%d-%s-%d" % (r, step, j) for j in range(concurrency)]
@@ -435,7 +437,7 @@ def scenario_crash_provision_parallel(rounds=1, steps=PARALLEL_CRASH_STEPS, conc
                     not_reached.append(step)
                     say("crash_provision_parallel: no request reached step %s; not killed" % step)
                 else:
-                    killed_at[step] = m.group(1)
+                    killed_at[step] = {"by": m.group(1)}
                     # Where the others were: each request's last step in this consumer's log.
                     text = c.log_text()
                     c.kill()
@@ -443,6 +445,8 @@ def scenario_crash_provision_parallel(rounds=1, steps=PARALLEL_CRASH_STEPS, conc
                     for rid in rids:
                         last = re.findall(r'"requestId":"%s","msg":"step (\w+)"' % re.escape(rid), text)
                         where[rid] = last[-1] if last else "-"
+                    killed_at[step]["at"] = [where[x] for x in rids]
+                    in_step += where[m.group(1)] == step
                     c = rig.consumer("provision", env=env)
                     say("crash_provision_parallel: killed when %s started %s; the round's requests were at %s" % (
                         m.group(1), step, ", ".join(where[x] for x in rids)))
@@ -508,7 +512,8 @@ def scenario_crash_provision_parallel(rounds=1, steps=PARALLEL_CRASH_STEPS, conc
                           "unattached_volumes": len(unattached), "orphans": len(orphans),
                           "dead_letters": len(dls), "provision_end_offsets": ends,
                           "gc_copies_max_at_once": max_copies, "started_events": sum(started.values()),
-                          "creates_refused_volume_claimed": refused}
+                          "creates_refused_volume_claimed": refused, "at_kill": killed_at,
+                          "kills_inside_the_step": in_step}
         res["outcome"] = ("%d/%d completed over %d kills; one live machine and one successful create per request "
                           "(%d creates refused with 412), each on its own host; agent launched once each; %d orphan "
                           "machines, %d unattached volumes (the fake had %d), 0 dead letters expected (got %d), "
@@ -518,6 +523,10 @@ def scenario_crash_provision_parallel(rounds=1, steps=PARALLEL_CRASH_STEPS, conc
             sum(started.values()), n)
         if not_reached:
             res["notes"].append("no request reached step(s) %s, so no kill there" % ", ".join(not_reached))
+        res["notes"].append("%d of %d kills landed while the request that announced the step was still in it (the "
+                            "rest a step or two later: the log is polled every 50 ms); the round's requests at each "
+                            "kill: %s" % (in_step, len(killed_at), "; ".join(
+                                "%s: %s" % (k, ", ".join(v["at"])) for k, v in killed_at.items())))
         if refused:
             res["notes"].append("%d creates refused by fly with 412 (volume already attached to another request's "
                                 "new machine), each followed by another pick and one successful create: a volume "

@@ -3,7 +3,8 @@ long ones and writes docs/RELIABILITY.md). Each scenario returns a result whose
 "failures" lists every guarantee of docs/CONTRACT.md section 5 that did not hold.
 
 Real binaries (thopter-consumer, thopter-devbroker), the fake fly API and real sshd;
-needs root like the integration tests. About 3 minutes in all on 2 cores (dev build).
+needs root like the integration tests. About 4.5 minutes in all on 2 cores (dev build), 95 s of it the
+parallel provision crash test.
 """
 import os
 import subprocess
