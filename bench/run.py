@@ -22,6 +22,12 @@ the mock (their figures are fly and SSH bound):
             (boot + SSH connect), total - wait; SSH connections and channels per provision from the
             sshd logs; fly calls per provision from the fake's call log. Needs root: on by default
             as root, skipped with a note otherwise (--no-provision skips it).
+  parallel-provision  --parallel-n (9) provisions produced at once, MAX_CONCURRENT_PROVISIONS=1 and
+            then =--parallel-concurrency (3), at --parallel-latency-ms (50) per fly call with a
+            --parallel-boot-ms (3000) boot and the fake's fly rate limits on; one thopter host per
+            machine (ThopterHosts(thopters=n)): wall time from the first produce to the last
+            completed, ideal = serial / 3, efficiency = ideal / measured, fly 429s, fly calls per
+            provision. Needs root, like provision (--no-provision skips it too).
 
 Memory (VmHWM) is read from the consumers of these scenarios. Prints a table and writes
 bench/results/<UTC date-time>.md and .json. See bench/README.md.
@@ -907,6 +913,185 @@ def scenario_provision(args, R):
 
 
 # ---------------------------------------------------------------------------------------------
+# Scenario 5: parallel provisioning (MAX_CONCURRENT_PROVISIONS), serial vs N in flight
+
+
+def max_overlap(intervals):
+    """The most [start, end] intervals open at one moment."""
+    edges = sorted([(a, 1) for a, b in intervals] + [(b, -1) for a, b in intervals], key=lambda e: (e[0], e[1]))
+    now = best = 0
+    for _, d in edges:
+        now += d
+        best = max(best, now)
+    return best
+
+
+PARALLEL_STEPS = ["lookup", "capacity", "volume", "create", "wait", "golden_claude_wait", "golden_claude", "git",
+                  "context_files", "launch"]
+
+
+def parallel_provision_once(args, conc):
+    """A fresh ThopterHosts (one thopter host per machine) + devbroker + fake + provision consumer
+    with MAX_CONCURRENT_PROVISIONS=@conc; all --parallel-n requests produced at once; the wall time
+    runs from just before the first produce to the last `completed` event's `at`."""
+    from provision_harness import ThopterHosts
+    n, latency_ms, boot_ms = args.parallel_n, args.parallel_latency_ms, args.parallel_boot_ms
+    create_ms = min(50, boot_ms)
+    hosts = track(ThopterHosts(thopters=n, neutral_shell=not args.host_shell))
+    hosts.stop = hosts.close
+    st = tail = None
+    try:
+        cfg = dict(hosts.fly_config(), timings={"create_ms": create_ms, "start_ms": boot_ms - create_ms},
+                   rate_limit=not args.parallel_no_rate_limit)
+        st = Stack(args, fly_latency_ms=latency_ms, fly_config=cfg)
+        hosts.seed_golden_claudes(st.fly)
+        env = hosts.env()
+        env["MAX_THOPTERS"] = "100000"
+        env["MAX_CONCURRENT_PROVISIONS"] = str(conc)
+        for kv in args.provision_env:
+            k, v = kv.split("=", 1)
+            env[k] = v
+        c = st.consumer(role="provision", env=env)
+        st.wait_assigned(c)
+        tail = EventTail(st.broker.bootstrap)
+        tail.pump(0.3)
+        st.fly.clear_calls()
+        rids = ["bench-par%d-%d" % (conc, i) for i in range(n)]
+        cpu0 = cpu_seconds(c.proc.pid)
+        t0 = time.time()
+        for i, rid in enumerate(rids):
+            st.kafka.produce(PROVISION, provision_request(rid, 3000 + 100 * conc + i, hosts.repository), key=rid)
+        st.kafka.flush()
+        t_flushed = time.time()
+        deadline = time.monotonic() + args.provision_timeout * n / max(1, conc) + 60
+        fins = {}
+        for rid in rids:
+            fins[rid] = tail.final(rid, max(1.0, deadline - time.monotonic()))
+        cpu1 = cpu_seconds(c.proc.pid)
+        hwm = status_kb(c.proc.pid, "VmHWM")
+        time.sleep(0.2)
+        tail.pump(0.2)
+        calls = [x for x in st.fly.calls() if x["route"].startswith(("machines.", "volumes."))]
+        stats = st.fly.stats()
+        done = [r for r in rids if fins[r]["state"] == "completed"]
+        t_end = max(iso_ms(fins[r]["at"]) + 0.0005 for r in rids)
+        spans, totals, gc_waits, step_ms = [], [], 0, {}
+        for rid in rids:
+            evs = tail.by_rid.get(rid, [])
+            st_at = [iso_ms(e["at"]) for e in evs if e.get("state") == "started" and e.get("at")]
+            if st_at and fins[rid].get("at"):
+                spans.append((min(st_at), iso_ms(fins[rid]["at"])))
+            el = {e.get("state"): e.get("elapsedMs") for e in evs if e.get("state") in ("started", "completed")}
+            if el.get("started") is not None and el.get("completed") is not None:
+                totals.append(float(el["completed"]) - float(el["started"]))
+            gc_waits += sum(1 for e in evs if e.get("state") == "step" and e.get("step") == "golden_claude_wait")
+            # Time per step: from its step event to the next event (the first `started` to the
+            # capacity step is "lookup"); a step entered twice (volume after a 412) adds up.
+            marks = []
+            for e in evs:
+                if e.get("elapsedMs") is None:
+                    continue
+                if e.get("state") == "started" and not marks:
+                    marks.append(("lookup", float(e["elapsedMs"])))
+                elif e.get("state") == "step" and marks:
+                    marks.append((e.get("step"), float(e["elapsedMs"])))
+                elif e.get("state") in ("completed", "failed") and marks:
+                    marks.append((None, float(e["elapsedMs"])))
+                    break
+            for (k, t1), (_, t2) in zip(marks, marks[1:]):
+                step_ms.setdefault(k, []).append(t2 - t1)
+        routes = {}
+        for x in calls:
+            k = "%s %s" % (x["route"], x["status"])
+            routes[k] = routes.get(k, 0) + 1
+        n429 = sum(v for k, v in routes.items() if k.endswith(" 429"))
+        return {
+            "concurrency": conc, "n": n, "latency_ms": latency_ms, "boot_ms": boot_ms,
+            "fake_timings": cfg["timings"], "fake_rate_limit": cfg["rate_limit"],
+            "completed": len(done), "failed": [(r, fins[r].get("error")) for r in rids if r not in done],
+            "wall_s": t_end - t0, "produce_s": t_flushed - t0,
+            "first_call_after_produce_ms": (min(x["started"] for x in calls) - t0) * 1000.0 if calls else None,
+            "provision_mean_ms": statistics.mean(totals) if totals else None,
+            "provision_p50_ms": pct(totals, 50), "provision_max_ms": max(totals) if totals else None,
+            "max_in_flight": max_overlap(spans) if spans else None,
+            "fly_calls": len(calls), "fly_calls_per_provision": len(calls) / float(n),
+            "fly_429s": n429, "fly_412s": sum(v for k, v in routes.items() if k.endswith(" 412")),
+            "fly_calls_by_route_status": dict(sorted(routes.items())),
+            "fake_max_in_flight": stats.get("max_in_flight"),
+            "golden_claude_waits": gc_waits,
+            "step_mean_ms": {k: sum(v) / float(n) for k, v in step_ms.items()},
+            "machines_list_starts_s": [round(x["started"] - t0, 3) for x in calls if x["route"] == "machines.list"],
+            "consumer_cpu_ms": (cpu1 - cpu0) * 1000.0, "vmhwm_kb": hwm,
+            "env": {k: env[k] for k in env if k.startswith(("MAX_", "THOPTER_FLY_PACING", "THOPTER_GC_COPY"))},
+        }
+    finally:
+        if tail is not None:
+            try:
+                tail.close()
+            except Exception:
+                pass
+        if st is not None:
+            st.close()
+        untrack(hosts)
+        hosts.close()
+
+
+def scenario_parallel_provision(args, R):
+    if not args.provision:
+        R["parallel-provision"] = {"status": "skipped", "why": "skipped: --no-provision"}
+        return
+    if os.geteuid() != 0:
+        R["parallel-provision"] = {"status": "skipped",
+                                   "why": "skipped: needs root (the harness adds a user, runs sshd in mount "
+                                          "namespaces); run as root or pass --no-provision"}
+        log("parallel provision: skipped (not root)")
+        return
+    out = {"status": "measured"}
+    for key, conc in (("serial", 1), ("parallel", args.parallel_concurrency)):
+        log("parallel provision: %d provisions produced at once, %d ms per fly call, boot %d ms, %d in flight ..."
+            % (args.parallel_n, args.parallel_latency_ms, args.parallel_boot_ms, conc))
+        r = out[key] = parallel_provision_once(args, conc)
+        log("  %.2f s, %d/%d completed, max in flight %s, %d fly 429s, %.1f fly calls per provision" % (
+            r["wall_s"], r["completed"], r["n"], r["max_in_flight"], r["fly_429s"], r["fly_calls_per_provision"]))
+    s, p = out["serial"], out["parallel"]
+    out["ideal_s"] = s["wall_s"] / p["concurrency"]
+    out["efficiency"] = out["ideal_s"] / p["wall_s"]
+    out["speedup"] = s["wall_s"] / p["wall_s"]
+    log("  ideal %.2f s (serial / %d), efficiency = ideal / measured = %.3f, speedup %.2fx" % (
+        out["ideal_s"], p["concurrency"], out["efficiency"], out["speedup"]))
+    R["parallel-provision"] = out
+
+
+def parallel_provision_rows(PP):
+    s, p = PP["serial"], PP["parallel"]
+    k = p["concurrency"]
+    setup = "%d hub-shaped requests produced at once, %d ms per fly call, fake boot %d ms (created→started), " \
+            "fake rate limits %s" % (s["n"], s["latency_ms"], s["boot_ms"],
+                                     "on (fly's: 1/s burst 3 per app action)" if s["fake_rate_limit"] else "off")
+    rows = [
+        ("parallel provision", "serial (MAX_CONCURRENT_PROVISIONS=1) wall", "%.2f s" % s["wall_s"], "", "",
+         "%s; first produce → last completed; %d/%d completed; started→completed mean %s ms" % (
+             setup, s["completed"], s["n"], fmt(s["provision_mean_ms"], "%.0f"))),
+        ("parallel provision", "%d in flight (MAX_CONCURRENT_PROVISIONS=%d) wall" % (k, k), "%.2f s" % p["wall_s"],
+         "", "", "%d/%d completed; most provisions in flight at once %s; started→completed mean %s ms, max %s ms; "
+                 "golden_claude_wait steps %d" % (
+                     p["completed"], p["n"], p["max_in_flight"], fmt(p["provision_mean_ms"], "%.0f"),
+                     fmt(p["provision_max_ms"], "%.0f"), p["golden_claude_waits"])),
+        ("parallel provision", "efficiency at %d in flight (ideal÷measured)" % k, "%.3f" % PP["efficiency"], "", "",
+         "ideal %.2f s = serial ÷ %d; speedup serial÷parallel %.2f×; mean ms per provision and step, serial / %d in "
+         "flight: %s" % (PP["ideal_s"], k, PP["speedup"], k, ", ".join(
+             "%s %s/%s" % (st, fmt(s["step_mean_ms"].get(st), "%.0f"), fmt(p["step_mean_ms"].get(st), "%.0f"))
+             for st in PARALLEL_STEPS if st in s["step_mean_ms"] or st in p["step_mean_ms"]))),
+        ("parallel provision", "fly 429s / fly calls per provision (serial, %d in flight)" % k,
+         "%d, %d / %.1f, %.1f" % (s["fly_429s"], p["fly_429s"], s["fly_calls_per_provision"],
+                                  p["fly_calls_per_provision"]), "", "",
+         "%d in flight by route and status: %s" % (k, ", ".join(
+             "%s %d" % (r, v) for r, v in p["fly_calls_by_route_status"].items()))),
+    ]
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
 # Report
 
 
@@ -1040,6 +1225,12 @@ def build_rows(R):
             rows += provision_rows(P)
         else:
             rows.append(("provision", "provision rows", "not measured", "", "—", P.get("why", "")))
+    PP = R.get("parallel-provision")
+    if PP:
+        if PP.get("status") == "measured":
+            rows += parallel_provision_rows(PP)
+        else:
+            rows.append(("parallel provision", "parallel provision rows", "not measured", "", "—", PP.get("why", "")))
     M = R.get("memory")
     if M:
         rows.append(("memory", "peak RSS (VmHWM) idle, after assignment", fmt(M["idle_mb"], "%.1f MB"),
@@ -1147,6 +1338,11 @@ def memory_summary(R):
     if P and P.get("status") == "measured":
         for r in P["runs"]:
             load.append((r["vmhwm_kb"], "after provision run (%d ms fly)" % r["latency_ms"]))
+    PP = R.get("parallel-provision")
+    if PP and PP.get("status") == "measured":
+        for key in ("serial", "parallel"):
+            r = PP[key]
+            load.append((r["vmhwm_kb"], "after %d provisions, %d in flight" % (r["n"], r["concurrency"])))
     if not idle and not load:
         return None
     i = max(idle) if idle else (None, "")
@@ -1201,7 +1397,7 @@ def print_table(rows):
 
 # ---------------------------------------------------------------------------------------------
 
-SCENARIOS = ["bulk", "latency", "dlq", "flood", "destroy", "provision"]
+SCENARIOS = ["bulk", "latency", "dlq", "flood", "destroy", "provision", "parallel-provision"]
 # The scenarios run on the real cluster too with --kafka both / real.
 KAFKA_SCENARIOS = ["bulk", "latency", "dlq"]
 
@@ -1239,6 +1435,16 @@ def main():
                          "by default they are masked in the test sshds' mount namespaces")
     ap.add_argument("--provision-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra consumer environment for the provision runs")
+    ap.add_argument("--parallel-n", type=int, default=9,
+                    help="parallel-provision: provisions produced at once, per run (9)")
+    ap.add_argument("--parallel-concurrency", type=int, default=3,
+                    help="parallel-provision: MAX_CONCURRENT_PROVISIONS of the run compared with 1 (3)")
+    ap.add_argument("--parallel-latency-ms", type=int, default=50,
+                    help="parallel-provision: fake latency per fly call (50)")
+    ap.add_argument("--parallel-boot-ms", type=int, default=3000,
+                    help="parallel-provision: the fake's boot, created -> started (3000: create 50 + start 2950)")
+    ap.add_argument("--parallel-no-rate-limit", action="store_true",
+                    help="parallel-provision: turn off the fake's per-app rate limits (fly's 1/s, burst 3)")
     ap.add_argument("--kafka", choices=["both", "mock", "real"], default="both",
                     help="the broker(s) of the Kafka-side scenarios: both side by side (default), "
                          "thopter-devbroker only, or the real Apache Kafka cluster only")
@@ -1260,6 +1466,7 @@ def main():
         args.dlq_n = min(args.dlq_n, 2000)
         args.destroy_n = min(args.destroy_n, 200)
         args.provision_n = min(args.provision_n, 3)
+        args.parallel_n = min(args.parallel_n, 6)
     args.build_dir = os.path.abspath(args.build_dir)
     for b in ("thopter-consumer", "thopter-devbroker"):
         if not os.access(os.path.join(args.build_dir, b), os.X_OK):
@@ -1279,7 +1486,8 @@ def main():
         h["host_nproc"], h["cpu_model"], h["git_commit"], h["consumer_version"], h["librdkafka_python"]))
     sys.stdout.flush()
     funcs = {"bulk": scenario_bulk, "latency": scenario_latency, "dlq": scenario_dlq, "flood": scenario_flood,
-             "destroy": scenario_destroy, "provision": scenario_provision}
+             "destroy": scenario_destroy, "provision": scenario_provision,
+             "parallel-provision": scenario_parallel_provision}
     plan = []  # (broker kind, scenario, results dict)
     if args.kafka in ("both", "real"):
         from kafka_cluster import KAFKA_VERSION

@@ -23,6 +23,8 @@ both call the scenario functions below, which return a result dict:
 Scenarios
   crash_destroy     SIGKILL the destroy consumer at a random moment of each 200-destroy burst, restart
   crash_provision   SIGKILL the provision consumer during the capacity / volume / golden_claude steps
+  crash_provision_parallel  the same with MAX_CONCURRENT_PROVISIONS=3: three requests in flight at each
+                    kill, at every step from capacity to launch (golden_claude_wait included)
   broker_faults     OffsetCommit errors, a moving group coordinator, one broker and every broker down;
                     a sampler checks that no committed offset ever passes unfinished work
   stop_during_outage  SIGTERM while every broker is down; exit status and time; a restart finishes the rest
@@ -355,6 +357,183 @@ def scenario_crash_provision(rounds=1, steps=("capacity", "volume", "golden_clau
                                 "still in the producer's queue die with a SIGKILL (events are not covered by "
                                 "guarantee 1; the redelivery emits `started` again, so every request still has "
                                 "one `started` and one final event)" % (lost_started, n))
+    finally:
+        if rig:
+            rig.close()
+        hosts.close()
+        res["seconds"] = time.monotonic() - t0
+    return res
+
+
+# The steps scenario_crash_provision_parallel kills at: the serial scenario's three, the rest of
+# the provision, and golden_claude_wait (a provision waiting for its turn at the Golden Claude,
+# THOPTER_GC_COPY_CONCURRENCY=1; only reached when two copies would overlap, so a round that
+# never reaches it is noted, not failed).
+PARALLEL_CRASH_STEPS = ("capacity", "volume", "create", "wait", "golden_claude_wait", "golden_claude", "git",
+                        "context_files", "launch")
+OPTIONAL_CRASH_STEPS = ("golden_claude_wait",)
+
+
+def _live(m):
+    return m["state"] not in ("destroying", "destroyed") and not m.get("gone")
+
+
+def _rid_of(m):
+    return (m.get("config") or {}).get("metadata", {}).get("thopter_request_id")
+
+
+def scenario_crash_provision_parallel(rounds=1, steps=PARALLEL_CRASH_STEPS, concurrency=3, copy_delay_s=0.3,
+                                      fly_pacing=False, fly_latency_ms=100):
+    """MAX_CONCURRENT_PROVISIONS=@concurrency: each round produces @concurrency requests at once,
+    SIGKILLs the consumer as soon as one of them announces the step, restarts it, and checks every
+    request of the round (they were all in flight, or queued behind them): completed, one live
+    machine and one create per requestId, the agent launched once on that machine's own host.
+    At the end: no thopter machine without a completed request, no unattached volume beyond the
+    fake's own, no dead letters, the group's offsets at the end of thopter.provision, exit 0 on
+    SIGTERM. Every machine gets its own thopter host (ThopterHosts(thopters=k)), as hosts are
+    never wiped; @copy_delay_s slows each Golden Claude copy, so copies meet at the GC.
+    THOPTER_FLY_PACING is off by default here (the fake does not rate-limit): with it on, the
+    capacity step's list waits 1 s per request after the first three lists, so the requests of a
+    round run staggered and the other two sit at capacity at most kills; off, they move nearly
+    in step, and each kill finds all of them in flight. @fly_latency_ms per fly call makes the
+    steps that are fly calls (capacity, volume, create) outlast the log polling, so a kill there
+    lands inside the step; figures["at_kill"] says where each request of the round was."""
+    from provision_harness import ThopterHosts
+    res = new_result("Crash: provision consumer SIGKILLed, %d in flight" % concurrency,
+                     "MAX_CONCURRENT_PROVISIONS=%d, %d requests produced at once; SIGKILL when one of them starts "
+                     "a step (%s), restart; THOPTER_FLY_PACING=%d" % (concurrency, concurrency, ", ".join(steps),
+                                                                      1 if fly_pacing else 0))
+    t0 = time.monotonic()
+    n_req = rounds * len(steps) * concurrency
+    # A few hosts beyond one per request, so a duplicate machine shows as a duplicate, not as the
+    # fake's 503 of an exhausted address pool.
+    hosts = ThopterHosts(thopters=min(80, n_req + concurrency), observe_copies=True, copy_delay_s=copy_delay_s)
+    rig = None
+    say("crash_provision_parallel: %d thopter hosts up in %.1f s" % (len(hosts.thopters), time.monotonic() - t0))
+    try:
+        rig = Rig(fly_config=dict(hosts.fly_config(), latency_ms=fly_latency_ms))
+        hosts.seed_golden_claudes(rig.fly)
+        pre_volumes = {v["id"] for v in rig.fly.volumes()}
+        env = dict(hosts.env(), MAX_THOPTERS="1000", MAX_CONCURRENT_PROVISIONS=str(concurrency),
+                   THOPTER_FLY_PACING="1" if fly_pacing else "0")
+        c = rig.consumer("provision", env=env)
+        c.wait_assigned()
+        all_rids, not_reached, killed_at, in_step = [], [], {}, 0
+        for r in range(rounds):
+            for step in steps:
+                rids = ["pcrash-%d-%s-%d" % (r, step, j) for j in range(concurrency)]
+                for j, rid in enumerate(rids):
+                    rig.kafka.produce(PROVISION, _hub_request(rid, 500 + len(all_rids) + j), key=rid)
+                rig.kafka.flush()
+                all_rids += rids
+                rx = r'"requestId":"(%s)","msg":"step %s"' % ("|".join(re.escape(x) for x in rids), step)
+                try:
+                    m = c.wait_log(rx, timeout=20 if step in OPTIONAL_CRASH_STEPS else 60)
+                except AssertionError:
+                    if step not in OPTIONAL_CRASH_STEPS:
+                        raise
+                    m = None
+                if m is None:
+                    not_reached.append(step)
+                    say("crash_provision_parallel: no request reached step %s; not killed" % step)
+                else:
+                    killed_at[step] = {"by": m.group(1)}
+                    # Where the others were: each request's last step in this consumer's log.
+                    text = c.log_text()
+                    c.kill()
+                    where = {}
+                    for rid in rids:
+                        last = re.findall(r'"requestId":"%s","msg":"step (\w+)"' % re.escape(rid), text)
+                        where[rid] = last[-1] if last else "-"
+                    killed_at[step]["at"] = [where[x] for x in rids]
+                    in_step += where[m.group(1)] == step
+                    c = rig.consumer("provision", env=env)
+                    say("crash_provision_parallel: killed when %s started %s; the round's requests were at %s" % (
+                        m.group(1), step, ", ".join(where[x] for x in rids)))
+                for rid in rids:
+                    final = _final(rig, rid, timeout=120)
+                    ok = check(res, final[-1]["state"] == "completed", "%s: %r" % (rid, final[-1]))
+                    res["times"] += 1 if ok else 0
+        # Every request of every round, now that all are final.
+        machines = [m for m in rig.fly.machines() if m["name"].startswith("thopter-")]
+        creates = rig.fly.calls(route="machines.create")
+        completed = set()
+        for e in rig.events():
+            if e["state"] == "completed":
+                completed.add(e["requestId"])
+        wait_until(lambda: hosts.agent_runs() >= len(all_rids), timeout=10, what="the agent launches")
+        time.sleep(0.3)
+        per_host, refused = {}, 0
+        for rid in all_rids:
+            mine = [m for m in machines if _rid_of(m) == rid and _live(m)]
+            made = [x for x in creates if (x.get("body") or {}).get("config", {}).get("metadata", {})
+                    .get("thopter_request_id") == rid]
+            check(res, len(mine) == 1, "%s: %d live machines" % (rid, len(mine)))
+            # A create that fly refused with 412 (the volume it named was attached meanwhile to
+            # another request's machine) made nothing, and the provision picks another volume:
+            # counted apart. Every other create, answered or cut off by the kill, counts.
+            made_ok = [x for x in made if x["status"] != 412]
+            refused += len(made) - len(made_ok)
+            check(res, len(made_ok) == 1, "%s: %d creates (status, volume: %s)" % (rid, len(made_ok), ", ".join(
+                "%s %s" % (x["status"], ((x.get("body") or {}).get("config", {}).get("mounts") or [{}])[0]
+                           .get("volume")) for x in made)))
+            for m in mine:
+                try:
+                    i = hosts.host_index(m.get("private_ip"))
+                except ValueError:
+                    check(res, False, "%s: machine %s has no thopter host (%r)" % (rid, m["id"], m.get("private_ip")))
+                    continue
+                per_host[i] = per_host.get(i, 0) + 1
+                runs = hosts.agent_runs(i)
+                check(res, runs == 1, "%s: the agent ran %d times on its host" % (rid, runs))
+        check(res, all(v == 1 for v in per_host.values()), "two requests' machines on one host: %r" % per_host)
+        check(res, hosts.agent_runs() == len(all_rids), "the agent ran %d times for %d requests" % (
+            hosts.agent_runs(), len(all_rids)))
+        orphans = [m["id"] for m in machines if _live(m) and _rid_of(m) not in completed]
+        check(res, not orphans, "orphan thopter machines (no completed request): %r" % orphans)
+        vols = rig.fly.volumes()
+        live = [v for v in vols if not v.get("deleted")]
+        unattached = [v for v in live if not v.get("attached_machine_id") and v["id"] not in pre_volumes]
+        check(res, not unattached, "%d unattached volumes left: %r" % (len(unattached), [v["id"] for v in unattached]))
+        ends = rig.committed_to_end(group=PGROUP, topic=PROVISION)
+        check(res, c.stop() == 0, "the last consumer did not exit 0 on SIGTERM")
+        dls = rig.dead_letters()
+        check(res, not dls, "%d dead letters" % len(dls))
+        started = {}
+        for e in rig.events():
+            if e["state"] == "started" and e["requestId"] in set(all_rids):
+                started[e["requestId"]] = started.get(e["requestId"], 0) + 1
+        max_copies = max(o.max_concurrent() for o in hosts.observers.values())
+        n = len(all_rids)
+        res["lost"] = n - res["times"]
+        res["figures"] = {"provisions": n, "concurrency": concurrency, "kills": len(killed_at),
+                          "steps_not_reached": not_reached, "machines": len(machines),
+                          "volumes": len(live), "pre_existing_volumes": len(pre_volumes),
+                          "unattached_volumes": len(unattached), "orphans": len(orphans),
+                          "dead_letters": len(dls), "provision_end_offsets": ends,
+                          "gc_copies_max_at_once": max_copies, "started_events": sum(started.values()),
+                          "creates_refused_volume_claimed": refused, "at_kill": killed_at,
+                          "kills_inside_the_step": in_step}
+        res["outcome"] = ("%d/%d completed over %d kills; one live machine and one successful create per request "
+                          "(%d creates refused with 412), each on its own host; agent launched once each; %d orphan "
+                          "machines, %d unattached volumes (the fake had %d), 0 dead letters expected (got %d), "
+                          "offsets at the end" % (res["times"], n, len(killed_at), refused, len(orphans),
+                                                  len(unattached), len(pre_volumes), len(dls)))
+        res["repeats"] = "%d `started` events for %d requests (a redelivery after a kill emits it again)" % (
+            sum(started.values()), n)
+        if not_reached:
+            res["notes"].append("no request reached step(s) %s, so no kill there" % ", ".join(not_reached))
+        res["notes"].append("%d of %d kills landed while the request that announced the step was still in it (the "
+                            "rest a step or two later: the log is polled every 50 ms); the round's requests at each "
+                            "kill: %s" % (in_step, len(killed_at), "; ".join(
+                                "%s: %s" % (k, ", ".join(v["at"])) for k, v in killed_at.items())))
+        if refused:
+            res["notes"].append("%d creates refused by fly with 412 (volume already attached to another request's "
+                                "new machine), each followed by another pick and one successful create: a volume "
+                                "another provision in flight had just created showed free in the volume list"
+                                % refused)
+        res["notes"].append("Golden Claude copies at once, seen on the GC: at most %d (a SIGKILLed consumer's copy "
+                            "can still be running on the GC when its successor starts one)" % max_copies)
     finally:
         if rig:
             rig.close()
@@ -1371,8 +1550,8 @@ def _rdkafka_version():
         return "?"
 
 
-SCENARIOS = ["crash_destroy", "crash_provision", "broker_faults", "stop_during_outage", "event_after_commit",
-             "scale_out", "fly_faults", "dead_host", "fly_outage", "ssh_faults",
+SCENARIOS = ["crash_destroy", "crash_provision", "crash_provision_parallel", "broker_faults", "stop_during_outage",
+             "event_after_commit", "scale_out", "fly_faults", "dead_host", "fly_outage", "ssh_faults",
              "hostile_inputs", "valgrind"]
 
 
@@ -1382,6 +1561,9 @@ def run_one(name, rounds, rng):
         return scenario_crash_destroy(rounds=r or 10, rng=rng)
     if name == "crash_provision":
         return scenario_crash_provision(rounds=r and max(1, r // 3) or 2)
+    if name == "crash_provision_parallel":
+        # 27 requests a round, each machine on its own host (ThopterHosts has at most 80).
+        return scenario_crash_provision_parallel(rounds=r and min(2, max(1, r // 5)) or 1)
     if name == "broker_faults":
         return scenario_broker_faults(rounds=r and max(1, r // 3) or 3)
     if name == "stop_during_outage":

@@ -3,7 +3,8 @@ long ones and writes docs/RELIABILITY.md). Each scenario returns a result whose
 "failures" lists every guarantee of docs/CONTRACT.md section 5 that did not hold.
 
 Real binaries (thopter-consumer, thopter-devbroker), the fake fly API and real sshd;
-needs root like the integration tests. About 3 minutes in all on 2 cores (dev build).
+needs root like the integration tests. About 4.5 minutes in all on 2 cores (dev build), 95 s of it the
+parallel provision crash test.
 """
 import os
 import subprocess
@@ -34,6 +35,17 @@ class TestCrashes(ReliabilityTestCase):
     def test_provision_consumer_sigkilled_at_capacity_volume_golden_claude(self):
         """Guarantee 3: one machine per request, provisioned (agent launched) once."""
         self.assertHeld(reliability.scenario_crash_provision(rounds=1))
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (sshd, useradd, mount namespaces)")
+    def test_provision_consumer_sigkilled_with_three_in_flight_at_every_step(self):
+        """Guarantee 3 with MAX_CONCURRENT_PROVISIONS=3: for every request in flight at a kill,
+        one machine and one create, the agent launched once, no orphan machine or volume."""
+        res = reliability.scenario_crash_provision_parallel(rounds=1, concurrency=3)
+        self.assertHeld(res)
+        f = res["figures"]
+        self.assertEqual((f["orphans"], f["unattached_volumes"], f["dead_letters"]), (0, 0, 0), res)
+        self.assertGreaterEqual(f["kills"], len(reliability.PARALLEL_CRASH_STEPS)
+                                - len(reliability.OPTIONAL_CRASH_STEPS), res)
 
 
 class TestBrokerFaults(ReliabilityTestCase):
