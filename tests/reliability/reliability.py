@@ -527,6 +527,8 @@ def scenario_crash_provision_parallel(rounds=1, steps=PARALLEL_CRASH_STEPS, conc
                             "rest a step or two later: the log is polled every 50 ms); the round's requests at each "
                             "kill: %s" % (in_step, len(killed_at), "; ".join(
                                 "%s: %s" % (k, ", ".join(v["at"])) for k, v in killed_at.items())))
+        # Within one consumer the claims keep two provisions off one volume, the new ones too.
+        check(res, refused == 0, "%d creates refused with 412: two provisions in flight named one volume" % refused)
         if refused:
             res["notes"].append("%d creates refused by fly with 412 (volume already attached to another request's "
                                 "new machine), each followed by another pick and one successful create: a volume "
