@@ -424,6 +424,19 @@ static int validate(struct config *cfg, struct err *err) {
                                "THOPTER_LOG_LEVEL: must be debug, info, warn "
                                "or error (got \"%s\")",
                                cfg->log_level);
+        /* Serial provisions never come near fly's 1/s per app action on a
+         * real machine's minute-long provision, and pacing them would slow
+         * fast test rigs for nothing: auto paces when they run in parallel. */
+        if (strcmp(cfg->fly_pacing_mode, "auto") == 0)
+                cfg->fly_pacing = cfg->max_concurrent_provisions > 1;
+        else if (strcmp(cfg->fly_pacing_mode, "1") == 0 ||
+                 strcmp(cfg->fly_pacing_mode, "0") == 0)
+                cfg->fly_pacing = cfg->fly_pacing_mode[0] == '1';
+        else
+                return err_set(err, ERR_PERMANENT, EINVAL,
+                               "THOPTER_FLY_PACING: must be auto, 1 or 0 (got "
+                               "\"%s\")",
+                               cfg->fly_pacing_mode);
         /* The health server's own parser, so what starts is what listens. */
         if (strcmp(cfg->metrics_addr, "off") != 0) {
                 struct listen_addr a;

@@ -49,7 +49,8 @@ struct config {
         int max_thopters, max_concurrent_destroys;
         int max_concurrent_provisions; /* 1: serial, the contract's default */
         int gc_copy_concurrency;       /* copies per Golden Claude at once */
-        int fly_pacing;                /* pace app-scoped fly calls */
+        char *fly_pacing_mode;         /* THOPTER_FLY_PACING: auto, 1 or 0 */
+        int fly_pacing;                /* derived: pace app-scoped fly calls */
         int destroy_backlog;           /* 0: 50 x max_concurrent_destroys */
         char *vm_size;
         int volume_size_gb;

@@ -59,9 +59,10 @@ const struct setting config_table[] = {
     {"THOPTER_GC_COPY_CONCURRENCY", INT(gc_copy_concurrency), "1", 1, 16, 0, 0,
      "Golden Claude copies from one Golden Claude at a time at most (the "
      "rest wait, step golden_claude_wait)"},
-    {"THOPTER_FLY_PACING", BOOL(fly_pacing), "1", 0, 1, 0, 0,
+    {"THOPTER_FLY_PACING", STR(fly_pacing_mode), "auto", 0, 0, 0, 0,
      "1: pace app-scoped fly calls (list, create) to fly's published rate "
-     "limit, 1/s per action with bursts of 3; 0: send at once"},
+     "limit, 1/s per action with bursts of 3; 0: send at once; auto: 1 when "
+     "MAX_CONCURRENT_PROVISIONS is above 1"},
     {"MAX_CONCURRENT_DESTROYS", INT(max_concurrent_destroys), "5", 1, 64, 0, 0,
      "destroys in flight at most"},
     {"THOPTER_DESTROY_BACKLOG", INT(destroy_backlog), "0", 0, 100000, 0, 0,

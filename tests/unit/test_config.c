@@ -352,7 +352,8 @@ Test(config, defaults) {
         cr_expect_eq(cfg.max_concurrent_destroys, 5);
         cr_expect_eq(cfg.max_concurrent_provisions, 1);
         cr_expect_eq(cfg.gc_copy_concurrency, 1);
-        cr_expect_eq(cfg.fly_pacing, 1);
+        cr_expect_str_eq(cfg.fly_pacing_mode, "auto");
+        cr_expect_eq(cfg.fly_pacing, 0, "auto, one provision at a time");
         cr_expect_eq(cfg.destroy_backlog, 0);
         cr_expect_str_eq(cfg.vm_size, "shared-cpu-1x");
         cr_expect_eq(cfg.volume_size_gb, 10);

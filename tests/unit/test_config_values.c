@@ -245,12 +245,41 @@ struct validate_case {
         const char *want; /* NULL: accepted */
 };
 
+/* auto (the default) paces fly calls only when provisions run in parallel. */
+Test(config, fly_pacing_follows_the_provisions_in_flight) {
+        static const struct {
+                const char *mode, *provisions;
+                int want;
+        } cases[] = {
+            {NULL, NULL, 0},  {NULL, "3", 1}, {"auto", "1", 0},
+            {"auto", "2", 1}, {"1", NULL, 1}, {"0", "3", 0},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct config cfg;
+                struct err err;
+
+                clean_env();
+                destroy_env();
+                if (cases[i].mode)
+                        setenv("THOPTER_FLY_PACING", cases[i].mode, 1);
+                if (cases[i].provisions)
+                        setenv("MAX_CONCURRENT_PROVISIONS", cases[i].provisions,
+                               1);
+                assert_ok(load(&cfg, &err, "--role", "destroy", NULL), &err);
+                cr_expect_eq(cfg.fly_pacing, cases[i].want, "case %zu", i);
+                config_free(&cfg);
+        }
+}
+
 Test(config, other_values_are_checked_with_the_name) {
         static const struct validate_case cases[] = {
             {"THOPTER_LOG_LEVEL", "verbose",
              "THOPTER_LOG_LEVEL: must be debug, info, warn or error (got "
              "\"verbose\")"},
             {"THOPTER_LOG_LEVEL", "debug", NULL},
+            {"THOPTER_FLY_PACING", "yes",
+             "THOPTER_FLY_PACING: must be auto, 1 or 0 (got \"yes\")"},
+            {"THOPTER_FLY_PACING", "0", NULL},
             {"THOPTER_METRICS_ADDR", "off", NULL},
             {"THOPTER_METRICS_ADDR", "127.0.0.1:0", NULL},
             {"THOPTER_METRICS_ADDR", "[::1]:9464", NULL},
