@@ -881,15 +881,22 @@ def provision_once(args, hosts, latency_ms, n, issue_base):
         st.close()
 
 
-def scenario_provision(args, R):
+def provision_skipped(args, R, key):
+    """True (and R[key] says why) when the provision scenarios cannot run here."""
     if not args.provision:
-        R["provision"] = {"status": "skipped", "why": "skipped: --no-provision"}
-        return
+        R[key] = {"status": "skipped", "why": "skipped: --no-provision"}
+        return True
     if os.geteuid() != 0:
-        R["provision"] = {"status": "skipped",
-                          "why": "skipped: needs root (the harness adds a user, runs sshd and a mount "
-                                 "namespace); run as root or pass --no-provision"}
-        log("provision: skipped (not root)")
+        R[key] = {"status": "skipped",
+                  "why": "skipped: needs root (the harness adds a user, runs sshd in mount "
+                         "namespaces); run as root or pass --no-provision"}
+        log("%s: skipped (not root)" % key)
+        return True
+    return False
+
+
+def scenario_provision(args, R):
+    if provision_skipped(args, R, "provision"):
         return
     from provision_harness import ThopterHosts
     hosts = track(ThopterHosts(neutral_shell=not args.host_shell))
@@ -1037,14 +1044,7 @@ def parallel_provision_once(args, conc):
 
 
 def scenario_parallel_provision(args, R):
-    if not args.provision:
-        R["parallel-provision"] = {"status": "skipped", "why": "skipped: --no-provision"}
-        return
-    if os.geteuid() != 0:
-        R["parallel-provision"] = {"status": "skipped",
-                                   "why": "skipped: needs root (the harness adds a user, runs sshd in mount "
-                                          "namespaces); run as root or pass --no-provision"}
-        log("parallel provision: skipped (not root)")
+    if provision_skipped(args, R, "parallel-provision"):
         return
     out = {"status": "measured"}
     for key, conc in (("serial", 1), ("parallel", args.parallel_concurrency)):
