@@ -301,13 +301,20 @@ class TestParallelProvision(ParallelTestCase):
         self.assertFalse(waiting(events) & set(first_five))
         self.assertEqual(len([m for m in self.fly.machines() if m["name"].startswith("thopter-")]), 5,
                          "no create while at capacity")
-        # One machine destroyed at a time, each once the next request waits: one waiting
-        # provision goes on (not two: its create in flight counts) and completes, and the
-        # next one meets MAX_THOPTERS again. So each of the last four waits once.
+        def waiting_now(events):
+            """Requests whose latest event is waiting_capacity (a request's events keep their
+            order: one key, one partition)."""
+            return {rid for rid, es in self.by_request(events).items() if es[-1]["state"] == "waiting_capacity"}
+
+        # One machine destroyed at a time, each while a request waits: one provision goes on
+        # (not two: its create in flight counts) and completes, and what comes next meets
+        # MAX_THOPTERS again. Which one goes on is not fixed: a request fetched meanwhile may take
+        # the slot before the waiter's next check (no queue among them), so a request waits at
+        # most once, and at least one waits.
         order = sorted(first_five, key=lambda r: at_seconds(first_five[r]))
         for k in range(1, 5):
-            wait_until(lambda: len(waiting(self.all_events())) >= k, timeout=60, interval=0.3,
-                       what="%d requests waiting for capacity" % k)
+            wait_until(lambda: waiting_now(self.all_events()), timeout=60, interval=0.3,
+                       what="a request waiting for capacity (%d completed)" % (4 + k))
             self.fly.set_state(first_five[order[k - 1]]["thopterId"], "destroyed")
             self.wait_completed(5 + k, timeout=90)
         done = self.wait_completed(9, timeout=120)
@@ -318,7 +325,8 @@ class TestParallelProvision(ParallelTestCase):
         self.assertEqual({r: done[r]["state"] for r in rids}, {r: "completed" for r in rids})
         self.assertNotIn("warning", json.dumps(list(done.values())), "every Golden Claude copy made")
         self.assertEqual(self.kafka.read_all("thopter.dlq"), [])
-        self.assertEqual(len(waiting(events)), 4, waiting(events))
+        self.assertTrue(waiting(events), "no request waited for capacity")
+        self.assertLessEqual(waiting(events), {r["requestId"] for r in reqs} - set(first_five))
         per = self.by_request(events)
         for rid in waiting(events):
             self.assertEqual(len([e for e in per[rid] if e["state"] == "waiting_capacity"]), 1, per[rid])
