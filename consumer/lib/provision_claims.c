@@ -84,6 +84,21 @@ static struct claim *add(struct provision_claims *c,
         return k;
 }
 
+/* Lock held. @p owner's claim of @p kind: kept when it has one, else added
+ * when the others hold fewer than @p limit. 1 held, 0 full, -1 no memory. */
+static int take_below(struct provision_claims *c,
+                      enum claim_kind kind,
+                      const char *key,
+                      const char *owner,
+                      int others,
+                      int limit) {
+        if (owned(c, kind, owner))
+                return 1;
+        if (others >= limit)
+                return 0;
+        return add(c, kind, key, owner) ? 1 : -1;
+}
+
 /* Lock held. Removes claim @p i (order does not matter). */
 static void drop(struct provision_claims *c, size_t i) {
         c->v[i] = c->v[--c->n];
@@ -133,12 +148,7 @@ int provision_claims_slot(struct provision_claims *c,
                     !listed(k->key, busy, n))
                         total++;
         }
-        if (owned(c, CLAIM_SLOT, owner))
-                rc = 1;
-        else if (total >= max)
-                rc = 0;
-        else
-                rc = add(c, CLAIM_SLOT, "", owner) ? 1 : -1;
+        rc = take_below(c, CLAIM_SLOT, "", owner, total, max);
         pthread_mutex_unlock(&c->lock);
         if (in_use)
                 *in_use = total;
@@ -170,12 +180,7 @@ int provision_claims_gc_turn(struct provision_claims *c,
                     !same(k->owner, sizeof(k->owner), owner))
                         copies++;
         }
-        if (owned(c, CLAIM_GC, owner))
-                rc = 1;
-        else if (copies >= limit)
-                rc = 0;
-        else
-                rc = add(c, CLAIM_GC, gc_id, owner) ? 1 : -1;
+        rc = take_below(c, CLAIM_GC, gc_id, owner, copies, limit);
         pthread_mutex_unlock(&c->lock);
         if (running)
                 *running = copies;
