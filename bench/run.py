@@ -742,12 +742,9 @@ def provision_once(args, hosts, latency_ms, n, issue_base):
     tail = None
     try:
         st.fly.seed_machine(name="gc-default", state="started")
-        env = hosts.env()
-        env["MAX_THOPTERS"] = "100000"  # every provisioned thopter stays started in the fake
-        env["THOPTER_LOG_LEVEL"] = "debug"  # for remote_conn.c's "connected to … in N ms" (a few lines)
-        for kv in args.provision_env:
-            k, v = kv.split("=", 1)
-            env[k] = v
+        env = provision_env(args, hosts,
+                            # for remote_conn.c's "connected to … in N ms" (a few lines)
+                            THOPTER_LOG_LEVEL="debug")
         c = st.consumer(role="provision", env=env)
         st.wait_assigned(c)
         tail = EventTail(st.broker.bootstrap)
@@ -881,6 +878,16 @@ def provision_once(args, hosts, latency_ms, n, issue_base):
         st.close()
 
 
+def provision_env(args, hosts, **extra):
+    """The provision consumer's settings for @hosts: MAX_THOPTERS high enough that every
+    provisioned thopter may stay started in the fake, then @extra, then --provision-env."""
+    env = dict(hosts.env(), MAX_THOPTERS="100000", **extra)
+    for kv in args.provision_env:
+        k, v = kv.split("=", 1)
+        env[k] = v
+    return env
+
+
 def provision_skipped(args, R, key):
     """True (and R[key] says why) when the provision scenarios cannot run here."""
     if not args.provision:
@@ -952,12 +959,7 @@ def parallel_provision_once(args, conc):
                    rate_limit=not args.parallel_no_rate_limit)
         st = Stack(args, fly_latency_ms=latency_ms, fly_config=cfg)
         hosts.seed_golden_claudes(st.fly)
-        env = hosts.env()
-        env["MAX_THOPTERS"] = "100000"
-        env["MAX_CONCURRENT_PROVISIONS"] = str(conc)
-        for kv in args.provision_env:
-            k, v = kv.split("=", 1)
-            env[k] = v
+        env = provision_env(args, hosts, MAX_CONCURRENT_PROVISIONS=str(conc))
         c = st.consumer(role="provision", env=env)
         st.wait_assigned(c)
         tail = EventTail(st.broker.bootstrap)
